@@ -1,0 +1,56 @@
+//! The command line: one binary, one subcommand per job (contract §1). Parsing lives here;
+//! each subcommand's module reads its inputs, calls the pure core and renders the result.
+
+pub mod simulate;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "karpenter-doctor", version, about = "Tells why Karpenter cannot launch nodes on AWS, and what to change")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Evaluate one IAM request against policies offline, and explain the decision.
+    Simulate(simulate::SimulateArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// A failure that ends a command with exit status 1 (unreadable or invalid input files).
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Reads a whole input file, naming it in the error.
+pub fn read_file(path: &str) -> Result<String, Failure> {
+    let bytes = std::fs::read(path).map_err(|e| Failure(format!("{path}: cannot read: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| Failure(format!("{path}: not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))
+}
+
+/// Runs the parsed command; exit 0 when it ran, 1 when an input file is unusable.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Simulate(args) => simulate::run(&args, &mut std::io::stdout().lock()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message)) => {
+            eprintln!("karpenter-doctor: {message}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! karpenter-doctor: tells why Karpenter cannot launch nodes on AWS and what to change.
+//! `policy` is the pure IAM engine; `partition` the AWS partition table; `cli` the commands.
+
+pub mod cli;
+pub mod facts;
+pub mod partition;
+pub mod policy;

@@ -1,0 +1,126 @@
+//! Amazon Resource Names: parsing into their six parts, principal conversions, and the
+//! part-by-part wildcard matching IAM uses for `Resource` and the `Arn*` condition operators.
+
+use super::glob;
+
+/// A parsed ARN, borrowing from its text: `arn:partition:service:region:account:resource`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arn<'a> {
+    pub partition: &'a str,
+    pub service: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub resource: &'a str,
+}
+
+impl<'a> Arn<'a> {
+    /// Parses `text` when it has the `arn:` prefix and all six parts; `None` otherwise.
+    pub fn parse(text: &'a str) -> Option<Self> {
+        let mut parts = text.splitn(6, ':');
+        if parts.next()? != "arn" {
+            return None;
+        }
+        Some(Arn {
+            partition: parts.next()?,
+            service: parts.next()?,
+            region: parts.next()?,
+            account: parts.next()?,
+            resource: parts.next()?,
+        })
+    }
+}
+
+/// IAM's ARN matching: each of the six colon-separated parts is matched on its own, with `*` and
+/// `?` wildcards that cannot cross a part; the resource part keeps any further colons. When either
+/// side is not an ARN the two are matched as plain wildcard strings.
+pub fn arn_like(pattern: &str, value: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    match (Arn::parse(pattern), Arn::parse(value)) {
+        (Some(p), Some(v)) => {
+            glob::matches(p.partition, v.partition)
+                && glob::matches(p.service, v.service)
+                && glob::matches(p.region, v.region)
+                && glob::matches(p.account, v.account)
+                && glob::matches(p.resource, v.resource)
+        }
+        _ => glob::matches(pattern, value),
+    }
+}
+
+/// The IAM role ARN behind a principal: an assumed-role session
+/// `arn:P:sts::A:assumed-role/NAME/SESSION` becomes `arn:P:iam::A:role/NAME` (the role's path is
+/// not in the session ARN: resolve it from facts where known). Other ARNs are returned unchanged.
+pub fn role_arn_of(principal: &str) -> String {
+    if let Some(arn) = Arn::parse(principal)
+        && arn.service == "sts"
+        && let Some(rest) = arn.resource.strip_prefix("assumed-role/")
+    {
+        let name = rest.split('/').next().unwrap_or(rest);
+        return format!("arn:{}:iam::{}:role/{}", arn.partition, arn.account, name);
+    }
+    principal.to_string()
+}
+
+/// The session name of an assumed-role ARN (`…/assumed-role/ROLE/SESSION` → `SESSION`).
+pub fn session_name_of(principal: &str) -> Option<&str> {
+    let arn = Arn::parse(principal)?;
+    let rest = arn.resource.strip_prefix("assumed-role/")?;
+    rest.split_once('/').map(|(_, session)| session)
+}
+
+/// The bare role name of a role ARN or assumed-role session ARN, ignoring any path.
+pub fn role_name_of(principal: &str) -> Option<&str> {
+    let arn = Arn::parse(principal)?;
+    if let Some(rest) = arn.resource.strip_prefix("assumed-role/") {
+        return rest.split('/').next();
+    }
+    arn.resource.strip_prefix("role/")?.rsplit('/').next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_six_parts_and_keeps_colons_in_the_resource() {
+        let arn = Arn::parse("arn:aws-cn:logs:cn-north-1:111122223333:log-group:/a:b").unwrap();
+        assert_eq!(arn.partition, "aws-cn");
+        assert_eq!(arn.service, "logs");
+        assert_eq!(arn.region, "cn-north-1");
+        assert_eq!(arn.account, "111122223333");
+        assert_eq!(arn.resource, "log-group:/a:b");
+        assert_eq!(Arn::parse("arn:aws:s3:::bucket").unwrap().account, "");
+        assert!(Arn::parse("arn:aws:s3").is_none());
+        assert!(Arn::parse("*").is_none());
+        assert!(Arn::parse("urn:aws:s3:::b").is_none());
+    }
+
+    #[test]
+    fn wildcards_do_not_cross_arn_parts() {
+        assert!(arn_like("arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:us-east-1:1:instance/i-1"));
+        assert!(arn_like("arn:*:iam::*:role/*", "arn:aws-cn:iam::1:role/a/b"));
+        assert!(!arn_like("arn:aws:iam::*:role/*", "arn:aws-cn:iam::1:role/a"));
+        assert!(arn_like("*", "anything"));
+        assert!(!arn_like("arn:aws:iam::1:role/A", "arn:aws:iam::1:role/a"));
+    }
+
+    #[test]
+    fn non_arn_sides_fall_back_to_plain_wildcards() {
+        assert!(arn_like("ab*", "abc"));
+        assert!(!arn_like("arn:aws:s3:::b", "b"));
+    }
+
+    #[test]
+    fn assumed_role_sessions_map_to_their_role() {
+        let session = "arn:aws-cn:sts::111122223333:assumed-role/demo-karpenter/1700000000";
+        assert_eq!(role_arn_of(session), "arn:aws-cn:iam::111122223333:role/demo-karpenter");
+        assert_eq!(session_name_of(session), Some("1700000000"));
+        assert_eq!(role_name_of(session), Some("demo-karpenter"));
+        assert_eq!(role_name_of("arn:aws:iam::1:role/path/x/Name"), Some("Name"));
+        let role = "arn:aws:iam::1:role/x";
+        assert_eq!(role_arn_of(role), role);
+        assert_eq!(session_name_of(role), None);
+    }
+}
