@@ -191,8 +191,8 @@ mod tests {
         assert_eq!(p.arn, "arn:aws-cn:iam::111122223333:role/eks/ctrl");
         let names: Vec<_> = p.identity.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["inline:inline1", "arn:aws-cn:iam::111122223333:policy/m"]);
-        assert_eq!(p.identity[0].statements[0].actions.items, ["ec2:*"]);
-        assert_eq!(p.identity[1].statements[0].actions.items, ["iam:passrole"]);
+        assert_eq!(p.identity[0].statements[0].actions.items[0].text, "ec2:*");
+        assert_eq!(p.identity[1].statements[0].actions.items[0].text, "iam:passrole");
         assert_eq!(p.boundary.unwrap().name, "arn:aws-cn:iam::111122223333:policy/b");
         assert!(snap.principal("arn:aws:sts::111122223333:assumed-role/ctrl/1").is_none());
         assert!(snap.principal("arn:aws-cn:iam::111122223333:role/other").is_none());

@@ -30,6 +30,44 @@ impl<'a> Arn<'a> {
     }
 }
 
+/// A `Resource` pattern compiled once: split into ARN parts when it is an ARN, with a flag for
+/// policy variables (which must be substituted per request before matching).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArnPattern {
+    pub text: String,
+    pub has_variables: bool,
+    parts: Option<[glob::Pattern; 5]>,
+    whole: glob::Pattern,
+}
+
+impl ArnPattern {
+    pub fn new(text: String) -> ArnPattern {
+        let parts = Arn::parse(&text).map(|a| {
+            [a.partition, a.service, a.region, a.account, a.resource].map(|p| glob::Pattern::new(p.to_string()))
+        });
+        ArnPattern {
+            has_variables: text.contains("${"),
+            parts,
+            whole: glob::Pattern::new(text.clone()),
+            text,
+        }
+    }
+
+    /// Matches `value` (already parsed as `arn` where it is one), as [`arn_like`] does.
+    pub fn matches(&self, value: &str, arn: Option<&Arn<'_>>) -> bool {
+        match (&self.parts, arn) {
+            (Some([p, s, r, a, res]), Some(v)) => {
+                p.matches(v.partition)
+                    && s.matches(v.service)
+                    && r.matches(v.region)
+                    && a.matches(v.account)
+                    && res.matches(v.resource)
+            }
+            _ => self.whole.matches(value),
+        }
+    }
+}
+
 /// IAM's ARN matching: each of the six colon-separated parts is matched on its own, with `*` and
 /// `?` wildcards that cannot cross a part; the resource part keeps any further colons. When either
 /// side is not an ARN the two are matched as plain wildcard strings.
@@ -104,6 +142,17 @@ mod tests {
         assert!(!arn_like("arn:aws:iam::*:role/*", "arn:aws-cn:iam::1:role/a"));
         assert!(arn_like("*", "anything"));
         assert!(!arn_like("arn:aws:iam::1:role/A", "arn:aws:iam::1:role/a"));
+    }
+
+    #[test]
+    fn compiled_patterns_agree_with_arn_like() {
+        let values = ["arn:aws:ec2:us-east-1:1:instance/i-1", "arn:aws-cn:iam::1:role/a/b", "*", "abc", "arn:aws:s3:::b/k:x"];
+        for p in ["*", "arn:aws:ec2:*:*:instance/*", "arn:*:iam::*:role/*", "ab*", "arn:aws:s3:::b/*", "arn:aws:ec2:*"] {
+            let compiled = ArnPattern::new(p.to_string());
+            for v in values {
+                assert_eq!(compiled.matches(v, Arn::parse(v).as_ref()), arn_like(p, v), "{p} vs {v}");
+            }
+        }
     }
 
     #[test]

@@ -13,6 +13,10 @@ pub struct Condition {
     pub operator: Operator,
     pub key: String,
     pub values: Vec<String>,
+    /// `key` in lower case, for the context lookup.
+    key_lower: String,
+    /// Whether any value holds a `${…}` policy variable.
+    has_variables: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,10 +186,13 @@ impl Condition {
             let operator = Operator::parse(op);
             for (key, values) in keys {
                 let key_path = format!("{op_path}.{key}");
+                let values = scalar_list(values, &key_path)?;
                 out.push(Condition {
                     operator: operator.clone(),
                     key: key.clone(),
-                    values: scalar_list(values, &key_path)?,
+                    key_lower: key.to_ascii_lowercase(),
+                    has_variables: values.iter().any(|v| v.contains("${")),
+                    values,
                 });
             }
         }
@@ -195,7 +202,7 @@ impl Condition {
     /// Whether the condition holds for `ctx`. `variables` says whether policy variables apply.
     pub fn evaluate(&self, ctx: &Context, variables: bool) -> bool {
         let op = &self.operator;
-        let request = ctx.get(&self.key).filter(|v| !v.is_empty());
+        let request = ctx.get_lower(&self.key_lower).filter(|v| !v.is_empty());
         match op.base {
             Base::Unknown => return false,
             Base::Null => {
@@ -223,7 +230,7 @@ impl Condition {
     fn any_value_matches(&self, value: &str, ctx: &Context, variables: bool) -> bool {
         let base = self.operator.base;
         self.values.iter().any(|policy_value| {
-            let policy_value = if variables && base.takes_variables() {
+            let policy_value = if variables && self.has_variables && base.takes_variables() {
                 match variables::substitute(policy_value, ctx) {
                     Some(v) => v,
                     None => return false,

@@ -1,7 +1,9 @@
 //! IAM policy documents: the typed model and a strict parser over JSON that names the JSON path
 //! of whatever it rejects (`$.Statement[2].Condition.StringEquals`).
 
+use super::arn::ArnPattern;
 use super::condition::Condition;
+use super::glob::Pattern;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -23,9 +25,9 @@ pub enum Effect {
 
 /// A list of patterns, or (for `NotAction`, `NotResource`) the list it must not match.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Patterns {
+pub struct Patterns<T> {
     pub negated: bool,
-    pub items: Vec<String>,
+    pub items: Vec<T>,
 }
 
 /// `Principal` / `NotPrincipal` of a resource policy statement.
@@ -47,8 +49,8 @@ pub struct Statement {
     pub index: usize,
     pub effect: Effect,
     /// Action patterns, stored in lower case (actions compare case-insensitively).
-    pub actions: Patterns,
-    pub resources: Patterns,
+    pub actions: Patterns<Pattern>,
+    pub resources: Patterns<ArnPattern>,
     pub principals: Option<Principals>,
     pub conditions: Vec<Condition>,
 }
@@ -169,11 +171,8 @@ fn parse_statement(st: &Map<String, Value>, index: usize, path: &str) -> Result<
         Some(_) => return Err(err(&format!("{path}.Effect"), "must be \"Allow\" or \"Deny\"")),
         None => return Err(err(path, "missing Effect")),
     };
-    let mut actions = either(st, path, "Action", "NotAction")?;
-    for a in &mut actions.items {
-        a.make_ascii_lowercase();
-    }
-    let resources = either(st, path, "Resource", "NotResource")?;
+    let actions = either(st, path, "Action", "NotAction", |a| Pattern::new(a.to_ascii_lowercase()))?;
+    let resources = either(st, path, "Resource", "NotResource", ArnPattern::new)?;
     let principals = match (st.get("Principal"), st.get("NotPrincipal")) {
         (Some(_), Some(_)) => {
             return Err(err(path, "has both Principal and NotPrincipal"));
@@ -197,19 +196,15 @@ fn parse_statement(st: &Map<String, Value>, index: usize, path: &str) -> Result<
     })
 }
 
-fn either(st: &Map<String, Value>, path: &str, name: &str, not_name: &str) -> Result<Patterns, ParseError> {
-    match (st.get(name), st.get(not_name)) {
-        (Some(_), Some(_)) => Err(err(path, format!("has both {name} and {not_name}"))),
-        (Some(v), None) => Ok(Patterns {
-            negated: false,
-            items: strings(v, &format!("{path}.{name}"))?,
-        }),
-        (None, Some(v)) => Ok(Patterns {
-            negated: true,
-            items: strings(v, &format!("{path}.{not_name}"))?,
-        }),
-        (None, None) => Err(err(path, format!("missing {name} or {not_name}"))),
-    }
+fn either<T>(st: &Map<String, Value>, path: &str, name: &str, not_name: &str, compile: impl Fn(String) -> T) -> Result<Patterns<T>, ParseError> {
+    let (negated, key, value) = match (st.get(name), st.get(not_name)) {
+        (Some(_), Some(_)) => return Err(err(path, format!("has both {name} and {not_name}"))),
+        (Some(v), None) => (false, name, v),
+        (None, Some(v)) => (true, not_name, v),
+        (None, None) => return Err(err(path, format!("missing {name} or {not_name}"))),
+    };
+    let items = strings(value, &format!("{path}.{key}"))?.into_iter().map(compile).collect();
+    Ok(Patterns { negated, items })
 }
 
 /// A string or a non-empty array of strings.
@@ -267,7 +262,7 @@ mod tests {
     fn statement_may_be_a_lone_object_or_an_array() {
         let one = parse(r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"EC2:Run*","Resource":"*"}}"#).unwrap();
         assert_eq!(one.statements.len(), 1);
-        assert_eq!(one.statements[0].actions.items, ["ec2:run*"]);
+        assert_eq!(one.statements[0].actions.items[0].text, "ec2:run*");
         assert!(one.variables);
         let many = parse(r#"{"Statement":[{"Sid":"A","Effect":"Deny","NotAction":["s3:*","kms:*"],"NotResource":"arn:aws:s3:::b"},{"Effect":"Allow","Action":"*","Resource":"*"}]}"#).unwrap();
         assert!(!many.variables);

@@ -1,6 +1,47 @@
 //! Wildcard matching as IAM does it: `*` matches any run of characters, `?` exactly one.
 //! Byte-wise, allocation-free; callers lower-case both sides for case-insensitive matching.
 
+/// A wildcard pattern compiled once: most IAM patterns are `*`, literal, or `prefix*`, and
+/// those skip the general matcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    pub text: String,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Any,
+    Literal,
+    Prefix,
+    General,
+}
+
+impl Pattern {
+    pub fn new(text: String) -> Pattern {
+        let wild = |s: &str| s.contains(['*', '?']);
+        let kind = if text == "*" {
+            Kind::Any
+        } else if !wild(&text) {
+            Kind::Literal
+        } else if text.ends_with('*') && !wild(&text[..text.len() - 1]) {
+            Kind::Prefix
+        } else {
+            Kind::General
+        };
+        Pattern { text, kind }
+    }
+
+    pub fn matches(&self, text: &str) -> bool {
+        match self.kind {
+            Kind::Any => true,
+            Kind::Literal => self.text == text,
+            Kind::Prefix => text.starts_with(&self.text[..self.text.len() - 1]),
+            Kind::General => matches(&self.text, text),
+        }
+    }
+}
+
 /// Whether `text` matches `pattern`, where `*` matches any sequence (also empty) and `?` any one
 /// character. Linear in practice: the classic greedy algorithm with one backtrack point.
 pub fn matches(pattern: &str, text: &str) -> bool {
@@ -46,7 +87,7 @@ fn utf8_len(first: u8) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::{Pattern, matches};
 
     #[test]
     fn star_matches_any_run_including_empty() {
@@ -74,6 +115,17 @@ mod tests {
         assert!(!matches("iam:passrole", "iam:PassRole"));
         assert!(!matches("", "x"));
         assert!(matches("", ""));
+    }
+
+    #[test]
+    fn compiled_patterns_agree_with_the_general_matcher() {
+        let texts = ["", "a", "ab", "abc", "ec2:runinstances", "ec2:", "x*y", "é"];
+        for p in ["*", "", "a", "ab*", "a*c", "?", "ec2:*", "ec2:run*", "*:*", "x\\*y", "??*", "é"] {
+            let compiled = Pattern::new(p.to_string());
+            for t in texts {
+                assert_eq!(compiled.matches(t), matches(p, t), "{p} vs {t}");
+            }
+        }
     }
 
     #[test]

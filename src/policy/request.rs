@@ -51,6 +51,14 @@ impl Context {
             .map(|e| e.values.as_slice())
     }
 
+    /// The values of a key already in lower case: the fast path for compiled conditions.
+    pub fn get_lower(&self, lower: &str) -> Option<&[String]> {
+        self.entries
+            .iter()
+            .find(|e| e.lower == lower)
+            .map(|e| e.values.as_slice())
+    }
+
     /// The keys and values as given, in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[String])> {
         self.entries

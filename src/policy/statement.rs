@@ -1,9 +1,9 @@
 //! Matching one statement against one request: action, resource, principal and conditions,
 //! either short-circuiting (fast path) or recording every part for the explanation.
 
-use super::arn::{Arn, arn_like, role_name_of};
+use super::arn::{Arn, ArnPattern, arn_like, role_name_of};
 use super::document::{Patterns, Policy, Principals, Statement};
-use super::glob;
+use super::glob::Pattern;
 use super::request::Request;
 use super::variables;
 use serde::Serialize;
@@ -116,29 +116,30 @@ pub fn trace(policy: &Policy, kind: super::PolicyType, st: &Statement, req: &Req
     (if matched { principal } else { None }, trace)
 }
 
-fn action_matches(actions: &Patterns, req: &Request) -> bool {
+fn action_matches(actions: &Patterns<Pattern>, req: &Request) -> bool {
     let action = req.action_lower();
-    actions.items.iter().any(|p| glob::matches(p, action)) != actions.negated
+    actions.items.iter().any(|p| p.matches(action)) != actions.negated
 }
 
-fn resource_matches(policy: &Policy, resources: &Patterns, req: &Request) -> bool {
+fn resource_matches(policy: &Policy, resources: &Patterns<ArnPattern>, req: &Request) -> bool {
+    let target = Arn::parse(&req.resource);
     resources.items.iter().any(|p| {
-        if policy.variables {
-            variables::substitute(p, &req.context).is_some_and(|p| arn_like(&p, &req.resource))
+        if policy.variables && p.has_variables {
+            variables::substitute(&p.text, &req.context).is_some_and(|p| arn_like(&p, &req.resource))
         } else {
-            arn_like(p, &req.resource)
+            p.matches(&req.resource, target.as_ref())
         }
     }) != resources.negated
 }
 
 /// Whether some (positive) resource pattern in another partition would match in the request's.
-fn other_partition_matches(resources: &Patterns, req: &Request) -> bool {
+fn other_partition_matches(resources: &Patterns<ArnPattern>, req: &Request) -> bool {
     let Some(target) = Arn::parse(&req.resource) else {
         return false;
     };
     !resources.negated
         && resources.items.iter().any(|p| {
-            Arn::parse(p).is_some_and(|a| {
+            Arn::parse(&p.text).is_some_and(|a| {
                 a.partition != target.partition && {
                     let moved = format!("arn:{}:{}:{}:{}:{}", target.partition, a.service, a.region, a.account, a.resource);
                     arn_like(&moved, &req.resource)

@@ -14,6 +14,12 @@
 //                   for the action/resource type, several values for a single-valued key); evaluate
 //                   them anyway and add "ignoredContextKeys" / "truncatedContextKeys" to the output.
 //   ORACLE_EXPLAIN  "1": add "explain" (the oracle's full analysis) to every result (slow; debugging).
+//   ORACLE_NO_MEMO  "1": turn off the two behaviour-neutral speed-ups below.
+// Case -> oracle request: resource account = case.resourceAccount, else the resource ARN's account
+// field, else the principal's account (an ARN account that contradicts resourceAccount is an error).
+// SCP levels -> serviceControlPolicies (root first); no RCPs; Strict mode. Context values: arrays for
+// the oracle's ArrayOf* keys, a single string otherwise. A "*" request resource is accepted only for
+// wildcard-only actions (e.g. ec2:DescribeInstances).
 // Args:
 //   --versions      print {"iam-simulate": ..., ...} and exit.
 
