@@ -17,7 +17,8 @@ fn request(action: &str, resource: &str, context: &[(&str, &str)]) -> Request {
     for (k, v) in context {
         ctx.insert(k, *v);
     }
-    let principal = format!("arn:aws-cn:sts::{ACCOUNT}:assumed-role/KarpenterController-demo/1700000000");
+    let principal =
+        format!("arn:aws-cn:sts::{ACCOUNT}:assumed-role/KarpenterController-demo/1700000000");
     Request::new(&principal, action, resource).with_context(ctx)
 }
 
@@ -49,25 +50,68 @@ fn main() {
         ("aws:RequestTag/karpenter.sh/nodepool", "default"),
     ];
     let requests = vec![
-        request("iam:PassRole", &node_role, &[("iam:PassedToService", "ec2.amazonaws.com.cn")]),
-        request("iam:PassRole", &node_role, &[("iam:PassedToService", "ec2.amazonaws.com")]),
+        request(
+            "iam:PassRole",
+            &node_role,
+            &[("iam:PassedToService", "ec2.amazonaws.com.cn")],
+        ),
+        request(
+            "iam:PassRole",
+            &node_role,
+            &[("iam:PassedToService", "ec2.amazonaws.com")],
+        ),
         request("ec2:CreateFleet", &fleet, &tags),
         request("ec2:RunInstances", &instance, &tags),
-        request("ec2:CreateTags", &instance, &[("ec2:CreateAction", "RunInstances")]),
-        request("ec2:TerminateInstances", &instance, &[("aws:ResourceTag/kubernetes.io/cluster/demo", "owned"), ("aws:ResourceTag/karpenter.sh/nodepool", "default")]),
-        request("ec2:DescribeImages", "*", &[("aws:RequestedRegion", region)]),
-        request("ssm:GetParameter", &format!("arn:aws-cn:ssm:{region}::parameter/aws/service/eks/optimized-ami/1.30/amazon-linux-2023/x86_64/standard/recommended/image_id"), &[]),
-        request("iam:CreateUser", &format!("arn:aws-cn:iam::{ACCOUNT}:user/x"), &[]),
+        request(
+            "ec2:CreateTags",
+            &instance,
+            &[("ec2:CreateAction", "RunInstances")],
+        ),
+        request(
+            "ec2:TerminateInstances",
+            &instance,
+            &[
+                ("aws:ResourceTag/kubernetes.io/cluster/demo", "owned"),
+                ("aws:ResourceTag/karpenter.sh/nodepool", "default"),
+            ],
+        ),
+        request(
+            "ec2:DescribeImages",
+            "*",
+            &[("aws:RequestedRegion", region)],
+        ),
+        request(
+            "ssm:GetParameter",
+            &format!(
+                "arn:aws-cn:ssm:{region}::parameter/aws/service/eks/optimized-ami/1.30/amazon-linux-2023/x86_64/standard/recommended/image_id"
+            ),
+            &[],
+        ),
+        request(
+            "iam:CreateUser",
+            &format!("arn:aws-cn:iam::{ACCOUNT}:user/x"),
+            &[],
+        ),
         request("s3:GetObject", "arn:aws-cn:s3:::bucket/key", &[]),
     ];
     let decisions: Vec<Decision> = requests.iter().map(|r| set.decide(r)).collect();
     // A set that allows nothing or everything is no benchmark: check the mix first.
     assert!(decisions.contains(&Decision::Allowed) && decisions.contains(&Decision::ImplicitDeny));
     for (r, d) in requests.iter().zip(&decisions) {
-        assert_eq!(set.explain(r).decision, *d, "fast path and explanation disagree on {}", r.action);
+        assert_eq!(
+            set.explain(r).decision,
+            *d,
+            "fast path and explanation disagree on {}",
+            r.action
+        );
     }
 
-    let budget = Duration::from_secs(std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3));
+    let budget = Duration::from_secs(
+        std::env::var("BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3),
+    );
     let start = Instant::now();
     let mut evaluations = 0u64;
     while start.elapsed() < budget {
@@ -79,9 +123,17 @@ fn main() {
         evaluations += 1000 * requests.len() as u64;
     }
     let per_second = evaluations as f64 / start.elapsed().as_secs_f64();
-    let statements: usize = set.identity.iter().map(|p| p.statements.len()).sum::<usize>()
+    let statements: usize = set
+        .identity
+        .iter()
+        .map(|p| p.statements.len())
+        .sum::<usize>()
         + set.boundary.as_ref().map_or(0, |b| b.statements.len());
-    println!("policy set: {} identity policies + boundary, {statements} statements; {} requests in the mix", set.identity.len(), requests.len());
+    println!(
+        "policy set: {} identity policies + boundary, {statements} statements; {} requests in the mix",
+        set.identity.len(),
+        requests.len()
+    );
     println!("decide: {per_second:.0} evaluations/s on one core (target >= 1000000)");
 
     let start = Instant::now();
@@ -92,5 +144,8 @@ fn main() {
         }
         explained += requests.len() as u64;
     }
-    println!("explain: {:.0} explanations/s on one core", explained as f64 / start.elapsed().as_secs_f64());
+    println!(
+        "explain: {:.0} explanations/s on one core",
+        explained as f64 / start.elapsed().as_secs_f64()
+    );
 }

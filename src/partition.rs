@@ -16,7 +16,13 @@ pub struct Partition {
 
 /// The partitions, the standard one first.
 pub const PARTITIONS: [Partition; 7] = [
-    Partition { id: "aws", name: "AWS Standard", dns_suffix: "amazonaws.com", region_prefixes: &[], suffixed_principals: &[] },
+    Partition {
+        id: "aws",
+        name: "AWS Standard",
+        dns_suffix: "amazonaws.com",
+        region_prefixes: &[],
+        suffixed_principals: &[],
+    },
     Partition {
         id: "aws-cn",
         name: "AWS China",
@@ -24,11 +30,41 @@ pub const PARTITIONS: [Partition; 7] = [
         region_prefixes: &["cn-"],
         suffixed_principals: CHINA_SUFFIXED,
     },
-    Partition { id: "aws-us-gov", name: "AWS GovCloud (US)", dns_suffix: "amazonaws.com", region_prefixes: &["us-gov-"], suffixed_principals: &[] },
-    Partition { id: "aws-iso", name: "AWS ISO (US)", dns_suffix: "c2s.ic.gov", region_prefixes: &["us-iso-"], suffixed_principals: &[] },
-    Partition { id: "aws-iso-b", name: "AWS ISOB (US)", dns_suffix: "sc2s.sgov.gov", region_prefixes: &["us-isob-"], suffixed_principals: &[] },
-    Partition { id: "aws-iso-e", name: "AWS ISOE (Europe)", dns_suffix: "cloud.adc-e.uk", region_prefixes: &["eu-isoe-"], suffixed_principals: &[] },
-    Partition { id: "aws-iso-f", name: "AWS ISOF", dns_suffix: "csp.hci.ic.gov", region_prefixes: &["us-isof-"], suffixed_principals: &[] },
+    Partition {
+        id: "aws-us-gov",
+        name: "AWS GovCloud (US)",
+        dns_suffix: "amazonaws.com",
+        region_prefixes: &["us-gov-"],
+        suffixed_principals: &[],
+    },
+    Partition {
+        id: "aws-iso",
+        name: "AWS ISO (US)",
+        dns_suffix: "c2s.ic.gov",
+        region_prefixes: &["us-iso-"],
+        suffixed_principals: &[],
+    },
+    Partition {
+        id: "aws-iso-b",
+        name: "AWS ISOB (US)",
+        dns_suffix: "sc2s.sgov.gov",
+        region_prefixes: &["us-isob-"],
+        suffixed_principals: &[],
+    },
+    Partition {
+        id: "aws-iso-e",
+        name: "AWS ISOE (Europe)",
+        dns_suffix: "cloud.adc-e.uk",
+        region_prefixes: &["eu-isoe-"],
+        suffixed_principals: &[],
+    },
+    Partition {
+        id: "aws-iso-f",
+        name: "AWS ISOF",
+        dns_suffix: "csp.hci.ic.gov",
+        region_prefixes: &["us-isof-"],
+        suffixed_principals: &[],
+    },
 ];
 
 /// Services whose principal in aws-cn carries the `.amazonaws.com.cn` suffix; sources in
@@ -45,7 +81,11 @@ impl Partition {
     pub fn of_region(region: &str) -> &'static Partition {
         PARTITIONS
             .iter()
-            .find(|p| p.region_prefixes.iter().any(|prefix| region.starts_with(prefix)))
+            .find(|p| {
+                p.region_prefixes
+                    .iter()
+                    .any(|prefix| region.starts_with(prefix))
+            })
             .unwrap_or(&PARTITIONS[0])
     }
 
@@ -78,12 +118,18 @@ mod tests {
     #[test]
     fn regions_map_to_their_partitions() {
         assert_eq!(Partition::of_region("cn-northwest-1").id, "aws-cn");
-        assert_eq!(Partition::of_region("cn-north-1").dns_suffix, "amazonaws.com.cn");
+        assert_eq!(
+            Partition::of_region("cn-north-1").dns_suffix,
+            "amazonaws.com.cn"
+        );
         assert_eq!(Partition::of_region("us-gov-west-1").id, "aws-us-gov");
         assert_eq!(Partition::of_region("us-isob-east-1").id, "aws-iso-b");
         assert_eq!(Partition::of_region("us-iso-east-1").id, "aws-iso");
         assert_eq!(Partition::of_region("eu-west-1").id, "aws");
-        assert_eq!(Partition::by_id("aws-iso").unwrap().dns_suffix, "c2s.ic.gov");
+        assert_eq!(
+            Partition::by_id("aws-iso").unwrap().dns_suffix,
+            "c2s.ic.gov"
+        );
         assert!(Partition::by_id("aws-mars").is_none());
     }
 
@@ -92,7 +138,10 @@ mod tests {
         let cn = Partition::by_id("aws-cn").unwrap();
         assert_eq!(cn.service_principal("ec2"), "ec2.amazonaws.com.cn");
         assert_eq!(cn.service_principal("rds"), "rds.amazonaws.com");
-        assert_eq!(cn.service_principals("ec2"), ["ec2.amazonaws.com.cn", "ec2.amazonaws.com"]);
+        assert_eq!(
+            cn.service_principals("ec2"),
+            ["ec2.amazonaws.com.cn", "ec2.amazonaws.com"]
+        );
         assert_eq!(cn.service_principals("eks"), ["eks.amazonaws.com"]);
         let aws = Partition::by_id("aws").unwrap();
         assert_eq!(aws.service_principals("ec2"), ["ec2.amazonaws.com"]);

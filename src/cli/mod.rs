@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "karpenter-doctor", version, about = "Tells why Karpenter cannot launch nodes on AWS, and what to change")]
+#[command(
+    name = "karpenter-doctor",
+    version,
+    about = "Tells why Karpenter cannot launch nodes on AWS, and what to change"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -38,7 +42,12 @@ impl std::fmt::Display for Failure {
 /// Reads a whole input file, naming it in the error.
 pub fn read_file(path: &str) -> Result<String, Failure> {
     let bytes = std::fs::read(path).map_err(|e| Failure(format!("{path}: cannot read: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| Failure(format!("{path}: not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))
+    String::from_utf8(bytes).map_err(|e| {
+        Failure(format!(
+            "{path}: not UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 /// Runs the parsed command; exit 0 when it ran, 1 when an input file is unusable.

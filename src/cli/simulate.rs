@@ -83,7 +83,12 @@ fn load_policies(args: &SimulateArgs) -> Result<PolicySet, Failure> {
         resource: args.resource_policy.as_ref().map(load).transpose()?,
     };
     if !args.scps.is_empty() {
-        set.scps = Some(args.scps.iter().map(|path| load_scp_level(path)).collect::<Result<_, _>>()?);
+        set.scps = Some(
+            args.scps
+                .iter()
+                .map(|path| load_scp_level(path))
+                .collect::<Result<_, _>>()?,
+        );
     }
     if !args.iam_snapshots.is_empty() {
         let found = args.iam_snapshots.iter().find_map(|path| {
@@ -96,7 +101,10 @@ fn load_policies(args: &SimulateArgs) -> Result<PolicySet, Failure> {
             }
         });
         let principal = found.ok_or_else(|| {
-            Failure(format!("{} is not in the given IAM snapshots", args.principal))
+            Failure(format!(
+                "{} is not in the given IAM snapshots",
+                args.principal
+            ))
         })??;
         set.identity.extend(principal.identity);
         if set.boundary.is_none() {
@@ -110,8 +118,8 @@ fn load_policies(args: &SimulateArgs) -> Result<PolicySet, Failure> {
 /// One SCP level: a policy document, or an array of the documents attached at that level.
 fn load_scp_level(path: &str) -> Result<Vec<Policy>, Failure> {
     let text = read_file(path)?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Failure(format!("{path}: $: not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Failure(format!("{path}: $: not valid JSON: {e}")))?;
     let docs = match &value {
         serde_json::Value::Array(list) => list.iter().collect(),
         single => vec![single],
@@ -119,7 +127,11 @@ fn load_scp_level(path: &str) -> Result<Vec<Policy>, Failure> {
     docs.iter()
         .enumerate()
         .map(|(i, doc)| {
-            let name = if docs.len() == 1 { path.to_string() } else { format!("{path}[{i}]") };
+            let name = if docs.len() == 1 {
+                path.to_string()
+            } else {
+                format!("{path}[{i}]")
+            };
             Policy::from_value(&name, doc).map_err(|e| Failure(format!("{name}: {e}")))
         })
         .collect()
@@ -133,7 +145,10 @@ pub fn render_text(req: &Request, e: &Explanation) -> String {
         Decision::ExplicitDeny => "DENIED (explicit deny)",
         Decision::ImplicitDeny => "DENIED (implicit deny: nothing allows it)",
     };
-    s += &format!("{verdict}\n  {} → {} on {}\n", req.principal, req.action, req.resource);
+    s += &format!(
+        "{verdict}\n  {} → {} on {}\n",
+        req.principal, req.action, req.resource
+    );
     for (key, values) in req.context.iter() {
         s += &format!("  context {key} = {}\n", values.join(", "));
     }
@@ -151,7 +166,11 @@ pub fn render_text(req: &Request, e: &Explanation) -> String {
     }
     for t in relevant {
         let mark = |ok: bool| if ok { "yes" } else { "NO" };
-        let sid = t.sid.as_deref().map(|sid| format!(" \"{sid}\"")).unwrap_or_default();
+        let sid = t
+            .sid
+            .as_deref()
+            .map(|sid| format!(" \"{sid}\""))
+            .unwrap_or_default();
         s += &format!(
             "  [{}] {} #{}{} {:?}: {} (resource {}",
             policy_type_word(t),
@@ -159,7 +178,11 @@ pub fn render_text(req: &Request, e: &Explanation) -> String {
             t.index,
             sid,
             t.effect,
-            if t.matched { "APPLIES" } else { "does not apply" },
+            if t.matched {
+                "APPLIES"
+            } else {
+                "does not apply"
+            },
             mark(t.resource_matched)
         );
         if let Some(p) = t.principal_matched {
@@ -167,11 +190,19 @@ pub fn render_text(req: &Request, e: &Explanation) -> String {
         }
         s += ")\n";
         for c in &t.conditions {
-            s += &format!("      {} {}\n", if c.matched { "ok  " } else { "FAIL" }, condition_line(c));
+            s += &format!(
+                "      {} {}\n",
+                if c.matched { "ok  " } else { "FAIL" },
+                condition_line(c)
+            );
         }
     }
     if !others.is_empty() {
-        s += &format!("  ({} other statements do not name {})\n", others.len(), req.action);
+        s += &format!(
+            "  ({} other statements do not name {})\n",
+            others.len(),
+            req.action
+        );
     }
     for w in &e.warnings {
         s += &format!("\nwarning: {w}\n");
@@ -184,7 +215,12 @@ fn condition_line(c: &ConditionTrace) -> String {
         Some(v) => format!("[{}]", v.join(", ")),
         None => "absent".to_string(),
     };
-    format!("{} {} [{}]; request: {request}", c.operator, c.key, c.values.join(", "))
+    format!(
+        "{} {} [{}]; request: {request}",
+        c.operator,
+        c.key,
+        c.values.join(", ")
+    )
 }
 
 fn policy_type_word(t: &StatementTrace) -> &'static str {

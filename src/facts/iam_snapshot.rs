@@ -23,8 +23,8 @@ pub struct IamSnapshot {
 impl IamSnapshot {
     /// Parses snapshot text; the error names the JSON path of the first malformed part.
     pub fn parse(text: &str) -> Result<IamSnapshot, ParseError> {
-        let doc: Value = serde_json::from_str(text)
-            .map_err(|e| err("$", format!("not valid JSON: {e}")))?;
+        let doc: Value =
+            serde_json::from_str(text).map_err(|e| err("$", format!("not valid JSON: {e}")))?;
         if !doc.is_object() {
             return Err(err("$", "must be a JSON object"));
         }
@@ -51,13 +51,18 @@ impl IamSnapshot {
     pub fn principal(&self, principal: &str) -> Option<PrincipalPolicies> {
         let wanted = Arn::parse(principal)?;
         let name = role_name_of(principal);
-        let roles = self.list("RoleDetailList").iter().enumerate().filter(|(_, r)| {
-            let arn = r.get("Arn").and_then(Value::as_str).unwrap_or("");
-            arn == principal
-                || (Arn::parse(arn).is_some_and(|a| a.account == wanted.account && a.partition == wanted.partition)
-                    && name.is_some()
-                    && role_name_of(arn) == name)
-        });
+        let roles = self
+            .list("RoleDetailList")
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                let arn = r.get("Arn").and_then(Value::as_str).unwrap_or("");
+                arn == principal
+                    || (Arn::parse(arn).is_some_and(|a| {
+                        a.account == wanted.account && a.partition == wanted.partition
+                    }) && name.is_some()
+                        && role_name_of(arn) == name)
+            });
         if let Some((i, _)) = roles.into_iter().next() {
             return self.principal_at("RoleDetailList", i).ok();
         }
@@ -77,7 +82,10 @@ impl IamSnapshot {
     }
 
     fn list(&self, name: &str) -> &[Value] {
-        self.doc.get(name).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+        self.doc
+            .get(name)
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice)
     }
 
     fn principal_at(&self, list: &str, i: usize) -> Result<PrincipalPolicies, ParseError> {
@@ -88,26 +96,53 @@ impl IamSnapshot {
             .and_then(Value::as_str)
             .ok_or_else(|| err(&path, "missing Arn"))?
             .to_string();
-        let inline_key = if list == "RoleDetailList" { "RolePolicyList" } else { "UserPolicyList" };
+        let inline_key = if list == "RoleDetailList" {
+            "RolePolicyList"
+        } else {
+            "UserPolicyList"
+        };
         let mut identity = Vec::new();
         for (j, p) in array(entry, inline_key, &path)?.iter().enumerate() {
             let ppath = format!("{path}.{inline_key}[{j}]");
-            let name = p.get("PolicyName").and_then(Value::as_str).ok_or_else(|| err(&ppath, "missing PolicyName"))?;
-            let doc = p.get("PolicyDocument").ok_or_else(|| err(&ppath, "missing PolicyDocument"))?;
-            identity.push(document(&format!("inline:{name}"), doc, &format!("{ppath}.PolicyDocument"))?);
+            let name = p
+                .get("PolicyName")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err(&ppath, "missing PolicyName"))?;
+            let doc = p
+                .get("PolicyDocument")
+                .ok_or_else(|| err(&ppath, "missing PolicyDocument"))?;
+            identity.push(document(
+                &format!("inline:{name}"),
+                doc,
+                &format!("{ppath}.PolicyDocument"),
+            )?);
         }
-        for (j, a) in array(entry, "AttachedManagedPolicies", &path)?.iter().enumerate() {
+        for (j, a) in array(entry, "AttachedManagedPolicies", &path)?
+            .iter()
+            .enumerate()
+        {
             let apath = format!("{path}.AttachedManagedPolicies[{j}]");
-            let policy_arn = a.get("PolicyArn").and_then(Value::as_str).ok_or_else(|| err(&apath, "missing PolicyArn"))?;
+            let policy_arn = a
+                .get("PolicyArn")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err(&apath, "missing PolicyArn"))?;
             if let Some(p) = self.managed(policy_arn)? {
                 identity.push(p);
             }
         }
-        let boundary = match entry.get("PermissionsBoundary").and_then(|b| b.get("PermissionsBoundaryArn")).and_then(Value::as_str) {
+        let boundary = match entry
+            .get("PermissionsBoundary")
+            .and_then(|b| b.get("PermissionsBoundaryArn"))
+            .and_then(Value::as_str)
+        {
             Some(b) => self.managed(b)?,
             None => None,
         };
-        Ok(PrincipalPolicies { arn, identity, boundary })
+        Ok(PrincipalPolicies {
+            arn,
+            identity,
+            boundary,
+        })
     }
 
     /// The default version of a managed policy, named by its ARN; `None` when the snapshot does
@@ -129,10 +164,15 @@ impl IamSnapshot {
                 || (default.is_some() && v.get("VersionId").and_then(Value::as_str) == default)
         });
         let Some((j, version)) = found else {
-            return Err(err(&format!("{path}.PolicyVersionList"), "no default version"));
+            return Err(err(
+                &format!("{path}.PolicyVersionList"),
+                "no default version",
+            ));
         };
         let vpath = format!("{path}.PolicyVersionList[{j}].Document");
-        let doc = version.get("Document").ok_or_else(|| err(&vpath, "missing"))?;
+        let doc = version
+            .get("Document")
+            .ok_or_else(|| err(&vpath, "missing"))?;
         document(policy_arn, doc, &vpath).map(Some)
     }
 }
@@ -147,7 +187,12 @@ fn array<'a>(entry: &'a Value, key: &str, path: &str) -> Result<&'a [Value], Par
 
 /// A policy document given as a JSON object, a JSON string, or a URL-encoded JSON string.
 fn document(name: &str, doc: &Value, path: &str) -> Result<Policy, ParseError> {
-    let reroot = |e: ParseError| err(&format!("{path}{}", e.path.trim_start_matches('$')), e.message);
+    let reroot = |e: ParseError| {
+        err(
+            &format!("{path}{}", e.path.trim_start_matches('$')),
+            e.message,
+        )
+    };
     match doc {
         Value::String(text) => {
             let decoded = percent_encoding::percent_decode_str(text)
@@ -160,7 +205,10 @@ fn document(name: &str, doc: &Value, path: &str) -> Result<Policy, ParseError> {
 }
 
 fn err(path: &str, message: impl Into<String>) -> ParseError {
-    ParseError { path: path.to_string(), message: message.into() }
+    ParseError {
+        path: path.to_string(),
+        message: message.into(),
+    }
 }
 
 #[cfg(test)]
@@ -187,26 +235,52 @@ mod tests {
     #[test]
     fn resolves_a_session_to_its_role_with_path_and_all_its_policies() {
         let snap = IamSnapshot::parse(SNAPSHOT).unwrap();
-        let p = snap.principal("arn:aws-cn:sts::111122223333:assumed-role/ctrl/12345").unwrap();
+        let p = snap
+            .principal("arn:aws-cn:sts::111122223333:assumed-role/ctrl/12345")
+            .unwrap();
         assert_eq!(p.arn, "arn:aws-cn:iam::111122223333:role/eks/ctrl");
         let names: Vec<_> = p.identity.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["inline:inline1", "arn:aws-cn:iam::111122223333:policy/m"]);
+        assert_eq!(
+            names,
+            ["inline:inline1", "arn:aws-cn:iam::111122223333:policy/m"]
+        );
         assert_eq!(p.identity[0].statements[0].actions.items[0].text, "ec2:*");
-        assert_eq!(p.identity[1].statements[0].actions.items[0].text, "iam:passrole");
-        assert_eq!(p.boundary.unwrap().name, "arn:aws-cn:iam::111122223333:policy/b");
-        assert!(snap.principal("arn:aws:sts::111122223333:assumed-role/ctrl/1").is_none());
-        assert!(snap.principal("arn:aws-cn:iam::111122223333:role/other").is_none());
+        assert_eq!(
+            p.identity[1].statements[0].actions.items[0].text,
+            "iam:passrole"
+        );
+        assert_eq!(
+            p.boundary.unwrap().name,
+            "arn:aws-cn:iam::111122223333:policy/b"
+        );
+        assert!(
+            snap.principal("arn:aws:sts::111122223333:assumed-role/ctrl/1")
+                .is_none()
+        );
+        assert!(
+            snap.principal("arn:aws-cn:iam::111122223333:role/other")
+                .is_none()
+        );
         assert_eq!(snap.role_arns().len(), 1);
     }
 
     #[test]
     fn bad_snapshots_fail_at_load_naming_the_path() {
         assert_eq!(IamSnapshot::parse("{").unwrap_err().path, "$");
-        assert_eq!(IamSnapshot::parse(r#"{"RoleDetailList": {}}"#).unwrap_err().path, "$.RoleDetailList");
+        assert_eq!(
+            IamSnapshot::parse(r#"{"RoleDetailList": {}}"#)
+                .unwrap_err()
+                .path,
+            "$.RoleDetailList"
+        );
         let bad_doc = SNAPSHOT.replace(r#""Action": "iam:PassRole""#, r#""Action": 5"#);
         let e = IamSnapshot::parse(&bad_doc).unwrap_err();
-        assert_eq!(e.path, "$.Policies[0].PolicyVersionList[1].Document.Statement[0].Action");
-        let bad_inline = SNAPSHOT.replace("%22Effect%22%3A%22Allow%22", "%22Effect%22%3A%22Maybe%22");
+        assert_eq!(
+            e.path,
+            "$.Policies[0].PolicyVersionList[1].Document.Statement[0].Action"
+        );
+        let bad_inline =
+            SNAPSHOT.replace("%22Effect%22%3A%22Allow%22", "%22Effect%22%3A%22Maybe%22");
         assert_eq!(
             IamSnapshot::parse(&bad_inline).unwrap_err().path,
             "$.RoleDetailList[0].RolePolicyList[0].PolicyDocument.Statement.Effect"

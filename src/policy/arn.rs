@@ -43,7 +43,8 @@ pub struct ArnPattern {
 impl ArnPattern {
     pub fn new(text: String) -> ArnPattern {
         let parts = Arn::parse(&text).map(|a| {
-            [a.partition, a.service, a.region, a.account, a.resource].map(|p| glob::Pattern::new(p.to_string()))
+            [a.partition, a.service, a.region, a.account, a.resource]
+                .map(|p| glob::Pattern::new(p.to_string()))
         });
         ArnPattern {
             has_variables: text.contains("${"),
@@ -137,20 +138,46 @@ mod tests {
 
     #[test]
     fn wildcards_do_not_cross_arn_parts() {
-        assert!(arn_like("arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:us-east-1:1:instance/i-1"));
-        assert!(arn_like("arn:*:iam::*:role/*", "arn:aws-cn:iam::1:role/a/b"));
-        assert!(!arn_like("arn:aws:iam::*:role/*", "arn:aws-cn:iam::1:role/a"));
+        assert!(arn_like(
+            "arn:aws:ec2:*:*:instance/*",
+            "arn:aws:ec2:us-east-1:1:instance/i-1"
+        ));
+        assert!(arn_like(
+            "arn:*:iam::*:role/*",
+            "arn:aws-cn:iam::1:role/a/b"
+        ));
+        assert!(!arn_like(
+            "arn:aws:iam::*:role/*",
+            "arn:aws-cn:iam::1:role/a"
+        ));
         assert!(arn_like("*", "anything"));
         assert!(!arn_like("arn:aws:iam::1:role/A", "arn:aws:iam::1:role/a"));
     }
 
     #[test]
     fn compiled_patterns_agree_with_arn_like() {
-        let values = ["arn:aws:ec2:us-east-1:1:instance/i-1", "arn:aws-cn:iam::1:role/a/b", "*", "abc", "arn:aws:s3:::b/k:x"];
-        for p in ["*", "arn:aws:ec2:*:*:instance/*", "arn:*:iam::*:role/*", "ab*", "arn:aws:s3:::b/*", "arn:aws:ec2:*"] {
+        let values = [
+            "arn:aws:ec2:us-east-1:1:instance/i-1",
+            "arn:aws-cn:iam::1:role/a/b",
+            "*",
+            "abc",
+            "arn:aws:s3:::b/k:x",
+        ];
+        for p in [
+            "*",
+            "arn:aws:ec2:*:*:instance/*",
+            "arn:*:iam::*:role/*",
+            "ab*",
+            "arn:aws:s3:::b/*",
+            "arn:aws:ec2:*",
+        ] {
             let compiled = ArnPattern::new(p.to_string());
             for v in values {
-                assert_eq!(compiled.matches(v, Arn::parse(v).as_ref()), arn_like(p, v), "{p} vs {v}");
+                assert_eq!(
+                    compiled.matches(v, Arn::parse(v).as_ref()),
+                    arn_like(p, v),
+                    "{p} vs {v}"
+                );
             }
         }
     }
@@ -164,10 +191,16 @@ mod tests {
     #[test]
     fn assumed_role_sessions_map_to_their_role() {
         let session = "arn:aws-cn:sts::111122223333:assumed-role/demo-karpenter/1700000000";
-        assert_eq!(role_arn_of(session), "arn:aws-cn:iam::111122223333:role/demo-karpenter");
+        assert_eq!(
+            role_arn_of(session),
+            "arn:aws-cn:iam::111122223333:role/demo-karpenter"
+        );
         assert_eq!(session_name_of(session), Some("1700000000"));
         assert_eq!(role_name_of(session), Some("demo-karpenter"));
-        assert_eq!(role_name_of("arn:aws:iam::1:role/path/x/Name"), Some("Name"));
+        assert_eq!(
+            role_name_of("arn:aws:iam::1:role/path/x/Name"),
+            Some("Name")
+        );
         let role = "arn:aws:iam::1:role/x";
         assert_eq!(role_arn_of(role), role);
         assert_eq!(session_name_of(role), None);

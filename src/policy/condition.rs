@@ -206,11 +206,14 @@ impl Condition {
         match op.base {
             Base::Unknown => return false,
             Base::Null => {
-                return self.values.iter().any(|v| match v.to_ascii_lowercase().as_str() {
-                    "true" => request.is_none(),
-                    "false" => request.is_some(),
-                    _ => false,
-                });
+                return self
+                    .values
+                    .iter()
+                    .any(|v| match v.to_ascii_lowercase().as_str() {
+                        "true" => request.is_none(),
+                        "false" => request.is_some(),
+                        _ => false,
+                    });
             }
             _ => {}
         }
@@ -252,14 +255,20 @@ fn compare(base: Base, policy: &str, request: &str) -> bool {
             policy.to_lowercase() == request.to_lowercase()
         }
         StringLike | StringNotLike => glob::matches(policy, request),
-        NumericEquals | NumericNotEquals | NumericLessThan | NumericLessThanEquals
-        | NumericGreaterThan | NumericGreaterThanEquals => {
-            match (typed::number(request), typed::number(policy)) {
-                (Some(r), Some(p)) => ordered(base, r.partial_cmp(&p)),
-                _ => false,
-            }
-        }
-        DateEquals | DateNotEquals | DateLessThan | DateLessThanEquals | DateGreaterThan
+        NumericEquals
+        | NumericNotEquals
+        | NumericLessThan
+        | NumericLessThanEquals
+        | NumericGreaterThan
+        | NumericGreaterThanEquals => match (typed::number(request), typed::number(policy)) {
+            (Some(r), Some(p)) => ordered(base, r.partial_cmp(&p)),
+            _ => false,
+        },
+        DateEquals
+        | DateNotEquals
+        | DateLessThan
+        | DateLessThanEquals
+        | DateGreaterThan
         | DateGreaterThanEquals => match (typed::date(request), typed::date(policy)) {
             (Some(r), Some(p)) => ordered(base, Some(r.cmp(&p))),
             _ => false,
@@ -314,7 +323,9 @@ mod tests {
     use serde_json::json;
 
     fn cond(op: &str, key: &str, values: Value) -> Condition {
-        Condition::parse_block(&json!({ op: { key: values } }), "$").unwrap().remove(0)
+        Condition::parse_block(&json!({ op: { key: values } }), "$")
+            .unwrap()
+            .remove(0)
     }
 
     fn ctx(pairs: &[(&str, &str)]) -> Context {
@@ -328,7 +339,10 @@ mod tests {
     #[test]
     fn operator_names_split_into_qualifier_base_and_if_exists() {
         let op = Operator::parse("ForAllValues:StringLikeIfExists");
-        assert_eq!((op.set, op.base, op.if_exists), (Some(SetQualifier::ForAllValues), Base::StringLike, true));
+        assert_eq!(
+            (op.set, op.base, op.if_exists),
+            (Some(SetQualifier::ForAllValues), Base::StringLike, true)
+        );
         assert_eq!(Operator::parse("StringEqualsX").base, Base::Unknown);
         assert_eq!(Operator::parse("stringequals").base, Base::Unknown);
         assert_eq!(Operator::parse("NullIfExists").base, Base::Unknown);
@@ -337,8 +351,15 @@ mod tests {
 
     #[test]
     fn passed_to_service_in_china_needs_the_cn_principal() {
-        let c = cond("StringEquals", "iam:PassedToService", json!(["ec2.amazonaws.com"]));
-        assert!(!c.evaluate(&ctx(&[("iam:PassedToService", "ec2.amazonaws.com.cn")]), true));
+        let c = cond(
+            "StringEquals",
+            "iam:PassedToService",
+            json!(["ec2.amazonaws.com"]),
+        );
+        assert!(!c.evaluate(
+            &ctx(&[("iam:PassedToService", "ec2.amazonaws.com.cn")]),
+            true
+        ));
         assert!(c.evaluate(&ctx(&[("iam:passedtoservice", "ec2.amazonaws.com")]), true));
     }
 
@@ -358,11 +379,32 @@ mod tests {
     #[test]
     fn set_qualifiers_quantify_over_request_values() {
         let tags = ctx(&[("aws:TagKeys", "env"), ("aws:TagKeys", "team")]);
-        assert!(cond("ForAllValues:StringEquals", "aws:TagKeys", json!(["env", "team", "x"])).evaluate(&tags, true));
-        assert!(!cond("ForAllValues:StringEquals", "aws:TagKeys", json!(["env"])).evaluate(&tags, true));
-        assert!(cond("ForAnyValue:StringEquals", "aws:TagKeys", json!(["env"])).evaluate(&tags, true));
-        assert!(cond("ForAnyValue:StringNotEquals", "aws:TagKeys", json!(["env"])).evaluate(&tags, true));
-        assert!(!cond("ForAllValues:StringNotEquals", "aws:TagKeys", json!(["env"])).evaluate(&tags, true));
+        assert!(
+            cond(
+                "ForAllValues:StringEquals",
+                "aws:TagKeys",
+                json!(["env", "team", "x"])
+            )
+            .evaluate(&tags, true)
+        );
+        assert!(
+            !cond("ForAllValues:StringEquals", "aws:TagKeys", json!(["env"])).evaluate(&tags, true)
+        );
+        assert!(
+            cond("ForAnyValue:StringEquals", "aws:TagKeys", json!(["env"])).evaluate(&tags, true)
+        );
+        assert!(
+            cond("ForAnyValue:StringNotEquals", "aws:TagKeys", json!(["env"]))
+                .evaluate(&tags, true)
+        );
+        assert!(
+            !cond(
+                "ForAllValues:StringNotEquals",
+                "aws:TagKeys",
+                json!(["env"])
+            )
+            .evaluate(&tags, true)
+        );
     }
 
     #[test]
@@ -382,7 +424,11 @@ mod tests {
         assert!(!holds("NumericEquals", "n", json!("ten")));
         assert!(holds("DateGreaterThan", "d", json!("2024-01-01")));
         assert!(holds("DateEquals", "d", json!("1717236000")));
-        assert!(holds("IpAddress", "ip", json!(["192.168.0.0/16", "10.0.0.0/8"])));
+        assert!(holds(
+            "IpAddress",
+            "ip",
+            json!(["192.168.0.0/16", "10.0.0.0/8"])
+        ));
         assert!(!holds("NotIpAddress", "ip", json!("10.0.0.0/8")));
         assert!(holds("Bool", "b", json!(true)));
         assert!(holds("ArnLike", "arn", json!("arn:aws:iam::*:role/*")));
@@ -398,18 +444,44 @@ mod tests {
 
     #[test]
     fn variables_substitute_into_string_and_arn_values_only() {
-        let c = ctx(&[("aws:username", "alice"), ("s3:prefix", "home/alice/x"), ("n", "${aws:username}")]);
-        assert!(cond("StringLike", "s3:prefix", json!("home/${aws:username}/*")).evaluate(&c, true));
-        assert!(!cond("StringLike", "s3:prefix", json!("home/${aws:username}/*")).evaluate(&c, false));
+        let c = ctx(&[
+            ("aws:username", "alice"),
+            ("s3:prefix", "home/alice/x"),
+            ("n", "${aws:username}"),
+        ]);
+        assert!(
+            cond("StringLike", "s3:prefix", json!("home/${aws:username}/*")).evaluate(&c, true)
+        );
+        assert!(
+            !cond("StringLike", "s3:prefix", json!("home/${aws:username}/*")).evaluate(&c, false)
+        );
         assert!(!cond("StringLike", "s3:prefix", json!("home/${aws:userid}/*")).evaluate(&c, true));
         assert!(!cond("NumericEquals", "n", json!("${aws:username}")).evaluate(&c, true));
     }
 
     #[test]
     fn blocks_with_bad_shapes_are_errors_with_paths() {
-        assert_eq!(Condition::parse_block(&json!([]), "$.C").unwrap_err().path, "$.C");
-        assert_eq!(Condition::parse_block(&json!({"StringEquals": "x"}), "$.C").unwrap_err().path, "$.C.StringEquals");
-        assert_eq!(Condition::parse_block(&json!({"StringEquals": {}}), "$.C").unwrap_err().path, "$.C.StringEquals");
-        assert_eq!(Condition::parse_block(&json!({"StringEquals": {"k": [null]}}), "$.C").unwrap_err().path, "$.C.StringEquals.k[0]");
+        assert_eq!(
+            Condition::parse_block(&json!([]), "$.C").unwrap_err().path,
+            "$.C"
+        );
+        assert_eq!(
+            Condition::parse_block(&json!({"StringEquals": "x"}), "$.C")
+                .unwrap_err()
+                .path,
+            "$.C.StringEquals"
+        );
+        assert_eq!(
+            Condition::parse_block(&json!({"StringEquals": {}}), "$.C")
+                .unwrap_err()
+                .path,
+            "$.C.StringEquals"
+        );
+        assert_eq!(
+            Condition::parse_block(&json!({"StringEquals": {"k": [null]}}), "$.C")
+                .unwrap_err()
+                .path,
+            "$.C.StringEquals.k[0]"
+        );
     }
 }

@@ -80,8 +80,8 @@ pub(super) fn err(path: &str, message: impl Into<String>) -> ParseError {
 impl Policy {
     /// Parses policy JSON text.
     pub fn parse(name: &str, text: &str) -> Result<Policy, ParseError> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| err("$", format!("not valid JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| err("$", format!("not valid JSON: {e}")))?;
         Policy::from_value(name, &value)
     }
 
@@ -100,10 +100,7 @@ impl Policy {
             Some(Value::String(v)) if v == "2012-10-17" => true,
             Some(Value::String(v)) if v == "2008-10-17" => false,
             Some(_) => {
-                return Err(err(
-                    "$.Version",
-                    "must be \"2012-10-17\" or \"2008-10-17\"",
-                ));
+                return Err(err("$.Version", "must be \"2012-10-17\" or \"2008-10-17\""));
             }
         };
         let statements = match doc.get("Statement") {
@@ -143,7 +140,11 @@ impl Policy {
     }
 }
 
-fn parse_statement(st: &Map<String, Value>, index: usize, path: &str) -> Result<Statement, ParseError> {
+fn parse_statement(
+    st: &Map<String, Value>,
+    index: usize,
+    path: &str,
+) -> Result<Statement, ParseError> {
     for key in st.keys() {
         if !matches!(
             key.as_str(),
@@ -168,10 +169,17 @@ fn parse_statement(st: &Map<String, Value>, index: usize, path: &str) -> Result<
     let effect = match st.get("Effect") {
         Some(Value::String(e)) if e == "Allow" => Effect::Allow,
         Some(Value::String(e)) if e == "Deny" => Effect::Deny,
-        Some(_) => return Err(err(&format!("{path}.Effect"), "must be \"Allow\" or \"Deny\"")),
+        Some(_) => {
+            return Err(err(
+                &format!("{path}.Effect"),
+                "must be \"Allow\" or \"Deny\"",
+            ));
+        }
         None => return Err(err(path, "missing Effect")),
     };
-    let actions = either(st, path, "Action", "NotAction", |a| Pattern::new(a.to_ascii_lowercase()))?;
+    let actions = either(st, path, "Action", "NotAction", |a| {
+        Pattern::new(a.to_ascii_lowercase())
+    })?;
     let resources = either(st, path, "Resource", "NotResource", ArnPattern::new)?;
     let principals = match (st.get("Principal"), st.get("NotPrincipal")) {
         (Some(_), Some(_)) => {
@@ -196,14 +204,23 @@ fn parse_statement(st: &Map<String, Value>, index: usize, path: &str) -> Result<
     })
 }
 
-fn either<T>(st: &Map<String, Value>, path: &str, name: &str, not_name: &str, compile: impl Fn(String) -> T) -> Result<Patterns<T>, ParseError> {
+fn either<T>(
+    st: &Map<String, Value>,
+    path: &str,
+    name: &str,
+    not_name: &str,
+    compile: impl Fn(String) -> T,
+) -> Result<Patterns<T>, ParseError> {
     let (negated, key, value) = match (st.get(name), st.get(not_name)) {
         (Some(_), Some(_)) => return Err(err(path, format!("has both {name} and {not_name}"))),
         (Some(v), None) => (false, name, v),
         (None, Some(v)) => (true, not_name, v),
         (None, None) => return Err(err(path, format!("missing {name} or {not_name}"))),
     };
-    let items = strings(value, &format!("{path}.{key}"))?.into_iter().map(compile).collect();
+    let items = strings(value, &format!("{path}.{key}"))?
+        .into_iter()
+        .map(compile)
+        .collect();
     Ok(Patterns { negated, items })
 }
 
@@ -267,7 +284,15 @@ mod tests {
         let many = parse(r#"{"Statement":[{"Sid":"A","Effect":"Deny","NotAction":["s3:*","kms:*"],"NotResource":"arn:aws:s3:::b"},{"Effect":"Allow","Action":"*","Resource":"*"}]}"#).unwrap();
         assert!(!many.variables);
         let s = &many.statements[0];
-        assert_eq!((s.sid.as_deref(), s.effect, s.actions.negated, s.resources.negated), (Some("A"), Effect::Deny, true, true));
+        assert_eq!(
+            (
+                s.sid.as_deref(),
+                s.effect,
+                s.actions.negated,
+                s.resources.negated
+            ),
+            (Some("A"), Effect::Deny, true, true)
+        );
         assert_eq!(many.statements[1].index, 1);
     }
 
@@ -289,16 +314,56 @@ mod tests {
             ("{", "$", "not valid JSON"),
             (r#"{"Statement":[]}"#, "$.Statement", "empty"),
             (r#"{"Version":"2012-10-17"}"#, "$", "missing Statement"),
-            (r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},7]}"#, "$.Statement[1]", "object"),
-            (r#"{"Statement":{"Effect":"allow","Action":"*","Resource":"*"}}"#, "$.Statement.Effect", "Allow"),
-            (r#"{"Statement":{"Effect":"Allow","Action":[1],"Resource":"*"}}"#, "$.Statement.Action[0]", "string"),
-            (r#"{"Statement":{"Effect":"Allow","Resource":"*"}}"#, "$.Statement", "missing Action"),
-            (r#"{"Statement":{"Effect":"Allow","Action":"*","NotAction":"*","Resource":"*"}}"#, "$.Statement", "both"),
-            (r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":[]}}"#, "$.Statement.Resource", "empty"),
-            (r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Foo":1}}"#, "$.Statement.Foo", "unknown"),
-            (r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Principal":{"Bogus":"x"}}}"#, "$.Statement.Principal.Bogus", "unknown principal"),
-            (r#"{"Version":"1","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#, "$.Version", "2012"),
-            (r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEquals":{"k":{"a":1}}}}}"#, "$.Statement.Condition.StringEquals.k", "string"),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},7]}"#,
+                "$.Statement[1]",
+                "object",
+            ),
+            (
+                r#"{"Statement":{"Effect":"allow","Action":"*","Resource":"*"}}"#,
+                "$.Statement.Effect",
+                "Allow",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Action":[1],"Resource":"*"}}"#,
+                "$.Statement.Action[0]",
+                "string",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Resource":"*"}}"#,
+                "$.Statement",
+                "missing Action",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Action":"*","NotAction":"*","Resource":"*"}}"#,
+                "$.Statement",
+                "both",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":[]}}"#,
+                "$.Statement.Resource",
+                "empty",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Foo":1}}"#,
+                "$.Statement.Foo",
+                "unknown",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Principal":{"Bogus":"x"}}}"#,
+                "$.Statement.Principal.Bogus",
+                "unknown principal",
+            ),
+            (
+                r#"{"Version":"1","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#,
+                "$.Version",
+                "2012",
+            ),
+            (
+                r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEquals":{"k":{"a":1}}}}}"#,
+                "$.Statement.Condition.StringEquals.k",
+                "string",
+            ),
         ];
         for (text, path, words) in cases {
             let e = parse(text).unwrap_err();

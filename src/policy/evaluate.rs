@@ -1,10 +1,10 @@
 //! AWS's policy evaluation logic over a set of policies: explicit deny wins, SCPs and the
 //! permissions boundary cap identity policies, resource policies (KMS key policies first) grant.
 
+use super::Request;
 use super::document::{Effect, ParseError, Policy, err};
 use super::nearmiss::{self, Denial};
 use super::statement::{self, PrincipalMatch, StatementTrace};
-use super::Request;
 use serde::Serialize;
 
 /// Which kind of policy a statement comes from.
@@ -84,13 +84,19 @@ impl PolicySet {
             .chain(self.scps.iter().flatten().flatten());
         for policy in principal_free {
             if policy.has_principals() {
-                return Err(err(&format!("{}: $.Statement", policy.name), "only resource policies may have Principal or NotPrincipal"));
+                return Err(err(
+                    &format!("{}: $.Statement", policy.name),
+                    "only resource policies may have Principal or NotPrincipal",
+                ));
             }
         }
         if let Some(rp) = &self.resource
             && let Some(st) = rp.statements.iter().find(|s| s.principals.is_none())
         {
-            return Err(err(&format!("{}: $.Statement[{}]", rp.name, st.index), "a resource policy statement needs Principal or NotPrincipal"));
+            return Err(err(
+                &format!("{}: $.Statement[{}]", rp.name, st.index),
+                "a resource policy statement needs Principal or NotPrincipal",
+            ));
         }
         Ok(())
     }
@@ -104,7 +110,8 @@ impl PolicySet {
     /// The decision with every statement explained and, for a denial, its near miss.
     pub fn explain(&self, req: &Request) -> Explanation {
         let mut statements = Vec::new();
-        let outcomes = self.outcomes(|policies, kind| scan_traced(policies, kind, req, &mut statements));
+        let outcomes =
+            self.outcomes(|policies, kind| scan_traced(policies, kind, req, &mut statements));
         let (decision, cause) = combine(&outcomes, req);
         let denial = cause.map(|cause| nearmiss::analyse(cause, &statements, req));
         let warnings = statements
@@ -117,7 +124,12 @@ impl PolicySet {
                 }
                 seen
             });
-        Explanation { decision, statements, denial, warnings }
+        Explanation {
+            decision,
+            statements,
+            denial,
+            warnings,
+        }
     }
 
     fn outcomes(&self, mut scan: impl FnMut(&[Policy], PolicyType) -> Outcome) -> Outcomes {
@@ -147,7 +159,12 @@ fn scan(policies: &[Policy], req: &Request) -> Outcome {
         for st in &policy.statements {
             if let Some(how) = statement::applies(policy, st, req) {
                 match st.effect {
-                    Effect::Deny => return Outcome { allow: None, deny: true },
+                    Effect::Deny => {
+                        return Outcome {
+                            allow: None,
+                            deny: true,
+                        };
+                    }
                     Effect::Allow => out.allow = out.allow.max(Some(how)),
                 }
             }
@@ -156,7 +173,12 @@ fn scan(policies: &[Policy], req: &Request) -> Outcome {
     out
 }
 
-fn scan_traced(policies: &[Policy], kind: PolicyType, req: &Request, traces: &mut Vec<StatementTrace>) -> Outcome {
+fn scan_traced(
+    policies: &[Policy],
+    kind: PolicyType,
+    req: &Request,
+    traces: &mut Vec<StatementTrace>,
+) -> Outcome {
     let mut out = Outcome::default();
     for policy in policies {
         for st in &policy.statements {
@@ -215,7 +237,9 @@ fn combine(o: &Outcomes, req: &Request) -> (Decision, Option<Cause>) {
     match granted {
         Some(PrincipalMatch::Session) => allowed(),
         Some(PrincipalMatch::Role | PrincipalMatch::Everyone) if boundary_ok => allowed(),
-        Some(PrincipalMatch::Role | PrincipalMatch::Everyone) => implicit(Cause::BoundaryNotAllowing),
+        Some(PrincipalMatch::Role | PrincipalMatch::Everyone) => {
+            implicit(Cause::BoundaryNotAllowing)
+        }
         None if key_policy && o.resource.is_some() => implicit(Cause::ResourcePolicyNotAllowing),
         _ if identity_ok => allowed(),
         _ => implicit(identity_cause),

@@ -120,7 +120,9 @@ mod tests {
     #[test]
     fn compiled_patterns_agree_with_the_general_matcher() {
         let texts = ["", "a", "ab", "abc", "ec2:runinstances", "ec2:", "x*y", "é"];
-        for p in ["*", "", "a", "ab*", "a*c", "?", "ec2:*", "ec2:run*", "*:*", "x\\*y", "??*", "é"] {
+        for p in [
+            "*", "", "a", "ab*", "a*c", "?", "ec2:*", "ec2:run*", "*:*", "x\\*y", "??*", "é",
+        ] {
             let compiled = Pattern::new(p.to_string());
             for t in texts {
                 assert_eq!(compiled.matches(t), matches(p, t), "{p} vs {t}");

@@ -79,12 +79,24 @@ pub fn analyse(cause: Cause, traces: &[StatementTrace], req: &Request) -> Denial
         Cause::BoundaryNotAllowing => {
             let near = nearest(traces, PolicyType::PermissionsBoundary);
             let summary = format!("the permissions boundary allows no {what}");
-            denial(Reason::PermissionsBoundaryDeny, PolicyType::PermissionsBoundary, near, failed(near), summary)
+            denial(
+                Reason::PermissionsBoundaryDeny,
+                PolicyType::PermissionsBoundary,
+                near,
+                failed(near),
+                summary,
+            )
         }
         Cause::ResourcePolicyNotAllowing => {
             let near = nearest(traces, PolicyType::ResourcePolicy);
             let summary = format!("the resource policy grants this principal no {what}");
-            denial(Reason::ResourcePolicyNotAllowing, PolicyType::ResourcePolicy, near, failed(near), summary)
+            denial(
+                Reason::ResourcePolicyNotAllowing,
+                PolicyType::ResourcePolicy,
+                near,
+                failed(near),
+                summary,
+            )
         }
         Cause::IdentityNotAllowing => identity_near_miss(traces, req, &what),
     }
@@ -93,7 +105,10 @@ pub fn analyse(cause: Cause, traces: &[StatementTrace], req: &Request) -> Denial
 fn identity_near_miss(traces: &[StatementTrace], req: &Request, what: &str) -> Denial {
     let layer = PolicyType::Identity;
     let Some(near) = nearest(traces, layer) else {
-        let summary = format!("no statement of the identity policies allows {}", req.action);
+        let summary = format!(
+            "no statement of the identity policies allows {}",
+            req.action
+        );
         return denial(Reason::ActionNotAllowed, layer, None, Vec::new(), summary);
     };
     let failed_conditions = failed(Some(near));
@@ -101,12 +116,22 @@ fn identity_near_miss(traces: &[StatementTrace], req: &Request, what: &str) -> D
         if near.resource_other_partition {
             (
                 Reason::ResourcePartitionMismatch,
-                format!("{} allows {} only on resources of another partition, not {}", label(near), req.action, req.resource),
+                format!(
+                    "{} allows {} only on resources of another partition, not {}",
+                    label(near),
+                    req.action,
+                    req.resource
+                ),
             )
         } else {
             (
                 Reason::ResourceNotCovered,
-                format!("{} allows {} only on other resources, not {}", label(near), req.action, req.resource),
+                format!(
+                    "{} allows {} only on other resources, not {}",
+                    label(near),
+                    req.action,
+                    req.resource
+                ),
             )
         }
     } else if let Some(c) = failed_conditions
@@ -119,7 +144,9 @@ fn identity_near_miss(traces: &[StatementTrace], req: &Request, what: &str) -> D
                 "{} allows {what} only when iam:PassedToService is {}, but the request passes the role to {}",
                 label(near),
                 c.values.join(" or "),
-                c.request_values.as_deref().map_or("no service".into(), |v| v.join(", "))
+                c.request_values
+                    .as_deref()
+                    .map_or("no service".into(), |v| v.join(", "))
             ),
         )
     } else {
@@ -129,7 +156,11 @@ fn identity_near_miss(traces: &[StatementTrace], req: &Request, what: &str) -> D
             .collect();
         (
             Reason::ConditionNotSatisfied,
-            format!("{} allows {what}, but its condition {} does not hold", label(near), conds.join(", ")),
+            format!(
+                "{} allows {what}, but its condition {} does not hold",
+                label(near),
+                conds.join(", ")
+            ),
         )
     };
     denial(reason, layer, Some(near), failed_conditions, summary)
@@ -145,16 +176,32 @@ fn nearest(traces: &[StatementTrace], layer: PolicyType) -> Option<&StatementTra
         .filter(|t| t.principal_matched != Some(false) || layer == PolicyType::ResourcePolicy)
         .min_by_key(|t| {
             let failed = t.conditions.iter().filter(|c| !c.matched).count();
-            (t.principal_matched == Some(false), !t.resource_matched, failed)
+            (
+                t.principal_matched == Some(false),
+                !t.resource_matched,
+                failed,
+            )
         })
 }
 
 fn failed(near: Option<&StatementTrace>) -> Vec<ConditionTrace> {
-    near.map(|t| t.conditions.iter().filter(|c| !c.matched).cloned().collect())
-        .unwrap_or_default()
+    near.map(|t| {
+        t.conditions
+            .iter()
+            .filter(|c| !c.matched)
+            .cloned()
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
-fn denial(reason: Reason, layer: PolicyType, st: Option<&StatementTrace>, failed_conditions: Vec<ConditionTrace>, summary: String) -> Denial {
+fn denial(
+    reason: Reason,
+    layer: PolicyType,
+    st: Option<&StatementTrace>,
+    failed_conditions: Vec<ConditionTrace>,
+    summary: String,
+) -> Denial {
     Denial {
         reason,
         layer,

@@ -75,7 +75,12 @@ pub fn applies(policy: &Policy, st: &Statement, req: &Request) -> Applies {
 }
 
 /// Matches recording every part, for explanations and near-miss analysis.
-pub fn trace(policy: &Policy, kind: super::PolicyType, st: &Statement, req: &Request) -> (Applies, StatementTrace) {
+pub fn trace(
+    policy: &Policy,
+    kind: super::PolicyType,
+    st: &Statement,
+    req: &Request,
+) -> (Applies, StatementTrace) {
     let action_matched = action_matches(&st.actions, req);
     let resource_matched = resource_matches(policy, &st.resources, req);
     let principal = principal_match(st.principals.as_ref(), req);
@@ -91,7 +96,10 @@ pub fn trace(policy: &Policy, kind: super::PolicyType, st: &Statement, req: &Req
                 request_values: req.context.get(&c.key).map(<[String]>::to_vec),
                 matched: c.evaluate(&req.context, policy.variables),
                 warning: unknown.then(|| {
-                    format!("unknown condition operator {}: it never matches", c.operator.name)
+                    format!(
+                        "unknown condition operator {}: it never matches",
+                        c.operator.name
+                    )
                 }),
             }
         })
@@ -125,7 +133,8 @@ fn resource_matches(policy: &Policy, resources: &Patterns<ArnPattern>, req: &Req
     let target = Arn::parse(&req.resource);
     resources.items.iter().any(|p| {
         if policy.variables && p.has_variables {
-            variables::substitute(&p.text, &req.context).is_some_and(|p| arn_like(&p, &req.resource))
+            variables::substitute(&p.text, &req.context)
+                .is_some_and(|p| arn_like(&p, &req.resource))
         } else {
             p.matches(&req.resource, target.as_ref())
         }
@@ -141,7 +150,10 @@ fn other_partition_matches(resources: &Patterns<ArnPattern>, req: &Request) -> b
         && resources.items.iter().any(|p| {
             Arn::parse(&p.text).is_some_and(|a| {
                 a.partition != target.partition && {
-                    let moved = format!("arn:{}:{}:{}:{}:{}", target.partition, a.service, a.region, a.account, a.resource);
+                    let moved = format!(
+                        "arn:{}:{}:{}:{}:{}",
+                        target.partition, a.service, a.region, a.account, a.resource
+                    );
                     arn_like(&moved, &req.resource)
                 }
             })
@@ -156,8 +168,15 @@ fn principal_match(principals: Option<&Principals>, req: &Request) -> Option<Pri
     let found = if p.everyone {
         Some(PrincipalMatch::Everyone)
     } else {
-        let aws = p.aws.iter().filter_map(|v| aws_principal_match(v, &req.principal)).max();
-        let service = p.service.iter().any(|s| *s == req.principal).then_some(PrincipalMatch::Role);
+        let aws = p
+            .aws
+            .iter()
+            .filter_map(|v| aws_principal_match(v, &req.principal))
+            .max();
+        let service = p
+            .service
+            .contains(&req.principal)
+            .then_some(PrincipalMatch::Role);
         aws.max(service)
     };
     match (p.negated, found) {
@@ -174,7 +193,11 @@ fn aws_principal_match(value: &str, principal: &str) -> Option<PrincipalMatch> {
     }
     if value == principal {
         let session = caller.service == "sts";
-        return Some(if session { PrincipalMatch::Session } else { PrincipalMatch::Role });
+        return Some(if session {
+            PrincipalMatch::Session
+        } else {
+            PrincipalMatch::Role
+        });
     }
     let named = Arn::parse(value)?;
     if named.partition != caller.partition || named.account != caller.account {
@@ -205,12 +228,24 @@ mod tests {
         let cases = [
             (r#""*""#, Some(PrincipalMatch::Everyone)),
             (r#"{"AWS":"111122223333"}"#, Some(PrincipalMatch::Account)),
-            (r#"{"AWS":"arn:aws:iam::111122223333:root"}"#, Some(PrincipalMatch::Account)),
+            (
+                r#"{"AWS":"arn:aws:iam::111122223333:root"}"#,
+                Some(PrincipalMatch::Account),
+            ),
             (r#"{"AWS":"arn:aws-cn:iam::111122223333:root"}"#, None),
-            (r#"{"AWS":"arn:aws:iam::111122223333:role/ctrl"}"#, Some(PrincipalMatch::Role)),
-            (r#"{"AWS":"arn:aws:iam::111122223333:role/path/ctrl"}"#, Some(PrincipalMatch::Role)),
+            (
+                r#"{"AWS":"arn:aws:iam::111122223333:role/ctrl"}"#,
+                Some(PrincipalMatch::Role),
+            ),
+            (
+                r#"{"AWS":"arn:aws:iam::111122223333:role/path/ctrl"}"#,
+                Some(PrincipalMatch::Role),
+            ),
             (r#"{"AWS":"arn:aws:iam::111122223333:role/other"}"#, None),
-            (r#"{"AWS":"arn:aws:sts::111122223333:assumed-role/ctrl/s1"}"#, Some(PrincipalMatch::Session)),
+            (
+                r#"{"AWS":"arn:aws:sts::111122223333:assumed-role/ctrl/s1"}"#,
+                Some(PrincipalMatch::Session),
+            ),
             (r#"{"AWS":"444455556666"}"#, None),
             (r#"{"Service":"ec2.amazonaws.com"}"#, None),
         ];
@@ -218,42 +253,76 @@ mod tests {
             let p = policy(&format!(
                 r#"{{"Statement":{{"Effect":"Allow","Principal":{principal},"Action":"kms:*","Resource":"*"}}}}"#
             ));
-            let req = Request::new(SESSION, "kms:Decrypt", "arn:aws:kms:us-east-1:111122223333:key/k");
+            let req = Request::new(
+                SESSION,
+                "kms:Decrypt",
+                "arn:aws:kms:us-east-1:111122223333:key/k",
+            );
             assert_eq!(applies(&p, &p.statements[0], &req), expected, "{principal}");
         }
     }
 
     #[test]
     fn not_principal_applies_to_everyone_else() {
-        let p = policy(r#"{"Statement":{"Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:iam::111122223333:role/ctrl"},"Action":"*","Resource":"*"}}"#);
+        let p = policy(
+            r#"{"Statement":{"Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:iam::111122223333:role/ctrl"},"Action":"*","Resource":"*"}}"#,
+        );
         let me = Request::new(SESSION, "s3:GetObject", "*");
         let other = Request::new("arn:aws:iam::111122223333:role/x", "s3:GetObject", "*");
         assert_eq!(applies(&p, &p.statements[0], &me), None);
-        assert_eq!(applies(&p, &p.statements[0], &other), Some(PrincipalMatch::Everyone));
+        assert_eq!(
+            applies(&p, &p.statements[0], &other),
+            Some(PrincipalMatch::Everyone)
+        );
     }
 
     #[test]
     fn trace_records_each_part_and_agrees_with_the_fast_path() {
-        let p = policy(r#"{"Version":"2012-10-17","Statement":{"Sid":"Pass","Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws-cn:iam::1:role/node","Condition":{"StringEquals":{"iam:PassedToService":"ec2.amazonaws.com"},"Bogus":{"k":"v"}}}}"#);
+        let p = policy(
+            r#"{"Version":"2012-10-17","Statement":{"Sid":"Pass","Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws-cn:iam::1:role/node","Condition":{"StringEquals":{"iam:PassedToService":"ec2.amazonaws.com"},"Bogus":{"k":"v"}}}}"#,
+        );
         let mut ctx = Context::default();
         ctx.insert("iam:PassedToService", "ec2.amazonaws.com.cn");
-        let req = Request::new("arn:aws-cn:sts::1:assumed-role/c/s", "IAM:PassRole", "arn:aws-cn:iam::1:role/node").with_context(ctx);
+        let req = Request::new(
+            "arn:aws-cn:sts::1:assumed-role/c/s",
+            "IAM:PassRole",
+            "arn:aws-cn:iam::1:role/node",
+        )
+        .with_context(ctx);
         let (applied, t) = trace(&p, PolicyType::Identity, &p.statements[0], &req);
         assert_eq!(applied, applies(&p, &p.statements[0], &req));
         assert!(t.action_matched && t.resource_matched && !t.matched);
         assert_eq!(t.principal_matched, None);
-        assert_eq!(t.conditions[0].request_values.as_deref(), Some(&["ec2.amazonaws.com.cn".to_string()][..]));
+        assert_eq!(
+            t.conditions[0].request_values.as_deref(),
+            Some(&["ec2.amazonaws.com.cn".to_string()][..])
+        );
         assert!(!t.conditions[0].matched);
-        assert!(t.conditions[1].warning.as_deref().unwrap().contains("Bogus"));
+        assert!(
+            t.conditions[1]
+                .warning
+                .as_deref()
+                .unwrap()
+                .contains("Bogus")
+        );
     }
 
     #[test]
     fn resource_variables_apply_only_in_version_2012() {
-        let new = policy(r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::b/${aws:username}/*"}}"#);
-        let old = policy(r#"{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::b/${aws:username}/*"}}"#);
+        let new = policy(
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::b/${aws:username}/*"}}"#,
+        );
+        let old = policy(
+            r#"{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::b/${aws:username}/*"}}"#,
+        );
         let mut ctx = Context::default();
         ctx.insert("aws:username", "alice");
-        let req = Request::new("arn:aws:iam::1:user/alice", "s3:GetObject", "arn:aws:s3:::b/alice/k").with_context(ctx);
+        let req = Request::new(
+            "arn:aws:iam::1:user/alice",
+            "s3:GetObject",
+            "arn:aws:s3:::b/alice/k",
+        )
+        .with_context(ctx);
         assert!(applies(&new, &new.statements[0], &req).is_some());
         assert!(applies(&old, &old.statements[0], &req).is_none());
     }

@@ -20,7 +20,11 @@ pub fn number(text: &str) -> Option<f64> {
 /// ISO 8601 (`2024-06-01`, `2024-06-01T10:00:00Z`, `2024-06-01T10:00:00.5+08:00`).
 pub fn date(text: &str) -> Option<i64> {
     let t = text.trim();
-    if !t.is_empty() && t.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) {
+    if !t.is_empty()
+        && t.trim_start_matches('-')
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+    {
         return t.parse::<i64>().ok()?.checked_mul(1000);
     }
     let (day, time) = match t.split_once(['T', 't']) {
@@ -54,7 +58,11 @@ fn time_of_day(text: &str) -> Option<i64> {
         let sign = if off.starts_with('-') { -1 } else { 1 };
         let digits: String = off[1..].chars().filter(|c| *c != ':').collect();
         let h: i64 = fixed(digits.get(..2)?, 2)?;
-        let m: i64 = if digits.len() > 2 { fixed(&digits[2..], 2)? } else { 0 };
+        let m: i64 = if digits.len() > 2 {
+            fixed(&digits[2..], 2)?
+        } else {
+            0
+        };
         (c, sign * (h * 60 + m) * 60_000)
     } else {
         (text, 0)
@@ -95,12 +103,22 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 pub fn ip_in_range(range: &str, ip: &str) -> Option<bool> {
     let ip: IpAddr = ip.trim().split('/').next()?.parse().ok()?;
     let (net, prefix) = match range.trim().split_once('/') {
-        Some((net, prefix)) => (net.parse::<IpAddr>().ok()?, Some(prefix.parse::<u32>().ok()?)),
+        Some((net, prefix)) => (
+            net.parse::<IpAddr>().ok()?,
+            Some(prefix.parse::<u32>().ok()?),
+        ),
         None => (range.trim().parse::<IpAddr>().ok()?, None),
     };
     Some(match (net, ip) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => masked_eq(u32::from(n).into(), u32::from(a).into(), prefix.unwrap_or(32), 32)?,
-        (IpAddr::V6(n), IpAddr::V6(a)) => masked_eq(u128::from(n), u128::from(a), prefix.unwrap_or(128), 128)?,
+        (IpAddr::V4(n), IpAddr::V4(a)) => masked_eq(
+            u32::from(n).into(),
+            u32::from(a).into(),
+            prefix.unwrap_or(32),
+            32,
+        )?,
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            masked_eq(u128::from(n), u128::from(a), prefix.unwrap_or(128), 128)?
+        }
         _ => false,
     })
 }
@@ -139,7 +157,14 @@ mod tests {
         assert_eq!(date("2024-06-01"), Some(base - 36_000_000));
         assert_eq!(date("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(date("1969-12-31"), Some(-86_400_000));
-        for bad in ["", "2024-13-01", "2024-06-01T25:00:00Z", "yesterday", "2024/06/01", "2024-6-1"] {
+        for bad in [
+            "",
+            "2024-13-01",
+            "2024-06-01T25:00:00Z",
+            "yesterday",
+            "2024/06/01",
+            "2024-6-1",
+        ] {
             assert_eq!(date(bad), None, "{bad}");
         }
     }

@@ -62,9 +62,18 @@ mod tests {
     #[test]
     fn substitutes_keys_case_insensitively() {
         let c = ctx();
-        assert_eq!(substitute("home/${aws:username}/*", &c).unwrap(), "home/alice/*");
-        assert_eq!(substitute("${aws:principaltag/team}-${AWS:UserName}", &c).unwrap(), "infra-alice");
-        assert!(matches!(substitute("plain", &c), Some(Cow::Borrowed("plain"))));
+        assert_eq!(
+            substitute("home/${aws:username}/*", &c).unwrap(),
+            "home/alice/*"
+        );
+        assert_eq!(
+            substitute("${aws:principaltag/team}-${AWS:UserName}", &c).unwrap(),
+            "infra-alice"
+        );
+        assert!(matches!(
+            substitute("plain", &c),
+            Some(Cow::Borrowed("plain"))
+        ));
     }
 
     #[test]
