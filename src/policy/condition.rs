@@ -1,7 +1,7 @@
 //! Condition operators: parsing `{"ForAnyValue:StringLikeIfExists": {"key": [...]}}` blocks and
 //! evaluating them against a request context with IAM's missing-key and multi-value rules.
 
-use super::arn::arn_like;
+use super::arn::{Arn, arn_like};
 use super::document::{ParseError, err};
 use super::request::Context;
 use super::{glob, typed, variables};
@@ -122,7 +122,8 @@ impl Base {
     fn takes_variables(self) -> bool {
         matches!(
             self,
-            Base::StringEquals
+            Base::Bool
+                | Base::StringEquals
                 | Base::StringNotEquals
                 | Base::StringEqualsIgnoreCase
                 | Base::StringNotEqualsIgnoreCase
@@ -202,7 +203,7 @@ impl Condition {
     /// Whether the condition holds for `ctx`. `variables` says whether policy variables apply.
     pub fn evaluate(&self, ctx: &Context, variables: bool) -> bool {
         let op = &self.operator;
-        let request = ctx.get_lower(&self.key_lower).filter(|v| !v.is_empty());
+        let present = ctx.get_lower(&self.key_lower);
         match op.base {
             Base::Unknown => return false,
             Base::Null => {
@@ -210,16 +211,32 @@ impl Condition {
                     .values
                     .iter()
                     .any(|v| match v.to_ascii_lowercase().as_str() {
-                        "true" => request.is_none(),
-                        "false" => request.is_some(),
+                        "true" => present.is_none(),
+                        "false" => present.is_some(),
                         _ => false,
                     });
             }
             _ => {}
         }
+        let multi_valued =
+            present.is_some_and(|v| v.len() > 1) || is_multi_valued_key(&self.key_lower);
+        let request = present.filter(|v| !v.is_empty());
         let negated = op.base.is_negated();
-        let holds = |value: &str| self.any_value_matches(value, ctx, variables) != negated;
+        // A policy value whose variable cannot be resolved satisfies neither form of the operator.
+        let holds = |value: &str| {
+            let mut outcomes = self
+                .values
+                .iter()
+                .map(|p| self.value_matches(p, value, ctx, variables));
+            if negated {
+                outcomes.all(|o| o == Some(false))
+            } else {
+                outcomes.any(|o| o == Some(true))
+            }
+        };
         match (op.set, request) {
+            // Multivalued keys require a set operator; without one the condition never holds.
+            (None, _) if multi_valued && present.is_some() => false,
             (None, None) => op.if_exists || negated,
             (None, Some(values)) => values.iter().any(|v| holds(v)),
             (Some(SetQualifier::ForAnyValue), None) => op.if_exists,
@@ -229,64 +246,89 @@ impl Condition {
         }
     }
 
-    /// Whether the positive form of the operator matches `value` against any policy value.
-    fn any_value_matches(&self, value: &str, ctx: &Context, variables: bool) -> bool {
+    /// The positive comparison of one policy value (variables substituted) with one request
+    /// value; `None` when a variable in the policy value has no value in the request.
+    fn value_matches(
+        &self,
+        policy_value: &str,
+        value: &str,
+        ctx: &Context,
+        variables: bool,
+    ) -> Option<bool> {
         let base = self.operator.base;
-        self.values.iter().any(|policy_value| {
-            let policy_value = if variables && self.has_variables && base.takes_variables() {
-                match variables::substitute(policy_value, ctx) {
-                    Some(v) => v,
-                    None => return false,
-                }
-            } else {
-                policy_value.as_str().into()
-            };
-            compare(base, &policy_value, value)
-        })
+        if variables && self.has_variables && base.takes_variables() {
+            compare(base, &variables::substitute(policy_value, ctx)?, value)
+        } else {
+            compare(base, policy_value, value)
+        }
     }
 }
 
-/// The positive comparison of one policy value with one request value.
-fn compare(base: Base, policy: &str, request: &str) -> bool {
+/// Condition keys that are multivalued (`ArrayOf…` in the Service Authorization Reference, or
+/// "multivalued" among the global keys), in lower case. A request key with several values is
+/// multivalued whatever its name.
+const MULTI_VALUED_KEYS: &[&str] = &[
+    "aws:calledvia",
+    "aws:principalorgpaths",
+    "aws:principalservicenameslist",
+    "aws:resourceorgpaths",
+    "aws:sourceorgpaths",
+    "aws:tagkeys",
+    "aws:vpceorgpaths",
+    "kms:encryptioncontextkeys",
+    "kms:grantoperations",
+    "kms:resourcealiases",
+];
+
+fn is_multi_valued_key(lower: &str) -> bool {
+    MULTI_VALUED_KEYS.contains(&lower)
+}
+
+/// The positive comparison of one policy value with one request value; `None` when either is
+/// not of the operator's type (a number, a date, an IP, a boolean, an ARN): such a pair satisfies
+/// neither the operator nor its negation.
+fn compare(base: Base, policy: &str, request: &str) -> Option<bool> {
     use Base::*;
     match base {
-        StringEquals | StringNotEquals => policy == request,
+        StringEquals | StringNotEquals | BinaryEquals => Some(policy == request),
         StringEqualsIgnoreCase | StringNotEqualsIgnoreCase => {
-            policy.to_lowercase() == request.to_lowercase()
+            Some(policy.to_lowercase() == request.to_lowercase())
         }
-        StringLike | StringNotLike => glob::matches(policy, request),
+        StringLike | StringNotLike => Some(glob::matches(policy, request)),
         NumericEquals
         | NumericNotEquals
         | NumericLessThan
         | NumericLessThanEquals
         | NumericGreaterThan
-        | NumericGreaterThanEquals => match (typed::number(request), typed::number(policy)) {
-            (Some(r), Some(p)) => ordered(base, r.partial_cmp(&p)),
-            _ => false,
-        },
+        | NumericGreaterThanEquals => {
+            let (r, p) = (typed::number(request)?, typed::number(policy)?);
+            Some(ordered(base, r.partial_cmp(&p)?))
+        }
         DateEquals
         | DateNotEquals
         | DateLessThan
         | DateLessThanEquals
         | DateGreaterThan
-        | DateGreaterThanEquals => match (typed::date(request), typed::date(policy)) {
-            (Some(r), Some(p)) => ordered(base, Some(r.cmp(&p))),
-            _ => false,
-        },
-        Bool => policy.eq_ignore_ascii_case(request),
-        BinaryEquals => policy == request,
-        IpAddress | NotIpAddress => typed::ip_in_range(policy, request).unwrap_or(false),
-        ArnEquals | ArnLike | ArnNotEquals | ArnNotLike => {
-            request.starts_with("arn:") && arn_like(policy, request)
+        | DateGreaterThanEquals => {
+            let (r, p) = (typed::date(request)?, typed::date(policy)?);
+            Some(ordered(base, r.cmp(&p)))
         }
-        Null | Unknown => false,
+        Bool => {
+            let boolean =
+                |v: &str| v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false");
+            (boolean(policy) && boolean(request)).then(|| policy.eq_ignore_ascii_case(request))
+        }
+        IpAddress | NotIpAddress => typed::ip_in_range(policy, request),
+        ArnEquals | ArnLike | ArnNotEquals | ArnNotLike => {
+            Arn::parse(request).map(|_| arn_like(policy, request))
+        }
+        Null | Unknown => None,
     }
 }
 
 /// Applies a Numeric*/Date* operator to the ordering of request against policy value.
-fn ordered(base: Base, ord: Option<std::cmp::Ordering>) -> bool {
+fn ordered(base: Base, ord: std::cmp::Ordering) -> bool {
     use std::cmp::Ordering::*;
-    let Some(ord) = ord else { return false };
     match base {
         Base::NumericEquals | Base::NumericNotEquals | Base::DateEquals | Base::DateNotEquals => {
             ord == Equal
@@ -408,6 +450,38 @@ mod tests {
     }
 
     #[test]
+    fn multivalued_keys_require_a_set_operator() {
+        let one_tag = ctx(&[("aws:TagKeys", "env")]);
+        assert!(!cond("StringEquals", "aws:TagKeys", json!("env")).evaluate(&one_tag, true));
+        assert!(!cond("StringNotEquals", "aws:TagKeys", json!("x")).evaluate(&one_tag, true));
+        assert!(
+            cond("ForAnyValue:StringEquals", "aws:TagKeys", json!("env")).evaluate(&one_tag, true)
+        );
+        let two = ctx(&[("k", "a"), ("k", "b")]);
+        assert!(!cond("StringEquals", "k", json!(["a", "b"])).evaluate(&two, true));
+        let mut empty = Context::default();
+        empty.set("aws:TagKeys", vec![]);
+        assert!(!cond("Null", "aws:TagKeys", json!("true")).evaluate(&empty, true));
+        assert!(
+            cond("ForAllValues:StringEquals", "aws:TagKeys", json!("x")).evaluate(&empty, true)
+        );
+        assert!(
+            !cond("ForAnyValue:StringEquals", "aws:TagKeys", json!("x")).evaluate(&empty, true)
+        );
+    }
+
+    #[test]
+    fn unresolved_variables_satisfy_neither_positive_nor_negated_operators() {
+        let c = ctx(&[("s", "x")]);
+        assert!(!cond("StringEquals", "s", json!("${aws:username}")).evaluate(&c, true));
+        assert!(!cond("StringNotEquals", "s", json!("${aws:username}")).evaluate(&c, true));
+        assert!(cond("StringEquals", "s", json!(["${aws:username}", "x"])).evaluate(&c, true));
+        assert!(!cond("StringNotEquals", "s", json!(["${aws:username}", "y"])).evaluate(&c, true));
+        let tagged = ctx(&[("b", "true"), ("aws:PrincipalTag/flag", "true")]);
+        assert!(cond("Bool", "b", json!("${aws:PrincipalTag/flag}")).evaluate(&tagged, true));
+    }
+
+    #[test]
     fn each_family_compares_by_its_type() {
         let c = ctx(&[
             ("n", "10"),
@@ -434,6 +508,23 @@ mod tests {
         assert!(holds("ArnLike", "arn", json!("arn:aws:iam::*:role/*")));
         assert!(holds("ArnEquals", "arn", json!("arn:aws:iam::1:role/?")));
         assert!(!holds("ArnLike", "s", json!("*")));
+        assert!(
+            !holds("ArnNotLike", "s", json!("arn:aws:iam::1:role/x")),
+            "a non-ARN satisfies neither form"
+        );
+        assert!(
+            !holds("NotIpAddress", "s", json!("10.0.0.0/8")),
+            "a non-IP satisfies neither form"
+        );
+        assert!(
+            !holds("NumericNotEquals", "s", json!(5)),
+            "a non-number satisfies neither form"
+        );
+        assert!(
+            !holds("DateNotEquals", "s", json!("2024-01-01")),
+            "a non-date satisfies neither form"
+        );
+        assert!(!holds("Bool", "n", json!("true")) && !holds("Bool", "b", json!("yes")));
         assert!(holds("StringEqualsIgnoreCase", "s", json!("hello")));
         assert!(!holds("StringEquals", "s", json!("hello")));
         assert!(holds("StringLike", "s", json!("H*o")));

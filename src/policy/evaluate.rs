@@ -2,6 +2,7 @@
 //! permissions boundary cap identity policies, resource policies (KMS key policies first) grant.
 
 use super::Request;
+use super::arn::Arn;
 use super::document::{Effect, ParseError, Policy, err};
 use super::nearmiss::{self, Denial};
 use super::statement::{self, PrincipalMatch, StatementTrace};
@@ -225,7 +226,8 @@ fn combine(o: &Outcomes, req: &Request) -> (Decision, Option<Cause>) {
         Cause::BoundaryNotAllowing
     };
     let granted = o.resource.and_then(|r| r.allow);
-    let key_policy = req.action_lower().starts_with("kms:");
+    let key_policy = Arn::parse(&req.resource)
+        .is_some_and(|a| a.service == "kms" && a.resource.starts_with("key/"));
     let allowed = || (Decision::Allowed, None);
     if req.is_cross_account() {
         return match (granted, identity_ok) {
@@ -234,12 +236,12 @@ fn combine(o: &Outcomes, req: &Request) -> (Decision, Option<Cause>) {
             (Some(_), false) => implicit(identity_cause),
         };
     }
+    // Same account: a grant to the exact session or to everyone stands on its own; a grant to
+    // the role ARN is still capped by the boundary; a grant to the account delegates to IAM.
     match granted {
-        Some(PrincipalMatch::Session) => allowed(),
-        Some(PrincipalMatch::Role | PrincipalMatch::Everyone) if boundary_ok => allowed(),
-        Some(PrincipalMatch::Role | PrincipalMatch::Everyone) => {
-            implicit(Cause::BoundaryNotAllowing)
-        }
+        Some(PrincipalMatch::Session | PrincipalMatch::Everyone) => allowed(),
+        Some(PrincipalMatch::Role) if boundary_ok => allowed(),
+        Some(PrincipalMatch::Role) => implicit(Cause::BoundaryNotAllowing),
         None if key_policy && o.resource.is_some() => implicit(Cause::ResourcePolicyNotAllowing),
         _ if identity_ok => allowed(),
         _ => implicit(identity_cause),

@@ -15,9 +15,10 @@ use serde::Serialize;
 pub enum PrincipalMatch {
     /// Names the caller's account (`111122223333`, `arn:aws:iam::111122223333:root`).
     Account,
-    /// `*`, or `NotPrincipal` leaving the caller out.
+    /// `*`: everyone.
     Everyone,
-    /// Names the caller's role ARN (or the caller itself when it is no session).
+    /// Names the caller's role ARN (or the caller itself when it is no session), or is a
+    /// `NotPrincipal` that leaves the caller out.
     Role,
     /// Names the caller's exact assumed-role session ARN.
     Session,
@@ -179,9 +180,11 @@ fn principal_match(principals: Option<&Principals>, req: &Request) -> Option<Pri
             .then_some(PrincipalMatch::Role);
         aws.max(service)
     };
+    // `NotPrincipal` leaving the caller out names it no more specifically than its role: a grant
+    // through it is capped by a permissions boundary like a grant to the role ARN.
     match (p.negated, found) {
         (false, found) => found,
-        (true, None) => Some(PrincipalMatch::Everyone),
+        (true, None) => Some(PrincipalMatch::Role),
         (true, Some(_)) => None,
     }
 }
@@ -272,7 +275,7 @@ mod tests {
         assert_eq!(applies(&p, &p.statements[0], &me), None);
         assert_eq!(
             applies(&p, &p.statements[0], &other),
-            Some(PrincipalMatch::Everyone)
+            Some(PrincipalMatch::Role)
         );
     }
 

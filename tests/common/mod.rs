@@ -1,0 +1,5 @@
+//! Shared test helpers: a seeded random generator and the location of the oracle install.
+#![allow(dead_code)]
+
+pub mod oracle;
+pub mod rng;
