@@ -5,3 +5,4 @@ pub mod cli;
 pub mod facts;
 pub mod partition;
 pub mod policy;
+pub mod signal;

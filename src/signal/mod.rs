@@ -1,0 +1,155 @@
+//! Recognising Karpenter's failures in text and objects: log lines, kubectl output and
+//! `aws ec2 describe-instances` become `Signal`s plus the cluster objects they refer to. Pure.
+
+use serde::Serialize;
+
+/// What kind of failure a signal reports (contract §5 categories).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Category {
+    /// `iam:PassRole` refused.
+    PassRoleDenied,
+    /// Any other action refused.
+    ActionDenied,
+    /// An instance or volume could not use its KMS key.
+    KmsKeyUnusable,
+}
+
+/// Where a signal was seen (the `source` label of `karpenter_doctor_signals_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Source {
+    Log,
+    Event,
+    NodeClaim,
+    NodeClass,
+    Instance,
+}
+
+/// Which policy layer the denial sentence blames (`because no identity-based policy allows…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum PolicyLayer {
+    /// `because no identity-based policy allows the X action`
+    NoIdentityPolicy,
+    /// `with an explicit deny in an identity-based policy`
+    IdentityExplicitDeny,
+    /// `with an explicit deny in a service control policy`
+    ScpExplicitDeny,
+    /// `because no service control policy allows` (rare, but AWS prints it)
+    NoScp,
+    /// `because no permissions boundary allows the X action`
+    NoBoundary,
+    /// `with an explicit deny in a permissions boundary`
+    BoundaryExplicitDeny,
+    /// `because no session policy allows the X action`
+    NoSessionPolicy,
+    /// `with an explicit deny in a session policy`
+    SessionExplicitDeny,
+    /// `with an explicit deny in a resource-based policy`
+    ResourceExplicitDeny,
+    /// `because no resource-based policy allows the X action`
+    NoResourcePolicy,
+}
+
+/// Where in the input a signal or warning comes from: file name and 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+}
+
+/// One recognised failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Signal {
+    pub source: Source,
+    pub origin: Origin,
+    /// The id of the recognition rule that matched (rules/signals.json).
+    pub rule: String,
+    pub category: Category,
+    /// RFC 3339 time of the failure where the input says.
+    pub time: Option<String>,
+    /// `UnauthorizedOperation`, `AccessDenied`, `Client.InvalidKMSKey.InvalidState`, …
+    pub error_code: Option<String>,
+    pub layer: Option<PolicyLayer>,
+    /// The caller as the message names it (often an assumed-role session ARN).
+    pub principal: Option<String>,
+    pub action: Option<String>,
+    pub resource: Option<String>,
+    /// The blob after `Encoded authorization failure message:` / `Encoded Failure:`.
+    pub encoded_message: Option<String>,
+    pub node_claim: Option<String>,
+    pub node_pool: Option<String>,
+    pub node_class: Option<String>,
+    /// EC2 instance id (`i-…`), from a provider ID or describe-instances.
+    pub instance_id: Option<String>,
+    /// KMS key ARN or id, where the input names it.
+    pub kms_key: Option<String>,
+    /// The raw error text, at most 4 KiB (cut on a character boundary).
+    pub message: String,
+}
+
+/// An EC2NodeClass as `kubectl get ec2nodeclasses -o json|yaml` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeClassInfo {
+    pub name: String,
+    /// `spec.role` (a role name or ARN) or `spec.instanceProfile`.
+    pub role: Option<String>,
+    pub instance_profile: Option<String>,
+    /// `spec.blockDeviceMappings[].ebs.kmsKeyID`, in order, without duplicates.
+    pub kms_key_ids: Vec<String>,
+    /// AMI ids from `status.amis[].id`.
+    pub ami_ids: Vec<String>,
+}
+
+/// A NodeClaim's links: its NodePool, EC2NodeClass and instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeClaimInfo {
+    pub name: String,
+    pub node_pool: Option<String>,
+    pub node_class: Option<String>,
+    pub instance_id: Option<String>,
+    /// `status.imageID`.
+    pub image_id: Option<String>,
+}
+
+/// An EC2 instance from `aws ec2 describe-instances`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceInfo {
+    pub instance_id: String,
+    pub image_id: Option<String>,
+    pub state: Option<String>,
+    /// `StateReason.Code` and `.Message`.
+    pub state_reason_code: Option<String>,
+    pub state_reason_message: Option<String>,
+    /// Karpenter's tags: `karpenter.sh/nodeclaim`, `karpenter.sh/nodepool`,
+    /// `karpenter.k8s.aws/ec2nodeclass`.
+    pub node_claim: Option<String>,
+    pub node_pool: Option<String>,
+    pub node_class: Option<String>,
+    pub region: Option<String>,
+    /// `BlockDeviceMappings[].Ebs.VolumeId` are not keys; the KMS key comes from elsewhere.
+    pub launch_time: Option<String>,
+}
+
+/// Input that could not be read, skipped with this warning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub origin: Origin,
+    pub message: String,
+}
+
+/// Everything recognised in the inputs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observations {
+    pub signals: Vec<Signal>,
+    pub node_classes: Vec<NodeClassInfo>,
+    pub node_claims: Vec<NodeClaimInfo>,
+    pub instances: Vec<InstanceInfo>,
+    /// The Karpenter controller role ARN from a ServiceAccount's `eks.amazonaws.com/role-arn`.
+    pub controller_roles: Vec<String>,
+    pub warnings: Vec<Warning>,
+}
