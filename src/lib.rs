@@ -2,6 +2,7 @@
 //! `policy` is the pure IAM engine; `partition` the AWS partition table; `cli` the commands.
 
 pub mod cli;
+pub mod diagnose;
 pub mod facts;
 pub mod partition;
 pub mod policy;

@@ -53,6 +53,8 @@ pub struct Statement {
     pub resources: Patterns<ArnPattern>,
     pub principals: Option<Principals>,
     pub conditions: Vec<Condition>,
+    /// The statement as written, for remediations that quote or correct it.
+    pub source: Map<String, Value>,
 }
 
 /// A policy that cannot be parsed: what is wrong and where.
@@ -201,6 +203,7 @@ fn parse_statement(
         resources,
         principals,
         conditions,
+        source: st.clone(),
     })
 }
 

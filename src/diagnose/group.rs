@@ -1,0 +1,211 @@
+//! One Diagnosis per root cause: signals resolved to the same category, principal, action,
+//! resource and KMS key share a fingerprint (contract §3), a name, and their occurrence counts.
+
+use super::model::category_kebab;
+use crate::signal::{Category, Signal};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A signal with what diagnosis resolved about it (the role behind the session, the KMS key…).
+#[derive(Debug, Clone)]
+pub struct Incident<'a> {
+    pub signal: &'a Signal,
+    pub key: Key,
+    pub node_pool: Option<String>,
+    pub node_class: Option<String>,
+    /// Milliseconds since the epoch, where the input gave a time.
+    pub time_ms: Option<i64>,
+}
+
+/// What identifies a root cause.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub category: Category,
+    /// The IAM role ARN (never a session ARN).
+    pub principal: Option<String>,
+    pub action: Option<String>,
+    pub resource: Option<String>,
+    pub kms_key: Option<String>,
+}
+
+impl Key {
+    /// SHA-256 over category, principal, action, resource and KMS key, as lowercase hex.
+    pub fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        let category = format!("{:?}", self.category);
+        for part in [
+            Some(category.as_str()),
+            self.principal.as_deref(),
+            self.action.as_deref(),
+            self.resource.as_deref(),
+            self.kms_key.as_deref(),
+        ] {
+            h.update(part.unwrap_or("").as_bytes());
+            h.update([0u8]);
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// `<category in kebab-case>-<first 10 hex digits of the fingerprint>`.
+    pub fn name(&self) -> String {
+        format!(
+            "{}-{}",
+            category_kebab(self.category),
+            &self.fingerprint()[..10]
+        )
+    }
+
+    /// Whether this key names no principal and no action: a failure Karpenter summarised
+    /// without the AWS message (NodeClaim conditions).
+    fn is_anonymous(&self) -> bool {
+        self.principal.is_none() && self.action.is_none() && self.kms_key.is_none()
+    }
+}
+
+/// The incidents of one root cause, oldest first.
+#[derive(Debug, Clone)]
+pub struct Group<'a> {
+    pub key: Key,
+    pub incidents: Vec<Incident<'a>>,
+}
+
+impl Group<'_> {
+    /// The latest incident (by time, then by input order).
+    pub fn latest(&self) -> &Incident<'_> {
+        self.incidents.last().expect("a group has incidents")
+    }
+
+    /// Up to `n` distinct NodeClaim names, most recent first.
+    pub fn node_claims(&self, n: usize) -> Vec<String> {
+        let mut seen = BTreeSet::new();
+        self.incidents
+            .iter()
+            .rev()
+            .filter_map(|i| i.signal.node_claim.clone())
+            .filter(|name| seen.insert(name.clone()))
+            .take(n)
+            .collect()
+    }
+}
+
+/// Groups incidents by key. Identical reports of one failure (the same time, NodeClaim and
+/// message seen in two inputs) count once. An anonymous incident joins the group of a named
+/// failure of the same NodeClaim where there is one.
+pub fn group(incidents: Vec<Incident<'_>>) -> Vec<Group<'_>> {
+    let mut seen = BTreeSet::new();
+    let incidents: Vec<Incident<'_>> = incidents
+        .into_iter()
+        .filter(|i| {
+            i.time_ms.is_none()
+                || seen.insert((
+                    i.time_ms,
+                    i.signal.node_claim.clone(),
+                    i.signal.message.clone(),
+                ))
+        })
+        .collect();
+    let named_claims: BTreeMap<String, Key> = incidents
+        .iter()
+        .filter(|i| !i.key.is_anonymous())
+        .filter_map(|i| Some((i.signal.node_claim.clone()?, i.key.clone())))
+        .collect();
+    let mut groups: BTreeMap<Key, Vec<Incident<'_>>> = BTreeMap::new();
+    for incident in incidents {
+        let key = match (&incident.signal.node_claim, incident.key.is_anonymous()) {
+            (Some(claim), true) => named_claims
+                .get(claim)
+                .cloned()
+                .unwrap_or_else(|| incident.key.clone()),
+            _ => incident.key.clone(),
+        };
+        groups.entry(key).or_default().push(incident);
+    }
+    groups
+        .into_iter()
+        .map(|(key, mut incidents)| {
+            // Stable: input order breaks ties, and incidents without a time sort first.
+            incidents.sort_by_key(|i| i.time_ms);
+            Group { key, incidents }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::{Origin, Source};
+
+    fn signal(claim: Option<&str>, message: &str) -> Signal {
+        Signal {
+            source: Source::Log,
+            origin: Origin {
+                file: "f".into(),
+                line: 1,
+            },
+            rule: "r".into(),
+            category: Category::PassRoleDenied,
+            time: None,
+            error_code: None,
+            layer: None,
+            principal: None,
+            action: None,
+            resource: None,
+            encoded_message: None,
+            node_claim: claim.map(str::to_string),
+            node_pool: None,
+            node_class: None,
+            instance_id: None,
+            kms_key: None,
+            message: message.into(),
+        }
+    }
+
+    fn key(principal: Option<&str>) -> Key {
+        Key {
+            category: Category::PassRoleDenied,
+            principal: principal.map(str::to_string),
+            action: principal.map(|_| "iam:PassRole".to_string()),
+            resource: None,
+            kms_key: None,
+        }
+    }
+
+    #[test]
+    fn names_are_stable_kebab_case_and_differ_by_key() {
+        let a = key(Some("arn:aws:iam::1:role/a"));
+        assert_eq!(a.name(), key(Some("arn:aws:iam::1:role/a")).name());
+        assert!(a.name().starts_with("pass-role-denied-"));
+        assert_eq!(a.name().len(), "pass-role-denied-".len() + 10);
+        assert_ne!(a.name(), key(Some("arn:aws:iam::1:role/b")).name());
+        assert_eq!(a.fingerprint().len(), 64);
+    }
+
+    #[test]
+    fn anonymous_incidents_join_the_named_failure_of_their_node_claim() {
+        let named = signal(Some("nc-1"), "named");
+        let anonymous = signal(Some("nc-1"), "Unauthorized");
+        let elsewhere = signal(Some("nc-2"), "Unauthorized");
+        let incident = |s, k, t| Incident {
+            signal: s,
+            key: k,
+            node_pool: None,
+            node_class: None,
+            time_ms: Some(t),
+        };
+        let groups = group(vec![
+            incident(&anonymous, key(None), 2),
+            incident(&named, key(Some("arn:aws:iam::1:role/a")), 1),
+            incident(&elsewhere, key(None), 3),
+            incident(&anonymous, key(None), 2),
+        ]);
+        assert_eq!(groups.len(), 2);
+        let named_group = groups.iter().find(|g| g.key.principal.is_some()).unwrap();
+        assert_eq!(
+            named_group.incidents.len(),
+            2,
+            "the duplicate report counts once"
+        );
+        assert_eq!(named_group.latest().signal.message, "Unauthorized");
+        assert_eq!(named_group.node_claims(20), ["nc-1"]);
+    }
+}

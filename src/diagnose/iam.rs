@@ -1,0 +1,530 @@
+//! Root cause of an IAM denial: confirmed by evaluating the role's real policies with the
+//! engine (both EC2 principals for PassRole in China), else inferred from the denial sentence.
+
+use super::finding::{Finding, Fix, evidence};
+use super::model::{Confidence, Evidence, ReasonCode};
+use crate::facts::iam_snapshot::PrincipalPolicies;
+use crate::facts::{Facts, Lookup};
+use crate::partition::Partition;
+use crate::policy::arn::{Arn, role_name_of, session_name_of};
+use crate::policy::{Context, Decision, Explanation, PolicySet, Reason, Request};
+use crate::signal::PolicyLayer;
+use serde_json::{Map, Value, json};
+
+/// One IAM denial to explain.
+pub struct IamCase<'a> {
+    /// The caller as the message names it (an assumed-role session ARN, usually).
+    pub caller: &'a str,
+    /// The IAM role behind the caller.
+    pub role: &'a str,
+    pub action: &'a str,
+    pub resource: Option<&'a str>,
+    pub layer: Option<PolicyLayer>,
+    pub partition: &'static Partition,
+    /// Node roles named by EC2NodeClasses (`spec.role`, a name or ARN).
+    pub node_roles: &'a [String],
+    /// The Karpenter controller role, where known (ServiceAccount or `--controller-role`).
+    pub controller_role: Option<&'a str>,
+}
+
+impl IamCase<'_> {
+    fn is_pass_role(&self) -> bool {
+        self.action.eq_ignore_ascii_case("iam:PassRole")
+    }
+
+    fn resource(&self) -> &str {
+        self.resource.unwrap_or("*")
+    }
+}
+
+pub fn reason(case: &IamCase<'_>, facts: &dyn Facts) -> Finding {
+    if let Some(finding) = wrong_principal(case) {
+        return finding;
+    }
+    match facts.principal(case.role) {
+        Lookup::Found(policies) => from_policies(case, &policies, &facts.describe()),
+        Lookup::Absent(why) | Lookup::Unknown(why) => {
+            let mut finding = from_text(case);
+            finding.evidence.push(evidence("facts", why));
+            finding
+        }
+    }
+}
+
+/// The caller is not the controller role: a node role (session named after an instance), or
+/// another role than the one Karpenter's ServiceAccount names.
+fn wrong_principal(case: &IamCase<'_>) -> Option<Finding> {
+    let session = session_name_of(case.caller).unwrap_or("");
+    let instance_session = session
+        .strip_prefix("i-")
+        .is_some_and(|h| h.len() >= 8 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    let name = role_name_of(case.role);
+    let node_role = case
+        .node_roles
+        .iter()
+        .any(|r| role_name_of(r).or(Some(r.as_str())) == name);
+    let other_than_controller = case.controller_role.filter(|c| role_name_of(c) != name);
+    let detail = if instance_session {
+        format!(
+            "the session name {session} is an EC2 instance id: the call was made with the node's instance profile role {}",
+            case.role
+        )
+    } else if node_role {
+        format!(
+            "{} is the node role of an EC2NodeClass, not Karpenter's controller role",
+            case.role
+        )
+    } else if let Some(controller) = other_than_controller {
+        format!(
+            "Karpenter's service account names {controller}, but the call was made as {}",
+            case.role
+        )
+    } else {
+        return None;
+    };
+    Some(Finding {
+        reason: ReasonCode::WrongPrincipal,
+        confidence: Confidence::Inferred,
+        summary: format!(
+            "Karpenter called {} as {} instead of its controller role: IRSA or EKS Pod Identity is not in effect for the Karpenter pod",
+            case.action, case.role
+        ),
+        evidence: vec![evidence("error message", detail)],
+        statement: None,
+        fix: Fix::Principal {
+            caller: case.role.to_string(),
+            controller: case.controller_role.map(str::to_string),
+        },
+    })
+}
+
+/// Evaluates the role's own policies; for PassRole once per EC2 service principal of the
+/// partition (aws-cn needs both: domain.md §1a).
+fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, source: &str) -> Finding {
+    let set = PolicySet {
+        identity: policies.identity.clone(),
+        boundary: policies.boundary.clone(),
+        scps: None,
+        resource: None,
+    };
+    let contexts: Vec<(String, Context)> = if case.is_pass_role() {
+        let mut services = case.partition.service_principals("ec2");
+        services.sort();
+        services
+            .into_iter()
+            .map(|svc| {
+                let mut ctx = Context::default();
+                ctx.insert("iam:PassedToService", svc.clone());
+                (format!(" with iam:PassedToService={svc}"), ctx)
+            })
+            .collect()
+    } else {
+        vec![(String::new(), Context::default())]
+    };
+    let mut evidence_lines = vec![evidence(
+        source,
+        format!(
+            "{} has {} identity {} and {} permissions boundary",
+            policies.arn,
+            policies.identity.len(),
+            if policies.identity.len() == 1 {
+                "policy"
+            } else {
+                "policies"
+            },
+            if policies.boundary.is_some() {
+                "a"
+            } else {
+                "no"
+            }
+        ),
+    )];
+    let mut denied: Option<(Explanation, Request)> = None;
+    for (label, ctx) in contexts {
+        let req = Request::new(case.caller, case.action, case.resource()).with_context(ctx);
+        let e = set.explain(&req);
+        let verdict = match &e.denial {
+            None => "allowed".to_string(),
+            Some(d) => format!(
+                "{} ({:?}): {}",
+                decision_word(e.decision),
+                d.reason,
+                d.summary
+            ),
+        };
+        evidence_lines.push(evidence(
+            "policy evaluation",
+            format!("{} on {}{label}: {verdict}", case.action, case.resource()),
+        ));
+        if e.decision != Decision::Allowed && denied.is_none() {
+            denied = Some((e, req));
+        }
+    }
+    let Some((explanation, req)) = denied else {
+        let mut finding = from_text(case);
+        evidence_lines.push(evidence(
+            "policy evaluation",
+            "the role's identity policies and boundary allow this request: the denial comes from another layer (an SCP, a session policy) or the facts are stale",
+        ));
+        if matches!(
+            finding.reason,
+            ReasonCode::ActionNotAllowed | ReasonCode::PassedToServiceMismatch
+        ) {
+            finding.reason = ReasonCode::Undetermined;
+            finding.summary = format!(
+                "AWS denied {} on {}, but {}'s policies allow it",
+                case.action,
+                case.resource(),
+                policies.arn
+            );
+            finding.fix = Fix::Investigate {
+                role: Some(policies.arn.clone()),
+                action: Some(case.action.into()),
+                resource: case.resource.map(str::to_string),
+            };
+        }
+        evidence_lines.append(&mut finding.evidence);
+        finding.evidence = evidence_lines;
+        return finding;
+    };
+    confirmed(case, policies, &set, explanation, &req, evidence_lines)
+}
+
+fn confirmed(
+    case: &IamCase<'_>,
+    policies: &PrincipalPolicies,
+    set: &PolicySet,
+    e: Explanation,
+    req: &Request,
+    evidence: Vec<Evidence>,
+) -> Finding {
+    let denial = e.denial.expect("a denied explanation has a denial");
+    let source = denial.statement.as_ref().and_then(|r| {
+        set.identity
+            .iter()
+            .chain(&set.boundary)
+            .find(|p| p.name == r.policy)
+            .and_then(|p| p.statements.get(r.index))
+            .map(|s| s.source.clone())
+    });
+    let role = policies.arn.clone();
+    // Conditions on keys the request did not carry (request tags, say) may hold in the real
+    // request: then the near miss is likely, not proven.
+    let unknown_keys = denial
+        .failed_conditions
+        .iter()
+        .any(|c| c.request_values.is_none() && !c.operator.starts_with("Null"));
+    let confidence = if unknown_keys {
+        Confidence::Inferred
+    } else {
+        Confidence::Confirmed
+    };
+    let policy = denial
+        .statement
+        .as_ref()
+        .map(|r| r.policy.clone())
+        .unwrap_or_default();
+    let (reason, fix) = match denial.reason {
+        Reason::PassedToServiceMismatch => {
+            let needed = {
+                let mut s = case.partition.service_principals("ec2");
+                s.sort();
+                s
+            };
+            let fix = match (&source, denial.failed_conditions.first()) {
+                (Some(st), Some(c)) => Fix::PatchStatement {
+                    role: role.clone(),
+                    policy,
+                    statement: st.clone(),
+                    patched: with_condition_values(st, &c.operator, &c.key, &needed),
+                },
+                _ => Fix::AddStatement {
+                    role: role.clone(),
+                    statement: pass_role_statement(case),
+                },
+            };
+            (ReasonCode::PassedToServiceMismatch, fix)
+        }
+        Reason::ConditionNotSatisfied => (
+            ReasonCode::ConditionNotSatisfied,
+            patch_or_investigate(case, &role, policy, source, |_| None),
+        ),
+        Reason::ResourcePartitionMismatch => {
+            let partition = Arn::parse(&req.resource)
+                .map(|a| a.partition.to_string())
+                .unwrap_or_default();
+            (
+                ReasonCode::ResourcePartitionMismatch,
+                patch_or_investigate(case, &role, policy, source, |st| {
+                    Some(with_partition(st, &partition))
+                }),
+            )
+        }
+        Reason::ResourceNotCovered => (
+            ReasonCode::ResourceNotCovered,
+            patch_or_investigate(case, &role, policy, source, |st| {
+                Some(with_resource(st, &req.resource))
+            }),
+        ),
+        Reason::ActionNotAllowed => (
+            ReasonCode::ActionNotAllowed,
+            Fix::AddStatement {
+                role: role.clone(),
+                statement: allow_statement(case),
+            },
+        ),
+        Reason::IdentityPolicyExplicitDeny => (
+            ReasonCode::IdentityPolicyExplicitDeny,
+            match source {
+                Some(statement) => Fix::RemoveDeny {
+                    role: role.clone(),
+                    policy,
+                    statement,
+                },
+                None => investigate(case, &role),
+            },
+        ),
+        Reason::PermissionsBoundaryDeny => (
+            ReasonCode::PermissionsBoundaryDeny,
+            Fix::Boundary {
+                role: role.clone(),
+                boundary: set.boundary.as_ref().map(|b| b.name.clone()),
+                action: case.action.into(),
+                resource: case.resource().into(),
+            },
+        ),
+        Reason::ServiceControlPolicyDeny => (
+            ReasonCode::ServiceControlPolicyDeny,
+            Fix::Scp {
+                account: account_of(&role),
+                action: case.action.into(),
+            },
+        ),
+        Reason::ResourcePolicyExplicitDeny | Reason::ResourcePolicyNotAllowing => {
+            (ReasonCode::Undetermined, investigate(case, &role))
+        }
+    };
+    Finding {
+        reason,
+        confidence,
+        summary: denial.summary.clone(),
+        evidence,
+        statement: denial.statement,
+        fix,
+    }
+}
+
+/// The root cause as the denial sentence tells it, with no facts to prove it.
+fn from_text(case: &IamCase<'_>) -> Finding {
+    let role = case.role.to_string();
+    let what = format!("{} on {}", case.action, case.resource());
+    let china_pass_role = case.is_pass_role() && case.partition.id == "aws-cn";
+    let (reason, summary, fix) = match case.layer {
+        Some(PolicyLayer::NoIdentityPolicy) if china_pass_role => (
+            ReasonCode::PassedToServiceMismatch,
+            format!(
+                "no identity policy of {role} allows {what}; in aws-cn this is almost always a PassRole statement whose iam:PassedToService condition names only ec2.amazonaws.com (EC2 is ec2.amazonaws.com.cn there, and instance profiles still check ec2.amazonaws.com)"
+            ),
+            Fix::AddStatement {
+                role: role.clone(),
+                statement: pass_role_statement(case),
+            },
+        ),
+        Some(PolicyLayer::NoIdentityPolicy) => (
+            ReasonCode::ActionNotAllowed,
+            format!("no identity policy of {role} allows {what}"),
+            Fix::AddStatement {
+                role: role.clone(),
+                statement: allow_statement(case),
+            },
+        ),
+        Some(PolicyLayer::IdentityExplicitDeny) => (
+            ReasonCode::IdentityPolicyExplicitDeny,
+            format!("a Deny statement in an identity policy of {role} denies {what}"),
+            investigate(case, &role),
+        ),
+        Some(PolicyLayer::ScpExplicitDeny | PolicyLayer::NoScp) => (
+            ReasonCode::ServiceControlPolicyDeny,
+            format!(
+                "an organization service control policy denies {what} in account {}",
+                account_of(&role)
+            ),
+            Fix::Scp {
+                account: account_of(&role),
+                action: case.action.into(),
+            },
+        ),
+        Some(PolicyLayer::NoBoundary | PolicyLayer::BoundaryExplicitDeny) => (
+            ReasonCode::PermissionsBoundaryDeny,
+            format!("the permissions boundary of {role} does not allow {what}"),
+            Fix::Boundary {
+                role: role.clone(),
+                boundary: None,
+                action: case.action.into(),
+                resource: case.resource().into(),
+            },
+        ),
+        other => (
+            ReasonCode::Undetermined,
+            match other {
+                Some(layer) => format!(
+                    "AWS denied {what} to {role} ({layer:?}); no code of the doctor's covers this layer yet"
+                ),
+                None => format!(
+                    "AWS denied {what} to {role}; the message does not say which policy layer refused"
+                ),
+            },
+            investigate(case, &role),
+        ),
+    };
+    let layer = case
+        .layer
+        .map_or("no policy layer named".to_string(), |l| format!("{l:?}"));
+    Finding {
+        reason,
+        confidence: Confidence::Inferred,
+        summary,
+        evidence: vec![evidence(
+            "error message",
+            format!("{} was denied {what}: {layer}", case.caller),
+        )],
+        statement: None,
+        fix,
+    }
+}
+
+fn patch_or_investigate(
+    case: &IamCase<'_>,
+    role: &str,
+    policy: String,
+    source: Option<Map<String, Value>>,
+    patch: impl Fn(&Map<String, Value>) -> Option<Map<String, Value>>,
+) -> Fix {
+    match source
+        .as_ref()
+        .and_then(|st| Some((st.clone(), patch(st)?)))
+    {
+        Some((statement, patched)) => Fix::PatchStatement {
+            role: role.into(),
+            policy,
+            statement,
+            patched,
+        },
+        None => investigate(case, role),
+    }
+}
+
+fn investigate(case: &IamCase<'_>, role: &str) -> Fix {
+    Fix::Investigate {
+        role: Some(role.into()),
+        action: Some(case.action.into()),
+        resource: case.resource.map(str::to_string),
+    }
+}
+
+/// The statement with `Condition[op][key]` extended by the missing `values` (existing first).
+fn with_condition_values(
+    st: &Map<String, Value>,
+    op: &str,
+    key: &str,
+    values: &[String],
+) -> Map<String, Value> {
+    let mut patched = st.clone();
+    if let Some(slot) = patched
+        .get_mut("Condition")
+        .and_then(|c| c.get_mut(op))
+        .and_then(|o| o.get_mut(key))
+    {
+        let mut merged: Vec<String> = match slot {
+            Value::Array(list) => list
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            Value::String(s) => vec![s.clone()],
+            _ => Vec::new(),
+        };
+        for v in values {
+            if !merged.contains(v) {
+                merged.push(v.clone());
+            }
+        }
+        *slot = json!(merged);
+    }
+    patched
+}
+
+/// The statement with each Resource ARN moved into `partition`.
+fn with_partition(st: &Map<String, Value>, partition: &str) -> Map<String, Value> {
+    let mut patched = st.clone();
+    let rewrite = |v: &str| match Arn::parse(v) {
+        Some(a) => format!(
+            "arn:{partition}:{}:{}:{}:{}",
+            a.service, a.region, a.account, a.resource
+        ),
+        None => v.to_string(),
+    };
+    if let Some(resource) = patched.get_mut("Resource") {
+        let rewritten = match &*resource {
+            Value::String(s) => json!(rewrite(s)),
+            Value::Array(list) => json!(
+                list.iter()
+                    .map(|v| v.as_str().map_or(v.clone(), |s| json!(rewrite(s))))
+                    .collect::<Vec<_>>()
+            ),
+            other => other.clone(),
+        };
+        *resource = rewritten;
+    }
+    patched
+}
+
+/// The statement with `resource` added to its Resource list.
+fn with_resource(st: &Map<String, Value>, resource: &str) -> Map<String, Value> {
+    let mut patched = st.clone();
+    let mut list: Vec<Value> = match patched.get("Resource") {
+        Some(Value::Array(list)) => list.clone(),
+        Some(v) => vec![v.clone()],
+        None => Vec::new(),
+    };
+    list.push(json!(resource));
+    patched.insert("Resource".into(), json!(list));
+    patched
+}
+
+/// Karpenter's recommended PassRole statement, for this partition.
+fn pass_role_statement(case: &IamCase<'_>) -> Value {
+    let mut services = case.partition.service_principals("ec2");
+    services.sort();
+    json!({"Sid": "AllowPassingInstanceRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": case.resource(),
+           "Condition": {"StringEquals": {"iam:PassedToService": services}}})
+}
+
+fn allow_statement(case: &IamCase<'_>) -> Value {
+    if case.is_pass_role() {
+        return pass_role_statement(case);
+    }
+    let sid: String = case
+        .action
+        .split(':')
+        .map(|p| {
+            p.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+        })
+        .collect();
+    json!({"Sid": format!("KarpenterDoctorAllow{sid}"), "Effect": "Allow", "Action": case.action, "Resource": case.resource()})
+}
+
+fn account_of(arn: &str) -> String {
+    Arn::parse(arn)
+        .map(|a| a.account.to_string())
+        .unwrap_or_default()
+}
+
+fn decision_word(d: Decision) -> &'static str {
+    match d {
+        Decision::Allowed => "allowed",
+        Decision::ExplicitDeny => "explicit deny",
+        Decision::ImplicitDeny => "implicit deny",
+    }
+}

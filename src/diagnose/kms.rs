@@ -1,0 +1,346 @@
+//! Root cause of an instance that died of `Client.InvalidKMSKey.InvalidState`: the key's state,
+//! then whether the key policy or a grant, and the principal's IAM policies, let it use the key.
+
+use super::finding::{Finding, Fix, evidence};
+use super::model::{Confidence, Evidence, ReasonCode};
+use crate::facts::kms_snapshot::KeyFacts;
+use crate::facts::{Facts, Lookup};
+use crate::partition::Partition;
+use crate::policy::arn::{Arn, role_name_of};
+use crate::policy::{Context, Decision, Policy, PolicySet, Request};
+use serde_json::json;
+
+/// The KMS operations EC2 needs, on behalf of the launching principal, to use a customer
+/// managed key for EBS (AWS EBS documentation; the seed's working grant).
+pub const EBS_OPERATIONS: [&str; 6] = [
+    "CreateGrant",
+    "Decrypt",
+    "DescribeKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+];
+
+pub struct KmsCase<'a> {
+    /// The key (ARN or id) from the EC2NodeClass, the AMI, or the message.
+    pub key: Option<&'a str>,
+    /// The principal that launched the instance: Karpenter's controller role (instant
+    /// CreateFleet calls with the caller's credentials).
+    pub principal: Option<&'a str>,
+    pub region: Option<&'a str>,
+    pub partition: &'static Partition,
+}
+
+pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
+    let Some(key) = case.key else {
+        return undetermined(
+            "the instance died of an unusable KMS key, but no input names the key: pass the EC2NodeClass (blockDeviceMappings[].ebs.kmsKeyID) or the AMI's snapshots".into(),
+            Vec::new(),
+            case,
+        );
+    };
+    let found = match facts.key(key) {
+        Lookup::Found(k) => k,
+        Lookup::Absent(why) | Lookup::Unknown(why) => return inferred(case, key, why),
+    };
+    let source = facts.describe();
+    let mut lines = vec![evidence(
+        source.clone(),
+        format!(
+            "DescribeKey {}: KeyState={}, KeyManager={}{}",
+            found.arn,
+            found.state,
+            found.manager.as_deref().unwrap_or("unknown"),
+            found
+                .deletion_date
+                .as_deref()
+                .map(|d| format!(", DeletionDate={d}"))
+                .unwrap_or_default()
+        ),
+    )];
+    let state_reason = match found.state.as_str() {
+        "Disabled" => Some(ReasonCode::KeyDisabled),
+        "PendingDeletion" | "PendingReplicaDeletion" => Some(ReasonCode::KeyPendingDeletion),
+        "PendingImport" => Some(ReasonCode::KeyPendingImport),
+        "Unavailable" => Some(ReasonCode::KeyUnavailable),
+        _ => None,
+    };
+    if let Some(reason) = state_reason {
+        return Finding {
+            reason,
+            confidence: Confidence::Confirmed,
+            summary: format!(
+                "KMS key {} is {}: EC2 cannot use it to encrypt or decrypt the instance's volumes",
+                found.arn, found.state
+            ),
+            evidence: lines,
+            statement: None,
+            fix: Fix::KeyState {
+                key: found.arn.clone(),
+                state: found.state.clone(),
+            },
+        };
+    }
+    let Some(principal) = case.principal else {
+        return undetermined(
+            format!(
+                "KMS key {} is {}, and the principal that launched the instance is unknown: pass Karpenter's ServiceAccount or --controller-role",
+                found.arn, found.state
+            ),
+            lines,
+            case,
+        );
+    };
+    let key_side: Vec<(&str, Option<bool>)> = EBS_OPERATIONS
+        .iter()
+        .map(|op| (*op, key_side_allows(&found, principal, op, case)))
+        .collect();
+    let denied: Vec<String> = key_side
+        .iter()
+        .filter(|(_, a)| *a == Some(false))
+        .map(|(op, _)| format!("kms:{op}"))
+        .collect();
+    let unknown: Vec<String> = key_side
+        .iter()
+        .filter(|(_, a)| a.is_none())
+        .map(|(op, _)| format!("kms:{op}"))
+        .collect();
+    lines.push(evidence(
+        source.clone(),
+        key_side_line(&found, principal, &denied, &unknown),
+    ));
+    if !denied.is_empty() || !unknown.is_empty() {
+        let missing = if denied.is_empty() {
+            unknown.clone()
+        } else {
+            denied.clone()
+        };
+        let cross = found.account != account_of(principal);
+        return Finding {
+            reason: ReasonCode::KeyAccessNotGranted,
+            confidence: if denied.is_empty() {
+                Confidence::Inferred
+            } else {
+                Confidence::Confirmed
+            },
+            summary: format!(
+                "neither the key policy nor a grant of {}{} lets {principal} use the key for {}",
+                found.arn,
+                if cross {
+                    format!(" (account {})", found.account)
+                } else {
+                    String::new()
+                },
+                missing.join(", ")
+            ),
+            evidence: lines,
+            statement: None,
+            fix: Fix::KeyAccess {
+                key: found.arn.clone(),
+                grantee: principal.to_string(),
+                region: case.region.map(str::to_string),
+                missing,
+            },
+        };
+    }
+    match facts.principal(principal) {
+        Lookup::Found(policies) => {
+            let set = PolicySet {
+                identity: policies.identity,
+                boundary: policies.boundary,
+                scps: None,
+                resource: None,
+            };
+            let missing: Vec<String> = EBS_OPERATIONS
+                .iter()
+                .map(|op| format!("kms:{op}"))
+                .filter(|action| {
+                    let req = request(principal, action, &found.arn, case)
+                        .with_resource_account(Some(account_of(principal)));
+                    set.decide(&req) != Decision::Allowed
+                })
+                .collect();
+            if missing.is_empty() {
+                lines.push(evidence(
+                    source,
+                    format!(
+                        "{}'s IAM policies allow every KMS action EBS needs on the key",
+                        policies.arn
+                    ),
+                ));
+                return undetermined(
+                    format!(
+                        "the facts say {principal} may use {}: check the AMI's snapshot key, encryption-context or grant constraints",
+                        found.arn
+                    ),
+                    lines,
+                    case,
+                );
+            }
+            lines.push(evidence(
+                source,
+                format!(
+                    "{}'s IAM policies do not allow {} on {}",
+                    policies.arn,
+                    missing.join(", "),
+                    found.arn
+                ),
+            ));
+            Finding {
+                reason: ReasonCode::IdentityPolicyMissingKmsPermissions,
+                confidence: Confidence::Confirmed,
+                summary: format!(
+                    "the key side allows {principal}, but its IAM policies lack {} on {}",
+                    missing.join(", "),
+                    found.arn
+                ),
+                evidence: lines,
+                statement: None,
+                fix: Fix::KmsIdentity {
+                    role: policies.arn,
+                    key: found.arn.clone(),
+                    missing,
+                },
+            }
+        }
+        Lookup::Absent(why) | Lookup::Unknown(why) => {
+            lines.push(evidence("facts", why));
+            undetermined(
+                format!(
+                    "the key policy or grants of {} let {principal} use it; whether its IAM policies do is unknown",
+                    found.arn
+                ),
+                lines,
+                case,
+            )
+        }
+    }
+}
+
+/// Whether the key policy or a grant lets `principal` call `kms:<op>`; `None` when the policy
+/// is unknown and no grant covers it.
+fn key_side_allows(key: &KeyFacts, principal: &str, op: &str, case: &KmsCase<'_>) -> Option<bool> {
+    let granted = key.grants.as_ref().map(|grants| {
+        grants.iter().any(|g| {
+            same_role(&g.grantee_principal, principal) && g.operations.iter().any(|o| o == op)
+        })
+    });
+    if granted == Some(true) {
+        return Some(true);
+    }
+    let policy = key.policy.as_ref()?;
+    let assume_iam_allows = Policy::from_value("(IAM side assumed to allow)", &json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}}))
+        .expect("a constant policy parses");
+    let set = PolicySet {
+        identity: vec![assume_iam_allows],
+        boundary: None,
+        scps: None,
+        resource: Some(policy.clone()),
+    };
+    Some(set.decide(&request(principal, &format!("kms:{op}"), &key.arn, case)) == Decision::Allowed)
+}
+
+/// The request EC2 makes with the launching principal's credentials.
+fn request(principal: &str, action: &str, key: &str, case: &KmsCase<'_>) -> Request {
+    let mut ctx = Context::default();
+    if let Some(region) = case.region {
+        ctx.insert(
+            "kms:ViaService",
+            format!("ec2.{region}.{}", case.partition.dns_suffix),
+        );
+    }
+    ctx.insert("kms:CallerAccount", account_of(principal));
+    if action == "kms:CreateGrant" {
+        ctx.insert("kms:GrantIsForAWSResource", "true");
+    }
+    Request::new(principal, action, key).with_context(ctx)
+}
+
+fn key_side_line(key: &KeyFacts, principal: &str, denied: &[String], unknown: &[String]) -> String {
+    let grants = match &key.grants {
+        None => "grants unknown".to_string(),
+        Some(g) => {
+            let to_principal = g
+                .iter()
+                .filter(|g| same_role(&g.grantee_principal, principal))
+                .count();
+            format!("{} grants, {to_principal} to {principal}", g.len())
+        }
+    };
+    let policy = if key.policy.is_some() {
+        "key policy read"
+    } else {
+        "key policy unknown"
+    };
+    let verdict = match (denied.is_empty(), unknown.is_empty()) {
+        (true, true) => "the key side allows every operation EBS needs".to_string(),
+        (false, _) => format!("the key side does not allow {}", denied.join(", ")),
+        (true, false) => format!("no grant covers {}", unknown.join(", ")),
+    };
+    format!("{grants}; {policy}; {verdict}")
+}
+
+/// No facts on the key: a key in another account than the launching principal is the classic
+/// cross-account CMK (domain.md §1b); otherwise nothing can be said.
+fn inferred(case: &KmsCase<'_>, key: &str, why: String) -> Finding {
+    let key_account = Arn::parse(key).map(|a| a.account.to_string());
+    match (case.principal, key_account) {
+        (Some(principal), Some(account)) if account != account_of(principal) => Finding {
+            reason: ReasonCode::KeyAccessNotGranted,
+            confidence: Confidence::Inferred,
+            summary: format!(
+                "{key} belongs to account {account}, not to {principal}'s: a cross-account key needs a grant or key policy statement for the launching principal"
+            ),
+            evidence: vec![
+                evidence(
+                    "EC2NodeClass",
+                    format!("the volumes are encrypted with {key}"),
+                ),
+                evidence("facts", why),
+            ],
+            statement: None,
+            fix: Fix::KeyAccess {
+                key: key.into(),
+                grantee: principal.into(),
+                region: case.region.map(str::to_string),
+                missing: EBS_OPERATIONS.iter().map(|o| format!("kms:{o}")).collect(),
+            },
+        },
+        _ => undetermined(
+            format!(
+                "the instance died of an unusable KMS key {key}; without facts on the key its cause is unknown"
+            ),
+            vec![evidence("facts", why)],
+            case,
+        ),
+    }
+}
+
+fn undetermined(summary: String, evidence: Vec<Evidence>, case: &KmsCase<'_>) -> Finding {
+    Finding {
+        reason: ReasonCode::Undetermined,
+        confidence: Confidence::Inferred,
+        summary,
+        evidence,
+        statement: None,
+        fix: Fix::Investigate {
+            role: case.principal.map(str::to_string),
+            action: None,
+            resource: case.key.map(str::to_string),
+        },
+    }
+}
+
+/// Grantees are role ARNs; compare by account and role name so paths and sessions agree.
+fn same_role(a: &str, b: &str) -> bool {
+    a == b
+        || (account_of(a) == account_of(b)
+            && role_name_of(a).is_some()
+            && role_name_of(a) == role_name_of(b))
+}
+
+fn account_of(arn: &str) -> String {
+    Arn::parse(arn)
+        .map(|a| a.account.to_string())
+        .unwrap_or_default()
+}

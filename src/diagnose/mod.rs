@@ -1,0 +1,341 @@
+//! From signals and facts to Diagnoses: resolve each signal (role behind the session, KMS key
+//! of the NodeClass, launching principal), group by root cause, reason, and render. Pure.
+
+pub mod finding;
+pub mod group;
+pub mod iam;
+pub mod kms;
+pub mod model;
+pub mod remedy;
+pub mod time;
+
+use crate::facts::{Facts, Lookup};
+use crate::partition::Partition;
+use crate::policy::arn::{Arn, role_arn_of};
+use crate::signal::{Category, Observations, Signal};
+use finding::{Finding, Fix, evidence};
+use group::{Group, Incident, Key};
+use model::{
+    Condition, Confidence, Diagnosis, DiagnosisSpec, DiagnosisStatus, Metadata, ReasonCode,
+    RootCause,
+};
+
+/// At most this many NodeClaims are listed per Diagnosis.
+pub const MAX_NODE_CLAIMS: usize = 20;
+/// `lastMessage` is cut to this many bytes (on a character boundary).
+pub const MAX_MESSAGE: usize = 4096;
+/// The transition time of conditions when the input gives no time at all.
+const EPOCH: &str = "1970-01-01T00:00:00Z";
+
+/// One Diagnosis per root cause found in `obs`, sorted by name. The same input always gives
+/// the same output, byte for byte.
+pub fn diagnose(
+    obs: &Observations,
+    facts: &dyn Facts,
+    controller_role: Option<&str>,
+) -> Vec<Diagnosis> {
+    let controller = controller_role
+        .map(str::to_string)
+        .or_else(|| obs.controller_roles.first().cloned());
+    let controller = controller.map(|c| resolve_role(&c, facts));
+    let incidents: Vec<Incident<'_>> = obs
+        .signals
+        .iter()
+        .map(|s| incident(s, obs, facts, controller.as_deref()))
+        .collect();
+    let node_roles: Vec<String> = obs
+        .node_classes
+        .iter()
+        .filter_map(|n| n.role.clone())
+        .collect();
+    let mut out: Vec<Diagnosis> = group::group(incidents)
+        .iter()
+        .map(|g| render(g, obs, facts, controller.as_deref(), &node_roles))
+        .collect();
+    out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    out
+}
+
+/// The role ARN behind a principal, with its path where the facts know it.
+fn resolve_role(principal: &str, facts: &dyn Facts) -> String {
+    match facts.principal(principal) {
+        Lookup::Found(p) => p.arn,
+        _ => role_arn_of(principal),
+    }
+}
+
+fn incident<'a>(
+    s: &'a Signal,
+    obs: &Observations,
+    facts: &dyn Facts,
+    controller: Option<&str>,
+) -> Incident<'a> {
+    let claim = s
+        .node_claim
+        .as_ref()
+        .and_then(|n| obs.node_claims.iter().find(|c| &c.name == n));
+    let instance = s
+        .instance_id
+        .as_ref()
+        .and_then(|id| obs.instances.iter().find(|i| &i.instance_id == id));
+    let node_class = s
+        .node_class
+        .clone()
+        .or_else(|| claim.and_then(|c| c.node_class.clone()))
+        .or_else(|| instance.and_then(|i| i.node_class.clone()));
+    let node_pool = s
+        .node_pool
+        .clone()
+        .or_else(|| claim.and_then(|c| c.node_pool.clone()))
+        .or_else(|| instance.and_then(|i| i.node_pool.clone()));
+    let key = if s.category == Category::KmsKeyUnusable {
+        let class_key = node_class
+            .as_ref()
+            .and_then(|n| obs.node_classes.iter().find(|c| &c.name == n))
+            .and_then(|c| c.kms_key_ids.first().cloned());
+        Key {
+            category: s.category,
+            principal: controller.map(str::to_string),
+            action: None,
+            resource: None,
+            kms_key: s.kms_key.clone().or(class_key),
+        }
+    } else {
+        let principal = s.principal.as_deref().map(|p| resolve_role(p, facts));
+        let from_controller = s.source == crate::signal::Source::NodeClass
+            && principal.is_none()
+            && s.action.is_some();
+        Key {
+            category: s.category,
+            principal: if from_controller {
+                controller.map(str::to_string)
+            } else {
+                principal
+            },
+            action: s.action.clone(),
+            resource: s.resource.clone(),
+            kms_key: s.kms_key.clone(),
+        }
+    };
+    Incident {
+        signal: s,
+        key,
+        node_pool,
+        node_class,
+        time_ms: s.time.as_deref().and_then(crate::policy::typed::date),
+    }
+}
+
+fn render(
+    g: &Group<'_>,
+    obs: &Observations,
+    facts: &dyn Facts,
+    controller: Option<&str>,
+    node_roles: &[String],
+) -> Diagnosis {
+    let key = &g.key;
+    let latest = g.latest();
+    let arn_of = |text: &Option<String>| {
+        text.as_deref()
+            .and_then(Arn::parse)
+            .map(|a| (a.partition.to_string(), a.region.to_string()))
+    };
+    let instance_region = g
+        .incidents
+        .iter()
+        .rev()
+        .find_map(|i| i.signal.instance_id.as_ref())
+        .and_then(|id| obs.instances.iter().find(|i| &i.instance_id == id))
+        .and_then(|i| i.region.clone());
+    let region = [&key.resource, &key.kms_key]
+        .into_iter()
+        .filter_map(|t| arn_of(t).map(|(_, r)| r))
+        .find(|r| !r.is_empty())
+        .or(instance_region);
+    let partition: &'static Partition = [&key.principal, &key.resource, &key.kms_key]
+        .into_iter()
+        .find_map(|t| arn_of(t).and_then(|(p, _)| Partition::by_id(&p)))
+        .or_else(|| region.as_deref().map(Partition::of_region))
+        .unwrap_or(&crate::partition::PARTITIONS[0]);
+    let mut finding = reason(
+        g,
+        latest.signal,
+        facts,
+        controller,
+        node_roles,
+        partition,
+        region.as_deref(),
+    );
+    finding.evidence.insert(0, signal_evidence(g));
+    let remediation = remedy::remediation(&finding, partition);
+    let first_seen = g.incidents.iter().find_map(|i| i.time_ms).map(time::format);
+    let last_seen = g
+        .incidents
+        .iter()
+        .rev()
+        .find_map(|i| i.time_ms)
+        .map(time::format);
+    let since = first_seen.clone().unwrap_or_else(|| EPOCH.to_string());
+    let diagnosed = finding.reason != ReasonCode::Undetermined;
+    let conditions = vec![
+        Condition {
+            type_: "Diagnosed".into(),
+            status: if diagnosed { "True" } else { "False" }.into(),
+            reason: if diagnosed {
+                finding.reason.as_str().into()
+            } else {
+                "InsufficientData".into()
+            },
+            message: finding.summary.clone(),
+            last_transition_time: since.clone(),
+        },
+        Condition {
+            type_: "Resolved".into(),
+            status: "False".into(),
+            reason: "FailureObserved".into(),
+            message: format!(
+                "seen {} time{}; no fix verified yet",
+                g.incidents.len(),
+                if g.incidents.len() == 1 { "" } else { "s" }
+            ),
+            last_transition_time: since,
+        },
+    ];
+    let latest_with = |f: for<'i> fn(&'i Incident<'_>) -> Option<&'i String>| {
+        g.incidents.iter().rev().find_map(|i| f(i).cloned())
+    };
+    Diagnosis {
+        api_version: model::API_VERSION,
+        kind: model::KIND,
+        metadata: Metadata { name: key.name() },
+        spec: DiagnosisSpec {
+            category: key.category,
+            error_code: latest_with(|i| i.signal.error_code.as_ref()),
+            principal_arn: key.principal.clone(),
+            action: key.action.clone(),
+            resource_arn: key.resource.clone(),
+            kms_key_arn: key.kms_key.clone(),
+            partition: Some(partition.id.to_string()),
+            region,
+            node_pool: latest_with(|i| i.node_pool.as_ref()),
+            node_class: latest_with(|i| i.node_class.as_ref()),
+        },
+        status: DiagnosisStatus {
+            conditions,
+            root_cause: RootCause {
+                reason: finding.reason,
+                confidence: finding.confidence,
+                summary: finding.summary,
+                evidence: finding.evidence,
+                statement: finding.statement,
+            },
+            remediation,
+            occurrences: g.incidents.len() as u64,
+            first_seen,
+            last_seen,
+            affected_node_claims: g.node_claims(MAX_NODE_CLAIMS),
+            last_message: truncate(&latest.signal.message, MAX_MESSAGE),
+        },
+    }
+}
+
+fn reason(
+    g: &Group<'_>,
+    latest: &Signal,
+    facts: &dyn Facts,
+    controller: Option<&str>,
+    node_roles: &[String],
+    partition: &'static Partition,
+    region: Option<&str>,
+) -> Finding {
+    let key = &g.key;
+    if key.category == Category::KmsKeyUnusable {
+        let case = kms::KmsCase {
+            key: key.kms_key.as_deref(),
+            principal: key.principal.as_deref(),
+            region,
+            partition,
+        };
+        return kms::reason(&case, facts);
+    }
+    let caller = g
+        .incidents
+        .iter()
+        .rev()
+        .find_map(|i| i.signal.principal.as_deref())
+        .or(key.principal.as_deref());
+    match (caller, key.principal.as_deref(), key.action.as_deref()) {
+        (Some(caller), Some(role), Some(action)) => {
+            let case = iam::IamCase {
+                caller,
+                role,
+                action,
+                resource: key.resource.as_deref(),
+                layer: latest.layer,
+                partition,
+                node_roles,
+                controller_role: controller,
+            };
+            iam::reason(&case, facts)
+        }
+        _ => Finding {
+            reason: ReasonCode::Undetermined,
+            confidence: Confidence::Inferred,
+            summary: format!(
+                "Karpenter reports an authorization failure ({}) without the AWS message that names the principal and action: add the Karpenter controller log to the input",
+                latest.message.lines().next().unwrap_or("")
+            ),
+            evidence: Vec::new(),
+            statement: None,
+            fix: Fix::Investigate {
+                role: controller.map(str::to_string),
+                action: None,
+                resource: None,
+            },
+        },
+    }
+}
+
+/// Where the failure was seen: the latest signal's origin and the kind of input.
+fn signal_evidence(g: &Group<'_>) -> model::Evidence {
+    let s = g.latest().signal;
+    let source = format!("{} {}:{}", source_word(s), s.origin.file, s.origin.line);
+    let mut detail = truncate(s.message.lines().next().unwrap_or(""), 512);
+    if s.encoded_message.is_some() {
+        detail.push_str(" (carries an encoded authorization message: decode it with `aws sts decode-authorization-message`)");
+    }
+    if let Some(code) = s
+        .error_code
+        .as_deref()
+        .filter(|_| s.source == crate::signal::Source::Instance)
+    {
+        detail = format!(
+            "instance {} stopped with state reason {code}",
+            s.instance_id.as_deref().unwrap_or("?")
+        );
+    }
+    evidence(source, detail)
+}
+
+fn source_word(s: &Signal) -> &'static str {
+    use crate::signal::Source::*;
+    match s.source {
+        Log => "karpenter log",
+        Event => "event",
+        NodeClaim => "nodeclaim",
+        NodeClass => "ec2nodeclass",
+        Instance => "ec2 instance",
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}

@@ -1,0 +1,384 @@
+//! Remediation text: deterministic steps, the corrected statement, and ready-to-run AWS CLI
+//! commands with the real ARNs, rendered from a finding's fix.
+
+use super::finding::{Finding, Fix};
+use super::model::{ReasonCode, Remediation};
+use crate::partition::Partition;
+use crate::policy::arn::{Arn, role_name_of};
+use serde_json::{Map, Value, json};
+
+/// The runbook of a reason code, relative to the repository root.
+pub fn runbook(reason: ReasonCode) -> String {
+    format!("docs/runbooks/{}.md", reason.as_str())
+}
+
+pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
+    let mut r = Remediation {
+        summary: String::new(),
+        steps: Vec::new(),
+        policy_patch: None,
+        commands: Vec::new(),
+        runbook: runbook(f.reason),
+    };
+    match &f.fix {
+        Fix::PatchStatement {
+            role,
+            policy,
+            statement,
+            patched,
+        } => {
+            let label = statement_label(statement, f);
+            r.summary = format!("Correct {label} of {policy} as in policyPatch");
+            r.steps.push(format!(
+                "{label} of {policy} (attached to {role}) now reads: {}",
+                compact(&Value::Object(statement.clone()))
+            ));
+            r.steps.push(
+                "Replace it with policyPatch, keeping the rest of the policy as it is.".into(),
+            );
+            r.policy_patch = Some(pretty(&Value::Object(patched.clone())));
+            r.commands = edit_policy_commands(role, policy, &jq_replace(statement, f, patched));
+        }
+        Fix::RemoveDeny {
+            role,
+            policy,
+            statement,
+        } => {
+            let label = statement_label(statement, f);
+            r.summary = format!("Remove or narrow the Deny {label} of {policy}");
+            r.steps.push(format!(
+                "{label} of {policy} (attached to {role}) denies the request: {}",
+                compact(&Value::Object(statement.clone()))
+            ));
+            r.steps.push("Remove it, or narrow its Action, Resource or Condition so that it no longer matches Karpenter's calls.".into());
+            r.commands = edit_policy_commands(role, policy, &jq_delete(statement, f));
+        }
+        Fix::AddStatement { role, statement } => {
+            r.summary = format!("Allow the call in an identity policy of {role}");
+            if f.reason == ReasonCode::PassedToServiceMismatch {
+                r.steps.push(format!(
+                    "Find the iam:PassRole statement among {role}'s policies and make its iam:PassedToService condition list {}.",
+                    statement["Condition"]["StringEquals"]["iam:PassedToService"]
+                ));
+                r.commands.extend(simulate_pass_role(role, statement));
+            } else {
+                r.steps.push(format!("Add policyPatch to {role}'s policies (or the Karpenter controller policy your IaC manages)."));
+            }
+            r.policy_patch = Some(pretty(statement));
+            r.commands.push(format!(
+                "aws iam put-role-policy --role-name {} --policy-name karpenter-doctor-{} --policy-document {}",
+                role_name(role),
+                statement["Sid"].as_str().unwrap_or("fix").to_ascii_lowercase(),
+                shell_quote(&compact(&json!({"Version": "2012-10-17", "Statement": [statement]})))
+            ));
+        }
+        Fix::Boundary {
+            role,
+            boundary,
+            action,
+            resource,
+        } => {
+            r.summary = format!("Let the permissions boundary of {role} allow {action}");
+            let statement = json!({"Sid": "KarpenterDoctorBoundary", "Effect": "Allow", "Action": action, "Resource": resource});
+            r.policy_patch = Some(pretty(&statement));
+            r.commands.push(format!(
+                "aws iam get-role --role-name {} --query Role.PermissionsBoundary",
+                role_name(role)
+            ));
+            match boundary {
+                Some(b) => {
+                    r.steps
+                        .push(format!("Add policyPatch to the boundary policy {b}."));
+                    r.commands.extend(edit_policy_commands(
+                        role,
+                        b,
+                        &format!("{} '.Statement += [$patch]'", jq_patch_arg(&statement)),
+                    ));
+                }
+                None => r
+                    .steps
+                    .push("Add policyPatch to the boundary policy the command above names.".into()),
+            }
+        }
+        Fix::Scp { account, action } => {
+            r.summary =
+                format!("Have the organization's SCPs allow {action} for account {account}");
+            r.steps.push(format!("In the management account, find the SCP attached to account {account} (or its OUs) that denies {action}, and exempt Karpenter's controller role or the action."));
+            r.commands.push(format!("aws organizations list-policies-for-target --target-id {account} --filter SERVICE_CONTROL_POLICY"));
+            r.commands.push(
+                "aws organizations describe-policy --policy-id <policy id from the command above>"
+                    .into(),
+            );
+        }
+        Fix::Principal { caller, controller } => {
+            r.summary =
+                "Make Karpenter run as its controller role (IRSA or EKS Pod Identity)".into();
+            r.steps.push(format!(
+                "The calls are made as {caller}: the pod falls back to the node's instance profile."
+            ));
+            r.steps.push("Check the karpenter ServiceAccount's eks.amazonaws.com/role-arn annotation (IRSA) or the cluster's Pod Identity association, then restart the Karpenter deployment so new pods get the credentials.".into());
+            r.commands.push("kubectl -n kube-system get serviceaccount karpenter -o jsonpath='{.metadata.annotations.eks\\.amazonaws\\.com/role-arn}'".into());
+            if let Some(c) = controller {
+                r.commands.push(format!("kubectl -n kube-system annotate serviceaccount karpenter eks.amazonaws.com/role-arn={c} --overwrite"));
+            }
+            r.commands.push("aws eks list-pod-identity-associations --cluster-name <cluster> --namespace kube-system".into());
+            r.commands
+                .push("kubectl -n kube-system rollout restart deployment karpenter".into());
+        }
+        Fix::KeyState { key, state } => key_state(&mut r, key, state),
+        Fix::KeyAccess {
+            key,
+            grantee,
+            region,
+            missing,
+        } => key_access(&mut r, key, grantee, region.as_deref(), missing, partition),
+        Fix::KmsIdentity { role, key, missing } => {
+            r.summary = format!(
+                "Allow {} on {key} in {role}'s IAM policies",
+                missing.join(", ")
+            );
+            let statement = json!({"Sid": "AllowUseOfTheEbsKey", "Effect": "Allow", "Action": missing, "Resource": key});
+            r.steps.push("EBS uses the key on the launching principal's behalf: its IAM policies must allow the KMS actions too.".into());
+            r.policy_patch = Some(pretty(&statement));
+            r.commands
+                .push(put_inline(role, "karpenter-doctor-kms", &statement));
+        }
+        Fix::Investigate {
+            role,
+            action,
+            resource,
+        } => {
+            r.summary = "Confirm the cause by hand; the facts at hand do not prove it".into();
+            r.steps.push("Decode any 'Encoded authorization failure message' with sts decode-authorization-message: it names the deciding statements.".into());
+            r.commands.push("aws sts decode-authorization-message --encoded-message <the encoded message> --query DecodedMessage --output text".into());
+            if let (Some(role), Some(action)) = (role, action) {
+                r.steps.push(format!(
+                    "Simulate {action} for {role}, and read its policies."
+                ));
+                r.commands.push(format!(
+                    "aws iam simulate-principal-policy --policy-source-arn {role} --action-names {action}{}",
+                    resource.as_deref().map(|res| format!(" --resource-arns {res}")).unwrap_or_default()
+                ));
+                r.commands.push(format!(
+                    "aws iam list-attached-role-policies --role-name {}",
+                    role_name(role)
+                ));
+                r.commands.push(format!(
+                    "aws iam list-role-policies --role-name {}",
+                    role_name(role)
+                ));
+            } else if let Some(key) = resource {
+                r.commands
+                    .push(format!("aws kms describe-key --key-id {key}"));
+                r.commands
+                    .push(format!("aws kms list-grants --key-id {key}"));
+            }
+        }
+    }
+    if matches!(f.reason, ReasonCode::PassedToServiceMismatch) && partition.id == "aws-cn" {
+        r.steps.push(terraform_hint().into());
+    }
+    r.steps.push(format!(
+        "Karpenter retries the launch by itself; watch `kubectl get nodeclaims` and see {}.",
+        r.runbook
+    ));
+    r
+}
+
+fn key_state(r: &mut Remediation, key: &str, state: &str) {
+    let region = region_flag(key);
+    r.steps.push(format!(
+        "Run these with credentials of the key's account ({}).",
+        Arn::parse(key).map_or("", |a| a.account)
+    ));
+    match state {
+        "Disabled" => {
+            r.summary = format!("Enable KMS key {key}");
+            r.commands
+                .push(format!("aws kms enable-key{region} --key-id {key}"));
+        }
+        "PendingDeletion" | "PendingReplicaDeletion" => {
+            r.summary = format!("Cancel the scheduled deletion of KMS key {key}, then enable it");
+            r.steps.push(
+                "Cancelling a deletion leaves the key Disabled: enable it afterwards.".into(),
+            );
+            r.commands.push(format!(
+                "aws kms cancel-key-deletion{region} --key-id {key}"
+            ));
+            r.commands
+                .push(format!("aws kms enable-key{region} --key-id {key}"));
+        }
+        "PendingImport" => {
+            r.summary = format!("Import key material into KMS key {key}");
+            r.commands.push(format!("aws kms get-parameters-for-import{region} --key-id {key} --wrapping-algorithm RSAES_OAEP_SHA_256 --wrapping-key-spec RSA_2048"));
+            r.commands.push(format!("aws kms import-key-material{region} --key-id {key} --encrypted-key-material fileb://EncryptedKeyMaterial.bin --import-token fileb://ImportToken.bin --expiration-model KEY_MATERIAL_DOES_NOT_EXPIRE"));
+        }
+        _ => {
+            r.summary = format!("Reconnect the custom key store of KMS key {key}");
+            r.commands
+                .push(format!("aws kms describe-custom-key-stores{region}"));
+            r.commands.push(format!("aws kms connect-custom-key-store{region} --custom-key-store-id <id from the command above>"));
+        }
+    }
+}
+
+fn key_access(
+    r: &mut Remediation,
+    key: &str,
+    grantee: &str,
+    region: Option<&str>,
+    missing: &[String],
+    partition: &Partition,
+) {
+    let key_account = Arn::parse(key).map_or(String::new(), |a| a.account.to_string());
+    let grantee_account = Arn::parse(grantee).map_or(String::new(), |a| a.account.to_string());
+    r.summary = format!("Let {grantee} use KMS key {key}: create a grant in the key's account");
+    r.steps.push(format!(
+        "In account {key_account} (the key's owner), create a grant for {grantee}, the principal that launches the instances (Karpenter's controller role: it calls CreateFleet itself)."
+    ));
+    r.steps.push(format!(
+        "The grant must cover {}; the command below grants what EBS needs.",
+        missing.join(", ")
+    ));
+    r.steps
+        .push("Or add policyPatch to the key policy, so that new grants are not needed.".into());
+    let via = region.map(|reg| format!("ec2.{reg}.{}", partition.dns_suffix));
+    let mut statement = json!({"Sid": "AllowKarpenterToUseTheKeyForEbs", "Effect": "Allow", "Principal": {"AWS": grantee},
+        "Action": ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncrypt*"], "Resource": "*"});
+    if let Some(via) = &via {
+        statement["Condition"] =
+            json!({"StringEquals": {"kms:ViaService": via, "kms:CallerAccount": grantee_account}});
+    }
+    r.policy_patch = Some(pretty(&statement));
+    r.commands.push(format!(
+        "aws kms create-grant{} --key-id {key} --grantee-principal {grantee} --operations Encrypt Decrypt ReEncryptFrom ReEncryptTo GenerateDataKey GenerateDataKeyWithoutPlaintext DescribeKey CreateGrant",
+        region_flag(key)
+    ));
+    if key_account != grantee_account {
+        r.steps.push(format!("Cross-account: {grantee}'s own IAM policies must also allow the KMS actions on the key."));
+        let identity = json!({"Sid": "AllowUseOfTheEbsKey", "Effect": "Allow",
+            "Action": ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncrypt*"], "Resource": key});
+        r.commands
+            .push(put_inline(grantee, "karpenter-doctor-kms", &identity));
+    }
+}
+
+fn terraform_hint() -> &'static str {
+    "terraform-aws-eks users: the karpenter submodule's PassRole condition breaks China before v20.37.2 (only one of the two principals) and again from v21.6.0 (aws_service_principal returns ec2.amazonaws.com in aws-cn). Use v20.37.2+ or v21.0–v21.5, or set the condition values to distinct([\"ec2.${data.aws_partition.current.dns_suffix}\", \"ec2.amazonaws.com\"])."
+}
+
+/// `aws iam simulate-principal-policy` for each service principal of a PassRole statement.
+fn simulate_pass_role(role: &str, statement: &Value) -> Vec<String> {
+    let resource = statement["Resource"].as_str().unwrap_or("*");
+    statement["Condition"]["StringEquals"]["iam:PassedToService"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|svc| {
+            format!(
+                "aws iam simulate-principal-policy --policy-source-arn {role} --action-names iam:PassRole --resource-arns {resource} --context-entries ContextKeyName=iam:PassedToService,ContextKeyValues={svc},ContextKeyType=string --query 'EvaluationResults[].EvalDecision'"
+            )
+        })
+        .collect()
+}
+
+/// Fetch, edit with `jq_program`, and write back a managed or inline policy of `role`.
+fn edit_policy_commands(role: &str, policy: &str, jq_program: &str) -> Vec<String> {
+    let (get, put) = if policy.starts_with("arn:") {
+        (
+            format!(
+                "aws iam get-policy-version --policy-arn {policy} --version-id \"$(aws iam get-policy --policy-arn {policy} --query Policy.DefaultVersionId --output text)\" --query PolicyVersion.Document --output json > policy.json"
+            ),
+            format!(
+                "aws iam create-policy-version --policy-arn {policy} --policy-document file://policy-fixed.json --set-as-default"
+            ),
+        )
+    } else if let Some(name) = policy.strip_prefix("inline:") {
+        let role = role_name(role);
+        (
+            format!(
+                "aws iam get-role-policy --role-name {role} --policy-name {name} --query PolicyDocument --output json > policy.json"
+            ),
+            format!(
+                "aws iam put-role-policy --role-name {role} --policy-name {name} --policy-document file://policy-fixed.json"
+            ),
+        )
+    } else {
+        return Vec::new();
+    };
+    vec![
+        get,
+        format!("jq {jq_program} policy.json > policy-fixed.json"),
+        put,
+    ]
+}
+
+fn jq_patch_arg(patched: &Value) -> String {
+    format!("--argjson patch {}", shell_quote(&compact(patched)))
+}
+
+/// A jq program replacing the statement (by Sid, else by position) with `$patch`.
+fn jq_replace(statement: &Map<String, Value>, f: &Finding, patched: &Map<String, Value>) -> String {
+    let arg = jq_patch_arg(&Value::Object(patched.clone()));
+    match statement.get("Sid").and_then(Value::as_str) {
+        Some(sid) => {
+            format!("{arg} '.Statement |= map(if .Sid == \"{sid}\" then $patch else . end)'")
+        }
+        None => format!(
+            "{arg} '.Statement[{}] = $patch'",
+            f.statement.as_ref().map_or(0, |s| s.index)
+        ),
+    }
+}
+
+fn jq_delete(statement: &Map<String, Value>, f: &Finding) -> String {
+    match statement.get("Sid").and_then(Value::as_str) {
+        Some(sid) => format!("'.Statement |= map(select(.Sid != \"{sid}\"))'"),
+        None => format!(
+            "'del(.Statement[{}])'",
+            f.statement.as_ref().map_or(0, |s| s.index)
+        ),
+    }
+}
+
+fn put_inline(role: &str, name: &str, statement: &Value) -> String {
+    format!(
+        "aws iam put-role-policy --role-name {} --policy-name {name} --policy-document {}",
+        role_name(role),
+        shell_quote(&compact(
+            &json!({"Version": "2012-10-17", "Statement": [statement]})
+        ))
+    )
+}
+
+fn statement_label(statement: &Map<String, Value>, f: &Finding) -> String {
+    match statement.get("Sid").and_then(Value::as_str) {
+        Some(sid) => format!("statement \"{sid}\""),
+        None => format!("statement #{}", f.statement.as_ref().map_or(0, |s| s.index)),
+    }
+}
+
+fn role_name(role: &str) -> &str {
+    role_name_of(role).unwrap_or(role)
+}
+
+fn region_flag(arn: &str) -> String {
+    Arn::parse(arn)
+        .filter(|a| !a.region.is_empty())
+        .map(|a| format!(" --region {}", a.region))
+        .unwrap_or_default()
+}
+
+fn compact(v: &Value) -> String {
+    serde_json::to_string(v).expect("JSON values serialize")
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).expect("JSON values serialize")
+}
+
+/// Single-quotes for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
