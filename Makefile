@@ -3,7 +3,22 @@ SHELL := /bin/bash
 ORACLE_DIR ?= $(CURDIR)/.oracle
 export ORACLE_DIR
 
-.PHONY: test lint unit oracle bench fuzz
+.PHONY: demo test lint unit oracle bench fuzz
+
+CHINA := examples/china-passrole
+CMK := examples/cross-account-cmk
+
+## demo: the two seed stories, diagnosed offline from their bundled inputs and snapshots.
+demo:
+	cargo build --quiet --locked
+	@echo "=== AWS China: iam:PassRole denied ($(CHINA)) ==="
+	./target/debug/karpenter-doctor explain $(CHINA)/karpenter.log $(CHINA)/serviceaccount.yaml \
+		--iam-snapshot $(CHINA)/iam-snapshot.json
+	@echo
+	@echo "=== Cross-account customer-managed KMS key ($(CMK)) ==="
+	./target/debug/karpenter-doctor explain $(CMK)/describe-instances.json $(CMK)/nodeclaims.json \
+		$(CMK)/ec2nodeclass.yaml $(CMK)/serviceaccount.yaml \
+		--iam-snapshot $(CMK)/iam-snapshot.json --kms-snapshot $(CMK)/kms-snapshot.json
 
 ## test: the whole suite — lint, unit and integration tests, the differential test against
 ## the independent IAM evaluator (installed into .oracle/ first).
@@ -25,4 +40,4 @@ bench:
 
 ## fuzz: property-based fuzzing of the policy parser and evaluator, with more cases than `test`.
 fuzz:
-	PROPTEST_CASES=$${PROPTEST_CASES:-200000} cargo test --release --test fuzz_policy -- --nocapture
+	PROPTEST_CASES=$${PROPTEST_CASES:-200000} cargo test --release --test fuzz_policy --test fuzz_signal -- --nocapture
