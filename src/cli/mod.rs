@@ -1,6 +1,8 @@
 //! The command line: one binary, one subcommand per job (contract §1). Parsing lives here;
 //! each subcommand's module reads its inputs, calls the pure core and renders the result.
 
+pub mod explain;
+pub mod report;
 pub mod simulate;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -19,6 +21,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Diagnose from text: Karpenter logs, kubectl and AWS CLI output (files, or standard input).
+    Explain(explain::ExplainArgs),
     /// Evaluate one IAM request against policies offline, and explain the decision.
     Simulate(simulate::SimulateArgs),
 }
@@ -27,6 +31,7 @@ pub enum Command {
 pub enum Output {
     Text,
     Json,
+    Yaml,
 }
 
 /// A failure that ends a command with exit status 1 (unreadable or invalid input files).
@@ -36,6 +41,14 @@ pub struct Failure(pub String);
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// The end of a command's output: a closed pipe (`| head`) is no failure.
+pub fn finish(written: std::io::Result<()>) -> Result<(), Failure> {
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure(format!("cannot write output: {e}"))),
+        _ => Ok(()),
     }
 }
 
@@ -53,6 +66,7 @@ pub fn read_file(path: &str) -> Result<String, Failure> {
 /// Runs the parsed command; exit 0 when it ran, 1 when an input file is unusable.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Explain(args) => explain::run(&args, &mut std::io::stdout().lock()),
         Command::Simulate(args) => simulate::run(&args, &mut std::io::stdout().lock()),
     };
     match result {

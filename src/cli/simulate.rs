@@ -67,9 +67,12 @@ pub fn run(args: &SimulateArgs, out: &mut impl Write) -> Result<(), Failure> {
         Output::Json => serde_json::to_writer_pretty(&mut *out, &explanation)
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out)),
+        Output::Yaml => serde_norway::to_string(&explanation)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|text| out.write_all(text.as_bytes())),
         Output::Text => out.write_all(render_text(&request, &explanation).as_bytes()),
     };
-    written.map_err(|e| Failure(format!("cannot write output: {e}")))
+    super::finish(written)
 }
 
 fn load_policies(args: &SimulateArgs) -> Result<PolicySet, Failure> {

@@ -42,7 +42,7 @@ pub fn reason(case: &IamCase<'_>, facts: &dyn Facts) -> Finding {
         return finding;
     }
     match facts.principal(case.role) {
-        Lookup::Found(policies) => from_policies(case, &policies, &facts.describe()),
+        Lookup::Found(policies) => from_policies(case, &policies),
         Lookup::Absent(why) | Lookup::Unknown(why) => {
             let mut finding = from_text(case);
             finding.evidence.push(evidence("facts", why));
@@ -100,7 +100,8 @@ fn wrong_principal(case: &IamCase<'_>) -> Option<Finding> {
 
 /// Evaluates the role's own policies; for PassRole once per EC2 service principal of the
 /// partition (aws-cn needs both: domain.md §1a).
-fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, source: &str) -> Finding {
+fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies) -> Finding {
+    let source = policies.source.as_str();
     let set = PolicySet {
         identity: policies.identity.clone(),
         boundary: policies.boundary.clone(),

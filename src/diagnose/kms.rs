@@ -43,7 +43,7 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
         Lookup::Found(k) => k,
         Lookup::Absent(why) | Lookup::Unknown(why) => return inferred(case, key, why),
     };
-    let source = facts.describe();
+    let source = found.source.clone();
     let mut lines = vec![evidence(
         source.clone(),
         format!(
@@ -162,7 +162,7 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
                 .collect();
             if missing.is_empty() {
                 lines.push(evidence(
-                    source,
+                    policies.source.clone(),
                     format!(
                         "{}'s IAM policies allow every KMS action EBS needs on the key",
                         policies.arn
@@ -178,7 +178,7 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
                 );
             }
             lines.push(evidence(
-                source,
+                policies.source.clone(),
                 format!(
                     "{}'s IAM policies do not allow {} on {}",
                     policies.arn,

@@ -12,6 +12,8 @@ pub struct PrincipalPolicies {
     pub arn: String,
     pub identity: Vec<Policy>,
     pub boundary: Option<Policy>,
+    /// Where the facts come from (`iam snapshot FILE`, `live IAM`), for evidence lines.
+    pub source: String,
 }
 
 /// A loaded snapshot: the raw detail lists, read lazily per principal.
@@ -142,6 +144,7 @@ impl IamSnapshot {
             arn,
             identity,
             boundary,
+            source: "iam snapshot".into(),
         })
     }
 

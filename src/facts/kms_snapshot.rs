@@ -19,6 +19,8 @@ pub struct KeyFacts {
     pub grants: Option<Vec<Grant>>,
     /// `None`: the key policy could not be read (GetKeyPolicy is same-account only).
     pub policy: Option<Policy>,
+    /// Where the facts come from (`kms snapshot FILE`, `live KMS`), for evidence lines.
+    pub source: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -100,6 +102,7 @@ pub fn parse(text: &str) -> Result<Vec<KeyFacts>, ParseError> {
                 }),
                 grants: entry.grants,
                 policy,
+                source: "kms snapshot".into(),
                 arn: m.arn,
                 key_id: m.key_id,
             })

@@ -23,8 +23,6 @@ pub trait Facts {
     fn principal(&self, arn: &str) -> Lookup<PrincipalPolicies>;
     /// A KMS key by ARN or id.
     fn key(&self, key: &str) -> Lookup<KeyFacts>;
-    /// Where these facts come from, for evidence lines (`iam snapshot auth.json`).
-    fn describe(&self) -> String;
 }
 
 /// Facts from snapshot files (`--iam-snapshot`, `--kms-snapshot`).
@@ -39,7 +37,13 @@ impl Facts for SnapshotFacts {
         if self.iam.is_empty() {
             return Lookup::Unknown("no IAM snapshot given (--iam-snapshot)".into());
         }
-        match self.iam.iter().find_map(|(_, s)| s.principal(arn)) {
+        let found = self.iam.iter().find_map(|(file, snapshot)| {
+            let source = format!("iam snapshot {file}");
+            snapshot
+                .principal(arn)
+                .map(|p| PrincipalPolicies { source, ..p })
+        });
+        match found {
             Some(p) => Lookup::Found(p),
             None => Lookup::Absent(format!(
                 "{arn} is in none of the IAM snapshots ({})",
@@ -53,28 +57,20 @@ impl Facts for SnapshotFacts {
             return Lookup::Unknown("no KMS snapshot given (--kms-snapshot)".into());
         }
         let id = key.rsplit('/').next().unwrap_or(key);
-        let found = self
-            .kms
-            .iter()
-            .flat_map(|(_, keys)| keys)
-            .find(|k| k.arn == key || k.key_id == id);
+        let found = self.kms.iter().find_map(|(file, keys)| {
+            let k = keys.iter().find(|k| k.arn == key || k.key_id == id)?;
+            Some(KeyFacts {
+                source: format!("kms snapshot {file}"),
+                ..k.clone()
+            })
+        });
         match found {
-            Some(k) => Lookup::Found(k.clone()),
+            Some(k) => Lookup::Found(k),
             None => Lookup::Absent(format!(
                 "{key} is in none of the KMS snapshots ({})",
                 names(&self.kms)
             )),
         }
-    }
-
-    fn describe(&self) -> String {
-        let mut parts: Vec<String> = self
-            .iam
-            .iter()
-            .map(|(f, _)| format!("iam snapshot {f}"))
-            .collect();
-        parts.extend(self.kms.iter().map(|(f, _)| format!("kms snapshot {f}")));
-        parts.join(", ")
     }
 }
 

@@ -1,6 +1,21 @@
 //! Recognising Karpenter's failures in text and objects: log lines, kubectl output and
 //! `aws ec2 describe-instances` become `Signal`s plus the cluster objects they refer to. Pure.
 
+mod detect;
+mod docs;
+mod instances;
+mod kube;
+mod logline;
+mod logs;
+mod rules;
+mod scanner;
+mod sink;
+mod text;
+mod time;
+
+pub use rules::RuleError;
+pub use scanner::Scanner;
+
 use serde::Serialize;
 
 /// What kind of failure a signal reports (contract §5 categories).
@@ -50,7 +65,9 @@ pub enum PolicyLayer {
     NoResourcePolicy,
 }
 
-/// Where in the input a signal or warning comes from: file name and 1-based line.
+/// Where in the input a signal or warning comes from: file name and 1-based line (0 when a
+/// warning concerns the file as a whole). For a JSON or YAML document, the line where the
+/// document starts.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Origin {
     pub file: String,

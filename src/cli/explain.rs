@@ -1,0 +1,115 @@
+//! `karpenter-doctor explain`: scan pasted logs and kubectl / AWS CLI output, load the fact
+//! snapshots, diagnose, and print the report (text) or the Diagnosis list (json, yaml).
+
+use super::{Failure, Output, read_file, report};
+use crate::diagnose::{self, model::List};
+use crate::facts::SnapshotFacts;
+use crate::facts::iam_snapshot::IamSnapshot;
+use crate::facts::kms_snapshot;
+use crate::signal::{Observations, Scanner};
+use clap::Args;
+use std::io::{IsTerminal, Read, Write};
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Inputs: Karpenter logs, kubectl -o json|yaml, aws ec2 describe-instances output; none or
+    /// `-` reads standard input.
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    /// `aws iam get-account-authorization-details` output for one account (repeatable).
+    #[arg(long = "iam-snapshot", value_name = "FILE")]
+    pub iam_snapshots: Vec<String>,
+    /// KMS facts, contract §4 (repeatable).
+    #[arg(long = "kms-snapshot", value_name = "FILE")]
+    pub kms_snapshots: Vec<String>,
+    /// The role Karpenter's controller runs as, where no input names it.
+    #[arg(long, value_name = "ARN")]
+    pub controller_role: Option<String>,
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+/// Inputs larger than this show progress on a terminal.
+const PROGRESS_ABOVE: u64 = 64 << 20;
+
+pub fn run(args: &ExplainArgs, out: &mut impl Write) -> Result<(), Failure> {
+    let facts = load_facts(args)?;
+    let scanner = Scanner::new()
+        .map_err(|e| Failure(format!("the shipped recognition rules are invalid: {e}")))?;
+    let mut obs = Observations::default();
+    let inputs: Vec<&str> = if args.inputs.is_empty() {
+        vec!["-"]
+    } else {
+        args.inputs.iter().map(String::as_str).collect()
+    };
+    for name in inputs {
+        scan_input(&scanner, name, &mut obs)?;
+    }
+    for w in &obs.warnings {
+        eprintln!(
+            "karpenter-doctor: warning: {}:{}: {}",
+            w.origin.file, w.origin.line, w.message
+        );
+    }
+    let items = diagnose::diagnose(&obs, &facts, args.controller_role.as_deref());
+    let written = match args.output {
+        Output::Json => serde_json::to_writer_pretty(&mut *out, &List::new(items))
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out)),
+        Output::Yaml => {
+            let text = serde_norway::to_string(&List::new(items))
+                .map_err(|e| Failure(format!("cannot render YAML: {e}")))?;
+            out.write_all(text.as_bytes())
+        }
+        Output::Text => {
+            let style = report::Style {
+                colour: std::io::stdout().is_terminal(),
+            };
+            out.write_all(
+                report::render(&items, obs.signals.len(), obs.warnings.len(), style).as_bytes(),
+            )
+        }
+    };
+    super::finish(written)
+}
+
+fn scan_input(scanner: &Scanner, name: &str, obs: &mut Observations) -> Result<(), Failure> {
+    let (reader, size): (Box<dyn Read>, u64) = if name == "-" {
+        (Box::new(std::io::stdin().lock()), 0)
+    } else {
+        let file =
+            std::fs::File::open(name).map_err(|e| Failure(format!("{name}: cannot open: {e}")))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        (Box::new(file), size)
+    };
+    let show = size > PROGRESS_ABOVE && std::io::stderr().is_terminal();
+    let mut last = 0u64;
+    let mut progress = |done: u64| {
+        if show && done - last >= 16 << 20 {
+            last = done;
+            eprint!("\rscanning {name}: {} of {} MiB", done >> 20, size >> 20);
+        }
+    };
+    scanner
+        .scan(name, reader, obs, &mut progress)
+        .map_err(|e| Failure(format!("{name}: cannot read: {e}")))?;
+    if show {
+        eprintln!("\rscanning {name}: done{}", " ".repeat(24));
+    }
+    Ok(())
+}
+
+fn load_facts(args: &ExplainArgs) -> Result<SnapshotFacts, Failure> {
+    let mut facts = SnapshotFacts::default();
+    for path in &args.iam_snapshots {
+        let snapshot = IamSnapshot::parse(&read_file(path)?)
+            .map_err(|e| Failure(format!("{path}: invalid IAM snapshot: {e}")))?;
+        facts.iam.push((path.clone(), snapshot));
+    }
+    for path in &args.kms_snapshots {
+        let keys = kms_snapshot::parse(&read_file(path)?)
+            .map_err(|e| Failure(format!("{path}: invalid KMS snapshot: {e}")))?;
+        facts.kms.push((path.clone(), keys));
+    }
+    Ok(facts)
+}

@@ -1,0 +1,183 @@
+//! Whole documents: reads JSON (one or several values) or YAML (`---`-separated) up to a size
+//! cap, then hands every object, list item and reservation to the readers that know its kind.
+
+use super::sink::Sink;
+use super::text::count_newlines;
+use super::{instances, kube};
+use serde_json::Value;
+use std::io::{self, Read};
+
+/// Documents larger than this are skipped with a warning.
+pub(crate) const MAX_DOCUMENT: u64 = 256 << 20;
+
+/// Reads all of `input` (up to the cap) and scans it as JSON or YAML.
+pub(crate) fn scan(
+    input: &mut dyn Read,
+    yaml: bool,
+    sink: &mut Sink<'_>,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<()> {
+    let Some(bytes) = read_capped(input, progress)? else {
+        sink.warn(
+            0,
+            format!("document larger than {} MiB, skipped", MAX_DOCUMENT >> 20),
+        );
+        return Ok(());
+    };
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    if yaml {
+        scan_yaml(bytes, sink);
+    } else {
+        scan_json(bytes, sink);
+    }
+    Ok(())
+}
+
+/// All of `input`, or `None` when it is over the cap.
+fn read_capped(input: &mut dyn Read, progress: &mut dyn FnMut(u64)) -> io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        match input.read(&mut chunk) {
+            Ok(0) => return Ok(Some(bytes)),
+            Ok(n) => {
+                if (bytes.len() + n) as u64 > MAX_DOCUMENT {
+                    return Ok(None);
+                }
+                bytes.extend_from_slice(&chunk[..n]);
+                progress(bytes.len() as u64);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One or more JSON values, one after the other.
+fn scan_json(bytes: &[u8], sink: &mut Sink<'_>) {
+    let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
+    loop {
+        let before = values.byte_offset();
+        match values.next() {
+            None => return,
+            Some(Ok(value)) => {
+                let skipped = bytes[before..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_whitespace())
+                    .count();
+                let line = 1 + count_newlines(&bytes[..before + skipped]);
+                walk(&value, line, false, sink);
+            }
+            Some(Err(e)) => {
+                sink.warn(e.line(), format!("not valid JSON, skipped: {e}"));
+                return;
+            }
+        }
+    }
+}
+
+/// YAML documents. Split at `---` lines first, so that each document's line numbers are
+/// known and a broken document spoils only itself.
+fn scan_yaml(bytes: &[u8], sink: &mut Sink<'_>) {
+    for (first_line, doc) in yaml_documents(bytes) {
+        match serde_norway::from_slice::<Value>(doc) {
+            Ok(value) => walk(&value, first_line, false, sink),
+            Err(e) => {
+                let line = e
+                    .location()
+                    .map_or(first_line, |l| first_line + l.line().saturating_sub(1));
+                sink.warn(line, format!("not valid YAML, skipped: {e}"));
+            }
+        }
+    }
+}
+
+/// Each YAML document with the line it starts on, its `---` marker included.
+fn yaml_documents(bytes: &[u8]) -> Vec<(usize, &[u8])> {
+    let mut docs = Vec::new();
+    let (mut start, mut start_line) = (0, 1);
+    let (mut pos, mut line) = (0, 1);
+    while pos < bytes.len() {
+        let end = bytes[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |nl| pos + nl + 1);
+        let text = &bytes[pos..end];
+        let marker =
+            text.starts_with(b"---") && text.get(3).is_none_or(|b| b.is_ascii_whitespace());
+        if marker && pos > start {
+            docs.push((start_line, &bytes[start..pos]));
+            (start, start_line) = (pos, line);
+        }
+        pos = end;
+        line += 1;
+    }
+    if start < bytes.len() {
+        docs.push((start_line, &bytes[start..]));
+    }
+    docs.retain(|(_, doc)| has_content(doc));
+    docs
+}
+
+/// Anything but blank lines, comments and markers.
+fn has_content(doc: &[u8]) -> bool {
+    doc.split(|&b| b == b'\n').any(|line| {
+        let line = line.trim_ascii();
+        !(line.is_empty() || line.starts_with(b"#") || line == b"---" || line == b"...")
+    })
+}
+
+/// Dispatches a value by what it is. `in_list` tells whether it came out of a list.
+fn walk(value: &Value, line: usize, in_list: bool, sink: &mut Sink<'_>) {
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                walk(item, line, true, sink);
+            }
+        }
+        Value::Object(map) => {
+            if let Some(Value::Array(reservations)) = map.get("Reservations") {
+                for reservation in reservations {
+                    instances::reservation(reservation, line, sink);
+                }
+            } else if map.contains_key("Instances") {
+                instances::reservation(value, line, sink);
+            } else if map.contains_key("InstanceId") {
+                instances::instance(value, line, sink);
+            } else if let Some(Value::Array(items)) = map.get("items") {
+                for item in items {
+                    walk(item, line, true, sink);
+                }
+            } else {
+                kube::object(value, line, in_list, sink);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_yaml_documents_keeping_their_first_lines() {
+        let text = b"# c\napiVersion: v1\n---\nkind: A\n--- \nkind: B\n---\n...\n---x: 1\n";
+        let docs = yaml_documents(text);
+        let got: Vec<(usize, &str)> = docs
+            .iter()
+            .map(|(l, d)| (*l, std::str::from_utf8(d).unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "# c\napiVersion: v1\n"),
+                (3, "---\nkind: A\n"),
+                (5, "--- \nkind: B\n"),
+                // `---x: 1` is a key, not a marker: it stays in the document.
+                (7, "---\n...\n---x: 1\n"),
+            ]
+        );
+        assert!(yaml_documents(b"---\n# only a comment\n").is_empty());
+    }
+}

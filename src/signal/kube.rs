@@ -1,0 +1,213 @@
+//! Kubernetes objects as kubectl prints them: NodeClaims (and v0.3x Machines), EC2NodeClasses
+//! (and AWSNodeTemplates), Events, ServiceAccounts; their failure texts and their links.
+
+use super::sink::{Context, Sink};
+use super::{NodeClaimInfo, NodeClassInfo, Source};
+use serde_json::Value;
+
+/// The annotation IRSA reads the role from.
+const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+
+/// Reads one object; objects of other kinds are ignored.
+pub(crate) fn object(value: &Value, line: usize, in_list: bool, sink: &mut Sink<'_>) {
+    match str_at(value, &["kind"]).unwrap_or("") {
+        "NodeClaim" | "Machine" => node_claim(value, line, sink),
+        "EC2NodeClass" | "AWSNodeTemplate" => node_class(value, line, sink),
+        "Event" => event(value, line, sink),
+        "ServiceAccount" => service_account(value, in_list, sink),
+        // NodePools and Provisioners carry no failure text the rules know.
+        _ => {}
+    }
+}
+
+/// The string at `path`, if it is a non-empty string.
+pub(crate) fn str_at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v str> {
+    path.iter()
+        .try_fold(value, |v, key| v.get(key))?
+        .as_str()
+        .filter(|s| !s.is_empty())
+}
+
+fn owned(value: &Value, path: &[&str]) -> Option<String> {
+    str_at(value, path).map(String::from)
+}
+
+fn name(value: &Value) -> Option<String> {
+    owned(value, &["metadata", "name"])
+}
+
+/// `aws:///us-east-1a/i-0abc…` → `i-0abc…`.
+pub(crate) fn instance_from_provider_id(provider_id: &str) -> Option<String> {
+    let id = provider_id.rsplit('/').next()?;
+    (id.starts_with("i-") && id.len() > 2).then(|| id.to_string())
+}
+
+/// Every condition that is not `True` and has a message: `(message, lastTransitionTime)`.
+fn failing_conditions(value: &Value) -> Vec<(&str, Option<String>)> {
+    let Some(Value::Array(conditions)) = value.get("status").and_then(|s| s.get("conditions"))
+    else {
+        return Vec::new();
+    };
+    conditions
+        .iter()
+        .filter(|c| str_at(c, &["status"]) != Some("True"))
+        .filter_map(|c| Some((str_at(c, &["message"])?, owned(c, &["lastTransitionTime"]))))
+        .collect()
+}
+
+fn time_of(text: Option<String>) -> Option<String> {
+    text.and_then(|t| super::time::normalize(&t))
+}
+
+fn node_claim(value: &Value, line: usize, sink: &mut Sink<'_>) {
+    let Some(name) = name(value) else { return };
+    let labels = ["metadata", "labels"];
+    let info = NodeClaimInfo {
+        node_pool: owned(value, &[labels[0], labels[1], "karpenter.sh/nodepool"]).or_else(|| {
+            owned(
+                value,
+                &[labels[0], labels[1], "karpenter.sh/provisioner-name"],
+            )
+        }),
+        node_class: owned(value, &["spec", "nodeClassRef", "name"])
+            .or_else(|| owned(value, &["spec", "machineTemplateRef", "name"])),
+        instance_id: str_at(value, &["status", "providerID"]).and_then(instance_from_provider_id),
+        image_id: owned(value, &["status", "imageID"]),
+        name,
+    };
+    for (message, time) in failing_conditions(value) {
+        let context = Context {
+            time: time_of(time),
+            node_claim: Some(info.name.clone()),
+            node_pool: info.node_pool.clone(),
+            node_class: info.node_class.clone(),
+            instance_id: info.instance_id.clone(),
+            ..Context::new(Source::NodeClaim, line)
+        };
+        sink.recognise(&context, message);
+    }
+    sink.node_claim(info);
+}
+
+fn node_class(value: &Value, line: usize, sink: &mut Sink<'_>) {
+    let Some(name) = name(value) else { return };
+    let mut kms_key_ids: Vec<String> = Vec::new();
+    if let Some(Value::Array(mappings)) =
+        value.get("spec").and_then(|s| s.get("blockDeviceMappings"))
+    {
+        for key in mappings
+            .iter()
+            .filter_map(|m| owned(m, &["ebs", "kmsKeyID"]))
+        {
+            if !kms_key_ids.contains(&key) {
+                kms_key_ids.push(key);
+            }
+        }
+    }
+    let mut ami_ids: Vec<String> = Vec::new();
+    if let Some(Value::Array(amis)) = value.get("status").and_then(|s| s.get("amis")) {
+        for id in amis.iter().filter_map(|a| owned(a, &["id"])) {
+            if !ami_ids.contains(&id) {
+                ami_ids.push(id);
+            }
+        }
+    }
+    for (message, time) in failing_conditions(value) {
+        let context = Context {
+            time: time_of(time),
+            node_class: Some(name.clone()),
+            ..Context::new(Source::NodeClass, line)
+        };
+        sink.recognise(&context, message);
+    }
+    sink.node_class(NodeClassInfo {
+        role: owned(value, &["spec", "role"]),
+        instance_profile: owned(value, &["spec", "instanceProfile"])
+            .or_else(|| owned(value, &["status", "instanceProfile"])),
+        kms_key_ids,
+        ami_ids,
+        name,
+    });
+}
+
+/// core/v1 (`involvedObject`, `message`) and events.k8s.io/v1 (`regarding`, `note`) events.
+fn event(value: &Value, line: usize, sink: &mut Sink<'_>) {
+    let Some(text) = str_at(value, &["message"]).or_else(|| str_at(value, &["note"])) else {
+        return;
+    };
+    let object = value
+        .get("involvedObject")
+        .or_else(|| value.get("regarding"))
+        .unwrap_or(&Value::Null);
+    let object_name = owned(object, &["name"]);
+    let mut context = Context::new(Source::Event, line);
+    match str_at(object, &["kind"]).unwrap_or("") {
+        "NodeClaim" | "Machine" => context.node_claim = object_name,
+        "NodePool" | "Provisioner" => context.node_pool = object_name,
+        "EC2NodeClass" | "AWSNodeTemplate" => context.node_class = object_name,
+        _ => {}
+    }
+    context.time = [
+        &["lastTimestamp"][..],
+        &["series", "lastObservedTime"],
+        &["eventTime"],
+        &["deprecatedLastTimestamp"],
+        &["firstTimestamp"],
+        &["metadata", "creationTimestamp"],
+    ]
+    .iter()
+    .find_map(|path| str_at(value, path).and_then(super::time::normalize));
+    sink.recognise(&context, text);
+}
+
+/// The controller role from IRSA's annotation. In a list only Karpenter's own service account
+/// counts (its name, namespace or a label says karpenter); a lone object was chosen by the user.
+fn service_account(value: &Value, in_list: bool, sink: &mut Sink<'_>) {
+    let Some(metadata) = value.get("metadata") else {
+        return;
+    };
+    let Some(role) = metadata
+        .get("annotations")
+        .and_then(|a| a.get(ROLE_ANNOTATION))
+        .and_then(Value::as_str)
+        .filter(|r| r.starts_with("arn:"))
+    else {
+        return;
+    };
+    let karpenter = |s: &str| s.to_ascii_lowercase().contains("karpenter");
+    let is_karpenter = str_at(metadata, &["name"]).is_some_and(karpenter)
+        || str_at(metadata, &["namespace"]).is_some_and(karpenter)
+        || metadata
+            .get("labels")
+            .and_then(Value::as_object)
+            .is_some_and(|labels| labels.values().filter_map(Value::as_str).any(karpenter));
+    if is_karpenter || !in_list {
+        sink.controller_role(role);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_instance_ids_from_provider_ids() {
+        let id = |s| instance_from_provider_id(s);
+        assert_eq!(
+            id("aws:///us-east-1a/i-0abc1234def567890").as_deref(),
+            Some("i-0abc1234def567890")
+        );
+        assert_eq!(id("aws:///us-east-1a/"), None);
+        assert_eq!(id("kind://docker/x/node"), None);
+        assert_eq!(id("i-"), None);
+    }
+
+    #[test]
+    fn paths_only_yield_non_empty_strings() {
+        let v = serde_json::json!({"a": {"b": "x", "e": "", "n": 1}});
+        assert_eq!(str_at(&v, &["a", "b"]), Some("x"));
+        assert_eq!(str_at(&v, &["a", "e"]), None);
+        assert_eq!(str_at(&v, &["a", "n"]), None);
+        assert_eq!(str_at(&v, &["a", "b", "c"]), None);
+    }
+}

@@ -1,0 +1,606 @@
+//! Recognition rules as data (rules/signals.json): compiled and checked against their golden
+//! examples at load, then applied to one error text to extract the failures it reports.
+
+use super::{Category, PolicyLayer, Source};
+use aho_corasick::AhoCorasick;
+use regex::{Captures, Regex};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// A rules file that cannot be used; names the rule (and example) at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("rules file: {0}")]
+    File(String),
+    #[error("rule {rule}: {message}")]
+    Rule { rule: String, message: String },
+    #[error("rule {rule}, example {example}: {message}")]
+    Example {
+        rule: String,
+        /// 1-based position in the rule's `examples`.
+        example: usize,
+        message: String,
+    },
+}
+
+/// What one rule extracted from one match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Finding {
+    /// Index of the rule in the set.
+    pub rule: usize,
+    pub category: Category,
+    pub error_code: Option<String>,
+    pub layer: Option<PolicyLayer>,
+    pub principal: Option<String>,
+    pub action: Option<String>,
+    pub resource: Option<String>,
+    pub encoded_message: Option<String>,
+    pub kms_key: Option<String>,
+}
+
+/// The compiled rules.
+#[derive(Debug)]
+pub(crate) struct RuleSet {
+    rules: Vec<Rule>,
+    /// Every distinct literal of every rule; a text is worth matching only if it holds one.
+    literals: AhoCorasick,
+    layers: HashMap<String, PolicyLayer>,
+}
+
+#[derive(Debug)]
+struct Rule {
+    id: String,
+    sources: Vec<Source>,
+    /// Indices into the set's literals.
+    literals: Vec<usize>,
+    regex: Regex,
+    category: CategoryRule,
+    fallback: bool,
+    set: Constants,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum CategoryRule {
+    Fixed(Category),
+    /// `iam:PassRole` → PassRoleDenied, any other (or no) action → ActionDenied.
+    FromAction,
+}
+
+/// Values a rule sets when its regex does not capture them.
+#[derive(Debug, Default)]
+struct Constants {
+    error_code: Option<String>,
+    action: Option<String>,
+    resource: Option<String>,
+    layer: Option<PolicyLayer>,
+}
+
+/// Named groups a pattern may use.
+const GROUPS: [&str; 7] = [
+    "code",
+    "principal",
+    "action",
+    "resource",
+    "layer",
+    "encoded",
+    "kms",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default, rename = "$comment")]
+    _comment: Option<serde_json::Value>,
+    layers: BTreeMap<String, String>,
+    rules: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: String,
+    #[serde(default)]
+    description: String,
+    sources: Vec<String>,
+    literals: Vec<String>,
+    pattern: String,
+    category: String,
+    #[serde(default)]
+    fallback: bool,
+    #[serde(default)]
+    set: BTreeMap<String, String>,
+    examples: Vec<RawExample>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExample {
+    text: String,
+    #[serde(default)]
+    source: Option<String>,
+    expect: Vec<Expect>,
+}
+
+/// One expected finding; an absent field must be absent from the finding.
+#[derive(Deserialize, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Expect {
+    category: String,
+    error_code: Option<String>,
+    layer: Option<String>,
+    principal: Option<String>,
+    action: Option<String>,
+    resource: Option<String>,
+    encoded_message: Option<String>,
+    kms_key: Option<String>,
+}
+
+pub(crate) fn source_from_name(name: &str) -> Option<Source> {
+    Some(match name {
+        "log" => Source::Log,
+        "event" => Source::Event,
+        "nodeClaim" => Source::NodeClaim,
+        "nodeClass" => Source::NodeClass,
+        "instance" => Source::Instance,
+        _ => return None,
+    })
+}
+
+fn category_from_name(name: &str) -> Option<Category> {
+    Some(match name {
+        "PassRoleDenied" => Category::PassRoleDenied,
+        "ActionDenied" => Category::ActionDenied,
+        "KmsKeyUnusable" => Category::KmsKeyUnusable,
+        _ => return None,
+    })
+}
+
+fn layer_from_name(name: &str) -> Option<PolicyLayer> {
+    use PolicyLayer::*;
+    Some(match name {
+        "NoIdentityPolicy" => NoIdentityPolicy,
+        "IdentityExplicitDeny" => IdentityExplicitDeny,
+        "ScpExplicitDeny" => ScpExplicitDeny,
+        "NoScp" => NoScp,
+        "NoBoundary" => NoBoundary,
+        "BoundaryExplicitDeny" => BoundaryExplicitDeny,
+        "NoSessionPolicy" => NoSessionPolicy,
+        "SessionExplicitDeny" => SessionExplicitDeny,
+        "ResourceExplicitDeny" => ResourceExplicitDeny,
+        "NoResourcePolicy" => NoResourcePolicy,
+        _ => return None,
+    })
+}
+
+/// A layer phrase as the layers table keys it: lower case, single spaces.
+fn phrase_key(phrase: &str) -> String {
+    phrase
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+impl RuleSet {
+    /// Parses, compiles and validates a rules file, then checks every rule against its
+    /// examples.
+    pub(crate) fn compile(json: &str) -> Result<RuleSet, RuleError> {
+        let raw: RawFile =
+            serde_json::from_str(json).map_err(|e| RuleError::File(e.to_string()))?;
+        let mut layers = HashMap::new();
+        for (phrase, name) in &raw.layers {
+            let layer = layer_from_name(name)
+                .ok_or_else(|| RuleError::File(format!("layer {phrase:?}: unknown {name:?}")))?;
+            layers.insert(phrase_key(phrase), layer);
+        }
+        let mut literal_texts: Vec<String> = Vec::new();
+        let mut rules: Vec<Rule> = Vec::new();
+        for (index, r) in raw.rules.iter().enumerate() {
+            let rule = compile_rule(index, r, &mut literal_texts)?;
+            if rules.iter().any(|other| other.id == rule.id) {
+                return Err(rule_err(&r.id, "duplicate id"));
+            }
+            rules.push(rule);
+        }
+        if rules.is_empty() {
+            return Err(RuleError::File("no rules".into()));
+        }
+        let literals = AhoCorasick::new(&literal_texts)
+            .map_err(|e| RuleError::File(format!("literals: {e}")))?;
+        let set = RuleSet {
+            rules,
+            literals,
+            layers,
+        };
+        for (index, (rule, r)) in set.rules.iter().zip(&raw.rules).enumerate() {
+            for (i, example) in r.examples.iter().enumerate() {
+                set.check_example(index, example)
+                    .map_err(|message| RuleError::Example {
+                        rule: rule.id.clone(),
+                        example: i + 1,
+                        message,
+                    })?;
+            }
+        }
+        Ok(set)
+    }
+
+    /// The distinct literals of all rules: the prefilter for scanning raw input.
+    pub(crate) fn prefilter(&self) -> &AhoCorasick {
+        &self.literals
+    }
+
+    pub(crate) fn id(&self, rule: usize) -> &str {
+        &self.rules[rule].id
+    }
+
+    /// Every failure the rules recognise in `text` seen in `source`. Rules run in file order;
+    /// a match overlapping an earlier rule's match is dropped; fallback rules run only when
+    /// no other rule matched; identical findings are reported once.
+    pub(crate) fn recognise(&self, source: Source, text: &str) -> Vec<Finding> {
+        let mut present = vec![false; self.literals.patterns_len()];
+        let mut any = false;
+        for m in self.literals.find_overlapping_iter(text) {
+            present[m.pattern().as_usize()] = true;
+            any = true;
+        }
+        let mut found = Vec::new();
+        if !any {
+            return found;
+        }
+        let mut claimed: Vec<(usize, usize)> = Vec::new();
+        for fallback in [false, true] {
+            if fallback && !found.is_empty() {
+                break;
+            }
+            for (index, rule) in self.rules.iter().enumerate() {
+                if rule.fallback != fallback
+                    || !rule.sources.contains(&source)
+                    || !rule.literals.iter().any(|&l| present[l])
+                {
+                    continue;
+                }
+                for caps in rule.regex.captures_iter(text) {
+                    let Some(m) = caps.get(0) else { continue };
+                    if m.is_empty() || claimed.iter().any(|&(s, e)| m.start() < e && s < m.end()) {
+                        continue;
+                    }
+                    claimed.push((m.start(), m.end()));
+                    let finding = self.finding(index, rule, &caps);
+                    if !found.contains(&finding) {
+                        found.push(finding);
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    fn finding(&self, index: usize, rule: &Rule, caps: &Captures<'_>) -> Finding {
+        let group = |name: &str| caps.name(name).map(|m| m.as_str().to_string());
+        let action = group("action").or_else(|| rule.set.action.clone());
+        let resource = group("resource").or_else(|| rule.set.resource.clone());
+        let layer = match caps.name("layer") {
+            Some(m) => self.layers.get(&phrase_key(m.as_str())).copied(),
+            None => rule.set.layer,
+        };
+        let category = match rule.category {
+            CategoryRule::Fixed(c) => c,
+            CategoryRule::FromAction => match &action {
+                Some(a) if a.eq_ignore_ascii_case("iam:PassRole") => Category::PassRoleDenied,
+                _ => Category::ActionDenied,
+            },
+        };
+        // A KMS action refused on a key: the resource is the key.
+        let kms_key = group("kms").or_else(|| match (&action, &resource) {
+            (Some(a), Some(r))
+                if a.to_ascii_lowercase().starts_with("kms:") && r.contains(":kms:") =>
+            {
+                Some(r.clone())
+            }
+            _ => None,
+        });
+        Finding {
+            rule: index,
+            category,
+            error_code: group("code").or_else(|| rule.set.error_code.clone()),
+            layer,
+            principal: group("principal"),
+            action,
+            resource,
+            encoded_message: group("encoded"),
+            kms_key,
+        }
+    }
+
+    fn check_example(&self, index: usize, example: &RawExample) -> Result<(), String> {
+        let rule = &self.rules[index];
+        let source = match &example.source {
+            None => rule.sources[0],
+            Some(name) => {
+                source_from_name(name).ok_or_else(|| format!("unknown source {name:?}"))?
+            }
+        };
+        if !rule.sources.contains(&source) {
+            return Err(format!(
+                "source {source:?} is not one of the rule's sources"
+            ));
+        }
+        let found = self.recognise(source, &example.text);
+        let got: Vec<Expect> = found
+            .iter()
+            .map(|f| Expect {
+                category: format!("{:?}", f.category),
+                error_code: f.error_code.clone(),
+                layer: f.layer.map(|l| format!("{l:?}")),
+                principal: f.principal.clone(),
+                action: f.action.clone(),
+                resource: f.resource.clone(),
+                encoded_message: f.encoded_message.clone(),
+                kms_key: f.kms_key.clone(),
+            })
+            .collect();
+        if let Some(other) = found.iter().find(|f| f.rule != index) {
+            return Err(format!(
+                "recognised by rule {} instead",
+                self.rules[other.rule].id
+            ));
+        }
+        if got != example.expect {
+            return Err(format!("expected {:?}, got {got:?}", example.expect));
+        }
+        Ok(())
+    }
+}
+
+fn rule_err(id: &str, message: impl Into<String>) -> RuleError {
+    RuleError::Rule {
+        rule: id.to_string(),
+        message: message.into(),
+    }
+}
+
+fn compile_rule(
+    index: usize,
+    r: &RawRule,
+    literal_texts: &mut Vec<String>,
+) -> Result<Rule, RuleError> {
+    let valid_id = r.id.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && r.id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !valid_id {
+        return Err(rule_err(
+            &format!("#{} {:?}", index + 1, r.id),
+            "id must be lower-case letters, digits and dashes",
+        ));
+    }
+    let id = r.id.as_str();
+    if r.description.trim().is_empty() {
+        return Err(rule_err(id, "needs a description"));
+    }
+    if r.sources.is_empty() {
+        return Err(rule_err(id, "needs at least one source"));
+    }
+    let mut sources = Vec::new();
+    for name in &r.sources {
+        let source = source_from_name(name)
+            .ok_or_else(|| rule_err(id, format!("unknown source {name:?}")))?;
+        if !sources.contains(&source) {
+            sources.push(source);
+        }
+    }
+    if r.literals.is_empty() {
+        return Err(rule_err(id, "needs at least one literal"));
+    }
+    let mut literals = Vec::new();
+    for literal in &r.literals {
+        if literal.is_empty() || literal.contains(['\n', '\r']) {
+            return Err(rule_err(
+                id,
+                format!("literal {literal:?} must be non-empty and on one line"),
+            ));
+        }
+        let at = match literal_texts.iter().position(|l| l == literal) {
+            Some(at) => at,
+            None => {
+                literal_texts.push(literal.clone());
+                literal_texts.len() - 1
+            }
+        };
+        literals.push(at);
+    }
+    let regex = Regex::new(&r.pattern).map_err(|e| rule_err(id, format!("pattern: {e}")))?;
+    if let Some(name) = regex
+        .capture_names()
+        .flatten()
+        .find(|n| !GROUPS.contains(n))
+    {
+        return Err(rule_err(
+            id,
+            format!("unknown group {name:?} (known: {})", GROUPS.join(", ")),
+        ));
+    }
+    let category = match r.category.as_str() {
+        "fromAction" => CategoryRule::FromAction,
+        name => CategoryRule::Fixed(
+            category_from_name(name)
+                .ok_or_else(|| rule_err(id, format!("unknown category {name:?}")))?,
+        ),
+    };
+    let mut set = Constants::default();
+    for (key, value) in &r.set {
+        match key.as_str() {
+            "errorCode" => set.error_code = Some(value.clone()),
+            "action" => set.action = Some(value.clone()),
+            "resource" => set.resource = Some(value.clone()),
+            "layer" => {
+                set.layer = Some(
+                    layer_from_name(value)
+                        .ok_or_else(|| rule_err(id, format!("unknown layer {value:?}")))?,
+                )
+            }
+            _ => return Err(rule_err(id, format!("cannot set {key:?}"))),
+        }
+    }
+    if r.examples.is_empty() {
+        return Err(rule_err(id, "needs at least one example"));
+    }
+    for (i, example) in r.examples.iter().enumerate() {
+        if !r.literals.iter().any(|l| example.text.contains(l.as_str())) {
+            return Err(RuleError::Example {
+                rule: id.to_string(),
+                example: i + 1,
+                message: "holds none of the rule's literals, so the prefilter would skip it".into(),
+            });
+        }
+    }
+    Ok(Rule {
+        id: id.to_string(),
+        sources,
+        literals,
+        regex,
+        category,
+        fallback: r.fallback,
+        set,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../../rules/signals.json");
+
+    fn minimal(rule: serde_json::Value) -> String {
+        serde_json::json!({"layers": {"because no identity-based policy allows": "NoIdentityPolicy"},
+                           "rules": [rule]})
+        .to_string()
+    }
+
+    fn good_rule() -> serde_json::Value {
+        serde_json::json!({
+            "id": "denied",
+            "description": "a denial",
+            "sources": ["log"],
+            "literals": ["not authorized"],
+            "pattern": "User: (?P<principal>\\S+) is not authorized to perform: (?P<action>\\S+)",
+            "category": "fromAction",
+            "examples": [{"text": "User: arn:aws:iam::1:user/a is not authorized to perform: iam:PassRole",
+                          "expect": [{"category": "PassRoleDenied", "principal": "arn:aws:iam::1:user/a",
+                                      "action": "iam:PassRole"}]}]
+        })
+    }
+
+    #[test]
+    fn shipped_rules_compile_and_pass_their_examples() {
+        let set = RuleSet::compile(SHIPPED).unwrap_or_else(|e| panic!("{e}"));
+        assert!(set.rules.len() >= 8);
+    }
+
+    #[test]
+    fn a_minimal_rule_compiles() {
+        RuleSet::compile(&minimal(good_rule())).unwrap();
+    }
+
+    fn broken(edit: impl FnOnce(&mut serde_json::Value)) -> RuleError {
+        let mut rule = good_rule();
+        edit(&mut rule);
+        RuleSet::compile(&minimal(rule)).unwrap_err()
+    }
+
+    #[test]
+    fn a_bad_rule_fails_naming_it() {
+        let e = broken(|r| r["pattern"] = "(unclosed".into());
+        assert!(
+            matches!(&e, RuleError::Rule { rule, message } if rule == "denied" && message.starts_with("pattern")),
+            "{e}"
+        );
+        let e = broken(|r| r["pattern"] = "(?P<who>x)".into());
+        assert!(e.to_string().contains("unknown group \"who\""), "{e}");
+        let e = broken(|r| r["sources"] = serde_json::json!(["syslog"]));
+        assert!(e.to_string().contains("unknown source"), "{e}");
+        let e = broken(|r| r["category"] = "Capacity".into());
+        assert!(e.to_string().contains("unknown category"), "{e}");
+        let e = broken(|r| r["literals"] = serde_json::json!([]));
+        assert!(e.to_string().contains("literal"), "{e}");
+        let e = broken(|r| r["literals"] = serde_json::json!(["a\nb"]));
+        assert!(e.to_string().contains("one line"), "{e}");
+        let e = broken(|r| r["examples"] = serde_json::json!([]));
+        assert!(e.to_string().contains("example"), "{e}");
+        let e = broken(|r| r["id"] = "Bad Id".into());
+        assert!(e.to_string().contains("lower-case"), "{e}");
+        let e = broken(|r| r["set"] = serde_json::json!({"principal": "x"}));
+        assert!(e.to_string().contains("cannot set"), "{e}");
+        let e = broken(|r| r["typo"] = true.into());
+        assert!(matches!(e, RuleError::File(_)), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_example_fails_naming_rule_and_example() {
+        let e = broken(|r| r["examples"][0]["expect"][0]["action"] = "iam:GetRole".into());
+        assert!(
+            matches!(&e, RuleError::Example { rule, example: 1, .. } if rule == "denied"),
+            "{e}"
+        );
+        // An example the prefilter would never let through.
+        let e = broken(|r| r["examples"][0]["text"] = "User: a is refused".into());
+        assert!(e.to_string().contains("none of the rule's literals"), "{e}");
+        // Expecting nothing where the rule finds something.
+        let e = broken(|r| r["examples"][0]["expect"] = serde_json::json!([]));
+        assert!(matches!(e, RuleError::Example { .. }), "{e}");
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused() {
+        let text =
+            serde_json::json!({"layers": {}, "rules": [good_rule(), good_rule()]}).to_string();
+        let e = RuleSet::compile(&text).unwrap_err();
+        assert!(e.to_string().contains("duplicate"), "{e}");
+    }
+
+    #[test]
+    fn earlier_rules_claim_their_span_and_fallbacks_wait() {
+        let set = RuleSet::compile(SHIPPED).unwrap();
+        // The detailed sentence and the NodeClass summary in one text: only the detail counts.
+        let text = "Controller isn't authorized to call ec2:CreateFleet: UnauthorizedOperation: \
+                    You are not authorized to perform this operation. User: arn:aws:sts::1:assumed-role/K/s \
+                    is not authorized to perform: ec2:CreateFleet on resource: arn:aws:ec2:us-east-1:1:fleet/* \
+                    because no identity-based policy allows the ec2:CreateFleet action.";
+        let found = set.recognise(Source::NodeClass, text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(set.id(found[0].rule), "aws-not-authorized");
+        assert_eq!(
+            found[0].principal.as_deref(),
+            Some("arn:aws:sts::1:assumed-role/K/s")
+        );
+        // Alone, the summary is recognised.
+        let found = set.recognise(
+            Source::NodeClass,
+            "Controller isn't authorized to call ec2:CreateFleet",
+        );
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].action.as_deref(), Some("ec2:CreateFleet"));
+    }
+
+    #[test]
+    fn rules_apply_only_to_their_sources() {
+        let set = RuleSet::compile(SHIPPED).unwrap();
+        let text = "Client.InternalError: Client error on launch";
+        assert_eq!(set.recognise(Source::Instance, text).len(), 1);
+        assert!(set.recognise(Source::NodeClaim, text).is_empty());
+    }
+
+    #[test]
+    fn irrelevant_text_finds_nothing() {
+        let set = RuleSet::compile(SHIPPED).unwrap();
+        for text in [
+            "",
+            "launched nodeclaim",
+            "not authorized",
+            "User: x is not authorized to perform:",
+        ] {
+            assert!(set.recognise(Source::Log, text).is_empty(), "{text:?}");
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The entry point: compiles the shipped rules once, then reads each input — detecting its
+//! kind from its first bytes — into `Observations`.
+
+use super::detect::{self, Kind};
+use super::rules::{RuleError, RuleSet};
+use super::sink::Sink;
+use super::{Observations, docs, logs};
+use std::io::{self, Read};
+
+/// The recognition rules shipped with the binary.
+const SHIPPED_RULES: &str = include_str!("../../rules/signals.json");
+
+/// Recognises failures in inputs with compiled rules.
+#[derive(Debug)]
+pub struct Scanner {
+    rules: RuleSet,
+}
+
+impl Scanner {
+    /// Compiles and validates the shipped rules (rules/signals.json), each against its
+    /// examples.
+    pub fn new() -> Result<Scanner, RuleError> {
+        Scanner::with_rules(SHIPPED_RULES)
+    }
+
+    /// Compiles and validates rules given as the text of a rules file.
+    pub fn with_rules(json: &str) -> Result<Scanner, RuleError> {
+        Ok(Scanner {
+            rules: RuleSet::compile(json)?,
+        })
+    }
+
+    /// Reads one input (a file's bytes, streamed) and adds what it recognises to `out`.
+    /// `name` is the file name used in Origins and warnings ("-" for stdin). `progress` is
+    /// called now and then with the number of bytes consumed so far. Unreadable parts become
+    /// warnings; only an I/O error from `input` ends the scan early with `Err`.
+    pub fn scan(
+        &self,
+        name: &str,
+        mut input: impl Read,
+        out: &mut Observations,
+        progress: &mut dyn FnMut(u64),
+    ) -> io::Result<()> {
+        let mut sink = Sink::new(name, &self.rules, out);
+        let result = self.scan_into(&mut input, &mut sink, progress);
+        sink.finish();
+        result
+    }
+
+    fn scan_into(
+        &self,
+        input: &mut dyn Read,
+        sink: &mut Sink<'_>,
+        progress: &mut dyn FnMut(u64),
+    ) -> io::Result<()> {
+        let (head, eof) = detect::read_head(input)?;
+        let kind = detect::classify(&head, eof);
+        let mut rest = io::Cursor::new(head).chain(input);
+        match kind {
+            Kind::Empty => {
+                sink.warn(0, "empty input");
+                Ok(())
+            }
+            Kind::Json => docs::scan(&mut rest, false, sink, progress),
+            Kind::Yaml => docs::scan(&mut rest, true, sink, progress),
+            Kind::JsonLines | Kind::Lines => {
+                if let Some(at) = rest.get_ref().0.get_ref().iter().position(|&b| b == 0) {
+                    sink.warn(
+                        0,
+                        format!(
+                            "binary data (a NUL byte at offset {at}): only its text lines are read"
+                        ),
+                    );
+                }
+                logs::scan(&mut rest, sink, progress)
+            }
+        }
+    }
+}

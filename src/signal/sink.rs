@@ -1,0 +1,290 @@
+//! Where one input's findings go: turns rule findings plus their context into `Signal`s, merges
+//! objects into `Observations`, and caps the warnings a single file can produce.
+
+use super::rules::RuleSet;
+use super::text::cut;
+use super::{
+    InstanceInfo, NodeClaimInfo, NodeClassInfo, Observations, Origin, Signal, Source, Warning,
+};
+
+/// At most this many warnings per file; the rest are counted in one summary warning.
+pub(crate) const MAX_WARNINGS: usize = 100;
+/// `Signal.message` is cut to this many bytes.
+pub(crate) const MAX_MESSAGE: usize = 4096;
+
+/// What surrounds an error text: where it was seen and the objects it concerns.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    pub source: Source,
+    pub line: usize,
+    pub time: Option<String>,
+    pub node_claim: Option<String>,
+    pub node_pool: Option<String>,
+    pub node_class: Option<String>,
+    pub instance_id: Option<String>,
+    /// An error code the input states beside the text (`aws-error-code`), used when the text's
+    /// own match names none.
+    pub error_code: Option<String>,
+}
+
+impl Context {
+    pub(crate) fn new(source: Source, line: usize) -> Context {
+        Context {
+            source,
+            line,
+            time: None,
+            node_claim: None,
+            node_pool: None,
+            node_class: None,
+            instance_id: None,
+            error_code: None,
+        }
+    }
+}
+
+/// Collects what one input yields.
+pub(crate) struct Sink<'a> {
+    file: &'a str,
+    rules: &'a RuleSet,
+    out: &'a mut Observations,
+    shown: usize,
+    suppressed: usize,
+    first_suppressed_line: usize,
+}
+
+impl<'a> Sink<'a> {
+    pub(crate) fn new(file: &'a str, rules: &'a RuleSet, out: &'a mut Observations) -> Sink<'a> {
+        Sink {
+            file,
+            rules,
+            out,
+            shown: 0,
+            suppressed: 0,
+            first_suppressed_line: 0,
+        }
+    }
+
+    pub(crate) fn rules(&self) -> &'a RuleSet {
+        self.rules
+    }
+
+    fn origin(&self, line: usize) -> Origin {
+        Origin {
+            file: self.file.to_string(),
+            line,
+        }
+    }
+
+    /// Records that something at `line` was skipped, and why.
+    pub(crate) fn warn(&mut self, line: usize, message: impl Into<String>) {
+        if self.shown < MAX_WARNINGS {
+            self.shown += 1;
+            let origin = self.origin(line);
+            self.out.warnings.push(Warning {
+                origin,
+                message: message.into(),
+            });
+        } else {
+            if self.suppressed == 0 {
+                self.first_suppressed_line = line;
+            }
+            self.suppressed += 1;
+        }
+    }
+
+    /// Recognises `text` in `context` and records a signal per finding; returns how many.
+    pub(crate) fn recognise(&mut self, context: &Context, text: &str) -> usize {
+        let findings = self.rules.recognise(context.source, text);
+        for f in &findings {
+            let signal = Signal {
+                source: context.source,
+                origin: self.origin(context.line),
+                rule: self.rules.id(f.rule).to_string(),
+                category: f.category,
+                time: context.time.clone(),
+                error_code: f.error_code.clone().or_else(|| context.error_code.clone()),
+                layer: f.layer,
+                principal: f.principal.clone(),
+                action: f.action.clone(),
+                resource: f.resource.clone(),
+                encoded_message: f.encoded_message.clone(),
+                node_claim: context.node_claim.clone(),
+                node_pool: context.node_pool.clone(),
+                node_class: context.node_class.clone(),
+                instance_id: context.instance_id.clone(),
+                kms_key: f.kms_key.clone(),
+                message: cut(text.trim(), MAX_MESSAGE),
+            };
+            self.out.signals.push(signal);
+        }
+        findings.len()
+    }
+
+    /// Adds a NodeClaim, or fills in what an earlier sighting of the same name left unknown.
+    pub(crate) fn node_claim(&mut self, info: NodeClaimInfo) {
+        match self
+            .out
+            .node_claims
+            .iter_mut()
+            .find(|c| c.name == info.name)
+        {
+            Some(known) => {
+                fill(&mut known.node_pool, info.node_pool);
+                fill(&mut known.node_class, info.node_class);
+                fill(&mut known.instance_id, info.instance_id);
+                fill(&mut known.image_id, info.image_id);
+            }
+            None => self.out.node_claims.push(info),
+        }
+    }
+
+    /// Adds an EC2NodeClass, or merges it into an earlier sighting of the same name.
+    pub(crate) fn node_class(&mut self, info: NodeClassInfo) {
+        match self
+            .out
+            .node_classes
+            .iter_mut()
+            .find(|c| c.name == info.name)
+        {
+            Some(known) => {
+                fill(&mut known.role, info.role);
+                fill(&mut known.instance_profile, info.instance_profile);
+                extend_unique(&mut known.kms_key_ids, info.kms_key_ids);
+                extend_unique(&mut known.ami_ids, info.ami_ids);
+            }
+            None => self.out.node_classes.push(info),
+        }
+    }
+
+    /// Adds an instance, or merges it into an earlier sighting of the same id.
+    pub(crate) fn instance(&mut self, info: InstanceInfo) {
+        match self
+            .out
+            .instances
+            .iter_mut()
+            .find(|i| i.instance_id == info.instance_id)
+        {
+            Some(known) => {
+                fill(&mut known.image_id, info.image_id);
+                fill(&mut known.state, info.state);
+                fill(&mut known.state_reason_code, info.state_reason_code);
+                fill(&mut known.state_reason_message, info.state_reason_message);
+                fill(&mut known.node_claim, info.node_claim);
+                fill(&mut known.node_pool, info.node_pool);
+                fill(&mut known.node_class, info.node_class);
+                fill(&mut known.region, info.region);
+                fill(&mut known.launch_time, info.launch_time);
+            }
+            None => self.out.instances.push(info),
+        }
+    }
+
+    pub(crate) fn controller_role(&mut self, arn: &str) {
+        if !self.out.controller_roles.iter().any(|r| r == arn) {
+            self.out.controller_roles.push(arn.to_string());
+        }
+    }
+
+    /// Ends the input: reports how many warnings were held back.
+    pub(crate) fn finish(self) {
+        if self.suppressed > 0 {
+            let origin = self.origin(self.first_suppressed_line);
+            self.out.warnings.push(Warning {
+                origin,
+                message: format!(
+                    "{} more warnings not shown (at most {MAX_WARNINGS} per input)",
+                    self.suppressed
+                ),
+            });
+        }
+    }
+}
+
+fn fill(known: &mut Option<String>, new: Option<String>) {
+    if known.is_none() {
+        *known = new;
+    }
+}
+
+fn extend_unique(known: &mut Vec<String>, new: Vec<String>) {
+    for item in new {
+        if !known.contains(&item) {
+            known.push(item);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> RuleSet {
+        RuleSet::compile(include_str!("../../rules/signals.json")).unwrap()
+    }
+
+    #[test]
+    fn warnings_are_capped_with_one_summary() {
+        let rules = rules();
+        let mut out = Observations::default();
+        let mut sink = Sink::new("f.log", &rules, &mut out);
+        for line in 1..=MAX_WARNINGS + 50 {
+            sink.warn(line, "bad");
+        }
+        sink.finish();
+        assert_eq!(out.warnings.len(), MAX_WARNINGS + 1);
+        let last = out.warnings.last().unwrap();
+        assert_eq!(last.origin.line, MAX_WARNINGS + 1);
+        assert!(
+            last.message.starts_with("50 more warnings"),
+            "{}",
+            last.message
+        );
+    }
+
+    #[test]
+    fn signals_carry_context_and_a_capped_message() {
+        let rules = rules();
+        let mut out = Observations::default();
+        let mut sink = Sink::new("f.log", &rules, &mut out);
+        let mut context = Context::new(Source::Log, 7);
+        context.node_claim = Some("default-abc".into());
+        context.error_code = Some("FromField".into());
+        let tail = "é".repeat(3000);
+        let text = format!(
+            "User is not authorized to perform this operation because no identity-based policy allows it {tail}"
+        );
+        assert_eq!(sink.recognise(&context, &text), 1);
+        let s = &out.signals[0];
+        assert_eq!(
+            s.origin,
+            Origin {
+                file: "f.log".into(),
+                line: 7
+            }
+        );
+        assert_eq!(s.node_claim.as_deref(), Some("default-abc"));
+        assert_eq!(s.error_code.as_deref(), Some("FromField"));
+        assert!(s.message.len() <= MAX_MESSAGE && s.message.len() > MAX_MESSAGE - 2);
+        assert_eq!(s.rule, "nodeclaim-unauthorized");
+    }
+
+    #[test]
+    fn objects_seen_twice_are_merged() {
+        let rules = rules();
+        let mut out = Observations::default();
+        let mut sink = Sink::new("f", &rules, &mut out);
+        let claim = |pool: Option<&str>, instance: Option<&str>| NodeClaimInfo {
+            name: "a".into(),
+            node_pool: pool.map(String::from),
+            node_class: None,
+            instance_id: instance.map(String::from),
+            image_id: None,
+        };
+        sink.node_claim(claim(Some("p"), None));
+        sink.node_claim(claim(Some("q"), Some("i-1")));
+        sink.controller_role("arn:aws:iam::1:role/k");
+        sink.controller_role("arn:aws:iam::1:role/k");
+        assert_eq!(out.node_claims, vec![claim(Some("p"), Some("i-1"))]);
+        assert_eq!(out.controller_roles.len(), 1);
+    }
+}
