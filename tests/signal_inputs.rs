@@ -399,8 +399,9 @@ fn ec2nodeclasses() {
 
 #[test]
 fn core_v1_events() {
+    type Got<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
     let out = clean("events.json");
-    let got: Vec<(&str, Option<&str>, Option<&str>, Option<&str>)> = out
+    let got: Vec<Got> = out
         .signals
         .iter()
         .map(|s| {
@@ -537,6 +538,22 @@ fn describe_instances_flattened_by_a_query() {
     assert_eq!(out.instances.len(), 1);
     assert_eq!(out.signals.len(), 1);
     assert_eq!(out.signals[0].category, Category::KmsKeyUnusable);
+}
+
+#[test]
+fn typed_lists_lend_their_kind_to_items() {
+    // `kubectl get --raw /api/v1/events` prints an EventList whose items carry no kind.
+    let text = r#"{"kind": "EventList", "apiVersion": "v1", "items": [
+        {"involvedObject": {"kind": "NodeClaim", "name": "default-x7k2q"},
+         "reason": "FailedLaunch",
+         "message": "AuthFailure.ServiceLinkedRoleCreationNotPermitted: The provided credentials do not have permission to create the service-linked role for EC2 Spot Instances."}]}"#;
+    let out = scan_bytes("raw.json", text.as_bytes());
+    assert_eq!(out.signals.len(), 1);
+    assert_eq!(out.signals[0].source, Source::Event);
+    assert_eq!(out.signals[0].node_claim.as_deref(), Some("default-x7k2q"));
+    // A plain List lends nothing: an item without a kind is not guessed at.
+    let text = text.replace("EventList", "List");
+    assert!(scan_bytes("raw.json", text.as_bytes()).signals.is_empty());
 }
 
 #[test]

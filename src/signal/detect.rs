@@ -203,15 +203,31 @@ mod tests {
 
     #[test]
     fn reads_the_head_through_the_first_meaningful_line() {
-        let text = b"\n\n# c\nfirst line\nsecond line\n".repeat(1);
-        let mut input = &text[..];
-        let (head, eof) = read_head(&mut input).unwrap();
-        // Small inputs come in one read; the whole of it is the head.
-        assert_eq!(head, text);
-        assert!(!eof || head.len() == text.len());
+        /// Hands out one line per read, like a slow pipe.
+        struct Lines<'a>(&'a [u8]);
+        impl Read for Lines<'_> {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let line = self
+                    .0
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(self.0.len(), |i| i + 1);
+                let n = line.min(out.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let text = b"\n\n# c\nfirst line\nsecond line\n";
+        let (head, eof) = read_head(&mut Lines(text)).unwrap();
+        assert_eq!(head, b"\n\n# c\nfirst line\n");
+        assert!(!eof);
+        let (head, eof) = read_head(&mut Lines(b"\n\nonly, no newline")).unwrap();
+        assert_eq!(head, b"\n\nonly, no newline");
+        assert!(eof);
+        // A first line longer than the head limit stops the reading at the limit.
         let big = vec![b'x'; MAX_HEAD * 3];
-        let mut input = &big[..];
-        let (head, eof) = read_head(&mut input).unwrap();
+        let (head, eof) = read_head(&mut &big[..]).unwrap();
         assert!(!eof);
         assert!(head.len() >= MAX_HEAD && head.len() < MAX_HEAD + 8192);
     }

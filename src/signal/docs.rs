@@ -17,7 +17,7 @@ pub(crate) fn scan(
     sink: &mut Sink<'_>,
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<()> {
-    let Some(bytes) = read_capped(input, progress)? else {
+    let Some(bytes) = read_capped(input, MAX_DOCUMENT, progress)? else {
         sink.warn(
             0,
             format!("document larger than {} MiB, skipped", MAX_DOCUMENT >> 20),
@@ -33,15 +33,19 @@ pub(crate) fn scan(
     Ok(())
 }
 
-/// All of `input`, or `None` when it is over the cap.
-fn read_capped(input: &mut dyn Read, progress: &mut dyn FnMut(u64)) -> io::Result<Option<Vec<u8>>> {
+/// All of `input`, or `None` when it is longer than `cap` bytes.
+fn read_capped(
+    input: &mut dyn Read,
+    cap: u64,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<Option<Vec<u8>>> {
     let mut bytes = Vec::new();
     let mut chunk = vec![0u8; 1 << 20];
     loop {
         match input.read(&mut chunk) {
             Ok(0) => return Ok(Some(bytes)),
             Ok(n) => {
-                if (bytes.len() + n) as u64 > MAX_DOCUMENT {
+                if (bytes.len() + n) as u64 > cap {
                     return Ok(None);
                 }
                 bytes.extend_from_slice(&chunk[..n]);
@@ -66,7 +70,7 @@ fn scan_json(bytes: &[u8], sink: &mut Sink<'_>) {
                     .take_while(|b| b.is_ascii_whitespace())
                     .count();
                 let line = 1 + count_newlines(&bytes[..before + skipped]);
-                walk(&value, line, false, sink);
+                walk(&value, line, None, sink);
             }
             Some(Err(e)) => {
                 sink.warn(e.line(), format!("not valid JSON, skipped: {e}"));
@@ -79,13 +83,17 @@ fn scan_json(bytes: &[u8], sink: &mut Sink<'_>) {
 /// YAML documents. Split at `---` lines first, so that each document's line numbers are
 /// known and a broken document spoils only itself.
 fn scan_yaml(bytes: &[u8], sink: &mut Sink<'_>) {
+    let mut padded = Vec::new();
     for (first_line, doc) in yaml_documents(bytes) {
-        match serde_norway::from_slice::<Value>(doc) {
-            Ok(value) => walk(&value, first_line, false, sink),
+        // Blank lines in place of the documents before, so the parser's positions (in its
+        // messages too) are the file's.
+        padded.clear();
+        padded.resize(first_line - 1, b'\n');
+        padded.extend_from_slice(doc);
+        match serde_norway::from_slice::<Value>(&padded) {
+            Ok(value) => walk(&value, first_line, None, sink),
             Err(e) => {
-                let line = e
-                    .location()
-                    .map_or(first_line, |l| first_line + l.line().saturating_sub(1));
+                let line = e.location().map_or(first_line, |l| l.line());
                 sink.warn(line, format!("not valid YAML, skipped: {e}"));
             }
         }
@@ -127,12 +135,13 @@ fn has_content(doc: &[u8]) -> bool {
     })
 }
 
-/// Dispatches a value by what it is. `in_list` tells whether it came out of a list.
-fn walk(value: &Value, line: usize, in_list: bool, sink: &mut Sink<'_>) {
+/// Dispatches a value by what it is. `list` is set for a list's items: the kind items of a
+/// typed list (`EventList`) have without saying so, empty for a plain `List` or array.
+fn walk(value: &Value, line: usize, list: Option<&str>, sink: &mut Sink<'_>) {
     match value {
         Value::Array(items) => {
             for item in items {
-                walk(item, line, true, sink);
+                walk(item, line, Some(list.unwrap_or("")), sink);
             }
         }
         Value::Object(map) => {
@@ -145,11 +154,13 @@ fn walk(value: &Value, line: usize, in_list: bool, sink: &mut Sink<'_>) {
             } else if map.contains_key("InstanceId") {
                 instances::instance(value, line, sink);
             } else if let Some(Value::Array(items)) = map.get("items") {
+                let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
+                let item_kind = kind.strip_suffix("List").unwrap_or("");
                 for item in items {
-                    walk(item, line, true, sink);
+                    walk(item, line, Some(item_kind), sink);
                 }
             } else {
-                kube::object(value, line, in_list, sink);
+                kube::object(value, line, list, sink);
             }
         }
         _ => {}
@@ -159,6 +170,17 @@ fn walk(value: &Value, line: usize, in_list: bool, sink: &mut Sink<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documents_over_the_cap_are_refused_without_reading_on() {
+        let text = vec![b' '; 5000];
+        let mut seen = 0;
+        let all = read_capped(&mut &text[..], 5000, &mut |n| seen = n).unwrap();
+        assert_eq!(all.map(|b| b.len()), Some(5000));
+        assert_eq!(seen, 5000);
+        let mut input = &text[..];
+        assert_eq!(read_capped(&mut input, 4999, &mut |_| {}).unwrap(), None);
+    }
 
     #[test]
     fn splits_yaml_documents_keeping_their_first_lines() {

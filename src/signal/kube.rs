@@ -8,13 +8,15 @@ use serde_json::Value;
 /// The annotation IRSA reads the role from.
 const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 
-/// Reads one object; objects of other kinds are ignored.
-pub(crate) fn object(value: &Value, line: usize, in_list: bool, sink: &mut Sink<'_>) {
-    match str_at(value, &["kind"]).unwrap_or("") {
+/// Reads one object; objects of other kinds are ignored. `list` is set when the object is a
+/// list's item, to the kind the list implies for items that do not state theirs.
+pub(crate) fn object(value: &Value, line: usize, list: Option<&str>, sink: &mut Sink<'_>) {
+    let kind = str_at(value, &["kind"]).or(list).unwrap_or("");
+    match kind {
         "NodeClaim" | "Machine" => node_claim(value, line, sink),
         "EC2NodeClass" | "AWSNodeTemplate" => node_class(value, line, sink),
         "Event" => event(value, line, sink),
-        "ServiceAccount" => service_account(value, in_list, sink),
+        "ServiceAccount" => service_account(value, list.is_some(), sink),
         // NodePools and Provisioners carry no failure text the rules know.
         _ => {}
     }

@@ -2,10 +2,10 @@
 //! examples at load, then applied to one error text to extract the failures it reports.
 
 use super::{Category, PolicyLayer, Source};
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Captures, Regex};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A rules file that cannot be used; names the rule (and example) at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum RuleError {
 }
 
 /// What one rule extracted from one match.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Finding {
     /// Index of the rule in the set.
     pub rule: usize,
@@ -38,12 +38,19 @@ pub(crate) struct Finding {
     pub kms_key: Option<String>,
 }
 
+/// At most this many findings are read from one text (real fleet errors join a handful).
+pub(crate) const MAX_FINDINGS: usize = 100;
+
 /// The compiled rules.
 #[derive(Debug)]
 pub(crate) struct RuleSet {
     rules: Vec<Rule>,
     /// Every distinct literal of every rule; a text is worth matching only if it holds one.
+    /// Standard semantics, to list every literal present (overlapping).
     literals: AhoCorasick,
+    /// The same literals, leftmost-first: only that kind gets the SIMD (Teddy) searcher,
+    /// which is what makes scanning raw input fast.
+    prefilter: AhoCorasick,
     layers: HashMap<String, PolicyLayer>,
 }
 
@@ -207,9 +214,14 @@ impl RuleSet {
         }
         let literals = AhoCorasick::new(&literal_texts)
             .map_err(|e| RuleError::File(format!("literals: {e}")))?;
+        let prefilter = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&literal_texts)
+            .map_err(|e| RuleError::File(format!("literals: {e}")))?;
         let set = RuleSet {
             rules,
             literals,
+            prefilter,
             layers,
         };
         for (index, (rule, r)) in set.rules.iter().zip(&raw.rules).enumerate() {
@@ -227,16 +239,16 @@ impl RuleSet {
 
     /// The distinct literals of all rules: the prefilter for scanning raw input.
     pub(crate) fn prefilter(&self) -> &AhoCorasick {
-        &self.literals
+        &self.prefilter
     }
 
     pub(crate) fn id(&self, rule: usize) -> &str {
         &self.rules[rule].id
     }
 
-    /// Every failure the rules recognise in `text` seen in `source`. Rules run in file order;
-    /// a match overlapping an earlier rule's match is dropped; fallback rules run only when
-    /// no other rule matched; identical findings are reported once.
+    /// Every failure the rules recognise in `text` seen in `source`, at most `MAX_FINDINGS`.
+    /// Rules run in file order; a match overlapping an earlier rule's match is dropped;
+    /// fallback rules run only when no other rule matched; identical findings count once.
     pub(crate) fn recognise(&self, source: Source, text: &str) -> Vec<Finding> {
         let mut present = vec![false; self.literals.patterns_len()];
         let mut any = false;
@@ -248,7 +260,9 @@ impl RuleSet {
         if !any {
             return found;
         }
+        // Matched spans, sorted and disjoint; and the findings already reported.
         let mut claimed: Vec<(usize, usize)> = Vec::new();
+        let mut seen = HashSet::new();
         for fallback in [false, true] {
             if fallback && !found.is_empty() {
                 break;
@@ -261,13 +275,17 @@ impl RuleSet {
                     continue;
                 }
                 for caps in rule.regex.captures_iter(text) {
+                    if found.len() == MAX_FINDINGS {
+                        return found;
+                    }
                     let Some(m) = caps.get(0) else { continue };
-                    if m.is_empty() || claimed.iter().any(|&(s, e)| m.start() < e && s < m.end()) {
+                    if m.is_empty() || overlaps(&claimed, m.start(), m.end()) {
                         continue;
                     }
-                    claimed.push((m.start(), m.end()));
+                    let at = claimed.partition_point(|&(s, _)| s < m.start());
+                    claimed.insert(at, (m.start(), m.end()));
                     let finding = self.finding(index, rule, &caps);
-                    if !found.contains(&finding) {
+                    if seen.insert(finding.clone()) {
                         found.push(finding);
                     }
                 }
@@ -351,6 +369,13 @@ impl RuleSet {
         }
         Ok(())
     }
+}
+
+/// Whether `start..end` overlaps one of the sorted, disjoint `claimed` spans: only the last
+/// span starting before `end` can, as it ends last among those.
+fn overlaps(claimed: &[(usize, usize)], start: usize, end: usize) -> bool {
+    let before = claimed.partition_point(|&(s, _)| s < end);
+    before > 0 && claimed[before - 1].1 > start
 }
 
 fn rule_err(id: &str, message: impl Into<String>) -> RuleError {
@@ -581,6 +606,24 @@ mod tests {
         );
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].action.as_deref(), Some("ec2:CreateFleet"));
+    }
+
+    #[test]
+    fn overlap_against_sorted_spans() {
+        let claimed = [(10, 20), (30, 40)];
+        for (start, end, expected) in [
+            (0, 10, false),
+            (0, 11, true),
+            (19, 25, true),
+            (20, 30, false),
+            (25, 35, true),
+            (40, 50, false),
+            (5, 45, true),
+            (15, 16, true),
+        ] {
+            assert_eq!(overlaps(&claimed, start, end), expected, "{start}..{end}");
+        }
+        assert!(!overlaps(&[], 0, 5));
     }
 
     #[test]

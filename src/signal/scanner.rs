@@ -63,6 +63,8 @@ impl Scanner {
             }
             Kind::Json => docs::scan(&mut rest, false, sink, progress),
             Kind::Yaml => docs::scan(&mut rest, true, sink, progress),
+            // Each log line says what it is ({…} or not), so JSON and console lines (even
+            // mixed in one file) share the streaming path.
             Kind::JsonLines | Kind::Lines => {
                 if let Some(at) = rest.get_ref().0.get_ref().iter().position(|&b| b == 0) {
                     sink.warn(

@@ -1,7 +1,7 @@
 //! Where one input's findings go: turns rule findings plus their context into `Signal`s, merges
 //! objects into `Observations`, and caps the warnings a single file can produce.
 
-use super::rules::RuleSet;
+use super::rules::{MAX_FINDINGS, RuleSet};
 use super::text::cut;
 use super::{
     InstanceInfo, NodeClaimInfo, NodeClassInfo, Observations, Origin, Signal, Source, Warning,
@@ -116,6 +116,12 @@ impl<'a> Sink<'a> {
                 message: cut(text.trim(), MAX_MESSAGE),
             };
             self.out.signals.push(signal);
+        }
+        if findings.len() == MAX_FINDINGS {
+            self.warn(
+                context.line,
+                format!("only the first {MAX_FINDINGS} failures of this text were read"),
+            );
         }
         findings.len()
     }
@@ -266,6 +272,28 @@ mod tests {
         assert_eq!(s.error_code.as_deref(), Some("FromField"));
         assert!(s.message.len() <= MAX_MESSAGE && s.message.len() > MAX_MESSAGE - 2);
         assert_eq!(s.rule, "nodeclaim-unauthorized");
+    }
+
+    #[test]
+    fn findings_per_text_are_capped_with_a_warning() {
+        let rules = rules();
+        let mut out = Observations::default();
+        let mut sink = Sink::new("f.log", &rules, &mut out);
+        let text: String = (0..MAX_FINDINGS + 5)
+            .map(|i| format!("User: arn:aws:sts::1:assumed-role/K/s is not authorized to perform: iam:PassRole on resource: arn:aws:iam::1:role/N{i}; "))
+            .collect();
+        assert_eq!(
+            sink.recognise(&Context::new(Source::Log, 3), &text),
+            MAX_FINDINGS
+        );
+        assert_eq!(out.signals.len(), MAX_FINDINGS);
+        assert_eq!(out.warnings.len(), 1);
+        assert_eq!(out.warnings[0].origin.line, 3);
+        // Distinct resources: the cap, not the deduplication, stopped the reading.
+        assert_eq!(
+            out.signals[99].resource.as_deref(),
+            Some("arn:aws:iam::1:role/N99")
+        );
     }
 
     #[test]

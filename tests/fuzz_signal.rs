@@ -1,0 +1,223 @@
+//! Property-based fuzzing of the signal scanner: random bytes, mutated fixtures and huge lines
+//! never panic and only become capped warnings. PROPTEST_CASES raises the modest default.
+
+use karpenter_doctor::signal::{Observations, Scanner};
+use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn runner(cases: u32) -> TestRunner {
+    TestRunner::new(ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })
+}
+
+fn scanner() -> &'static Scanner {
+    static SCANNER: OnceLock<Scanner> = OnceLock::new();
+    SCANNER.get_or_init(|| Scanner::new().unwrap())
+}
+
+const FIXTURES: [&str; 13] = [
+    "karpenter-v1.jsonl",
+    "karpenter-v03x-console.log",
+    "karpenter-v03x-machine.jsonl",
+    "seed-passrole.txt",
+    "nodeclaims.json",
+    "nodeclaims.yaml",
+    "nodeclaim-v1beta1.yaml",
+    "ec2nodeclasses.yaml",
+    "events.json",
+    "events-k8s-io-v1.yaml",
+    "serviceaccounts.json",
+    "describe-instances.json",
+    "nodepools.yaml",
+];
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/signals/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// Scans and checks what must hold for any input whatsoever.
+fn scan_checked(bytes: &[u8]) -> Result<Observations, TestCaseError> {
+    let mut out = Observations::default();
+    let mut last = 0;
+    scanner()
+        .scan("fuzz.in", bytes, &mut out, &mut |n| last = n)
+        .map_err(|e| TestCaseError::fail(format!("I/O error from a slice: {e}")))?;
+    prop_assert!(last <= bytes.len() as u64);
+    prop_assert!(out.warnings.len() <= 101, "{} warnings", out.warnings.len());
+    for w in &out.warnings {
+        prop_assert_eq!(&w.origin.file, "fuzz.in");
+    }
+    let lines = 1 + bytes.iter().filter(|&&b| b == b'\n').count();
+    for s in &out.signals {
+        prop_assert!(s.message.len() <= 4096);
+        prop_assert!(s.origin.line >= 1 && s.origin.line <= lines);
+        prop_assert!(!s.rule.is_empty());
+    }
+    Ok(out)
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    let n = cases(512);
+    let warned = Cell::new(0);
+    runner(n)
+        .run(&prop::collection::vec(any::<u8>(), 0..2048), |bytes| {
+            let out = scan_checked(&bytes)?;
+            warned.set(warned.get() + usize::from(!out.warnings.is_empty()));
+            Ok(())
+        })
+        .unwrap();
+    println!(
+        "fuzz_signal bytes: {n} cases, {} with warnings, 0 panics",
+        warned.get()
+    );
+}
+
+/// One edit of a byte string.
+#[derive(Debug, Clone)]
+enum Edit {
+    Flip(usize, u8),
+    Delete(usize, usize),
+    Insert(usize, Vec<u8>),
+    Truncate(usize),
+    Duplicate(usize, usize),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let interesting = prop_oneof![
+        Just(b"\n".to_vec()),
+        Just(b"{".to_vec()),
+        Just(b"}".to_vec()),
+        Just(b"\"".to_vec()),
+        Just(b"---\n".to_vec()),
+        Just(b"\xff\xfe".to_vec()),
+        Just(b"\x00".to_vec()),
+        Just(b": [".to_vec()),
+        Just(b"&a *a".to_vec()),
+        Just(b"is not authorized to perform: ".to_vec()),
+        Just(
+            b"; UnauthorizedOperation: You are not authorized to perform this operation. ".to_vec()
+        ),
+        prop::collection::vec(any::<u8>(), 1..16),
+    ];
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(at, b)| Edit::Flip(at, b)),
+        (any::<usize>(), 1..64usize).prop_map(|(at, n)| Edit::Delete(at, n)),
+        (any::<usize>(), interesting).prop_map(|(at, bytes)| Edit::Insert(at, bytes)),
+        any::<usize>().prop_map(Edit::Truncate),
+        (any::<usize>(), 1..256usize).prop_map(|(at, n)| Edit::Duplicate(at, n)),
+    ]
+}
+
+fn apply(bytes: &mut Vec<u8>, edit: &Edit) {
+    let len = bytes.len().max(1);
+    match edit {
+        Edit::Flip(at, b) => {
+            if !bytes.is_empty() {
+                bytes[at % len] = *b;
+            }
+        }
+        Edit::Delete(at, n) => {
+            let at = at % len;
+            let end = (at + n).min(bytes.len());
+            bytes.drain(at.min(end)..end);
+        }
+        Edit::Insert(at, insert) => {
+            let at = at % (bytes.len() + 1);
+            bytes.splice(at..at, insert.iter().copied());
+        }
+        Edit::Truncate(at) => bytes.truncate(at % len),
+        Edit::Duplicate(at, n) => {
+            let at = at % len;
+            let end = (at + n).min(bytes.len());
+            let copy = bytes[at.min(end)..end].to_vec();
+            bytes.splice(end..end, copy);
+        }
+    }
+}
+
+#[test]
+fn mutated_fixtures_never_panic() {
+    let n = cases(1024);
+    let fixtures: Vec<Vec<u8>> = FIXTURES.iter().map(|f| fixture(f)).collect();
+    let (signals, warned) = (Cell::new(0), Cell::new(0));
+    let strategy = (0..fixtures.len(), prop::collection::vec(edit(), 1..6));
+    runner(n)
+        .run(&strategy, |(which, edits)| {
+            let mut bytes = fixtures[which].clone();
+            for e in &edits {
+                apply(&mut bytes, e);
+            }
+            let out = scan_checked(&bytes)?;
+            signals.set(signals.get() + out.signals.len());
+            warned.set(warned.get() + usize::from(!out.warnings.is_empty()));
+            Ok(())
+        })
+        .unwrap();
+    println!(
+        "fuzz_signal mutations: {n} cases, {} signals, {} with warnings, 0 panics",
+        signals.get(),
+        warned.get()
+    );
+}
+
+#[test]
+fn huge_lines_are_skipped_not_crashed_on() {
+    let n = cases(12).min(64);
+    let seed = fixture("seed-passrole.txt");
+    let strategy = (
+        (1usize << 20) - 64..(3 << 20),
+        prop::option::of(0.0f64..1.0),
+        prop::bool::ANY,
+        0u8..4,
+    );
+    runner(n)
+        .run(&strategy, |(len, candidate_at, json, filler)| {
+            let mut line = vec![b"xy \t{"[usize::from(filler)]; len];
+            if json {
+                line[0] = b'{';
+            }
+            if let Some(f) = candidate_at {
+                let at = ((len as f64 * f) as usize).min(len - 1);
+                line.splice(at..at, seed.iter().copied().filter(|&b| b != b'\n'));
+            }
+            let mut input = seed.clone();
+            input.extend_from_slice(&line);
+            input.push(b'\n');
+            input.extend_from_slice(&seed);
+            let out = scan_checked(&input)?;
+            // The lines around the huge one are always read.
+            let lines: Vec<usize> = out.signals.iter().map(|s| s.origin.line).collect();
+            prop_assert_eq!(lines.first(), Some(&1));
+            prop_assert_eq!(lines.last(), Some(&3));
+            // A huge line holding a candidate is skipped with a warning, or read when it
+            // fits the cap.
+            let total = line.len();
+            if candidate_at.is_some() && total > (1 << 20) {
+                prop_assert!(
+                    out.warnings
+                        .iter()
+                        .any(|w| w.origin.line == 2 && w.message.contains("longer than"))
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+    println!("fuzz_signal huge lines: {n} cases, 0 panics");
+}
