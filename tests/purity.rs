@@ -3,10 +3,26 @@
 
 use std::path::Path;
 
-const PURE: [&str; 5] = ["src/policy", "src/signal", "src/diagnose", "src/facts", "src/partition.rs"];
+const PURE: [&str; 5] = [
+    "src/policy",
+    "src/signal",
+    "src/diagnose",
+    "src/facts",
+    "src/partition.rs",
+];
 /// The crates' paths as code names them (`signal::kube` is a local module, so plain `kube::`
 /// is not forbidden; `use kube` and the crate's own modules are).
-const FORBIDDEN: [&str; 9] = ["use kube", "kube::api", "kube::runtime", "kube::Client", "kube_runtime", "k8s_openapi", "aws_sdk_", "aws_config", "tokio"];
+const FORBIDDEN: [&str; 9] = [
+    "use kube",
+    "kube::api",
+    "kube::runtime",
+    "kube::Client",
+    "kube_runtime",
+    "k8s_openapi",
+    "aws_sdk_",
+    "aws_config",
+    "tokio",
+];
 
 fn sources(path: &Path, out: &mut Vec<std::path::PathBuf>) {
     if path.is_dir() {
@@ -25,14 +41,21 @@ fn the_pure_modules_import_no_io_runtime() {
     for dir in PURE {
         sources(&root.join(dir), &mut files);
     }
-    assert!(files.len() > 10, "found only {} files: did the layout move?", files.len());
+    assert!(
+        files.len() > 10,
+        "found only {} files: did the layout move?",
+        files.len()
+    );
     let offending: Vec<String> = files
         .iter()
         .flat_map(|f| {
             let text = std::fs::read_to_string(f).unwrap();
             FORBIDDEN
                 .iter()
-                .filter(|needle| text.lines().any(|l| !l.trim_start().starts_with("//") && l.contains(*needle)))
+                .filter(|needle| {
+                    text.lines()
+                        .any(|l| !l.trim_start().starts_with("//") && l.contains(*needle))
+                })
                 .map(|needle| format!("{} uses {needle}", f.display()))
                 .collect::<Vec<_>>()
         })

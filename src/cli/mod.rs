@@ -47,7 +47,9 @@ impl std::fmt::Display for Failure {
 /// The end of a command's output: a closed pipe (`| head`) is no failure.
 pub fn finish(written: std::io::Result<()>) -> Result<(), Failure> {
     match written {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure(format!("cannot write output: {e}"))),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure(format!("cannot write output: {e}")))
+        }
         _ => Ok(()),
     }
 }
