@@ -25,6 +25,21 @@ pub struct ExplainArgs {
     /// The role Karpenter's controller runs as, where no input names it.
     #[arg(long, value_name = "ARN")]
     pub controller_role: Option<String>,
+    /// Look facts up in AWS with the default credential chain (snapshots, where given, win).
+    #[arg(long)]
+    pub live: bool,
+    /// The AWS region for --live (else the credential chain's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// An AWS endpoint for --live (an emulator, in tests).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Attempts per AWS call, retries included (--live).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub aws_max_attempts: u32,
+    /// Print who the doctor is in AWS and what it asked, on standard error.
+    #[arg(short, long)]
+    pub verbose: bool,
     #[arg(short, long, value_enum, default_value = "text")]
     pub output: Output,
 }
@@ -51,7 +66,22 @@ pub fn run(args: &ExplainArgs, out: &mut impl Write) -> Result<(), Failure> {
             w.origin.file, w.origin.line, w.message
         );
     }
-    let items = diagnose::diagnose(&obs, &facts, args.controller_role.as_deref());
+    let items = if args.live {
+        let fetched = live_facts(args, &scanner, &mut obs)?;
+        let overlay = crate::facts::Overlay {
+            first: &facts,
+            then: &fetched,
+        };
+        diagnose::diagnose(&obs, &overlay, args.controller_role.as_deref())
+    } else {
+        diagnose::diagnose(&obs, &facts, args.controller_role.as_deref())
+    };
+    for w in &obs.warnings {
+        eprintln!(
+            "karpenter-doctor: warning: {}:{}: {}",
+            w.origin.file, w.origin.line, w.message
+        );
+    }
     let written = match args.output {
         Output::Json => serde_json::to_writer_pretty(&mut *out, &List::new(items))
             .map_err(std::io::Error::from)
@@ -97,6 +127,44 @@ fn scan_input(scanner: &Scanner, name: &str, obs: &mut Observations) -> Result<(
         eprintln!("\rscanning {name}: done{}", " ".repeat(24));
     }
     Ok(())
+}
+
+/// Looks up what the observations need in AWS (one lookup per distinct question).
+fn live_facts(
+    args: &ExplainArgs,
+    scanner: &Scanner,
+    obs: &mut Observations,
+) -> Result<crate::facts::fetched::FetchedFacts, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure(format!("cannot start the async runtime: {e}")))?;
+    let options = crate::aws::AwsOptions {
+        region: args.region.clone(),
+        endpoint_url: args.endpoint_url.clone(),
+        max_attempts: args.aws_max_attempts,
+        ..crate::aws::AwsOptions::default()
+    };
+    runtime.block_on(async {
+        let live = crate::aws::live::Live::connect(&options).await;
+        if args.verbose {
+            match live.caller().await {
+                Ok(arn) => eprintln!("karpenter-doctor: AWS caller {arn}"),
+                Err(e) => eprintln!("karpenter-doctor: AWS caller unknown: {e}"),
+            }
+        }
+        let facts =
+            crate::aws::gather::gather(&live, scanner, obs, args.controller_role.as_deref()).await;
+        if args.verbose {
+            for ((service, operation, outcome), n) in live.guard.counts() {
+                eprintln!(
+                    "karpenter-doctor: aws {service}:{operation} {} x{n}",
+                    outcome.as_str()
+                );
+            }
+        }
+        Ok(facts)
+    })
 }
 
 fn load_facts(args: &ExplainArgs) -> Result<SnapshotFacts, Failure> {

@@ -3,6 +3,7 @@
 
 use super::finding::{Finding, Fix, evidence};
 use super::model::{Confidence, Evidence, ReasonCode};
+use crate::facts::fetched::{Simulation, SimulationKey};
 use crate::facts::iam_snapshot::PrincipalPolicies;
 use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
@@ -42,12 +43,49 @@ pub fn reason(case: &IamCase<'_>, facts: &dyn Facts) -> Finding {
         return finding;
     }
     match facts.principal(case.role) {
-        Lookup::Found(policies) => from_policies(case, &policies),
+        Lookup::Found(policies) => from_policies(case, &policies, facts),
         Lookup::Absent(why) | Lookup::Unknown(why) => {
             let mut finding = from_text(case);
             finding.evidence.push(evidence("facts", why));
             finding
         }
+    }
+}
+
+/// The request contexts a denial is evaluated (and simulated) in, with a label for evidence:
+/// for `iam:PassRole` one per EC2 service principal of the partition (aws-cn needs both:
+/// domain.md §1a), else the empty context.
+pub fn request_contexts(action: &str, partition: &Partition) -> Vec<(String, Context)> {
+    if !action.eq_ignore_ascii_case("iam:PassRole") {
+        return vec![(String::new(), Context::default())];
+    }
+    let mut services = partition.service_principals("ec2");
+    services.sort();
+    services
+        .into_iter()
+        .map(|svc| {
+            let mut ctx = Context::default();
+            ctx.insert("iam:PassedToService", svc.clone());
+            (format!(" with iam:PassedToService={svc}"), ctx)
+        })
+        .collect()
+}
+
+/// The simulation of one request context, as live lookups key it.
+pub fn simulation_key(
+    role: &str,
+    action: &str,
+    resource: Option<&str>,
+    ctx: &Context,
+) -> SimulationKey {
+    SimulationKey {
+        role: role.to_string(),
+        action: action.to_string(),
+        resource: resource.unwrap_or("*").to_string(),
+        context: ctx
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.to_string(), v.clone())))
+            .collect(),
     }
 }
 
@@ -100,7 +138,7 @@ fn wrong_principal(case: &IamCase<'_>) -> Option<Finding> {
 
 /// Evaluates the role's own policies; for PassRole once per EC2 service principal of the
 /// partition (aws-cn needs both: domain.md §1a).
-fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies) -> Finding {
+fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn Facts) -> Finding {
     let source = policies.source.as_str();
     let set = PolicySet {
         identity: policies.identity.clone(),
@@ -108,20 +146,7 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies) -> Finding {
         scps: None,
         resource: None,
     };
-    let contexts: Vec<(String, Context)> = if case.is_pass_role() {
-        let mut services = case.partition.service_principals("ec2");
-        services.sort();
-        services
-            .into_iter()
-            .map(|svc| {
-                let mut ctx = Context::default();
-                ctx.insert("iam:PassedToService", svc.clone());
-                (format!(" with iam:PassedToService={svc}"), ctx)
-            })
-            .collect()
-    } else {
-        vec![(String::new(), Context::default())]
-    };
+    let contexts = request_contexts(case.action, case.partition);
     let mut evidence_lines = vec![evidence(
         source,
         format!(
@@ -141,6 +166,7 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies) -> Finding {
         ),
     )];
     let mut denied: Option<(Explanation, Request)> = None;
+    let mut organizations_deny = false;
     for (label, ctx) in contexts {
         let req = Request::new(case.caller, case.action, case.resource()).with_context(ctx);
         let e = set.explain(&req);
@@ -157,9 +183,38 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies) -> Finding {
             "policy evaluation",
             format!("{} on {}{label}: {verdict}", case.action, case.resource()),
         ));
+        match facts.simulation(&simulation_key(&policies.arn, case.action, case.resource, &req.context)) {
+            Lookup::Found(sim) => {
+                organizations_deny |= sim.allowed_by_organizations == Some(false);
+                evidence_lines.push(evidence("iam:SimulatePrincipalPolicy", simulation_line(&sim, &label)));
+            }
+            Lookup::Unknown(why) => evidence_lines.push(evidence(
+                "iam:SimulatePrincipalPolicy",
+                format!("unavailable ({why}); the decision above is the engine's, on the fetched policy documents"),
+            )),
+            Lookup::Absent(_) => {}
+        }
         if e.decision != Decision::Allowed && denied.is_none() {
             denied = Some((e, req));
         }
+    }
+    if denied.is_none() && organizations_deny {
+        return Finding {
+            reason: ReasonCode::ServiceControlPolicyDeny,
+            confidence: Confidence::Confirmed,
+            summary: format!(
+                "{}'s own policies allow {} on {}, but the organization's SCPs do not",
+                policies.arn,
+                case.action,
+                case.resource()
+            ),
+            evidence: evidence_lines,
+            statement: None,
+            fix: Fix::Scp {
+                account: account_of(&policies.arn),
+                action: case.action.into(),
+            },
+        };
     }
     let Some((explanation, req)) = denied else {
         let mut finding = from_text(case);
@@ -520,6 +575,29 @@ fn account_of(arn: &str) -> String {
     Arn::parse(arn)
         .map(|a| a.account.to_string())
         .unwrap_or_default()
+}
+
+fn simulation_line(sim: &Simulation, label: &str) -> String {
+    let flag = |b: Option<bool>| b.map_or("not reported", |b| if b { "yes" } else { "no" });
+    let mut line = format!(
+        "EvalDecision={}{label}; allowed by organizations: {}; allowed by the permissions boundary: {}",
+        sim.decision,
+        flag(sim.allowed_by_organizations),
+        flag(sim.allowed_by_boundary)
+    );
+    if !sim.matched_statements.is_empty() {
+        line += &format!(
+            "; matched statements: {}",
+            sim.matched_statements.join(", ")
+        );
+    }
+    if !sim.missing_context_values.is_empty() {
+        line += &format!(
+            "; missing context values: {}",
+            sim.missing_context_values.join(", ")
+        );
+    }
+    line
 }
 
 fn decision_word(d: Decision) -> &'static str {

@@ -27,6 +27,65 @@ pub const MAX_MESSAGE: usize = 4096;
 /// The transition time of conditions when the input gives no time at all.
 const EPOCH: &str = "1970-01-01T00:00:00Z";
 
+/// What live lookups must answer for `obs`: one entry per distinct root cause, not per failure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Questions {
+    pub principals: std::collections::BTreeSet<String>,
+    pub keys: std::collections::BTreeSet<String>,
+    pub simulations: std::collections::BTreeSet<crate::facts::fetched::SimulationKey>,
+    pub encoded: std::collections::BTreeSet<String>,
+    /// Instances of NodeClaims the inputs do not describe (the KMS path needs their StateReason).
+    pub instances: std::collections::BTreeSet<String>,
+}
+
+/// The lookups diagnosing `obs` would use, given what `facts` already hold (roles are resolved
+/// through them, so simulations name the role with its path once it has been fetched).
+pub fn questions(
+    obs: &Observations,
+    facts: &dyn Facts,
+    controller_role: Option<&str>,
+) -> Questions {
+    let controller = controller_role
+        .map(str::to_string)
+        .or_else(|| obs.controller_roles.first().cloned());
+    let controller = controller.map(|c| resolve_role(&c, facts));
+    let incidents: Vec<Incident<'_>> = obs
+        .signals
+        .iter()
+        .map(|s| incident(s, obs, facts, controller.as_deref()))
+        .collect();
+    let mut q = Questions::default();
+    q.principals.extend(controller.clone());
+    for g in group::group(incidents) {
+        let (partition, _) = place(&g, obs);
+        q.principals.extend(g.key.principal.clone());
+        q.keys.extend(g.key.kms_key.clone());
+        q.encoded.extend(
+            g.incidents
+                .iter()
+                .rev()
+                .find_map(|i| i.signal.encoded_message.clone()),
+        );
+        if let (Some(role), Some(action)) = (&g.key.principal, &g.key.action) {
+            for (_, ctx) in iam::request_contexts(action, partition) {
+                q.simulations.insert(iam::simulation_key(
+                    role,
+                    action,
+                    g.key.resource.as_deref(),
+                    &ctx,
+                ));
+            }
+        }
+    }
+    q.instances = obs
+        .node_claims
+        .iter()
+        .filter_map(|c| c.instance_id.clone())
+        .filter(|id| !obs.instances.iter().any(|i| &i.instance_id == id))
+        .collect();
+    q
+}
+
 /// One Diagnosis per root cause found in `obs`, sorted by name. The same input always gives
 /// the same output, byte for byte.
 pub fn diagnose(
@@ -54,6 +113,34 @@ pub fn diagnose(
         .collect();
     out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     out
+}
+
+/// The partition and region of a root cause: from its ARNs, else the instance's region.
+fn place(g: &Group<'_>, obs: &Observations) -> (&'static Partition, Option<String>) {
+    let key = &g.key;
+    let arn_of = |text: &Option<String>| {
+        text.as_deref()
+            .and_then(Arn::parse)
+            .map(|a| (a.partition.to_string(), a.region.to_string()))
+    };
+    let instance_region = g
+        .incidents
+        .iter()
+        .rev()
+        .find_map(|i| i.signal.instance_id.as_ref())
+        .and_then(|id| obs.instances.iter().find(|i| &i.instance_id == id))
+        .and_then(|i| i.region.clone());
+    let region = [&key.resource, &key.kms_key]
+        .into_iter()
+        .filter_map(|t| arn_of(t).map(|(_, r)| r))
+        .find(|r| !r.is_empty())
+        .or(instance_region);
+    let partition = [&key.principal, &key.resource, &key.kms_key]
+        .into_iter()
+        .find_map(|t| arn_of(t).and_then(|(p, _)| Partition::by_id(&p)))
+        .or_else(|| region.as_deref().map(Partition::of_region))
+        .unwrap_or(&crate::partition::PARTITIONS[0]);
+    (partition, region)
 }
 
 /// The role ARN behind a principal, with its path where the facts know it.
@@ -135,28 +222,7 @@ fn render(
 ) -> Diagnosis {
     let key = &g.key;
     let latest = g.latest();
-    let arn_of = |text: &Option<String>| {
-        text.as_deref()
-            .and_then(Arn::parse)
-            .map(|a| (a.partition.to_string(), a.region.to_string()))
-    };
-    let instance_region = g
-        .incidents
-        .iter()
-        .rev()
-        .find_map(|i| i.signal.instance_id.as_ref())
-        .and_then(|id| obs.instances.iter().find(|i| &i.instance_id == id))
-        .and_then(|i| i.region.clone());
-    let region = [&key.resource, &key.kms_key]
-        .into_iter()
-        .filter_map(|t| arn_of(t).map(|(_, r)| r))
-        .find(|r| !r.is_empty())
-        .or(instance_region);
-    let partition: &'static Partition = [&key.principal, &key.resource, &key.kms_key]
-        .into_iter()
-        .find_map(|t| arn_of(t).and_then(|(p, _)| Partition::by_id(&p)))
-        .or_else(|| region.as_deref().map(Partition::of_region))
-        .unwrap_or(&crate::partition::PARTITIONS[0]);
+    let (partition, region) = place(g, obs);
     let mut finding = reason(
         g,
         latest.signal,
@@ -167,6 +233,23 @@ fn render(
         region.as_deref(),
     );
     finding.evidence.insert(0, signal_evidence(g));
+    if let Some(blob) = g
+        .incidents
+        .iter()
+        .rev()
+        .find_map(|i| i.signal.encoded_message.as_deref())
+    {
+        let line = match facts.decoded(blob) {
+            Lookup::Found(decoded) => Some(decoded_line(&decoded)),
+            Lookup::Unknown(why) => Some(format!("not decoded: {why}")),
+            Lookup::Absent(_) => None,
+        };
+        if let Some(line) = line {
+            finding
+                .evidence
+                .insert(1, evidence("sts:DecodeAuthorizationMessage", line));
+        }
+    }
     let remediation = remedy::remediation(&finding, partition);
     let first_seen = g.incidents.iter().find_map(|i| i.time_ms).map(time::format);
     let last_seen = g
@@ -315,6 +398,31 @@ fn signal_evidence(g: &Group<'_>) -> model::Evidence {
         );
     }
     evidence(source, detail)
+}
+
+/// The decoded message's verdict, action, resource and matched statements, in one line.
+fn decoded_line(decoded: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(decoded) else {
+        return truncate(decoded, 1024);
+    };
+    let ctx = &v["context"];
+    let mut line = format!(
+        "allowed={}, explicitDeny={}, action={}, resource={}",
+        v["allowed"],
+        v["explicitDeny"],
+        ctx["action"].as_str().unwrap_or("?"),
+        ctx["resource"].as_str().unwrap_or("?")
+    );
+    if let Some(items) = v["matchedStatements"]["items"]
+        .as_array()
+        .filter(|i| !i.is_empty())
+    {
+        line += &format!(
+            "; matched statements: {}",
+            truncate(&serde_json::to_string(items).unwrap_or_default(), 1024)
+        );
+    }
+    line
 }
 
 fn source_word(s: &Signal) -> &'static str {

@@ -1,6 +1,7 @@
 //! The facts the engine decides from, behind one narrow interface: snapshot loaders (pure
 //! parsers over files' text) now, live AWS lookups later, answering the same questions.
 
+pub mod fetched;
 pub mod iam_snapshot;
 pub mod kms_snapshot;
 
@@ -23,6 +24,14 @@ pub trait Facts {
     fn principal(&self, arn: &str) -> Lookup<PrincipalPolicies>;
     /// A KMS key by ARN or id.
     fn key(&self, key: &str) -> Lookup<KeyFacts>;
+    /// What `iam:SimulatePrincipalPolicy` said of a request; only live facts know.
+    fn simulation(&self, _key: &fetched::SimulationKey) -> Lookup<fetched::Simulation> {
+        Lookup::Absent("no live AWS lookups (--live)".into())
+    }
+    /// An `Encoded authorization failure message` decoded by STS; only live facts know.
+    fn decoded(&self, _encoded: &str) -> Lookup<String> {
+        Lookup::Absent("no live AWS lookups (--live)".into())
+    }
 }
 
 /// Facts from snapshot files (`--iam-snapshot`, `--kms-snapshot`).
@@ -80,4 +89,34 @@ fn names<T>(files: &[(String, T)]) -> String {
         .map(|(f, _)| f.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Facts from `first` where it knows them, else from `then` (snapshots over live lookups).
+pub struct Overlay<'a> {
+    pub first: &'a dyn Facts,
+    pub then: &'a dyn Facts,
+}
+
+impl Facts for Overlay<'_> {
+    fn principal(&self, arn: &str) -> Lookup<PrincipalPolicies> {
+        match self.first.principal(arn) {
+            Lookup::Found(p) => Lookup::Found(p),
+            _ => self.then.principal(arn),
+        }
+    }
+
+    fn key(&self, key: &str) -> Lookup<KeyFacts> {
+        match self.first.key(key) {
+            Lookup::Found(k) => Lookup::Found(k),
+            _ => self.then.key(key),
+        }
+    }
+
+    fn simulation(&self, key: &fetched::SimulationKey) -> Lookup<fetched::Simulation> {
+        self.then.simulation(key)
+    }
+
+    fn decoded(&self, encoded: &str) -> Lookup<String> {
+        self.then.decoded(encoded)
+    }
 }

@@ -1,5 +1,6 @@
 //! Shared test helpers: a seeded random generator and the location of the oracle install.
 #![allow(dead_code)]
 
+pub mod moto;
 pub mod oracle;
 pub mod rng;

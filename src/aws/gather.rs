@@ -1,0 +1,88 @@
+//! From observations to fetched facts: ask the pure core which lookups its root causes need,
+//! run them concurrently through `Live` (once per distinct question), and keep every answer.
+
+use super::live::Live;
+use crate::diagnose::{self, Questions};
+use crate::facts::fetched::FetchedFacts;
+use crate::signal::{Observations, Scanner};
+use std::future::Future;
+
+/// At most this many instances are described per run (one DescribeInstances call).
+const MAX_INSTANCES: usize = 200;
+
+/// Fetches what diagnosing `obs` needs. Instances of NodeClaims that no input describes are
+/// described first and scanned like a file, so their StateReason becomes a signal.
+pub async fn gather(
+    live: &Live,
+    scanner: &Scanner,
+    obs: &mut Observations,
+    controller_role: Option<&str>,
+) -> FetchedFacts {
+    let mut facts = FetchedFacts::default();
+    let first = diagnose::questions(obs, &facts, controller_role);
+    if !first.instances.is_empty() {
+        let ids: Vec<String> = first
+            .instances
+            .iter()
+            .take(MAX_INSTANCES)
+            .cloned()
+            .collect();
+        match live.describe_instances(&ids).await {
+            Ok(doc) => {
+                let text = doc.to_string();
+                let _ = scanner.scan("ec2:DescribeInstances", text.as_bytes(), obs, &mut |_| {});
+            }
+            Err(e) => obs.warnings.push(crate::signal::Warning {
+                origin: crate::signal::Origin {
+                    file: "ec2:DescribeInstances".into(),
+                    line: 0,
+                },
+                message: e.to_string(),
+            }),
+        }
+    }
+    let principals = diagnose::questions(obs, &facts, controller_role).principals;
+    facts.principals = all(principals.into_iter().map(|p| async move {
+        (
+            p.clone(),
+            live.principal(&p).await.map_err(|e| e.to_string()),
+        )
+    }))
+    .await;
+    let Questions {
+        keys,
+        simulations,
+        encoded,
+        ..
+    } = diagnose::questions(obs, &facts, controller_role);
+    let (keys, simulations, decoded) = tokio::join!(
+        all(keys
+            .into_iter()
+            .map(|k| async move { (k.clone(), live.key(&k).await.map_err(|e| e.to_string())) })),
+        all(simulations.into_iter().map(|s| async move {
+            (
+                s.clone(),
+                live.simulate(&s).await.map_err(|e| e.to_string()),
+            )
+        })),
+        all(encoded
+            .into_iter()
+            .map(|m| async move { (m.clone(), live.decode(&m).await.map_err(|e| e.to_string())) })),
+    );
+    facts.keys = keys;
+    facts.simulations = simulations;
+    facts.decoded = decoded;
+    facts
+}
+
+/// Runs the lookups concurrently and collects their (key, answer) pairs in key order.
+async fn all<K: Ord, V>(
+    lookups: impl Iterator<Item = impl Future<Output = (K, V)>>,
+) -> std::collections::BTreeMap<K, V> {
+    let handles: Vec<_> = lookups.collect();
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in futures_util::future::join_all(handles).await {
+        out.insert(k, v);
+    }
+    out
+}

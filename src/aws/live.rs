@@ -1,0 +1,422 @@
+//! The lookups, one method per fact: a role's policies (GetRole, ListRolePolicies,
+//! GetRolePolicy, ListAttachedRolePolicies, GetPolicy, GetPolicyVersion), SimulatePrincipalPolicy,
+//! a key's state, grants and policy, STS identity and decoding, EC2 instances.
+
+use super::cache::Cache;
+use super::guard::{AwsError, Guard};
+use super::{AwsOptions, sdk_config};
+use crate::facts::fetched::{Simulation, SimulationKey};
+use crate::facts::iam_snapshot::PrincipalPolicies;
+use crate::facts::kms_snapshot::{Grant, KeyFacts};
+use crate::policy::Policy;
+use crate::policy::arn::{Arn, role_name_of};
+use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum};
+
+/// Every AWS operation the doctor can call, as `service:Operation` (the IAM action it needs).
+/// `manifests/iam-policy.json` must allow exactly these (a test checks).
+pub const OPERATIONS: [&str; 13] = [
+    "iam:GetRole",
+    "iam:ListRolePolicies",
+    "iam:GetRolePolicy",
+    "iam:ListAttachedRolePolicies",
+    "iam:GetPolicy",
+    "iam:GetPolicyVersion",
+    "iam:SimulatePrincipalPolicy",
+    "kms:DescribeKey",
+    "kms:ListGrants",
+    "kms:GetKeyPolicy",
+    "sts:GetCallerIdentity",
+    "sts:DecodeAuthorizationMessage",
+    "ec2:DescribeInstances",
+];
+
+/// A handle on live AWS.
+pub struct Live {
+    iam: aws_sdk_iam::Client,
+    kms: aws_sdk_kms::Client,
+    sts: aws_sdk_sts::Client,
+    ec2: aws_sdk_ec2::Client,
+    pub guard: Guard,
+    principals: Cache<PrincipalPolicies>,
+    keys: Cache<KeyFacts>,
+    simulations: Cache<Simulation>,
+    decoded: Cache<String>,
+}
+
+impl Live {
+    pub async fn connect(options: &AwsOptions) -> Live {
+        let config = sdk_config(options).await;
+        let (ttl, error_ttl) = (options.ttl, options.ttl / 10);
+        Live {
+            iam: aws_sdk_iam::Client::new(&config),
+            kms: aws_sdk_kms::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
+            guard: Guard::new(&options.rates),
+            principals: Cache::new(ttl, error_ttl),
+            keys: Cache::new(ttl, error_ttl),
+            simulations: Cache::new(ttl, error_ttl),
+            decoded: Cache::new(ttl, error_ttl),
+        }
+    }
+
+    /// Who the doctor is (`sts:GetCallerIdentity`).
+    pub async fn caller(&self) -> Result<String, AwsError> {
+        let out = self
+            .guard
+            .call("sts", "GetCallerIdentity", || {
+                self.sts.get_caller_identity().send()
+            })
+            .await?;
+        Ok(out.arn().unwrap_or_default().to_string())
+    }
+
+    /// A role's identity policies and permissions boundary, as IAM holds them now.
+    pub async fn principal(&self, role_arn: &str) -> Result<PrincipalPolicies, AwsError> {
+        self.principals
+            .get(role_arn, || self.fetch_principal(role_arn))
+            .await
+    }
+
+    async fn fetch_principal(&self, role_arn: &str) -> Result<PrincipalPolicies, AwsError> {
+        let name = role_name_of(role_arn).unwrap_or(role_arn).to_string();
+        let role = self
+            .guard
+            .call("iam", "GetRole", || {
+                self.iam.get_role().role_name(&name).send()
+            })
+            .await?;
+        let role = role
+            .role()
+            .ok_or_else(|| missing("iam", "GetRole", "Role"))?;
+        let arn = role.arn().to_string();
+        let boundary = role
+            .permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn())
+            .map(str::to_string);
+        let mut identity = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .guard
+                .call("iam", "ListRolePolicies", || {
+                    self.iam
+                        .list_role_policies()
+                        .role_name(&name)
+                        .set_marker(marker.clone())
+                        .send()
+                })
+                .await?;
+            for policy_name in page.policy_names() {
+                let doc = self
+                    .guard
+                    .call("iam", "GetRolePolicy", || {
+                        self.iam
+                            .get_role_policy()
+                            .role_name(&name)
+                            .policy_name(policy_name)
+                            .send()
+                    })
+                    .await?;
+                identity.push(document(
+                    &format!("inline:{policy_name}"),
+                    doc.policy_document(),
+                    "GetRolePolicy",
+                )?);
+            }
+            marker = page
+                .marker()
+                .map(str::to_string)
+                .filter(|_| page.is_truncated());
+            if marker.is_none() {
+                break;
+            }
+        }
+        loop {
+            let page = self
+                .guard
+                .call("iam", "ListAttachedRolePolicies", || {
+                    self.iam
+                        .list_attached_role_policies()
+                        .role_name(&name)
+                        .set_marker(marker.clone())
+                        .send()
+                })
+                .await?;
+            for attached in page.attached_policies() {
+                if let Some(policy_arn) = attached.policy_arn() {
+                    identity.push(self.managed_policy(policy_arn).await?);
+                }
+            }
+            marker = page
+                .marker()
+                .map(str::to_string)
+                .filter(|_| page.is_truncated());
+            if marker.is_none() {
+                break;
+            }
+        }
+        let boundary = match boundary {
+            Some(b) => Some(self.managed_policy(&b).await?),
+            None => None,
+        };
+        Ok(PrincipalPolicies {
+            arn,
+            identity,
+            boundary,
+            source: "live IAM".into(),
+        })
+    }
+
+    async fn managed_policy(&self, policy_arn: &str) -> Result<Policy, AwsError> {
+        let policy = self
+            .guard
+            .call("iam", "GetPolicy", || {
+                self.iam.get_policy().policy_arn(policy_arn).send()
+            })
+            .await?;
+        let version = policy
+            .policy()
+            .and_then(|p| p.default_version_id())
+            .ok_or_else(|| missing("iam", "GetPolicy", "DefaultVersionId"))?
+            .to_string();
+        let out = self
+            .guard
+            .call("iam", "GetPolicyVersion", || {
+                self.iam
+                    .get_policy_version()
+                    .policy_arn(policy_arn)
+                    .version_id(&version)
+                    .send()
+            })
+            .await?;
+        let doc = out
+            .policy_version()
+            .and_then(|v| v.document())
+            .ok_or_else(|| missing("iam", "GetPolicyVersion", "Document"))?;
+        document(policy_arn, doc, "GetPolicyVersion")
+    }
+
+    /// `iam:SimulatePrincipalPolicy` for one request.
+    pub async fn simulate(&self, key: &SimulationKey) -> Result<Simulation, AwsError> {
+        let cache_key = format!("{key:?}");
+        self.simulations
+            .get(&cache_key, || self.fetch_simulation(key))
+            .await
+    }
+
+    async fn fetch_simulation(&self, key: &SimulationKey) -> Result<Simulation, AwsError> {
+        let entries: Vec<ContextEntry> = key
+            .context
+            .iter()
+            .map(|(k, v)| {
+                ContextEntry::builder()
+                    .context_key_name(k)
+                    .context_key_values(v)
+                    .context_key_type(ContextKeyTypeEnum::String)
+                    .build()
+            })
+            .collect();
+        let out = self
+            .guard
+            .call("iam", "SimulatePrincipalPolicy", || {
+                self.iam
+                    .simulate_principal_policy()
+                    .policy_source_arn(&key.role)
+                    .action_names(&key.action)
+                    .resource_arns(&key.resource)
+                    .set_context_entries(Some(entries.clone()))
+                    .send()
+            })
+            .await?;
+        let result = out
+            .evaluation_results()
+            .first()
+            .ok_or_else(|| missing("iam", "SimulatePrincipalPolicy", "EvaluationResults"))?;
+        Ok(Simulation {
+            decision: result.eval_decision().as_str().to_string(),
+            allowed_by_organizations: result
+                .organizations_decision_detail()
+                .map(|d| d.allowed_by_organizations()),
+            allowed_by_boundary: result
+                .permissions_boundary_decision_detail()
+                .map(|d| d.allowed_by_permissions_boundary()),
+            matched_statements: result
+                .matched_statements()
+                .iter()
+                .filter_map(|s| s.source_policy_id().map(str::to_string))
+                .collect(),
+            missing_context_values: result.missing_context_values().to_vec(),
+        })
+    }
+
+    /// A KMS key's metadata, grants and policy. Grants and policy that cannot be read (another
+    /// account's key) are unknown, not empty.
+    pub async fn key(&self, key: &str) -> Result<KeyFacts, AwsError> {
+        self.keys.get(key, || self.fetch_key(key)).await
+    }
+
+    async fn fetch_key(&self, key: &str) -> Result<KeyFacts, AwsError> {
+        let out = self
+            .guard
+            .call("kms", "DescribeKey", || {
+                self.kms.describe_key().key_id(key).send()
+            })
+            .await?;
+        let m = out
+            .key_metadata()
+            .ok_or_else(|| missing("kms", "DescribeKey", "KeyMetadata"))?;
+        let arn = m.arn().unwrap_or(key).to_string();
+        let account = m
+            .aws_account_id()
+            .map(str::to_string)
+            .or_else(|| Arn::parse(&arn).map(|a| a.account.to_string()))
+            .unwrap_or_default();
+        let mut grants = Some(Vec::new());
+        let mut marker: Option<String> = None;
+        loop {
+            match self
+                .guard
+                .call("kms", "ListGrants", || {
+                    self.kms
+                        .list_grants()
+                        .key_id(&arn)
+                        .set_marker(marker.clone())
+                        .send()
+                })
+                .await
+            {
+                Ok(page) => {
+                    let list = grants.get_or_insert_with(Vec::new);
+                    list.extend(page.grants().iter().map(|g| {
+                        Grant {
+                            grant_id: g.grant_id().map(str::to_string),
+                            name: g.name().map(str::to_string),
+                            grantee_principal: g
+                                .grantee_principal()
+                                .unwrap_or_default()
+                                .to_string(),
+                            operations: g
+                                .operations()
+                                .iter()
+                                .map(|o| o.as_str().to_string())
+                                .collect(),
+                        }
+                    }));
+                    marker = page
+                        .next_marker()
+                        .map(str::to_string)
+                        .filter(|_| page.truncated());
+                    if marker.is_none() {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    grants = None;
+                    break;
+                }
+            }
+        }
+        let policy = match self
+            .guard
+            .call("kms", "GetKeyPolicy", || {
+                self.kms
+                    .get_key_policy()
+                    .key_id(&arn)
+                    .policy_name("default")
+                    .send()
+            })
+            .await
+        {
+            Ok(out) => out
+                .policy()
+                .and_then(|p| Policy::parse(&format!("key policy of {arn}"), p).ok()),
+            Err(_) => None,
+        };
+        Ok(KeyFacts {
+            key_id: m.key_id().to_string(),
+            account,
+            state: m.key_state().map_or("Unknown", |s| s.as_str()).to_string(),
+            manager: m.key_manager().map(|k| k.as_str().to_string()),
+            deletion_date: m.deletion_date().map(|d| d.to_string()),
+            grants,
+            policy,
+            source: "live KMS".into(),
+            arn,
+        })
+    }
+
+    /// `sts:DecodeAuthorizationMessage`.
+    pub async fn decode(&self, encoded: &str) -> Result<String, AwsError> {
+        self.decoded
+            .get(encoded, || async {
+                let out = self
+                    .guard
+                    .call("sts", "DecodeAuthorizationMessage", || {
+                        self.sts
+                            .decode_authorization_message()
+                            .encoded_message(encoded)
+                            .send()
+                    })
+                    .await?;
+                Ok(out.decoded_message().unwrap_or_default().to_string())
+            })
+            .await
+    }
+
+    /// `ec2:DescribeInstances` as the AWS CLI prints it, so the scanner reads it like a file.
+    pub async fn describe_instances(&self, ids: &[String]) -> Result<serde_json::Value, AwsError> {
+        let out = self
+            .guard
+            .call("ec2", "DescribeInstances", || {
+                self.ec2
+                    .describe_instances()
+                    .set_instance_ids(Some(ids.to_vec()))
+                    .send()
+            })
+            .await?;
+        let reservations: Vec<serde_json::Value> = out
+            .reservations()
+            .iter()
+            .map(|r| {
+                let instances: Vec<serde_json::Value> = r
+                    .instances()
+                    .iter()
+                    .map(|i| {
+                        serde_json::json!({
+                            "InstanceId": i.instance_id(),
+                            "ImageId": i.image_id(),
+                            "State": {"Name": i.state().and_then(|s| s.name()).map(|n| n.as_str())},
+                            "StateReason": i.state_reason().map(|s| serde_json::json!({"Code": s.code(), "Message": s.message()})),
+                            "Placement": {"AvailabilityZone": i.placement().and_then(|p| p.availability_zone())},
+                            "LaunchTime": i.launch_time().map(|t| t.to_string()),
+                            "Tags": i.tags().iter().map(|t| serde_json::json!({"Key": t.key(), "Value": t.value()})).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                serde_json::json!({"Instances": instances})
+            })
+            .collect();
+        Ok(serde_json::json!({"Reservations": reservations}))
+    }
+}
+
+/// A policy document as the raw API returns it: URL-encoded JSON.
+fn document(name: &str, encoded: &str, operation: &'static str) -> Result<Policy, AwsError> {
+    let decoded = percent_encoding::percent_decode_str(encoded).decode_utf8_lossy();
+    Policy::parse(name, &decoded).map_err(|e| AwsError {
+        service: "iam",
+        operation,
+        outcome: super::guard::Outcome::Error,
+        message: format!("{name}: unreadable policy document: {e}"),
+    })
+}
+
+fn missing(service: &'static str, operation: &'static str, field: &str) -> AwsError {
+    AwsError {
+        service,
+        operation,
+        outcome: super::guard::Outcome::Error,
+        message: format!("the answer has no {field}"),
+    }
+}
