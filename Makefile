@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ORACLE_DIR ?= $(CURDIR)/.oracle
 export ORACLE_DIR
 
-.PHONY: demo test lint unit oracle bench fuzz
+.PHONY: demo test lint unit oracle moto bench fuzz
 
 CHINA := examples/china-passrole
 CMK := examples/cross-account-cmk
@@ -21,8 +21,9 @@ demo:
 		--iam-snapshot $(CMK)/iam-snapshot.json --kms-snapshot $(CMK)/kms-snapshot.json
 
 ## test: the whole suite — lint, unit and integration tests, the differential test against
-## the independent IAM evaluator (installed into .oracle/ first).
-test: lint oracle unit
+## the independent IAM evaluator (installed into .oracle/ first), the live-AWS tests against
+## the moto emulator (installed into .venv-moto/ first).
+test: lint oracle moto unit
 
 lint:
 	cargo fmt --check
@@ -33,6 +34,9 @@ unit:
 
 oracle:
 	bash tests/oracle/install.sh "$(ORACLE_DIR)"
+
+moto:
+	bash tests/aws/install-moto.sh "$(CURDIR)/.venv-moto"
 
 ## bench: evaluations per second of the IAM engine; explain's scan against grep on a
 ## generated 256 MB Karpenter log (not part of `test`).
