@@ -450,6 +450,24 @@ fn a_resource_in_the_wrong_partition_is_named_as_such() {
 }
 
 #[test]
+fn a_statement_covering_the_resource_in_another_partition_beats_an_unrelated_one() {
+    // The unrelated statement comes first and has no conditions; the near miss is still the
+    // statement that names the same resource in the commercial partition.
+    let set = identity(vec![json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Images", "Effect": "Allow", "Action": "ec2:RunInstances", "Resource": "arn:aws-cn:ec2:*::image/*"},
+        {"Sid": "Fleets", "Effect": "Allow", "Action": "ec2:RunInstances", "Resource": "arn:aws:ec2:*:*:fleet/*",
+         "Condition": {"StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"}}}]})]);
+    let r = Request::new(
+        "arn:aws-cn:sts::111122223333:assumed-role/ctrl/1",
+        "ec2:RunInstances",
+        "arn:aws-cn:ec2:cn-north-1:111122223333:fleet/fleet-1",
+    );
+    let d = set.explain(&r).denial.unwrap();
+    assert_eq!(d.reason, Reason::ResourcePartitionMismatch);
+    assert_eq!(d.statement.unwrap().sid.as_deref(), Some("Fleets"));
+}
+
+#[test]
 fn an_unknown_operator_never_matches_and_is_reported() {
     let set = identity(vec![
         json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*",

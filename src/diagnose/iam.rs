@@ -198,15 +198,24 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
             denied = Some((e, req));
         }
     }
-    if denied.is_none() && organizations_deny {
+    let scp_named = matches!(
+        case.layer,
+        Some(PolicyLayer::ScpExplicitDeny | PolicyLayer::NoScp)
+    );
+    if organizations_deny && (denied.is_none() || scp_named) {
         return Finding {
             reason: ReasonCode::ServiceControlPolicyDeny,
             confidence: Confidence::Confirmed,
             summary: format!(
-                "{}'s own policies allow {} on {}, but the organization's SCPs do not",
-                policies.arn,
+                "the organization's SCPs do not allow {} on {} for {}{}",
                 case.action,
-                case.resource()
+                case.resource(),
+                policies.arn,
+                if denied.is_none() {
+                    ", although the role's own policies do"
+                } else {
+                    ""
+                }
             ),
             evidence: evidence_lines,
             statement: None,
@@ -215,6 +224,21 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
                 action: case.action.into(),
             },
         };
+    }
+    if let Some(layer) = case
+        .layer
+        .filter(|l| beyond_the_facts(*l, denied.as_ref().map(|(e, _)| e)))
+    {
+        let mut finding = from_text(case);
+        evidence_lines.push(evidence(
+            "policy evaluation",
+            format!(
+                "AWS names {layer:?}, a layer the doctor's facts do not show: the evaluation above of the role's own policies is not the cause"
+            ),
+        ));
+        evidence_lines.append(&mut finding.evidence);
+        finding.evidence = evidence_lines;
+        return finding;
     }
     let Some((explanation, req)) = denied else {
         let mut finding = from_text(case);
@@ -246,6 +270,24 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
     confirmed(case, policies, &set, explanation, &req, evidence_lines)
 }
 
+/// Whether the layer AWS named as refusing lies outside what the engine evaluated: SCPs,
+/// session and resource policies always; the boundary when the engine found another cause.
+/// An explicit deny there wins over any near miss in the identity policies.
+fn beyond_the_facts(layer: PolicyLayer, engine: Option<&Explanation>) -> bool {
+    match layer {
+        PolicyLayer::ScpExplicitDeny
+        | PolicyLayer::NoScp
+        | PolicyLayer::SessionExplicitDeny
+        | PolicyLayer::NoSessionPolicy
+        | PolicyLayer::ResourceExplicitDeny
+        | PolicyLayer::NoResourcePolicy => true,
+        PolicyLayer::NoBoundary | PolicyLayer::BoundaryExplicitDeny => !engine
+            .and_then(|e| e.denial.as_ref())
+            .is_some_and(|d| d.reason == Reason::PermissionsBoundaryDeny),
+        PolicyLayer::NoIdentityPolicy | PolicyLayer::IdentityExplicitDeny => false,
+    }
+}
+
 fn confirmed(
     case: &IamCase<'_>,
     policies: &PrincipalPolicies,
@@ -265,11 +307,11 @@ fn confirmed(
     });
     let role = policies.arn.clone();
     // Conditions on keys the request did not carry (request tags, say) may hold in the real
-    // request: then the near miss is likely, not proven.
+    // request, `Null` tests included: then the near miss is likely, not proven.
     let unknown_keys = denial
         .failed_conditions
         .iter()
-        .any(|c| c.request_values.is_none() && !c.operator.starts_with("Null"));
+        .any(|c| c.request_values.is_none());
     let confidence = if unknown_keys {
         Confidence::Inferred
     } else {
@@ -342,11 +384,18 @@ fn confirmed(
         ),
         Reason::PermissionsBoundaryDeny => (
             ReasonCode::PermissionsBoundaryDeny,
-            Fix::Boundary {
-                role: role.clone(),
-                boundary: set.boundary.as_ref().map(|b| b.name.clone()),
-                action: case.action.into(),
-                resource: case.resource().into(),
+            match source.filter(|st| st.get("Effect").and_then(Value::as_str) == Some("Deny")) {
+                Some(statement) => Fix::RemoveDeny {
+                    role: role.clone(),
+                    policy,
+                    statement,
+                },
+                None => Fix::Boundary {
+                    role: role.clone(),
+                    boundary: set.boundary.as_ref().map(|b| b.name.clone()),
+                    action: case.action.into(),
+                    resource: case.resource().into(),
+                },
             },
         ),
         Reason::ServiceControlPolicyDeny => (

@@ -37,7 +37,7 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
                 "Replace it with policyPatch, keeping the rest of the policy as it is.".into(),
             );
             r.policy_patch = Some(pretty(&Value::Object(patched.clone())));
-            r.commands = edit_policy_commands(role, policy, &jq_replace(statement, f, patched));
+            edit_policy(&mut r, role, policy, &jq_replace(statement, f, patched));
         }
         Fix::RemoveDeny {
             role,
@@ -46,12 +46,17 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
         } => {
             let label = statement_label(statement, f);
             r.summary = format!("Remove or narrow the Deny {label} of {policy}");
+            let attached = if f.reason == ReasonCode::PermissionsBoundaryDeny {
+                "the permissions boundary of"
+            } else {
+                "attached to"
+            };
             r.steps.push(format!(
-                "{label} of {policy} (attached to {role}) denies the request: {}",
+                "{label} of {policy} ({attached} {role}) denies the request: {}",
                 compact(&Value::Object(statement.clone()))
             ));
             r.steps.push("Remove it, or narrow its Action, Resource or Condition so that it no longer matches Karpenter's calls.".into());
-            r.commands = edit_policy_commands(role, policy, &jq_delete(statement, f));
+            edit_policy(&mut r, role, policy, &jq_delete(statement, f));
         }
         Fix::AddStatement { role, statement } => {
             r.summary = format!("Allow the call in an identity policy of {role}");
@@ -89,11 +94,12 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
                 Some(b) => {
                     r.steps
                         .push(format!("Add policyPatch to the boundary policy {b}."));
-                    r.commands.extend(edit_policy_commands(
+                    edit_policy(
+                        &mut r,
                         role,
                         b,
                         &format!("{} '.Statement += [$patch]'", jq_patch_arg(&statement)),
-                    ));
+                    );
                 }
                 None => r
                     .steps
@@ -103,8 +109,12 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
         Fix::Scp { account, action } => {
             r.summary =
                 format!("Have the organization's SCPs allow {action} for account {account}");
-            r.steps.push(format!("In the management account, find the SCP attached to account {account} (or its OUs) that denies {action}, and exempt Karpenter's controller role or the action."));
+            r.steps.push(format!("In the organization's management account (or a delegated administrator), find the SCP attached to account {account} or to one of its parent OUs that denies {action}, and exempt Karpenter's controller role or the action."));
             r.commands.push(format!("aws organizations list-policies-for-target --target-id {account} --filter SERVICE_CONTROL_POLICY"));
+            r.commands.push(format!(
+                "aws organizations list-parents --child-id {account}"
+            ));
+            r.commands.push("aws organizations list-policies-for-target --target-id <parent OU id from the command above> --filter SERVICE_CONTROL_POLICY".into());
             r.commands.push(
                 "aws organizations describe-policy --policy-id <policy id from the command above>"
                     .into(),
@@ -157,7 +167,7 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
                 ));
                 r.commands.push(format!(
                     "aws iam simulate-principal-policy --policy-source-arn {role} --action-names {action}{}",
-                    resource.as_deref().map(|res| format!(" --resource-arns {res}")).unwrap_or_default()
+                    resource.as_deref().map(|res| format!(" --resource-arns {}", shell_arg(res))).unwrap_or_default()
                 ));
                 r.commands.push(format!(
                     "aws iam list-attached-role-policies --role-name {}",
@@ -168,10 +178,11 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
                     role_name(role)
                 ));
             } else if let Some(key) = resource {
+                let region = region_flag(key);
                 r.commands
-                    .push(format!("aws kms describe-key --key-id {key}"));
+                    .push(format!("aws kms describe-key{region} --key-id {key}"));
                 r.commands
-                    .push(format!("aws kms list-grants --key-id {key}"));
+                    .push(format!("aws kms list-grants{region} --key-id {key}"));
             }
         }
     }
@@ -215,8 +226,9 @@ fn key_state(r: &mut Remediation, key: &str, state: &str) {
         }
         _ => {
             r.summary = format!("Reconnect the custom key store of KMS key {key}");
-            r.commands
-                .push(format!("aws kms describe-custom-key-stores{region}"));
+            r.steps.push("A store whose ConnectionState is FAILED must be disconnected before it can connect again; connecting takes several minutes (watch ConnectionState until CONNECTED).".into());
+            r.commands.push(format!("aws kms describe-custom-key-stores{region} --query 'CustomKeyStores[].[CustomKeyStoreId,ConnectionState,ConnectionErrorCode]'"));
+            r.commands.push(format!("aws kms disconnect-custom-key-store{region} --custom-key-store-id <id from the command above>"));
             r.commands.push(format!("aws kms connect-custom-key-store{region} --custom-key-store-id <id from the command above>"));
         }
     }
@@ -264,7 +276,7 @@ fn key_access(
 }
 
 fn terraform_hint() -> &'static str {
-    "terraform-aws-eks users: the karpenter submodule's PassRole condition breaks China before v20.37.2 (only one of the two principals) and again from v21.6.0 (aws_service_principal returns ec2.amazonaws.com in aws-cn). Use v20.37.2+ or v21.0–v21.5, or set the condition values to distinct([\"ec2.${data.aws_partition.current.dns_suffix}\", \"ec2.amazonaws.com\"])."
+    "terraform-aws-eks users: the karpenter submodule's PassRole condition breaks China before v20.37.2 (only one of the two principals) and again from v21.6.0 (aws_service_principal returns ec2.amazonaws.com in aws-cn). Use v20.37.2 or later on the v20 line, or v21.0 to v21.5, or set the condition values to distinct([\"ec2.${data.aws_partition.current.dns_suffix}\", \"ec2.amazonaws.com\"])."
 }
 
 /// `aws iam simulate-principal-policy` for each service principal of a PassRole statement.
@@ -277,41 +289,47 @@ fn simulate_pass_role(role: &str, statement: &Value) -> Vec<String> {
         .filter_map(Value::as_str)
         .map(|svc| {
             format!(
-                "aws iam simulate-principal-policy --policy-source-arn {role} --action-names iam:PassRole --resource-arns {resource} --context-entries ContextKeyName=iam:PassedToService,ContextKeyValues={svc},ContextKeyType=string --query 'EvaluationResults[].EvalDecision'"
+                "aws iam simulate-principal-policy --policy-source-arn {role} --action-names iam:PassRole --resource-arns {} --context-entries ContextKeyName=iam:PassedToService,ContextKeyValues={svc},ContextKeyType=string --query 'EvaluationResults[].EvalDecision'",
+                shell_arg(resource)
             )
         })
         .collect()
 }
 
-/// Fetch, edit with `jq_program`, and write back a managed or inline policy of `role`.
-fn edit_policy_commands(role: &str, policy: &str, jq_program: &str) -> Vec<String> {
-    let (get, put) = if policy.starts_with("arn:") {
-        (
-            format!(
-                "aws iam get-policy-version --policy-arn {policy} --version-id \"$(aws iam get-policy --policy-arn {policy} --query Policy.DefaultVersionId --output text)\" --query PolicyVersion.Document --output json > policy.json"
-            ),
-            format!(
+/// Fetch, edit with `jq_program`, and write back a managed or inline policy of `role`: the
+/// commands, and the steps that keep them from failing (AWS managed policies, version limit).
+fn edit_policy(r: &mut Remediation, role: &str, policy: &str, jq_program: &str) {
+    let (get, put) = if let Some(arn) = Arn::parse(policy) {
+        let get = format!(
+            "aws iam get-policy-version --policy-arn {policy} --version-id \"$(aws iam get-policy --policy-arn {policy} --query Policy.DefaultVersionId --output text)\" --query PolicyVersion.Document --output json > policy.json"
+        );
+        if arn.account == "aws" {
+            r.steps.push(format!("{policy} is an AWS managed policy and cannot be edited: create a customer managed policy with the corrected document, attach it to {role}, and detach {policy}."));
+            (get, None)
+        } else {
+            r.steps.push("A managed policy keeps at most 5 versions: if create-policy-version fails with LimitExceeded, delete the oldest non-default version first (aws iam list-policy-versions, aws iam delete-policy-version).".into());
+            let put = format!(
                 "aws iam create-policy-version --policy-arn {policy} --policy-document file://policy-fixed.json --set-as-default"
-            ),
-        )
+            );
+            (get, Some(put))
+        }
     } else if let Some(name) = policy.strip_prefix("inline:") {
         let role = role_name(role);
         (
             format!(
                 "aws iam get-role-policy --role-name {role} --policy-name {name} --query PolicyDocument --output json > policy.json"
             ),
-            format!(
+            Some(format!(
                 "aws iam put-role-policy --role-name {role} --policy-name {name} --policy-document file://policy-fixed.json"
-            ),
+            )),
         )
     } else {
-        return Vec::new();
+        return;
     };
-    vec![
-        get,
-        format!("jq {jq_program} policy.json > policy-fixed.json"),
-        put,
-    ]
+    r.commands.push(get);
+    r.commands
+        .push(format!("jq {jq_program} policy.json > policy-fixed.json"));
+    r.commands.extend(put);
 }
 
 fn jq_patch_arg(patched: &Value) -> String {
@@ -379,6 +397,16 @@ fn pretty(v: &Value) -> String {
 }
 
 /// Single-quotes for a POSIX shell.
+/// `text` as one shell word: as it is when it has no characters the shell treats specially.
+fn shell_arg(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || ":/._-=@,+".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_string()
+    } else {
+        shell_quote(text)
+    }
+}
+
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
