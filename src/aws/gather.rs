@@ -41,14 +41,23 @@ pub async fn gather(
             }),
         }
     }
-    let principals = diagnose::questions(obs, &facts, controller_role).principals;
-    facts.principals = all(principals.into_iter().map(|p| async move {
-        (
-            p.clone(),
-            live.principal(&p).await.map_err(|e| e.to_string()),
-        )
-    }))
-    .await;
+    let Questions {
+        principals, images, ..
+    } = diagnose::questions(obs, &facts, controller_role);
+    (facts.principals, facts.images) = tokio::join!(
+        all(principals.into_iter().map(|p| async move {
+            (
+                p.clone(),
+                live.principal(&p).await.map_err(|e| e.to_string()),
+            )
+        })),
+        all(images.into_iter().map(|i| async move {
+            (
+                i.clone(),
+                live.image_keys(&i).await.map_err(|e| e.to_string()),
+            )
+        })),
+    );
     let Questions {
         keys,
         simulations,

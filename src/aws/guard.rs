@@ -1,7 +1,6 @@
 //! Being polite with AWS: every call passes one guard that spaces requests per service (IAM
 //! is strict), classifies failures (throttled, denied, error) and counts calls by outcome.
 
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -119,7 +118,7 @@ impl Guard {
             let message = match (e.code(), e.message()) {
                 (Some(code), Some(msg)) => format!("{code}: {msg}"),
                 (Some(code), None) => code.to_string(),
-                _ => DisplayErrorContext(&e).to_string(),
+                _ => chain(&e),
             };
             AwsError {
                 service,
@@ -142,6 +141,20 @@ impl Guard {
     pub fn counts(&self) -> BTreeMap<(&'static str, &'static str, Outcome), u64> {
         self.counts.lock().expect("counts lock").clone()
     }
+}
+
+/// An error and its sources, outermost first: `request has timed out: operation timeout …`.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
 }
 
 /// The outcome an AWS error code stands for.

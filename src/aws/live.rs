@@ -10,11 +10,14 @@ use crate::facts::iam_snapshot::PrincipalPolicies;
 use crate::facts::kms_snapshot::{Grant, KeyFacts};
 use crate::policy::Policy;
 use crate::policy::arn::{Arn, role_name_of};
+use aws_config::sts::AssumeRoleProvider;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum};
+use std::collections::BTreeMap;
 
 /// Every AWS operation the doctor can call, as `service:Operation` (the IAM action it needs).
 /// `manifests/iam-policy.json` must allow exactly these (a test checks).
-pub const OPERATIONS: [&str; 13] = [
+pub const OPERATIONS: [&str; 16] = [
     "iam:GetRole",
     "iam:ListRolePolicies",
     "iam:GetRolePolicy",
@@ -28,12 +31,18 @@ pub const OPERATIONS: [&str; 13] = [
     "sts:GetCallerIdentity",
     "sts:DecodeAuthorizationMessage",
     "ec2:DescribeInstances",
+    "ec2:DescribeImages",
+    "ec2:DescribeSnapshots",
+    // Only with --assume-role, by the SDK's credential provider (see `Live::connect`).
+    "sts:AssumeRole",
 ];
 
 /// A handle on live AWS.
 pub struct Live {
     iam: aws_sdk_iam::Client,
     kms: aws_sdk_kms::Client,
+    /// KMS as the role assumed in each other account (--assume-role), with the role's ARN.
+    kms_in: BTreeMap<String, (String, aws_sdk_kms::Client)>,
     sts: aws_sdk_sts::Client,
     ec2: aws_sdk_ec2::Client,
     pub guard: Guard,
@@ -41,15 +50,34 @@ pub struct Live {
     keys: Cache<KeyFacts>,
     simulations: Cache<Simulation>,
     decoded: Cache<String>,
+    images: Cache<Vec<String>>,
 }
 
 impl Live {
     pub async fn connect(options: &AwsOptions) -> Live {
         let config = sdk_config(options).await;
         let (ttl, error_ttl) = (options.ttl, options.ttl / 10);
+        let mut kms_in = BTreeMap::new();
+        for (account, role) in &options.assume_roles {
+            // The provider calls sts:AssumeRole, and again before the credentials expire.
+            let credentials = AssumeRoleProvider::builder(role)
+                .session_name("karpenter-doctor")
+                .configure(&config)
+                .build()
+                .await;
+            let assumed = config
+                .to_builder()
+                .credentials_provider(SharedCredentialsProvider::new(credentials))
+                .build();
+            kms_in.insert(
+                account.clone(),
+                (role.clone(), aws_sdk_kms::Client::new(&assumed)),
+            );
+        }
         Live {
             iam: aws_sdk_iam::Client::new(&config),
             kms: aws_sdk_kms::Client::new(&config),
+            kms_in,
             sts: aws_sdk_sts::Client::new(&config),
             ec2: aws_sdk_ec2::Client::new(&config),
             guard: Guard::new(&options.rates),
@@ -57,6 +85,7 @@ impl Live {
             keys: Cache::new(ttl, error_ttl),
             simulations: Cache::new(ttl, error_ttl),
             decoded: Cache::new(ttl, error_ttl),
+            images: Cache::new(ttl, error_ttl),
         }
     }
 
@@ -256,11 +285,20 @@ impl Live {
         self.keys.get(key, || self.fetch_key(key)).await
     }
 
+    /// The KMS client for a key: as the role assumed in the key's account, if one was given.
+    fn kms_for(&self, key: &str) -> (&aws_sdk_kms::Client, String) {
+        match Arn::parse(key).and_then(|a| self.kms_in.get(a.account)) {
+            Some((role, client)) => (client, format!("live KMS as {role}")),
+            None => (&self.kms, "live KMS".into()),
+        }
+    }
+
     async fn fetch_key(&self, key: &str) -> Result<KeyFacts, AwsError> {
+        let (kms, source) = self.kms_for(key);
         let out = self
             .guard
             .call("kms", "DescribeKey", || {
-                self.kms.describe_key().key_id(key).send()
+                kms.describe_key().key_id(key).send()
             })
             .await?;
         let m = out
@@ -278,8 +316,7 @@ impl Live {
             match self
                 .guard
                 .call("kms", "ListGrants", || {
-                    self.kms
-                        .list_grants()
+                    kms.list_grants()
                         .key_id(&arn)
                         .set_marker(marker.clone())
                         .send()
@@ -320,8 +357,7 @@ impl Live {
         let policy = match self
             .guard
             .call("kms", "GetKeyPolicy", || {
-                self.kms
-                    .get_key_policy()
+                kms.get_key_policy()
                     .key_id(&arn)
                     .policy_name("default")
                     .send()
@@ -341,7 +377,7 @@ impl Live {
             deletion_date: m.deletion_date().map(|d| d.to_string()),
             grants,
             policy,
-            source: "live KMS".into(),
+            source,
             arn,
         })
     }
@@ -398,6 +434,48 @@ impl Live {
             })
             .collect();
         Ok(serde_json::json!({"Reservations": reservations}))
+    }
+
+    /// The KMS keys of an AMI's encrypted EBS snapshots (`ec2:DescribeImages`, then
+    /// `ec2:DescribeSnapshots`), sorted; empty for an unencrypted AMI.
+    pub async fn image_keys(&self, image: &str) -> Result<Vec<String>, AwsError> {
+        self.images
+            .get(image, || async {
+                let out = self
+                    .guard
+                    .call("ec2", "DescribeImages", || {
+                        self.ec2.describe_images().image_ids(image).send()
+                    })
+                    .await?;
+                let snapshots: Vec<String> = out
+                    .images()
+                    .iter()
+                    .flat_map(|i| i.block_device_mappings())
+                    .filter_map(|m| m.ebs())
+                    .filter(|ebs| ebs.encrypted() != Some(false))
+                    .filter_map(|ebs| ebs.snapshot_id().map(str::to_string))
+                    .collect();
+                if snapshots.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let out = self
+                    .guard
+                    .call("ec2", "DescribeSnapshots", || {
+                        self.ec2
+                            .describe_snapshots()
+                            .set_snapshot_ids(Some(snapshots.clone()))
+                            .send()
+                    })
+                    .await?;
+                let keys: std::collections::BTreeSet<String> = out
+                    .snapshots()
+                    .iter()
+                    .filter(|s| s.encrypted() == Some(true))
+                    .filter_map(|s| s.kms_key_id().map(str::to_string))
+                    .collect();
+                Ok(keys.into_iter().collect())
+            })
+            .await
     }
 }
 

@@ -28,6 +28,8 @@ pub struct AwsOptions {
     pub rates: Vec<(&'static str, f64)>,
     /// Static credentials (tests); `None` uses the default credential chain.
     pub static_credentials: Option<(String, String)>,
+    /// Roles to assume to read KMS keys of other accounts: (account id, role ARN).
+    pub assume_roles: Vec<(String, String)>,
 }
 
 impl Default for AwsOptions {
@@ -43,6 +45,7 @@ impl Default for AwsOptions {
                 .map(|s| (*s, guard::default_rate(s)))
                 .collect(),
             static_credentials: None,
+            assume_roles: Vec::new(),
         }
     }
 }

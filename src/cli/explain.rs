@@ -28,15 +28,9 @@ pub struct ExplainArgs {
     /// Look facts up in AWS with the default credential chain (snapshots, where given, win).
     #[arg(long)]
     pub live: bool,
-    /// The AWS region for --live (else the credential chain's).
-    #[arg(long)]
-    pub region: Option<String>,
-    /// An AWS endpoint for --live (an emulator, in tests).
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
-    /// Attempts per AWS call, retries included (--live).
-    #[arg(long, default_value_t = 3, value_name = "N")]
-    pub aws_max_attempts: u32,
+    /// How to reach AWS, with --live.
+    #[command(flatten)]
+    pub aws: super::aws_args::AwsArgs,
     /// Print who the doctor is in AWS and what it asked, on standard error.
     #[arg(short, long)]
     pub verbose: bool,
@@ -103,7 +97,8 @@ pub fn run(args: &ExplainArgs, out: &mut impl Write) -> Result<(), Failure> {
     super::finish(written)
 }
 
-fn scan_input(scanner: &Scanner, name: &str, obs: &mut Observations) -> Result<(), Failure> {
+/// Scans one input file (or standard input for `-`) into `obs`, with progress on a terminal.
+pub fn scan_input(scanner: &Scanner, name: &str, obs: &mut Observations) -> Result<(), Failure> {
     let (reader, size): (Box<dyn Read>, u64) = if name == "-" {
         (Box::new(std::io::stdin().lock()), 0)
     } else {
@@ -139,12 +134,7 @@ fn live_facts(
         .enable_all()
         .build()
         .map_err(|e| Failure(format!("cannot start the async runtime: {e}")))?;
-    let options = crate::aws::AwsOptions {
-        region: args.region.clone(),
-        endpoint_url: args.endpoint_url.clone(),
-        max_attempts: args.aws_max_attempts,
-        ..crate::aws::AwsOptions::default()
-    };
+    let options = args.aws.options();
     runtime.block_on(async {
         let live = crate::aws::live::Live::connect(&options).await;
         if args.verbose {

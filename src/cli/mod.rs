@@ -1,9 +1,11 @@
 //! The command line: one binary, one subcommand per job (contract §1). Parsing lives here;
 //! each subcommand's module reads its inputs, calls the pure core and renders the result.
 
+pub mod aws_args;
 pub mod explain;
 pub mod report;
 pub mod simulate;
+pub mod snapshot;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -25,6 +27,8 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Evaluate one IAM request against policies offline, and explain the decision.
     Simulate(simulate::SimulateArgs),
+    /// Fetch IAM or KMS facts from AWS and write them as snapshot files for offline `explain`.
+    Snapshot(snapshot::SnapshotArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -70,6 +74,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Explain(args) => explain::run(&args, &mut std::io::stdout().lock()),
         Command::Simulate(args) => simulate::run(&args, &mut std::io::stdout().lock()),
+        Command::Snapshot(args) => snapshot::run(&args, &mut std::io::stdout().lock()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,6 +36,8 @@ pub struct Questions {
     pub encoded: std::collections::BTreeSet<String>,
     /// Instances of NodeClaims the inputs do not describe (the KMS path needs their StateReason).
     pub instances: std::collections::BTreeSet<String>,
+    /// AMIs of instances that died of an unusable KMS key no input names.
+    pub images: std::collections::BTreeSet<String>,
 }
 
 /// The lookups diagnosing `obs` would use, given what `facts` already hold (roles are resolved
@@ -56,6 +58,18 @@ pub fn questions(
         .collect();
     let mut q = Questions::default();
     q.principals.extend(controller.clone());
+    q.images = incidents
+        .iter()
+        .filter(|i| i.key.category == Category::KmsKeyUnusable && i.key.kms_key.is_none())
+        .filter_map(|i| {
+            let id = i.signal.instance_id.as_ref()?;
+            obs.instances
+                .iter()
+                .find(|inst| &inst.instance_id == id)?
+                .image_id
+                .clone()
+        })
+        .collect();
     for g in group::group(incidents) {
         let (partition, _) = place(&g, obs);
         q.principals.extend(g.key.principal.clone());
@@ -180,12 +194,17 @@ fn incident<'a>(
             .as_ref()
             .and_then(|n| obs.node_classes.iter().find(|c| &c.name == n))
             .and_then(|c| c.kms_key_ids.first().cloned());
+        // An encrypted AMI's snapshots name the key when the node class does not.
+        let image_key = || match facts.image_keys(instance?.image_id.as_deref()?) {
+            Lookup::Found(keys) => keys.into_iter().next(),
+            _ => None,
+        };
         Key {
             category: s.category,
             principal: controller.map(str::to_string),
             action: None,
             resource: None,
-            kms_key: s.kms_key.clone().or(class_key),
+            kms_key: s.kms_key.clone().or(class_key).or_else(image_key),
         }
     } else {
         let principal = s.principal.as_deref().map(|p| resolve_role(p, facts));
@@ -233,6 +252,9 @@ fn render(
         region.as_deref(),
     );
     finding.evidence.insert(0, signal_evidence(g));
+    if key.category == Category::KmsKeyUnusable {
+        finding.evidence.extend(image_evidence(g, obs, facts));
+    }
     if let Some(blob) = g
         .incidents
         .iter()
@@ -400,6 +422,30 @@ fn signal_evidence(g: &Group<'_>) -> model::Evidence {
     evidence(source, detail)
 }
 
+/// What the AMI of the group's instance says of the key: where the key came from, or why the
+/// AMI's snapshots could not tell.
+fn image_evidence(g: &Group<'_>, obs: &Observations, facts: &dyn Facts) -> Option<model::Evidence> {
+    let image = g.incidents.iter().rev().find_map(|i| {
+        let id = i.signal.instance_id.as_ref()?;
+        obs.instances
+            .iter()
+            .find(|inst| &inst.instance_id == id)?
+            .image_id
+            .clone()
+    })?;
+    let detail = match facts.image_keys(&image) {
+        Lookup::Found(keys) if keys.is_empty() => {
+            format!("{image} has no encrypted snapshots: the key is not the AMI's")
+        }
+        Lookup::Found(keys) => {
+            format!("{image}'s snapshots are encrypted with {}", keys.join(", "))
+        }
+        Lookup::Unknown(why) => format!("the KMS key of {image} is unknown: {why}"),
+        Lookup::Absent(_) => return None,
+    };
+    Some(evidence("ec2:DescribeImages", detail))
+}
+
 /// The decoded message's verdict, action, resource and matched statements, in one line.
 fn decoded_line(decoded: &str) -> String {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(decoded) else {
@@ -413,6 +459,22 @@ fn decoded_line(decoded: &str) -> String {
         ctx["action"].as_str().unwrap_or("?"),
         ctx["resource"].as_str().unwrap_or("?")
     );
+    let conditions: Vec<String> = ctx["conditions"]["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let values: Vec<&str> = c["values"]["items"]
+                .as_array()?
+                .iter()
+                .filter_map(|v| v["value"].as_str())
+                .collect();
+            Some(format!("{}={}", c["key"].as_str()?, values.join("|")))
+        })
+        .collect();
+    if !conditions.is_empty() {
+        line += &format!("; context: {}", truncate(&conditions.join(", "), 1024));
+    }
     if let Some(items) = v["matchedStatements"]["items"]
         .as_array()
         .filter(|i| !i.is_empty())

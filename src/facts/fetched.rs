@@ -35,6 +35,8 @@ pub struct FetchedFacts {
     pub simulations: BTreeMap<SimulationKey, Result<Simulation, String>>,
     /// Decoded `Encoded authorization failure message` blobs (STS), by blob.
     pub decoded: BTreeMap<String, Result<String, String>>,
+    /// The KMS keys of each AMI's encrypted snapshots, by image id.
+    pub images: BTreeMap<String, Result<Vec<String>, String>>,
 }
 
 fn lookup<T: Clone>(found: Option<&Result<T, String>>, what: &str) -> Lookup<T> {
@@ -79,5 +81,9 @@ impl Facts for FetchedFacts {
 
     fn decoded(&self, encoded: &str) -> Lookup<String> {
         lookup(self.decoded.get(encoded), "the encoded message")
+    }
+
+    fn image_keys(&self, image: &str) -> Lookup<Vec<String>> {
+        lookup(self.images.get(image), &format!("image {image}"))
     }
 }

@@ -4,6 +4,7 @@
 pub mod fetched;
 pub mod iam_snapshot;
 pub mod kms_snapshot;
+pub mod write;
 
 use iam_snapshot::{IamSnapshot, PrincipalPolicies};
 use kms_snapshot::KeyFacts;
@@ -30,6 +31,11 @@ pub trait Facts {
     }
     /// An `Encoded authorization failure message` decoded by STS; only live facts know.
     fn decoded(&self, _encoded: &str) -> Lookup<String> {
+        Lookup::Absent("no live AWS lookups (--live)".into())
+    }
+    /// The KMS keys of an AMI's encrypted EBS snapshots (DescribeImages, DescribeSnapshots);
+    /// only live facts know.
+    fn image_keys(&self, _image: &str) -> Lookup<Vec<String>> {
         Lookup::Absent("no live AWS lookups (--live)".into())
     }
 }
@@ -118,5 +124,9 @@ impl Facts for Overlay<'_> {
 
     fn decoded(&self, encoded: &str) -> Lookup<String> {
         self.then.decoded(encoded)
+    }
+
+    fn image_keys(&self, image: &str) -> Lookup<Vec<String>> {
+        self.then.image_keys(image)
     }
 }

@@ -1,0 +1,207 @@
+//! An HTTP double in front of moto: it answers what moto lacks (SimulatePrincipalPolicy,
+//! DecodeAuthorizationMessage, an instance's StateReason) with AWS's documented response
+//! shapes, injects faults (throttling, 500s, AccessDenied, slowness), and forwards the rest.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the double does with one request.
+pub enum Reply {
+    /// Pass it to moto and return moto's answer.
+    Forward,
+    /// Answer with this status, content type and body.
+    Respond(u16, &'static str, String),
+    /// Wait, then reply.
+    Slow(Duration, Box<Reply>),
+}
+
+/// One request as the double saw it: the operation (`Action=` of the query protocols, or the
+/// `X-Amz-Target` of the JSON protocols) and the body.
+pub struct Call {
+    pub operation: String,
+    pub body: String,
+}
+
+type Route = dyn Fn(&Call) -> Reply + Send + Sync;
+
+pub struct Double {
+    pub endpoint: String,
+    calls: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    port: u16,
+}
+
+impl Double {
+    /// Starts on a free loopback port; `upstream` is moto's endpoint (`http://127.0.0.1:P`).
+    pub fn start(upstream: &str, route: impl Fn(&Call) -> Reply + Send + Sync + 'static) -> Double {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let route: Arc<Route> = Arc::new(route);
+        let (seen, stopping) = (calls.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (route, seen, upstream) = (route.clone(), seen.clone(), upstream.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &*route, &seen, &upstream);
+                });
+            }
+        });
+        Double {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            calls,
+            stop,
+            port,
+        }
+    }
+
+    /// The operations received so far, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// How many times `operation` was received.
+    pub fn count(&self, operation: &str) -> usize {
+        self.calls().iter().filter(|c| *c == operation).count()
+    }
+}
+
+impl Drop for Double {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Serves the requests of one connection (keep-alive), one at a time.
+fn serve(
+    conn: TcpStream,
+    route: &Route,
+    seen: &Mutex<Vec<String>>,
+    upstream: &str,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut writer = conn;
+    loop {
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let end = line == "\r\n";
+            head.push(line);
+            if end {
+                break;
+            }
+        }
+        let header = |name: &str| {
+            head.iter().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+        };
+        let length: usize = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        let body_text = String::from_utf8_lossy(&body).to_string();
+        let operation = header("x-amz-target")
+            .map(|t| t.rsplit('.').next().unwrap_or(&t).to_string())
+            .or_else(|| form_value(&body_text, "Action"))
+            .unwrap_or_default();
+        seen.lock().unwrap().push(operation.clone());
+        let call = Call {
+            operation,
+            body: body_text,
+        };
+        let mut reply = route(&call);
+        while let Reply::Slow(wait, then) = reply {
+            std::thread::sleep(wait);
+            reply = *then;
+        }
+        match reply {
+            Reply::Respond(status, content_type, text) => {
+                write!(
+                    writer,
+                    "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nx-amzn-RequestId: 7a62c49f-347e-4fc4-9331-6e8eEXAMPLE\r\n\r\n",
+                    if status < 400 { "OK" } else { "Error" },
+                    text.len()
+                )?;
+                writer.write_all(text.as_bytes())?;
+            }
+            Reply::Forward => {
+                let mut up = TcpStream::connect(upstream)?;
+                for line in &head {
+                    let name = line.split(':').next().unwrap_or("");
+                    if !name.eq_ignore_ascii_case("connection") && line != "\r\n" {
+                        up.write_all(line.as_bytes())?;
+                    }
+                }
+                up.write_all(b"Connection: close\r\n\r\n")?;
+                up.write_all(&body)?;
+                let mut answer = Vec::new();
+                up.read_to_end(&mut answer)?;
+                // moto closes after answering; so does the double.
+                writer.write_all(&answer)?;
+                return Ok(());
+            }
+            Reply::Slow(..) => unreachable!("unwrapped above"),
+        }
+        writer.flush()?;
+    }
+}
+
+/// A form field of a query-protocol body, URL-decoded.
+pub fn form_value(body: &str, key: &str) -> Option<String> {
+    body.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then(|| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .to_string()
+        })
+    })
+}
+
+/// The query-protocol error document of IAM and STS (`<ErrorResponse>`).
+pub fn query_error(status: u16, code: &str, message: &str) -> Reply {
+    Reply::Respond(
+        status,
+        "text/xml",
+        format!(
+            "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">\n  <Error>\n    <Type>{}</Type>\n    <Code>{code}</Code>\n    <Message>{message}</Message>\n  </Error>\n  <RequestId>7a62c49f-347e-4fc4-9331-6e8eEXAMPLE</RequestId>\n</ErrorResponse>\n",
+            if status >= 500 { "Receiver" } else { "Sender" }
+        ),
+    )
+}
+
+/// EC2's error document (`<Response><Errors>`).
+pub fn ec2_error(status: u16, code: &str, message: &str) -> Reply {
+    Reply::Respond(
+        status,
+        "text/xml;charset=UTF-8",
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>ea966190-f9aa-478e-9ede-example</RequestID></Response>"
+        ),
+    )
+}
+
+/// The JSON-protocol error of KMS (`__type`).
+pub fn json_error(status: u16, code: &str, message: &str) -> Reply {
+    Reply::Respond(
+        status,
+        "application/x-amz-json-1.1",
+        format!("{{\"__type\":\"{code}\",\"message\":\"{message}\"}}"),
+    )
+}
