@@ -366,33 +366,11 @@ fn faults_on_each_iam_and_sts_lookup_end_in_a_clear_evidence_line() {
 /// The seed-2 inputs with the EC2NodeClass's kmsKeyID removed: only the AMI names the key.
 fn kms_inputs(dir: &str) -> Vec<String> {
     let cmk = format!("{ROOT}/examples/cross-account-cmk");
-    let class: String = std::fs::read_to_string(format!("{cmk}/ec2nodeclass.yaml"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.contains("kmsKeyID"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(format!("{dir}/ec2nodeclass.yaml"), class).unwrap();
     vec![
-        format!("{dir}/ec2nodeclass.yaml"),
+        seed2_node_class(dir, None),
         format!("{cmk}/nodeclaims.json"),
         format!("{cmk}/serviceaccount.yaml"),
     ]
-}
-
-fn pending_deletion_key(moto: &Moto) -> String {
-    runtime().block_on(async {
-        let kms = aws_sdk_kms::Client::new(&config(moto, "us-east-1").await);
-        let key = kms.create_key().description("ami").send().await.unwrap();
-        let meta = key.key_metadata().unwrap();
-        kms.schedule_key_deletion()
-            .key_id(meta.key_id())
-            .pending_window_in_days(7)
-            .send()
-            .await
-            .unwrap();
-        meta.arn().unwrap().to_string()
-    })
 }
 
 /// EC2 as AWS answers for the seed-2 story: the NodeClaim's instance died of its AMI's key.
@@ -431,7 +409,7 @@ fn kms_ec2(call: &Call, key: &str) -> Reply {
 #[test]
 fn the_kms_path_finds_the_instance_by_its_nodeclaim_and_the_key_by_its_ami() {
     let moto = Moto::start("faults-ami");
-    let key = pending_deletion_key(&moto);
+    let key = pending_deletion_key(&moto, "us-east-1");
     let dir = scratch("faults-ami");
     let inputs = kms_inputs(&dir);
     let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
@@ -447,10 +425,19 @@ fn the_kms_path_finds_the_instance_by_its_nodeclaim_and_the_key_by_its_ami() {
     assert_eq!(double.count("DescribeSnapshots"), 1);
 }
 
+/// (operation, fault, reason, confidence, evidence or warning)
+type KmsCase = (
+    &'static str,
+    fn() -> Reply,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
 #[test]
 fn faults_on_each_kms_and_ec2_lookup_end_in_a_clear_evidence_line() {
     let moto = Moto::start("faults-kms");
-    let key = pending_deletion_key(&moto);
+    let key = pending_deletion_key(&moto, "us-east-1");
     let dir = scratch("faults-kms");
     let inputs = kms_inputs(&dir);
     let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
@@ -469,9 +456,8 @@ fn faults_on_each_kms_and_ec2_lookup_end_in_a_clear_evidence_line() {
             "You are not authorized to perform this operation.",
         )
     };
-    // (operation, fault, reason, confidence, evidence or warning). Without the key's facts the
-    // text decides: the key is in another account than the controller role (seed 2).
-    let cases: [(&str, fn() -> Reply, &str, &str, &str); 6] = [
+    // Without the key's facts the text decides: the key is in another account than the controller role (seed 2).
+    let cases: [KmsCase; 6] = [
         (
             "DescribeKey",
             kms_denied,

@@ -57,35 +57,13 @@ fn six_hundred_failures_of_one_cause_cost_a_bounded_number_of_aws_requests() {
 #[test]
 fn a_key_pending_deletion_named_by_the_node_class_is_confirmed_from_live_kms() {
     let moto = Moto::start("kms");
-    let key = runtime().block_on(async {
-        let kms = aws_sdk_kms::Client::new(&config(&moto, "us-east-1").await);
-        let key = kms.create_key().description("ebs").send().await.unwrap();
-        let meta = key.key_metadata().unwrap();
-        // moto's ScheduleKeyDeletion takes the key id only (real KMS takes either).
-        kms.schedule_key_deletion()
-            .key_id(meta.key_id())
-            .pending_window_in_days(7)
-            .send()
-            .await
-            .unwrap();
-        meta.arn().unwrap().to_string()
-    });
+    let key = pending_deletion_key(&moto, "us-east-1");
     let dir = scratch("kms");
+    let class = seed2_node_class(&dir, Some(&key));
     let cmk = format!("{ROOT}/examples/cross-account-cmk");
-    let class = std::fs::read_to_string(format!("{cmk}/ec2nodeclass.yaml"))
-        .unwrap()
-        .replace(
-            "arn:aws:kms:us-east-1:444455556666:key/1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
-            &key,
-        );
-    std::fs::write(format!("{dir}/ec2nodeclass.yaml"), class).unwrap();
     let instances = format!("{cmk}/describe-instances.json");
     let sa = format!("{cmk}/serviceaccount.yaml");
-    let (list, _) = explain_live(
-        &moto,
-        "us-east-1",
-        &[&format!("{dir}/ec2nodeclass.yaml"), &instances, &sa],
-    );
+    let (list, _) = explain_live(&moto, "us-east-1", &[&class, &instances, &sa]);
     let d = &list["items"][0];
     assert_eq!(d["spec"]["kmsKeyArn"], key.as_str());
     assert_eq!(d["status"]["rootCause"]["reason"], "KeyPendingDeletion");
@@ -140,5 +118,166 @@ fn a_denied_or_unreachable_aws_leaves_the_diagnosis_inferred_and_says_why() {
         rc["evidence"].to_string().contains("iam:GetRole error"),
         "{}",
         rc["evidence"]
+    );
+}
+
+fn doctor(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn snapshots_written_from_live_aws_give_the_same_diagnosis_offline() {
+    let moto = Moto::start("snapshot");
+    seed_china(&moto);
+    let key = pending_deletion_key(&moto, "cn-northwest-1");
+    let dir = scratch("snapshot");
+    let log = china_log(&dir, 3);
+    let (live, _) = explain_live(&moto, "cn-northwest-1", &[&log]);
+    let aws = [
+        "--region",
+        "cn-northwest-1",
+        "--endpoint-url",
+        &moto.endpoint,
+    ];
+    // The roles come from the log, as `explain --live` would fetch them.
+    let iam = format!("{dir}/iam.json");
+    let out = doctor(&[&["snapshot", "iam", &log, "--out", &iam][..], &aws].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kms = format!("{dir}/kms.json");
+    let out = doctor(&[&["snapshot", "kms", "--key", &key, "--out", &kms][..], &aws].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snapshot: Value = serde_json::from_str(&std::fs::read_to_string(&kms).unwrap()).unwrap();
+    assert_eq!(
+        snapshot["Keys"][0]["KeyMetadata"]["KeyState"],
+        "PendingDeletion"
+    );
+    assert!(snapshot["Keys"][0]["Policy"].is_string(), "{snapshot:#}");
+
+    let out = doctor(&[
+        "explain",
+        &log,
+        "--iam-snapshot",
+        &iam,
+        "--kms-snapshot",
+        &kms,
+        "-o",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let offline: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (a, b) = (&live["items"][0], &offline["items"][0]);
+    assert_eq!(a["metadata"]["name"], b["metadata"]["name"]);
+    for field in ["reason", "confidence", "statement", "summary"] {
+        assert_eq!(
+            a["status"]["rootCause"][field], b["status"]["rootCause"][field],
+            "{field}"
+        );
+    }
+    assert_eq!(a["status"]["remediation"], b["status"]["remediation"]);
+
+    // Nothing to fetch, or nothing fetched: exit 1 with the reason.
+    let out = doctor(&[&["snapshot", "iam"][..], &aws].concat());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to fetch"));
+    let missing = format!("arn:aws-cn:iam::{ACCOUNT}:role/NoSuchRole");
+    let out = doctor(&[&["snapshot", "iam", "--role", &missing][..], &aws].concat());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("iam:GetRole error: NoSuchEntity"));
+}
+
+#[test]
+fn a_key_of_another_account_is_read_through_the_assumed_role() {
+    let moto = Moto::start("assume");
+    const OTHER: &str = "444455556666";
+    let reader = format!("arn:aws:iam::{OTHER}:role/karpenter-doctor-kms-reader");
+    let key = runtime().block_on(async {
+        let sts = aws_sdk_sts::Client::new(&config(&moto, "us-east-1").await);
+        let assumed = sts
+            .assume_role()
+            .role_arn(&reader)
+            .role_session_name("setup")
+            .send()
+            .await
+            .unwrap();
+        let c = assumed.credentials().unwrap();
+        let other = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&moto.endpoint)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_string()),
+                None,
+                "assumed",
+            ))
+            .load()
+            .await;
+        let kms = aws_sdk_kms::Client::new(&other);
+        let key = kms
+            .create_key()
+            .description("shared ebs")
+            .send()
+            .await
+            .unwrap();
+        let meta = key.key_metadata().unwrap();
+        kms.disable_key()
+            .key_id(meta.key_id())
+            .send()
+            .await
+            .unwrap();
+        meta.arn().unwrap().to_string()
+    });
+    assert!(
+        key.contains(&format!(":{OTHER}:key/")),
+        "moto made the key in the other account: {key}"
+    );
+    let dir = scratch("assume");
+    let cmk = format!("{ROOT}/examples/cross-account-cmk");
+    let inputs = [
+        seed2_node_class(&dir, Some(&key)),
+        format!("{cmk}/describe-instances.json"),
+        format!("{cmk}/serviceaccount.yaml"),
+    ];
+    let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let spec = format!("{OTHER}={reader}");
+    let (list, _) = explain_live(
+        &moto,
+        "us-east-1",
+        &[&inputs[..], &["--assume-role", &spec]].concat(),
+    );
+    let rc = &list["items"][0]["status"]["rootCause"];
+    assert_eq!(rc["reason"], "KeyDisabled", "{rc:#}");
+    assert_eq!(rc["confidence"], "Confirmed");
+    assert!(
+        rc["evidence"]
+            .to_string()
+            .contains(&format!("live KMS as {reader}")),
+        "{rc:#}"
+    );
+    // With the doctor's own credentials the other account's key cannot be read.
+    let (list, _) = explain_live(&moto, "us-east-1", &inputs);
+    let rc = &list["items"][0]["status"]["rootCause"];
+    assert_eq!(rc["confidence"], "Inferred", "{rc:#}");
+    assert!(
+        rc["evidence"].to_string().contains("kms:DescribeKey"),
+        "{rc:#}"
     );
 }

@@ -61,14 +61,7 @@ pub fn questions(
     q.images = incidents
         .iter()
         .filter(|i| i.key.category == Category::KmsKeyUnusable && i.key.kms_key.is_none())
-        .filter_map(|i| {
-            let id = i.signal.instance_id.as_ref()?;
-            obs.instances
-                .iter()
-                .find(|inst| &inst.instance_id == id)?
-                .image_id
-                .clone()
-        })
+        .filter_map(|i| image_of(i, obs))
         .collect();
     for g in group::group(incidents) {
         let (partition, _) = place(&g, obs);
@@ -422,17 +415,20 @@ fn signal_evidence(g: &Group<'_>) -> model::Evidence {
     evidence(source, detail)
 }
 
+/// The AMI of the instance an incident names, where an input or DescribeInstances shows it.
+fn image_of(i: &Incident<'_>, obs: &Observations) -> Option<String> {
+    let id = i.signal.instance_id.as_ref()?;
+    obs.instances
+        .iter()
+        .find(|inst| &inst.instance_id == id)?
+        .image_id
+        .clone()
+}
+
 /// What the AMI of the group's instance says of the key: where the key came from, or why the
 /// AMI's snapshots could not tell.
 fn image_evidence(g: &Group<'_>, obs: &Observations, facts: &dyn Facts) -> Option<model::Evidence> {
-    let image = g.incidents.iter().rev().find_map(|i| {
-        let id = i.signal.instance_id.as_ref()?;
-        obs.instances
-            .iter()
-            .find(|inst| &inst.instance_id == id)?
-            .image_id
-            .clone()
-    })?;
+    let image = g.incidents.iter().rev().find_map(|i| image_of(i, obs))?;
     let detail = match facts.image_keys(&image) {
         Lookup::Found(keys) if keys.is_empty() => {
             format!("{image} has no encrypted snapshots: the key is not the AMI's")

@@ -103,3 +103,42 @@ pub fn china_log(dir: &str, failures: usize) -> String {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// A KMS key in moto's default account, scheduled for deletion; its ARN.
+pub fn pending_deletion_key(moto: &Moto, region: &str) -> String {
+    runtime().block_on(async {
+        let kms = aws_sdk_kms::Client::new(&config(moto, region).await);
+        let key = kms.create_key().description("ebs").send().await.unwrap();
+        let meta = key.key_metadata().unwrap();
+        // moto's ScheduleKeyDeletion takes the key id only (real KMS takes either).
+        kms.schedule_key_deletion()
+            .key_id(meta.key_id())
+            .pending_window_in_days(7)
+            .send()
+            .await
+            .unwrap();
+        meta.arn().unwrap().to_string()
+    })
+}
+
+/// The seed-2 EC2NodeClass written into `dir` with its kmsKeyID set to `key`, or without one
+/// (only the AMI then names the key); its path.
+pub fn seed2_node_class(dir: &str, key: Option<&str>) -> String {
+    const SEED_KEY: &str =
+        "arn:aws:kms:us-east-1:444455556666:key/1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
+    let text = std::fs::read_to_string(format!(
+        "{ROOT}/examples/cross-account-cmk/ec2nodeclass.yaml"
+    ))
+    .unwrap();
+    let class: String = match key {
+        Some(key) => text.replace(SEED_KEY, key),
+        None => text
+            .lines()
+            .filter(|l| !l.contains("kmsKeyID"))
+            .map(|l| format!("{l}\n"))
+            .collect(),
+    };
+    let path = format!("{dir}/ec2nodeclass.yaml");
+    std::fs::write(&path, class).unwrap();
+    path
+}
