@@ -104,7 +104,8 @@ fn the_policy_works_in_every_partition_and_grants_no_writes() {
                 "{action} in {partition}"
             );
         }
-        let reader = format!("arn:{partition}:iam::444455556666:role/karpenter-doctor-kms-reader");
+        // The identity side only (across accounts the reader role's trust policy must allow too).
+        let reader = format!("arn:{partition}:iam::111122223333:role/karpenter-doctor-kms-reader");
         assert_eq!(
             set.decide(&Request::new(&doctor, "sts:AssumeRole", &reader)),
             Decision::Allowed,

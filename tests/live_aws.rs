@@ -15,7 +15,12 @@ fn the_china_story_is_confirmed_from_live_iam_through_the_engine_fallback() {
     seed_china(&moto);
     let dir = scratch("china");
     let log = china_log(&dir, 3);
-    let (list, _) = explain_live(&moto, "cn-northwest-1", &[&log]);
+    let (list, stderr) = explain_live(&moto, "cn-northwest-1", &[&log, "--verbose"]);
+    assert!(
+        stderr.contains("karpenter-doctor: AWS caller arn:aws")
+            && stderr.contains("karpenter-doctor: aws iam:GetRole ok x1"),
+        "--verbose says who the doctor is and what it asked: {stderr}"
+    );
     let d = &list["items"][0];
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert_eq!(
