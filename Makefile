@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ORACLE_DIR ?= $(CURDIR)/.oracle
 export ORACLE_DIR
 
-.PHONY: demo test lint unit oracle moto bench fuzz
+.PHONY: demo test lint unit oracle moto bench fuzz crd
 
 CHINA := examples/china-passrole
 CMK := examples/cross-account-cmk
@@ -47,3 +47,7 @@ bench:
 ## fuzz: property-based fuzzing of the policy parser and evaluator, with more cases than `test`.
 fuzz:
 	PROPTEST_CASES=$${PROPTEST_CASES:-200000} cargo test --release --test fuzz_policy --test fuzz_signal -- --nocapture
+
+## crd: regenerate manifests/crd.yaml from the Rust types (a test fails when it is stale).
+crd:
+	cargo run --quiet --locked -- crd > manifests/crd.yaml

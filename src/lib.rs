@@ -1,8 +1,9 @@
 //! karpenter-doctor: tells why Karpenter cannot launch nodes on AWS and what to change.
-//! `policy` is the pure IAM engine; `partition` the AWS partition table; `cli` the commands.
+//! Pure core: `policy`, `partition`, `signal`, `facts`, `diagnose`; edges: `aws`, `cluster`, `cli`.
 
 pub mod aws;
 pub mod cli;
+pub mod cluster;
 pub mod diagnose;
 pub mod facts;
 pub mod partition;

@@ -29,6 +29,8 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Fetch IAM or KMS facts from AWS and write them as snapshot files for offline `explain`.
     Snapshot(snapshot::SnapshotArgs),
+    /// Print the `Diagnosis` CustomResourceDefinition as YAML.
+    Crd,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -75,6 +77,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Explain(args) => explain::run(&args, &mut std::io::stdout().lock()),
         Command::Simulate(args) => simulate::run(&args, &mut std::io::stdout().lock()),
         Command::Snapshot(args) => snapshot::run(&args, &mut std::io::stdout().lock()),
+        Command::Crd => finish(std::io::Write::write_all(
+            &mut std::io::stdout().lock(),
+            crate::cluster::crd::yaml().as_bytes(),
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

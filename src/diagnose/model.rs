@@ -2,13 +2,14 @@
 //! and remediation. `explain -o json|yaml` prints it; the controller will write the same object.
 
 use crate::signal::Category;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 pub const API_VERSION: &str = "karpenter-doctor.io/v1alpha1";
 pub const KIND: &str = "Diagnosis";
 
 /// Root-cause reason codes (contract §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
 pub enum ReasonCode {
     PassedToServiceMismatch,
     ConditionNotSatisfied,
@@ -72,8 +73,9 @@ impl ReasonCode {
     }
 }
 
-/// How sure the root cause is: proven by AWS facts, or read from the error text alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How sure the root cause is: `Confirmed` (proven by AWS facts, live or snapshot) or
+/// `Inferred` (read from the error text alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 pub enum Confidence {
     Confirmed,
     Inferred,
@@ -95,80 +97,117 @@ pub struct Metadata {
 }
 
 /// What failed; set when the Diagnosis is created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DiagnosisSpec {
+    /// The kind of failure: PassRoleDenied (iam:PassRole refused), ActionDenied (any other
+    /// action refused), KmsKeyUnusable (an instance or volume could not use its KMS key).
     pub category: Category,
+    /// The AWS error code, e.g. UnauthorizedOperation, AccessDenied,
+    /// Client.InvalidKMSKey.InvalidState.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
-    /// The IAM role ARN (converted from an assumed-role session ARN).
+    /// The IAM role ARN that was refused (converted from an assumed-role session ARN).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub principal_arn: Option<String>,
+    /// The refused IAM action, e.g. iam:PassRole, ec2:CreateFleet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// The ARN of the resource the action was refused on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_arn: Option<String>,
+    /// The KMS key the instance or volume could not use.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kms_key_arn: Option<String>,
+    /// The AWS partition: aws, aws-cn, aws-us-gov.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
+    /// The AWS region.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The Karpenter NodePool whose launches failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_pool: Option<String>,
+    /// The EC2NodeClass whose launches failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_class: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What the doctor found, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DiagnosisStatus {
+    /// Diagnosed (True when a root cause was determined; reason = the root-cause code) and
+    /// Resolved (True once the fix is verified or the failure stopped recurring).
     pub conditions: Vec<Condition>,
+    /// Why the failure happens.
     pub root_cause: RootCause,
+    /// What to change.
     pub remediation: Remediation,
+    /// How many times the failure was seen.
     pub occurrences: u64,
+    /// When the failure was first seen (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_seen: Option<String>,
+    /// When the failure was last seen (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<String>,
+    /// The NodeClaims that failed, most recent first (at most 20).
     pub affected_node_claims: Vec<String>,
+    /// The latest raw error message (at most 4 KiB).
     pub last_message: String,
 }
 
-/// A `metav1.Condition`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A metav1.Condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
+    /// Diagnosed or Resolved.
     #[serde(rename = "type")]
     pub type_: String,
+    /// True, False or Unknown.
     pub status: String,
+    /// A CamelCase reason: the root-cause code, LookupFailed, FixVerified, NotRecurring, ….
     pub reason: String,
+    /// A human-readable message.
     pub message: String,
+    /// When status last changed (RFC 3339).
     pub last_transition_time: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The root cause of the failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RootCause {
+    /// The root-cause code (contract §5), e.g. PassedToServiceMismatch, KeyAccessNotGranted.
     pub reason: ReasonCode,
+    /// Confirmed (proven by AWS facts) or Inferred (from the error text alone).
     pub confidence: Confidence,
+    /// One sentence.
     pub summary: String,
+    /// The facts behind the root cause.
     pub evidence: Vec<Evidence>,
+    /// The policy statement at fault, where there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub statement: Option<crate::policy::StatementRef>,
 }
 
 /// One fact behind the root cause: where it comes from, and what it says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Evidence {
+    /// Where the fact comes from: a log line, an IAM lookup, a snapshot, the policy evaluation.
     pub source: String,
+    /// What it says.
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What to change, with the real ARNs filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Remediation {
+    /// One sentence.
     pub summary: String,
+    /// What to do, in order.
     pub steps: Vec<String>,
     /// The corrected policy statement, as JSON text.
     #[serde(skip_serializing_if = "Option::is_none")]

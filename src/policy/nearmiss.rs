@@ -25,12 +25,15 @@ pub enum Reason {
 }
 
 /// Names one statement: the policy, its `Sid` if any, and its position.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatementRef {
+    /// The policy: a managed policy ARN, `inline:NAME`, or the key policy.
     pub policy: String,
+    /// The statement's Sid, if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The statement's position in the policy, from 0.
     pub index: usize,
 }
 

@@ -19,7 +19,9 @@ pub use scanner::Scanner;
 use serde::Serialize;
 
 /// What kind of failure a signal reports (contract §5 categories).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+)]
 pub enum Category {
     /// `iam:PassRole` refused.
     PassRoleDenied,
