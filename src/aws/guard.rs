@@ -173,7 +173,11 @@ pub fn classify(code: Option<&str>) -> Outcome {
             | "AccessDeniedException"
             | "UnauthorizedOperation"
             | "AuthFailure"
-            | "UnrecognizedClientException",
+            | "UnrecognizedClientException"
+            | "InvalidClientTokenId"
+            | "ExpiredToken"
+            | "ExpiredTokenException"
+            | "OptInRequired",
         ) => Outcome::Denied,
         _ => Outcome::Error,
     }

@@ -119,6 +119,18 @@ impl Live {
             .role()
             .ok_or_else(|| missing("iam", "GetRole", "Role"))?;
         let arn = role.arn().to_string();
+        let account = |a: &str| Arn::parse(a).map(|a| a.account.to_string());
+        if account(role_arn).is_some() && account(&arn) != account(role_arn) {
+            // GetRole takes a name: the doctor's own account answered for another one.
+            return Err(AwsError {
+                service: "iam",
+                operation: "GetRole",
+                outcome: super::guard::Outcome::Denied,
+                message: format!(
+                    "{role_arn} is in another account than the doctor's credentials ({arn} answered); read it with a snapshot or credentials of that account"
+                ),
+            });
+        }
         let boundary = role
             .permissions_boundary()
             .and_then(|b| b.permissions_boundary_arn())
@@ -310,6 +322,7 @@ impl Live {
             .map(str::to_string)
             .or_else(|| Arn::parse(&arn).map(|a| a.account.to_string()))
             .unwrap_or_default();
+        let mut unreadable = Vec::new();
         let mut grants = Some(Vec::new());
         let mut marker: Option<String> = None;
         loop {
@@ -348,7 +361,8 @@ impl Live {
                         break;
                     }
                 }
-                Err(_) => {
+                Err(e) => {
+                    unreadable.push(e.to_string());
                     grants = None;
                     break;
                 }
@@ -364,10 +378,21 @@ impl Live {
             })
             .await
         {
-            Ok(out) => out
+            Ok(out) => match out
                 .policy()
-                .and_then(|p| Policy::parse(&format!("key policy of {arn}"), p).ok()),
-            Err(_) => None,
+                .map(|p| Policy::parse(&format!("key policy of {arn}"), p))
+            {
+                Some(Ok(policy)) => Some(policy),
+                Some(Err(e)) => {
+                    unreadable.push(format!("kms:GetKeyPolicy: unreadable key policy: {e}"));
+                    None
+                }
+                None => None,
+            },
+            Err(e) => {
+                unreadable.push(e.to_string());
+                None
+            }
         };
         Ok(KeyFacts {
             key_id: m.key_id().to_string(),
@@ -378,6 +403,7 @@ impl Live {
             grants,
             policy,
             source,
+            unreadable,
             arn,
         })
     }
@@ -402,17 +428,31 @@ impl Live {
 
     /// `ec2:DescribeInstances` as the AWS CLI prints it, so the scanner reads it like a file.
     pub async fn describe_instances(&self, ids: &[String]) -> Result<serde_json::Value, AwsError> {
-        let out = self
-            .guard
-            .call("ec2", "DescribeInstances", || {
-                self.ec2
-                    .describe_instances()
-                    .set_instance_ids(Some(ids.to_vec()))
-                    .send()
-            })
-            .await?;
-        let reservations: Vec<serde_json::Value> = out
-            .reservations()
+        // A filter, not InstanceIds: one instance gone must not fail the whole batch.
+        let filter = aws_sdk_ec2::types::Filter::builder()
+            .name("instance-id")
+            .set_values(Some(ids.to_vec()))
+            .build();
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .guard
+                .call("ec2", "DescribeInstances", || {
+                    self.ec2
+                        .describe_instances()
+                        .filters(filter.clone())
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await?;
+            found.extend(out.reservations().iter().cloned());
+            token = out.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        let reservations: Vec<serde_json::Value> = found
             .iter()
             .map(|r| {
                 let instances: Vec<serde_json::Value> = r

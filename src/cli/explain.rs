@@ -54,12 +54,8 @@ pub fn run(args: &ExplainArgs, out: &mut impl Write) -> Result<(), Failure> {
     for name in inputs {
         scan_input(&scanner, name, &mut obs)?;
     }
-    for w in &obs.warnings {
-        eprintln!(
-            "karpenter-doctor: warning: {}:{}: {}",
-            w.origin.file, w.origin.line, w.message
-        );
-    }
+    warn(&obs.warnings);
+    let scanned = obs.warnings.len();
     let items = if args.live {
         let fetched = live_facts(args, &scanner, &mut obs)?;
         let overlay = crate::facts::Overlay {
@@ -70,12 +66,8 @@ pub fn run(args: &ExplainArgs, out: &mut impl Write) -> Result<(), Failure> {
     } else {
         diagnose::diagnose(&obs, &facts, args.controller_role.as_deref())
     };
-    for w in &obs.warnings {
-        eprintln!(
-            "karpenter-doctor: warning: {}:{}: {}",
-            w.origin.file, w.origin.line, w.message
-        );
-    }
+    // Only what the live lookups added (DescribeInstances) is new.
+    warn(&obs.warnings[scanned..]);
     let written = match args.output {
         Output::Json => serde_json::to_writer_pretty(&mut *out, &List::new(items))
             .map_err(std::io::Error::from)
@@ -170,4 +162,13 @@ fn load_facts(args: &ExplainArgs) -> Result<SnapshotFacts, Failure> {
         facts.kms.push((path.clone(), keys));
     }
     Ok(facts)
+}
+
+fn warn(warnings: &[crate::signal::Warning]) {
+    for w in warnings {
+        eprintln!(
+            "karpenter-doctor: warning: {}:{}: {}",
+            w.origin.file, w.origin.line, w.message
+        );
+    }
 }

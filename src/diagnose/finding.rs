@@ -33,12 +33,14 @@ pub enum Fix {
     },
     /// Add a statement to the role (no statement of its policies comes close).
     AddStatement { role: String, statement: Value },
-    /// Let the permissions boundary allow the action.
+    /// Let the permissions boundary allow the action (or, when AWS named an explicit deny
+    /// there, narrow the boundary's Deny: no Allow overrides it).
     Boundary {
         role: String,
         boundary: Option<String>,
         action: String,
         resource: String,
+        explicit_deny: bool,
     },
     /// An organization SCP must change.
     Scp { account: String, action: String },

@@ -167,6 +167,7 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
     )];
     let mut denied: Option<(Explanation, Request)> = None;
     let mut organizations_deny = false;
+    let mut disagrees = false;
     for (label, ctx) in contexts {
         let req = Request::new(case.caller, case.action, case.resource()).with_context(ctx);
         let e = set.explain(&req);
@@ -187,6 +188,17 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
             Lookup::Found(sim) => {
                 organizations_deny |= sim.allowed_by_organizations == Some(false);
                 evidence_lines.push(evidence("iam:SimulatePrincipalPolicy", simulation_line(&sim, &label)));
+                if (sim.decision == "allowed") != (e.decision == Decision::Allowed) {
+                    disagrees = true;
+                    evidence_lines.push(evidence(
+                        "iam:SimulatePrincipalPolicy",
+                        format!(
+                            "IAM's simulation{label} ({}) disagrees with the engine's evaluation of the fetched documents ({}): a layer the documents do not show, or facts that changed",
+                            sim.decision,
+                            decision_word(e.decision)
+                        ),
+                    ));
+                }
             }
             Lookup::Unknown(why) => evidence_lines.push(evidence(
                 "iam:SimulatePrincipalPolicy",
@@ -267,7 +279,11 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
         finding.evidence = evidence_lines;
         return finding;
     };
-    confirmed(case, policies, &set, explanation, &req, evidence_lines)
+    let mut finding = confirmed(case, policies, &set, explanation, &req, evidence_lines);
+    if disagrees {
+        finding.confidence = Confidence::Inferred;
+    }
+    finding
 }
 
 /// Whether the layer AWS named as refusing lies outside what the engine evaluated: SCPs,
@@ -395,6 +411,7 @@ fn confirmed(
                     boundary: set.boundary.as_ref().map(|b| b.name.clone()),
                     action: case.action.into(),
                     resource: case.resource().into(),
+                    explicit_deny: false,
                 },
             },
         ),
@@ -467,6 +484,7 @@ fn from_text(case: &IamCase<'_>) -> Finding {
                 boundary: None,
                 action: case.action.into(),
                 resource: case.resource().into(),
+                explicit_deny: case.layer == Some(PolicyLayer::BoundaryExplicitDeny),
             },
         ),
         other => (

@@ -217,8 +217,9 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
     }
 }
 
-/// Whether the key policy or a grant lets `principal` call `kms:<op>`; `None` when the policy
-/// is unknown and no grant covers it.
+/// Whether the key policy or a grant lets `principal` call `kms:<op>`; `None` when no grant
+/// covers it and the policy is unknown, or the policy does not allow it and the grants are
+/// unknown.
 fn key_side_allows(key: &KeyFacts, principal: &str, op: &str, case: &KmsCase<'_>) -> Option<bool> {
     let granted = key.grants.as_ref().map(|grants| {
         grants.iter().any(|g| {
@@ -237,7 +238,13 @@ fn key_side_allows(key: &KeyFacts, principal: &str, op: &str, case: &KmsCase<'_>
         scps: None,
         resource: Some(policy.clone()),
     };
-    Some(set.decide(&request(principal, &format!("kms:{op}"), &key.arn, case)) == Decision::Allowed)
+    let by_policy = set.decide(&request(principal, &format!("kms:{op}"), &key.arn, case));
+    match (by_policy, granted) {
+        (Decision::Allowed, _) => Some(true),
+        // Unknown grants may still allow what the key policy does not.
+        (_, None) => None,
+        (_, Some(_)) => Some(false),
+    }
 }
 
 /// The request EC2 makes with the launching principal's credentials.
@@ -277,7 +284,11 @@ fn key_side_line(key: &KeyFacts, principal: &str, denied: &[String], unknown: &[
         (false, _) => format!("the key side does not allow {}", denied.join(", ")),
         (true, false) => format!("no grant covers {}", unknown.join(", ")),
     };
-    format!("{grants}; {policy}; {verdict}")
+    let mut line = format!("{grants}; {policy}; {verdict}");
+    for why in &key.unreadable {
+        line += &format!("; {why}");
+    }
+    line
 }
 
 /// No facts on the key: a key in another account than the launching principal is the classic

@@ -79,9 +79,27 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
         }
         Fix::Boundary {
             role,
+            action,
+            resource,
+            explicit_deny: true,
+            ..
+        } => {
+            r.summary = format!(
+                "Narrow the Deny in the permissions boundary of {role} that matches {action}"
+            );
+            r.steps.push(format!("AWS named an explicit deny in the permissions boundary: no Allow can override it. In the boundary policy the first command names, find the Deny statement whose Action and Resource match {action} on {resource}, and remove it or narrow it so that Karpenter's call no longer matches."));
+            r.commands.push(format!(
+                "aws iam get-role --role-name {} --query Role.PermissionsBoundary.PermissionsBoundaryArn --output text",
+                role_name(role)
+            ));
+            r.commands.push("aws iam get-policy-version --policy-arn <boundary ARN from the command above> --version-id \"$(aws iam get-policy --policy-arn <boundary ARN> --query Policy.DefaultVersionId --output text)\" --query 'PolicyVersion.Document.Statement[?Effect==`Deny`]'".into());
+        }
+        Fix::Boundary {
+            role,
             boundary,
             action,
             resource,
+            ..
         } => {
             r.summary = format!("Let the permissions boundary of {role} allow {action}");
             let statement = json!({"Sid": "KarpenterDoctorBoundary", "Effect": "Allow", "Action": action, "Resource": resource});

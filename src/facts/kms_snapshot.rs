@@ -21,6 +21,8 @@ pub struct KeyFacts {
     pub policy: Option<Policy>,
     /// Where the facts come from (`kms snapshot FILE`, `live KMS`), for evidence lines.
     pub source: String,
+    /// Why the grants or the policy are unknown, where a lookup failed (live facts).
+    pub unreadable: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -103,6 +105,7 @@ pub fn parse(text: &str) -> Result<Vec<KeyFacts>, ParseError> {
                 grants: entry.grants,
                 policy,
                 source: "kms snapshot".into(),
+                unreadable: Vec::new(),
                 arn: m.arn,
                 key_id: m.key_id,
             })
