@@ -91,10 +91,7 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
             case,
         );
     };
-    let key_side: Vec<(&str, Option<bool>)> = EBS_OPERATIONS
-        .iter()
-        .map(|op| (*op, key_side_allows(&found, principal, op, case)))
-        .collect();
+    let key_side = key_side(&found, principal, case);
     let denied: Vec<String> = key_side
         .iter()
         .filter(|(_, a)| *a == Some(false))
@@ -215,6 +212,19 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
             )
         }
     }
+}
+
+/// For each operation EBS needs, whether the key side lets `principal` call it (`None`:
+/// unknown).
+pub fn key_side(
+    key: &KeyFacts,
+    principal: &str,
+    case: &KmsCase<'_>,
+) -> Vec<(&'static str, Option<bool>)> {
+    EBS_OPERATIONS
+        .iter()
+        .map(|op| (*op, key_side_allows(key, principal, op, case)))
+        .collect()
 }
 
 /// Whether the key policy or a grant lets `principal` call `kms:<op>`; `None` when no grant

@@ -5,6 +5,7 @@ pub mod finding;
 pub mod group;
 pub mod iam;
 pub mod kms;
+pub mod lifecycle;
 pub mod model;
 pub mod remedy;
 pub mod time;

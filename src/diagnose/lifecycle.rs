@@ -1,0 +1,171 @@
+//! How a Diagnosis moves over time, as plain functions: re-checking its root cause against
+//! fresh facts, the Resolved condition (fix verified, not recurring, recurred), metav1 rules.
+
+use super::iam::request_contexts;
+use super::kms::{KmsCase, key_side};
+use super::model::{Condition, DiagnosisSpec};
+use crate::facts::{Facts, Lookup};
+use crate::partition::Partition;
+use crate::policy::{Decision, PolicySet, Request};
+use crate::signal::Category;
+
+/// A failure that has not been seen for this long is `Resolved=True NotRecurring`.
+pub const NOT_RECURRING_AFTER_MS: i64 = 3_600_000;
+
+/// What re-checking a root cause against the facts of now says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    /// The facts now allow what failed.
+    Fixed(String),
+    /// The facts still refuse it.
+    StillFailing(String),
+    /// The facts cannot tell (not readable, or not enough named in the spec).
+    Unknown(String),
+}
+
+/// Re-checks the root cause a Diagnosis names: the IAM request against the role's policies
+/// now (for `iam:PassRole`, with every EC2 principal of the partition), or the KMS key's state
+/// and key side now.
+pub fn verify(spec: &DiagnosisSpec, facts: &dyn Facts) -> Verification {
+    let partition = spec
+        .partition
+        .as_deref()
+        .and_then(Partition::by_id)
+        .unwrap_or_else(|| Partition::of_region(spec.region.as_deref().unwrap_or("")));
+    let Some(principal) = spec.principal_arn.as_deref() else {
+        return Verification::Unknown("the Diagnosis names no principal".into());
+    };
+    if spec.category == Category::KmsKeyUnusable {
+        return verify_key(spec, principal, partition, facts);
+    }
+    let Some(action) = spec.action.as_deref() else {
+        return Verification::Unknown("the Diagnosis names no action".into());
+    };
+    let resource = spec.resource_arn.as_deref().unwrap_or("*");
+    let policies = match facts.principal(principal) {
+        Lookup::Found(p) => p,
+        Lookup::Absent(why) | Lookup::Unknown(why) => return Verification::Unknown(why),
+    };
+    let set = PolicySet {
+        identity: policies.identity,
+        boundary: policies.boundary,
+        scps: None,
+        resource: None,
+    };
+    let refused: Vec<String> = request_contexts(action, partition)
+        .into_iter()
+        .filter(|(_, ctx)| {
+            let req = Request::new(principal, action, resource).with_context(ctx.clone());
+            set.decide(&req) != Decision::Allowed
+        })
+        .map(|(label, _)| label)
+        .collect();
+    if refused.is_empty() {
+        Verification::Fixed(format!(
+            "the policies of {principal} now allow {action} on {resource}"
+        ))
+    } else {
+        Verification::StillFailing(format!(
+            "the policies of {principal} still refuse {action} on {resource}{}",
+            refused.join(",")
+        ))
+    }
+}
+
+fn verify_key(
+    spec: &DiagnosisSpec,
+    principal: &str,
+    partition: &'static Partition,
+    facts: &dyn Facts,
+) -> Verification {
+    let Some(key) = spec.kms_key_arn.as_deref() else {
+        return Verification::Unknown("the Diagnosis names no KMS key".into());
+    };
+    let found = match facts.key(key) {
+        Lookup::Found(k) => k,
+        Lookup::Absent(why) | Lookup::Unknown(why) => return Verification::Unknown(why),
+    };
+    if found.state != "Enabled" {
+        return Verification::StillFailing(format!("KMS key {key} is {}", found.state));
+    }
+    let case = KmsCase {
+        key: Some(key),
+        principal: Some(principal),
+        region: spec.region.as_deref(),
+        partition,
+    };
+    let side = key_side(&found, principal, &case);
+    let refused: Vec<String> = side
+        .iter()
+        .filter(|(_, a)| *a == Some(false))
+        .map(|(op, _)| format!("kms:{op}"))
+        .collect();
+    if !refused.is_empty() {
+        return Verification::StillFailing(format!(
+            "the key side of {key} still refuses {principal} {}",
+            refused.join(", ")
+        ));
+    }
+    if side.iter().any(|(_, a)| a.is_none()) {
+        return Verification::Unknown(format!("the grants or key policy of {key} are unknown"));
+    }
+    Verification::Fixed(format!(
+        "KMS key {key} is Enabled and its key policy or grants let {principal} use it"
+    ))
+}
+
+/// The Resolved condition's status, reason and message now. A fix verified after the last
+/// failure resolves it; so does an hour without the failure; a failure seen after the
+/// Diagnosis was resolved reopens it until it is quiet again.
+pub fn resolved(
+    verification: &Verification,
+    previous: Option<&Condition>,
+    last_seen_ms: Option<i64>,
+    now_ms: i64,
+) -> (&'static str, &'static str, String) {
+    let resolved_at = previous
+        .filter(|c| c.status == "True")
+        .and_then(|c| crate::policy::typed::date(&c.last_transition_time));
+    let recurred = matches!((resolved_at, last_seen_ms), (Some(at), Some(seen)) if seen > at);
+    let quiet = last_seen_ms.is_some_and(|seen| now_ms - seen >= NOT_RECURRING_AFTER_MS);
+    match verification {
+        _ if quiet => (
+            "True",
+            "NotRecurring",
+            format!(
+                "not seen since {}",
+                super::time::format(last_seen_ms.unwrap_or_default())
+            ),
+        ),
+        _ if recurred => (
+            "False",
+            "Recurred",
+            format!(
+                "seen again at {} after it was resolved",
+                super::time::format(last_seen_ms.unwrap_or_default())
+            ),
+        ),
+        Verification::Fixed(detail) => ("True", "FixVerified", detail.clone()),
+        Verification::StillFailing(detail) => ("False", "FailureObserved", detail.clone()),
+        Verification::Unknown(why) => (
+            "False",
+            "FailureObserved",
+            format!("the fix could not be verified: {why}"),
+        ),
+    }
+}
+
+/// metav1 rules: each desired condition keeps the previous `lastTransitionTime` when its
+/// status did not change, and takes `now` when it did (or is new).
+pub fn transition(previous: &[Condition], desired: Vec<Condition>, now: &str) -> Vec<Condition> {
+    desired
+        .into_iter()
+        .map(|mut c| {
+            c.last_transition_time = match previous.iter().find(|p| p.type_ == c.type_) {
+                Some(p) if p.status == c.status => p.last_transition_time.clone(),
+                _ => now.to_string(),
+            };
+            c
+        })
+        .collect()
+}

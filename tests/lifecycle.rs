@@ -1,0 +1,200 @@
+//! The controller's view of time, as pure functions: re-checking a Diagnosis's root cause
+//! against fresh facts (the seed stories before and after their fix), and the Resolved and
+//! metav1 transition rules.
+
+use karpenter_doctor::diagnose::lifecycle::{
+    NOT_RECURRING_AFTER_MS, Verification, resolved, transition, verify,
+};
+use karpenter_doctor::diagnose::model::{Condition, DiagnosisSpec};
+use karpenter_doctor::facts::SnapshotFacts;
+use karpenter_doctor::facts::iam_snapshot::IamSnapshot;
+use karpenter_doctor::facts::kms_snapshot;
+use karpenter_doctor::signal::Category;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn spec(category: Category, fields: &[(&str, &str)]) -> DiagnosisSpec {
+    let get = |k: &str| {
+        fields
+            .iter()
+            .find(|(f, _)| *f == k)
+            .map(|(_, v)| v.to_string())
+    };
+    DiagnosisSpec {
+        category,
+        error_code: None,
+        principal_arn: get("principal"),
+        action: get("action"),
+        resource_arn: get("resource"),
+        kms_key_arn: get("key"),
+        partition: get("partition"),
+        region: get("region"),
+        node_pool: None,
+        node_class: None,
+    }
+}
+
+fn china() -> DiagnosisSpec {
+    spec(
+        Category::PassRoleDenied,
+        &[
+            (
+                "principal",
+                "arn:aws-cn:iam::111122223333:role/KarpenterController-demo",
+            ),
+            ("action", "iam:PassRole"),
+            (
+                "resource",
+                "arn:aws-cn:iam::111122223333:role/Karpenter-demo-20240604092512345600000001",
+            ),
+            ("partition", "aws-cn"),
+        ],
+    )
+}
+
+fn iam_facts(text: &str) -> SnapshotFacts {
+    SnapshotFacts {
+        iam: vec![("iam.json".into(), IamSnapshot::parse(text).unwrap())],
+        ..SnapshotFacts::default()
+    }
+}
+
+fn seed(path: &str) -> String {
+    std::fs::read_to_string(format!("{ROOT}/examples/{path}")).unwrap()
+}
+
+#[test]
+fn the_china_story_is_still_failing_until_both_principals_are_allowed() {
+    let before = seed("china-passrole/iam-snapshot.json");
+    let v = verify(&china(), &iam_facts(&before));
+    assert!(
+        matches!(&v, Verification::StillFailing(d) if d.contains("with iam:PassedToService=ec2.amazonaws.com.cn")),
+        "{v:?}"
+    );
+    // The fix of the remediation: both principals in the condition.
+    let fixed = before.replace(
+        r#""iam:PassedToService": "ec2.amazonaws.com""#,
+        r#""iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]"#,
+    );
+    assert_ne!(fixed, before, "the fixture still has the broken condition");
+    let v = verify(&china(), &iam_facts(&fixed));
+    assert!(matches!(v, Verification::Fixed(_)), "{v:?}");
+    // Only the China principal: still broken, the instance-profile step needs the other.
+    let half = before.replace(
+        r#""iam:PassedToService": "ec2.amazonaws.com""#,
+        r#""iam:PassedToService": "ec2.amazonaws.com.cn""#,
+    );
+    let v = verify(&china(), &iam_facts(&half));
+    assert!(
+        matches!(&v, Verification::StillFailing(d) if d.ends_with("with iam:PassedToService=ec2.amazonaws.com")),
+        "{v:?}"
+    );
+    let v = verify(&china(), &SnapshotFacts::default());
+    assert!(matches!(v, Verification::Unknown(_)), "no facts: {v:?}");
+}
+
+fn cmk() -> DiagnosisSpec {
+    spec(
+        Category::KmsKeyUnusable,
+        &[
+            (
+                "principal",
+                "arn:aws:iam::111122223333:role/KarpenterController-demo",
+            ),
+            (
+                "key",
+                "arn:aws:kms:us-east-1:444455556666:key/1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+            ),
+            ("partition", "aws"),
+            ("region", "us-east-1"),
+        ],
+    )
+}
+
+fn kms_facts(text: &str) -> SnapshotFacts {
+    SnapshotFacts {
+        kms: vec![("kms.json".into(), kms_snapshot::parse(text).unwrap())],
+        ..SnapshotFacts::default()
+    }
+}
+
+#[test]
+fn the_cross_account_key_is_fixed_by_a_grant_to_the_controller_role() {
+    let before = seed("cross-account-cmk/kms-snapshot.json");
+    let v = verify(&cmk(), &kms_facts(&before));
+    assert!(matches!(v, Verification::StillFailing(_)), "{v:?}");
+    let mut doc: serde_json::Value = serde_json::from_str(&before).unwrap();
+    doc["Keys"][0]["Grants"].as_array_mut().unwrap().push(serde_json::json!({
+        "GrantId": "g-fix", "GranteePrincipal": "arn:aws:iam::111122223333:role/KarpenterController-demo",
+        "Operations": ["Decrypt", "ReEncryptFrom", "ReEncryptTo", "GenerateDataKeyWithoutPlaintext", "CreateGrant", "DescribeKey"]}));
+    let v = verify(&cmk(), &kms_facts(&doc.to_string()));
+    assert!(matches!(v, Verification::Fixed(_)), "{v:?}");
+    doc["Keys"][0]["KeyMetadata"]["KeyState"] = serde_json::json!("Disabled");
+    let v = verify(&cmk(), &kms_facts(&doc.to_string()));
+    assert!(
+        matches!(&v, Verification::StillFailing(d) if d.ends_with("is Disabled")),
+        "{v:?}"
+    );
+}
+
+fn condition(status: &str, at: &str) -> Condition {
+    Condition {
+        type_: "Resolved".into(),
+        status: status.into(),
+        reason: String::new(),
+        message: String::new(),
+        last_transition_time: at.into(),
+    }
+}
+
+const T0: i64 = 1_717_491_600_000; // 2024-06-04T09:00:00Z
+
+#[test]
+fn resolved_follows_the_fix_the_quiet_hour_and_recurrences() {
+    let fixed = Verification::Fixed("allowed now".into());
+    let failing = Verification::StillFailing("still refused".into());
+    let (s, r, _) = resolved(&failing, None, Some(T0), T0 + 60_000);
+    assert_eq!((s, r), ("False", "FailureObserved"));
+    let (s, r, m) = resolved(&fixed, None, Some(T0), T0 + 60_000);
+    assert_eq!((s, r, m.as_str()), ("True", "FixVerified", "allowed now"));
+    let (s, r, m) = resolved(&failing, None, Some(T0), T0 + NOT_RECURRING_AFTER_MS);
+    assert_eq!((s, r), ("True", "NotRecurring"));
+    assert_eq!(m, "not seen since 2024-06-04T09:00:00Z");
+    let (s, r, _) = resolved(&failing, None, Some(T0), T0 + NOT_RECURRING_AFTER_MS - 1);
+    assert_eq!((s, r), ("False", "FailureObserved"));
+    // Resolved at 09:30, seen again at 09:40: reopened, even though the facts look fixed.
+    let was = condition("True", "2024-06-04T09:30:00Z");
+    let (s, r, m) = resolved(&fixed, Some(&was), Some(T0 + 40 * 60_000), T0 + 45 * 60_000);
+    assert_eq!((s, r), ("False", "Recurred"));
+    assert_eq!(
+        m,
+        "seen again at 2024-06-04T09:40:00Z after it was resolved"
+    );
+    // Seen before the resolution: it stays resolved.
+    let (s, r, _) = resolved(&fixed, Some(&was), Some(T0 + 20 * 60_000), T0 + 45 * 60_000);
+    assert_eq!((s, r), ("True", "FixVerified"));
+}
+
+#[test]
+fn last_transition_time_changes_only_when_the_status_flips() {
+    let previous = vec![condition("False", "2024-06-04T09:00:00Z")];
+    let same = transition(
+        &previous,
+        vec![condition("False", "")],
+        "2024-06-04T10:00:00Z",
+    );
+    assert_eq!(same[0].last_transition_time, "2024-06-04T09:00:00Z");
+    let flipped = transition(
+        &previous,
+        vec![condition("True", "")],
+        "2024-06-04T10:00:00Z",
+    );
+    assert_eq!(flipped[0].last_transition_time, "2024-06-04T10:00:00Z");
+    let mut other = condition("True", "");
+    other.type_ = "Diagnosed".into();
+    let new = transition(&previous, vec![other], "2024-06-04T10:00:00Z");
+    assert_eq!(
+        new[0].last_transition_time, "2024-06-04T10:00:00Z",
+        "a new type starts now"
+    );
+}
