@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ORACLE_DIR ?= $(CURDIR)/.oracle
 export ORACLE_DIR
 
-.PHONY: demo test lint unit oracle moto bench fuzz crd
+.PHONY: demo test lint unit oracle moto kmock bench fuzz crd
 
 CHINA := examples/china-passrole
 CMK := examples/cross-account-cmk
@@ -22,8 +22,9 @@ demo:
 
 ## test: the whole suite — lint, unit and integration tests, the differential test against
 ## the independent IAM evaluator (installed into .oracle/ first), the live-AWS tests against
-## the moto emulator (installed into .venv-moto/ first).
-test: lint oracle moto unit
+## the moto emulator (installed into .venv-moto/ first), the controller end to end against a
+## Kubernetes API double (kmock, installed into .venv-kmock/ first).
+test: lint oracle moto kmock unit
 
 lint:
 	cargo fmt --check
@@ -37,6 +38,9 @@ oracle:
 
 moto:
 	bash tests/aws/install-moto.sh "$(CURDIR)/.venv-moto"
+
+kmock:
+	bash tests/kube/install-kmock.sh "$(CURDIR)/.venv-kmock"
 
 ## bench: evaluations per second of the IAM engine; explain's scan against grep on a
 ## generated 256 MB Karpenter log (not part of `test`).

@@ -1,11 +1,8 @@
 //! `karpenter-doctor explain`: scan pasted logs and kubectl / AWS CLI output, load the fact
 //! snapshots, diagnose, and print the report (text) or the Diagnosis list (json, yaml).
 
-use super::{Failure, Output, read_file, report};
+use super::{Failure, Output, report};
 use crate::diagnose::{self, model::List};
-use crate::facts::SnapshotFacts;
-use crate::facts::iam_snapshot::IamSnapshot;
-use crate::facts::kms_snapshot;
 use crate::signal::{Observations, Scanner};
 use clap::Args;
 use std::io::{IsTerminal, Read, Write};
@@ -16,15 +13,8 @@ pub struct ExplainArgs {
     /// `-` reads standard input.
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
-    /// `aws iam get-account-authorization-details` output for one account (repeatable).
-    #[arg(long = "iam-snapshot", value_name = "FILE")]
-    pub iam_snapshots: Vec<String>,
-    /// KMS facts, contract §4 (repeatable).
-    #[arg(long = "kms-snapshot", value_name = "FILE")]
-    pub kms_snapshots: Vec<String>,
-    /// The role Karpenter's controller runs as, where no input names it.
-    #[arg(long, value_name = "ARN")]
-    pub controller_role: Option<String>,
+    #[command(flatten)]
+    pub facts: super::fact_args::FactArgs,
     /// Look facts up in AWS with the default credential chain (snapshots, where given, win).
     #[arg(long)]
     pub live: bool,
@@ -42,7 +32,7 @@ pub struct ExplainArgs {
 const PROGRESS_ABOVE: u64 = 64 << 20;
 
 pub fn run(args: &ExplainArgs, out: &mut impl Write) -> Result<(), Failure> {
-    let facts = load_facts(args)?;
+    let facts = args.facts.load()?;
     let scanner = Scanner::new()
         .map_err(|e| Failure(format!("the shipped recognition rules are invalid: {e}")))?;
     let mut obs = Observations::default();
@@ -62,9 +52,9 @@ pub fn run(args: &ExplainArgs, out: &mut impl Write) -> Result<(), Failure> {
             first: &facts,
             then: &fetched,
         };
-        diagnose::diagnose(&obs, &overlay, args.controller_role.as_deref())
+        diagnose::diagnose(&obs, &overlay, args.facts.controller_role.as_deref())
     } else {
-        diagnose::diagnose(&obs, &facts, args.controller_role.as_deref())
+        diagnose::diagnose(&obs, &facts, args.facts.controller_role.as_deref())
     };
     // Only what the live lookups added (DescribeInstances) is new.
     warn(&obs.warnings[scanned..]);
@@ -136,7 +126,8 @@ fn live_facts(
             }
         }
         let facts =
-            crate::aws::gather::gather(&live, scanner, obs, args.controller_role.as_deref()).await;
+            crate::aws::gather::gather(&live, scanner, obs, args.facts.controller_role.as_deref())
+                .await;
         if args.verbose {
             for ((service, operation, outcome), n) in live.guard.counts() {
                 eprintln!(
@@ -147,21 +138,6 @@ fn live_facts(
         }
         Ok(facts)
     })
-}
-
-fn load_facts(args: &ExplainArgs) -> Result<SnapshotFacts, Failure> {
-    let mut facts = SnapshotFacts::default();
-    for path in &args.iam_snapshots {
-        let snapshot = IamSnapshot::parse(&read_file(path)?)
-            .map_err(|e| Failure(format!("{path}: invalid IAM snapshot: {e}")))?;
-        facts.iam.push((path.clone(), snapshot));
-    }
-    for path in &args.kms_snapshots {
-        let keys = kms_snapshot::parse(&read_file(path)?)
-            .map_err(|e| Failure(format!("{path}: invalid KMS snapshot: {e}")))?;
-        facts.kms.push((path.clone(), keys));
-    }
-    Ok(facts)
 }
 
 fn warn(warnings: &[crate::signal::Warning]) {

@@ -2,7 +2,9 @@
 //! each subcommand's module reads its inputs, calls the pure core and renders the result.
 
 pub mod aws_args;
+pub mod controller;
 pub mod explain;
+pub mod fact_args;
 pub mod report;
 pub mod simulate;
 pub mod snapshot;
@@ -29,6 +31,8 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Fetch IAM or KMS facts from AWS and write them as snapshot files for offline `explain`.
     Snapshot(snapshot::SnapshotArgs),
+    /// Run the controller: watch Karpenter's objects and logs, write Diagnoses.
+    Controller(controller::ControllerArgs),
     /// Print the `Diagnosis` CustomResourceDefinition as YAML.
     Crd,
 }
@@ -77,6 +81,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Explain(args) => explain::run(&args, &mut std::io::stdout().lock()),
         Command::Simulate(args) => simulate::run(&args, &mut std::io::stdout().lock()),
         Command::Snapshot(args) => snapshot::run(&args, &mut std::io::stdout().lock()),
+        Command::Controller(args) => controller::run(&args),
         Command::Crd => finish(std::io::Write::write_all(
             &mut std::io::stdout().lock(),
             crate::cluster::crd::yaml().as_bytes(),

@@ -1,4 +1,11 @@
-//! The edge to Kubernetes: the `Diagnosis` CustomResourceDefinition generated from the core's
-//! Rust types (one source of truth for `kubectl explain` and the controller).
+//! The edge to Kubernetes: the `Diagnosis` CRD generated from the core's Rust types, and the
+//! controller that watches Karpenter's objects and logs and writes Diagnoses.
 
+pub mod controller;
 pub mod crd;
+pub mod http;
+pub mod log;
+pub mod logs;
+pub mod metrics;
+pub mod resources;
+pub mod writer;

@@ -1,0 +1,67 @@
+//! `karpenter-doctor controller`: the options of contract §1, turned into the controller's
+//! settings; the snapshots load as for `explain`, live AWS lookups fill in the rest.
+
+use super::Failure;
+use super::aws_args::AwsArgs;
+use crate::cluster::controller::{self, Settings};
+use clap::Args;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Snapshots replace live lookups for what they hold.
+    #[command(flatten)]
+    pub facts: super::fact_args::FactArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Where `/metrics` is served.
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    pub metrics_bind_address: String,
+    /// Where `/healthz` and `/readyz` are served.
+    #[arg(long, default_value = "0.0.0.0:8081", value_name = "ADDR")]
+    pub health_probe_bind_address: String,
+    /// Elect one active replica with a coordination.k8s.io/v1 Lease.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// The namespace Karpenter runs in.
+    #[arg(long, default_value = "kube-system", value_name = "NS")]
+    pub karpenter_namespace: String,
+    /// The pods whose logs are read.
+    #[arg(
+        long,
+        default_value = "app.kubernetes.io/name=karpenter",
+        value_name = "SELECTOR"
+    )]
+    pub karpenter_selector: String,
+    /// Quiet time after a change before diagnosing, in milliseconds.
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    pub debounce_ms: u64,
+    /// error, warn, info or debug.
+    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    pub log_level: String,
+}
+
+pub fn run(args: &ControllerArgs) -> Result<(), Failure> {
+    crate::cluster::log::set_level(&args.log_level).map_err(Failure)?;
+    if args.leader_elect {
+        return Err(Failure(
+            "--leader-elect is not implemented yet: run one replica".into(),
+        ));
+    }
+    let snapshots = args.facts.load()?;
+    let settings = Settings {
+        karpenter_namespace: args.karpenter_namespace.clone(),
+        karpenter_selector: args.karpenter_selector.clone(),
+        controller_role: args.facts.controller_role.clone(),
+        metrics_address: args.metrics_bind_address.clone(),
+        health_address: args.health_probe_bind_address.clone(),
+        debounce: Duration::from_millis(args.debounce_ms),
+        aws: args.aws.options(),
+        snapshots,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(controller::run(settings)).map_err(Failure)
+}
