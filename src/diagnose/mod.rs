@@ -41,6 +41,25 @@ pub struct Questions {
     pub images: std::collections::BTreeSet<String>,
 }
 
+/// The controller role (given, or from the ServiceAccount; resolved to its path through the
+/// facts) and every signal resolved into an incident.
+fn resolve<'a>(
+    obs: &'a Observations,
+    facts: &dyn Facts,
+    controller_role: Option<&str>,
+) -> (Option<String>, Vec<Incident<'a>>) {
+    let controller = controller_role
+        .map(str::to_string)
+        .or_else(|| obs.controller_roles.first().cloned())
+        .map(|c| resolve_role(&c, facts));
+    let incidents = obs
+        .signals
+        .iter()
+        .map(|s| incident(s, obs, facts, controller.as_deref()))
+        .collect();
+    (controller, incidents)
+}
+
 /// The lookups diagnosing `obs` would use, given what `facts` already hold (roles are resolved
 /// through them, so simulations name the role with its path once it has been fetched).
 pub fn questions(
@@ -48,15 +67,7 @@ pub fn questions(
     facts: &dyn Facts,
     controller_role: Option<&str>,
 ) -> Questions {
-    let controller = controller_role
-        .map(str::to_string)
-        .or_else(|| obs.controller_roles.first().cloned());
-    let controller = controller.map(|c| resolve_role(&c, facts));
-    let incidents: Vec<Incident<'_>> = obs
-        .signals
-        .iter()
-        .map(|s| incident(s, obs, facts, controller.as_deref()))
-        .collect();
+    let (controller, incidents) = resolve(obs, facts, controller_role);
     let mut q = Questions::default();
     q.principals.extend(controller.clone());
     q.images = incidents
@@ -101,15 +112,7 @@ pub fn diagnose(
     facts: &dyn Facts,
     controller_role: Option<&str>,
 ) -> Vec<Diagnosis> {
-    let controller = controller_role
-        .map(str::to_string)
-        .or_else(|| obs.controller_roles.first().cloned());
-    let controller = controller.map(|c| resolve_role(&c, facts));
-    let incidents: Vec<Incident<'_>> = obs
-        .signals
-        .iter()
-        .map(|s| incident(s, obs, facts, controller.as_deref()))
-        .collect();
+    let (controller, incidents) = resolve(obs, facts, controller_role);
     let node_roles: Vec<String> = obs
         .node_classes
         .iter()
