@@ -101,14 +101,7 @@ async fn follow_pod(
                         // Resume after this line: sinceTime is inclusive, so step past it.
                         since = Some(at + Duration::from_nanos(1));
                     }
-                    let mut text = text.to_string();
-                    if text.len() > MAX_LINE {
-                        let mut end = MAX_LINE;
-                        while !text.is_char_boundary(end) {
-                            end -= 1;
-                        }
-                        text.truncate(end);
-                    }
+                    let text = crate::signal::text::cut(text, MAX_LINE);
                     buffer.lock().expect("log buffer").push(&name, text);
                     notify.notify_one();
                 }

@@ -13,6 +13,7 @@ pub mod time;
 use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
 use crate::policy::arn::{Arn, role_arn_of};
+use crate::signal::text::cut;
 use crate::signal::{Category, Observations, Signal};
 use finding::{Finding, Fix, evidence};
 use group::{Group, Incident, Key};
@@ -336,7 +337,7 @@ fn render(
             first_seen,
             last_seen,
             affected_node_claims: g.node_claims(MAX_NODE_CLAIMS),
-            last_message: truncate(&latest.signal.message, MAX_MESSAGE),
+            last_message: cut(&latest.signal.message, MAX_MESSAGE),
         },
     }
 }
@@ -402,7 +403,7 @@ fn reason(
 fn signal_evidence(g: &Group<'_>) -> model::Evidence {
     let s = g.latest().signal;
     let source = format!("{} {}:{}", source_word(s), s.origin.file, s.origin.line);
-    let mut detail = truncate(s.message.lines().next().unwrap_or(""), 512);
+    let mut detail = cut(s.message.lines().next().unwrap_or(""), 512);
     if s.encoded_message.is_some() {
         detail.push_str(" (carries an encoded authorization message: decode it with `aws sts decode-authorization-message`)");
     }
@@ -449,7 +450,7 @@ fn image_evidence(g: &Group<'_>, obs: &Observations, facts: &dyn Facts) -> Optio
 /// The decoded message's verdict, action, resource and matched statements, in one line.
 fn decoded_line(decoded: &str) -> String {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(decoded) else {
-        return truncate(decoded, 1024);
+        return cut(decoded, 1024);
     };
     let ctx = &v["context"];
     let mut line = format!(
@@ -473,7 +474,7 @@ fn decoded_line(decoded: &str) -> String {
         })
         .collect();
     if !conditions.is_empty() {
-        line += &format!("; context: {}", truncate(&conditions.join(", "), 1024));
+        line += &format!("; context: {}", cut(&conditions.join(", "), 1024));
     }
     if let Some(items) = v["matchedStatements"]["items"]
         .as_array()
@@ -481,7 +482,7 @@ fn decoded_line(decoded: &str) -> String {
     {
         line += &format!(
             "; matched statements: {}",
-            truncate(&serde_json::to_string(items).unwrap_or_default(), 1024)
+            cut(&serde_json::to_string(items).unwrap_or_default(), 1024)
         );
     }
     line
@@ -496,16 +497,4 @@ fn source_word(s: &Signal) -> &'static str {
         NodeClass => "ec2nodeclass",
         Instance => "ec2 instance",
     }
-}
-
-/// `text` cut to at most `max` bytes on a character boundary.
-pub fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
 }

@@ -10,7 +10,7 @@ mod logs;
 mod rules;
 mod scanner;
 mod sink;
-mod text;
+pub mod text;
 mod time;
 
 pub use rules::RuleError;

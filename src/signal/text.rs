@@ -21,7 +21,7 @@ pub(crate) fn count_newlines(bytes: &[u8]) -> usize {
 }
 
 /// `text` cut to at most `max` bytes, on a character boundary.
-pub(crate) fn cut(text: &str, max: usize) -> String {
+pub fn cut(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }
