@@ -5,33 +5,13 @@
 
 mod common;
 
-use common::double::{Call, Double, Reply, ec2_error, form_value, json_error, query_error};
+use common::double::{
+    Call, Double, Reply, ec2_error, form_value, json_error, kms_ec2, query_error, response, xml,
+};
 use common::live::*;
 use common::moto::Moto;
 use serde_json::Value;
 use std::time::Duration;
-
-const RESPONSES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/aws/responses");
-
-/// A documented response with its `{placeholders}` filled; every placeholder must be.
-fn response(name: &str, fill: &[(&str, &str)]) -> String {
-    let template = std::fs::read_to_string(format!("{RESPONSES}/{name}.xml")).unwrap();
-    for part in template.split('{').skip(1) {
-        if let Some((word, _)) = part.split_once('}') {
-            assert!(
-                fill.iter().any(|(k, _)| *k == word),
-                "{name}: {{{word}}} not filled"
-            );
-        }
-    }
-    fill.iter().fold(template, |text, (k, v)| {
-        text.replace(&format!("{{{k}}}"), v)
-    })
-}
-
-fn xml(text: String) -> Reply {
-    Reply::Respond(200, "text/xml", text)
-}
 
 /// SimulatePrincipalPolicy as IAM answers it for the seed-1 policy: PassRole is allowed for
 /// `ec2.amazonaws.com` only (AWS's simulation agrees with the engine).
@@ -420,39 +400,6 @@ fn kms_inputs(dir: &str) -> Vec<String> {
         format!("{cmk}/nodeclaims.json"),
         format!("{cmk}/serviceaccount.yaml"),
     ]
-}
-
-/// EC2 as AWS answers for the seed-2 story: the NodeClaim's instance died of its AMI's key.
-fn kms_ec2(call: &Call, key: &str) -> Reply {
-    match call.operation.as_str() {
-        "DescribeInstances" => xml(response(
-            "DescribeInstances",
-            &[
-                ("account", ACCOUNT),
-                ("instance", "i-0a1b2c3d4e5f60001"),
-                ("image", "ami-0a1b2c3d4e5f60718"),
-                ("zone", "us-east-1b"),
-                ("nodeclaim", "encrypted-7k2lp"),
-            ],
-        )),
-        "DescribeImages" => xml(response(
-            "DescribeImages",
-            &[
-                ("image", "ami-0a1b2c3d4e5f60718"),
-                ("owner", ACCOUNT),
-                ("snapshot", "snap-0b1c2d3e4f5a60789"),
-            ],
-        )),
-        "DescribeSnapshots" => xml(response(
-            "DescribeSnapshots",
-            &[
-                ("snapshot", "snap-0b1c2d3e4f5a60789"),
-                ("owner", ACCOUNT),
-                ("key", key),
-            ],
-        )),
-        _ => Reply::Forward,
-    }
 }
 
 #[test]

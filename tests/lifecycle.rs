@@ -3,7 +3,7 @@
 //! metav1 transition rules.
 
 use karpenter_doctor::diagnose::lifecycle::{
-    NOT_RECURRING_AFTER_MS, Verification, resolved, transition, verify,
+    Kept, NOT_RECURRING_AFTER_MS, Verification, expired, resolved, transition, verify,
 };
 use karpenter_doctor::diagnose::model::{Condition, DiagnosisSpec};
 use karpenter_doctor::facts::SnapshotFacts;
@@ -197,4 +197,45 @@ fn last_transition_time_changes_only_when_the_status_flips() {
         new[0].last_transition_time, "2024-06-04T10:00:00Z",
         "a new type starts now"
     );
+}
+
+const DAY: i64 = 86_400_000;
+
+fn kept(name: &str, resolved_days_ago: Option<i64>, seen_days_ago: i64) -> Kept {
+    let now = 100 * DAY;
+    Kept {
+        name: name.into(),
+        resolved_since_ms: resolved_days_ago.map(|d| now - d * DAY),
+        last_seen_ms: Some(now - seen_days_ago * DAY),
+    }
+}
+
+#[test]
+fn resolved_diagnoses_are_deleted_after_the_retention_and_active_ones_never() {
+    let all = [
+        kept("active-old", None, 30),
+        kept("resolved-8d", Some(8), 9),
+        kept("resolved-6d", Some(6), 7),
+        kept("resolved-7d-exactly", Some(7), 8),
+    ];
+    assert_eq!(expired(&all, 100 * DAY, 7 * DAY, 100), ["resolved-8d"]);
+    assert!(expired(&all, 100 * DAY, 30 * DAY, 100).is_empty());
+}
+
+#[test]
+fn over_the_cap_the_least_recently_seen_resolved_diagnoses_go_first() {
+    let all = [
+        kept("a-active", None, 50),
+        kept("b-resolved-seen-3d", Some(1), 3),
+        kept("c-resolved-seen-1d", Some(1), 1),
+        kept("d-resolved-seen-2d", Some(1), 2),
+        kept("e-active", None, 60),
+    ];
+    assert_eq!(
+        expired(&all, 100 * DAY, 7 * DAY, 3),
+        ["b-resolved-seen-3d", "d-resolved-seen-2d"]
+    );
+    // Active ones stay even when they alone exceed the cap.
+    assert_eq!(expired(&all, 100 * DAY, 7 * DAY, 1).len(), 3);
+    assert!(expired(&all, 100 * DAY, 7 * DAY, 5).is_empty());
 }

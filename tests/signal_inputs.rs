@@ -316,6 +316,7 @@ fn nodeclaims_as_a_json_list() {
                 node_class: Some("default".into()),
                 instance_id: None,
                 image_id: None,
+                lost: false,
             },
             NodeClaimInfo {
                 name: "encrypted-9fj2k".into(),
@@ -323,6 +324,7 @@ fn nodeclaims_as_a_json_list() {
                 node_class: Some("encrypted".into()),
                 instance_id: Some("i-0abc1234def567890".into()),
                 image_id: Some("ami-0a1b2c3d4e5f60718".into()),
+                lost: true,
             },
         ]
     );

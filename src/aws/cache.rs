@@ -50,6 +50,11 @@ impl<V: Clone> Cache<V> {
         };
         cell.get_or_init(fetch).await.clone()
     }
+
+    /// Forgets every answer: the next lookups ask AWS again.
+    pub fn clear(&self) {
+        self.cells.lock().expect("cache lock").clear();
+    }
 }
 
 #[cfg(test)]

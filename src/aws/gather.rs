@@ -84,6 +84,34 @@ pub async fn gather(
     facts
 }
 
+/// Fetches what re-checking stored Diagnoses needs: each one's principal and KMS key.
+pub async fn gather_for_specs<'a>(
+    live: &Live,
+    specs: impl Iterator<Item = &'a crate::diagnose::model::DiagnosisSpec>,
+) -> FetchedFacts {
+    let (mut principals, mut keys) = (
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
+    for spec in specs {
+        principals.extend(spec.principal_arn.clone());
+        keys.extend(spec.kms_key_arn.clone());
+    }
+    let mut facts = FetchedFacts::default();
+    (facts.principals, facts.keys) = tokio::join!(
+        all(principals.into_iter().map(|p| async move {
+            (
+                p.clone(),
+                live.principal(&p).await.map_err(|e| e.to_string()),
+            )
+        })),
+        all(keys
+            .into_iter()
+            .map(|k| async move { (k.clone(), live.key(&k).await.map_err(|e| e.to_string())) })),
+    );
+    facts
+}
+
 /// Runs the lookups concurrently and collects their (key, answer) pairs in key order.
 async fn all<K: Ord, V>(
     lookups: impl Iterator<Item = impl Future<Output = (K, V)>>,

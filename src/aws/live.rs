@@ -51,6 +51,7 @@ pub struct Live {
     simulations: Cache<Simulation>,
     decoded: Cache<String>,
     images: Cache<Vec<String>>,
+    instances: Cache<serde_json::Value>,
 }
 
 impl Live {
@@ -86,7 +87,16 @@ impl Live {
             simulations: Cache::new(ttl, error_ttl),
             decoded: Cache::new(ttl, error_ttl),
             images: Cache::new(ttl, error_ttl),
+            instances: Cache::new(ttl, error_ttl),
         }
+    }
+
+    /// Forgets the answers that a fix changes (policies, keys, simulations), so that a
+    /// re-check sees AWS as it is now.
+    pub fn forget_answers(&self) {
+        self.principals.clear();
+        self.keys.clear();
+        self.simulations.clear();
     }
 
     /// Who the doctor is (`sts:GetCallerIdentity`).
@@ -427,7 +437,14 @@ impl Live {
     }
 
     /// `ec2:DescribeInstances` as the AWS CLI prints it, so the scanner reads it like a file.
+    /// The same set of instances is described once per TTL (a dead instance stays dead).
     pub async fn describe_instances(&self, ids: &[String]) -> Result<serde_json::Value, AwsError> {
+        self.instances
+            .get(&ids.join(","), || self.fetch_instances(ids))
+            .await
+    }
+
+    async fn fetch_instances(&self, ids: &[String]) -> Result<serde_json::Value, AwsError> {
         // A filter, not InstanceIds: one instance gone must not fail the whole batch.
         let filter = aws_sdk_ec2::types::Filter::builder()
             .name("instance-id")

@@ -23,6 +23,18 @@ pub struct ControllerArgs {
     /// Elect one active replica with a coordination.k8s.io/v1 Lease.
     #[arg(long)]
     pub leader_elect: bool,
+    /// The Lease's namespace [default: $POD_NAMESPACE, else the Karpenter namespace].
+    #[arg(long, value_name = "NS")]
+    pub leader_election_namespace: Option<String>,
+    /// Re-check Diagnoses with fresh AWS facts this often (±10% jitter), in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub recheck_interval_seconds: u64,
+    /// Delete Diagnoses that have been resolved for this long, in hours.
+    #[arg(long, default_value_t = 168, value_name = "HOURS")]
+    pub resolved_retention_hours: u64,
+    /// Keep at most this many Diagnoses.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub max_diagnoses: usize,
     /// The namespace Karpenter runs in.
     #[arg(long, default_value = "kube-system", value_name = "NS")]
     pub karpenter_namespace: String,
@@ -43,10 +55,8 @@ pub struct ControllerArgs {
 
 pub fn run(args: &ControllerArgs) -> Result<(), Failure> {
     crate::cluster::log::set_level(&args.log_level).map_err(Failure)?;
-    if args.leader_elect {
-        return Err(Failure(
-            "--leader-elect is not implemented yet: run one replica".into(),
-        ));
+    if args.recheck_interval_seconds == 0 {
+        return Err(Failure("--recheck-interval-seconds must be at least 1".into()));
     }
     let snapshots = args.facts.load()?;
     let settings = Settings {
@@ -56,6 +66,15 @@ pub fn run(args: &ControllerArgs) -> Result<(), Failure> {
         metrics_address: args.metrics_bind_address.clone(),
         health_address: args.health_probe_bind_address.clone(),
         debounce: Duration::from_millis(args.debounce_ms),
+        recheck_interval: Duration::from_secs(args.recheck_interval_seconds),
+        retention: Duration::from_secs(args.resolved_retention_hours.saturating_mul(3600)),
+        max_diagnoses: args.max_diagnoses,
+        leader_election: args.leader_elect.then(|| {
+            args.leader_election_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| args.karpenter_namespace.clone())
+        }),
         aws: args.aws.options(),
         snapshots,
     };

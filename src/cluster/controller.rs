@@ -4,8 +4,8 @@
 
 use super::logs::{self, LogBuffer};
 use super::metrics::Metrics;
-use super::writer::Writer;
-use super::{http, log, resources};
+use super::writer::{FIELD_MANAGER, Writer, Written, category_label};
+use super::{http, leader, log, resources};
 use crate::aws::live::Live;
 use crate::diagnose::{self, lifecycle};
 use crate::facts::{Overlay, SnapshotFacts};
@@ -31,6 +31,14 @@ pub struct Settings {
     pub health_address: String,
     /// Quiet time after a change before diagnosing (changes come in bursts).
     pub debounce: Duration,
+    /// Diagnoses are re-checked with fresh AWS facts about this often (jittered ±10%).
+    pub recheck_interval: Duration,
+    /// Resolved Diagnoses are deleted after this long.
+    pub retention: Duration,
+    /// At most this many Diagnoses exist.
+    pub max_diagnoses: usize,
+    /// The namespace of the Lease, when replicas elect a leader.
+    pub leader_election: Option<String>,
     pub aws: crate::aws::AwsOptions,
     pub snapshots: SnapshotFacts,
 }
@@ -43,7 +51,17 @@ struct Stores {
     accounts: Store<ServiceAccount>,
 }
 
-/// Runs until SIGTERM or Ctrl-C.
+/// Everything one reconcile uses.
+struct Context {
+    settings: Settings,
+    stores: Stores,
+    buffer: Arc<Mutex<LogBuffer>>,
+    scanner: Scanner,
+    live: Live,
+    metrics: Arc<Metrics>,
+}
+
+/// Runs until SIGTERM or Ctrl-C (or, when electing, until leadership is lost: exit and restart).
 pub async fn run(settings: Settings) -> Result<(), String> {
     let client = kube::Client::try_default()
         .await
@@ -51,14 +69,44 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let notify = Arc::new(Notify::new());
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
-    let (stores, watchers) = watch(&client, &settings.karpenter_namespace, notify.clone());
+    let (stores, watchers) = watch(&client, &settings.karpenter_namespace, notify.clone()).await;
     for address in [&settings.metrics_address, &settings.health_address] {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|e| format!("cannot listen on {address}: {e}"))?;
         tokio::spawn(http::serve(listener, metrics.clone(), ready.clone()));
     }
-    let mut writer = Writer::new(client.clone());
+    let (a, b, c, d) = (
+        stores.node_claims.wait_until_ready(),
+        stores.node_classes.wait_until_ready(),
+        stores.events.wait_until_ready(),
+        stores.accounts.wait_until_ready(),
+    );
+    let _ = tokio::join!(a, b, c, d);
+    ready.store(true, Ordering::SeqCst);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let identity = leader::identity();
+    let elector = settings
+        .leader_election
+        .as_deref()
+        .map(|ns| leader::Elector::new(client.clone(), ns, identity.clone()));
+    let mut lost = None;
+    if let Some(elector) = &elector {
+        log::info(&format!("caches synced; waiting to lead as {identity}"));
+        tokio::select! {
+            _ = &mut shutdown => return stop(None, &watchers, None).await,
+            _ = lead(elector) => {}
+        }
+        lost = Some(tokio::spawn(keep_leading(leader::Elector::new(
+            client.clone(),
+            settings.leader_election.as_deref().unwrap_or_default(),
+            identity.clone(),
+        ))));
+    }
+    metrics.leader.set(1);
+    log::info("caches synced; diagnosing");
+    let mut writer = Writer::new(client.clone(), Some(identity), settings.max_diagnoses);
     let resume = writer
         .resume_point()
         .await
@@ -75,60 +123,128 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         buffer.clone(),
         notify.clone(),
     ));
-    let (a, b, c, d) = (
-        stores.node_claims.wait_until_ready(),
-        stores.node_classes.wait_until_ready(),
-        stores.events.wait_until_ready(),
-        stores.accounts.wait_until_ready(),
-    );
-    let _ = tokio::join!(a, b, c, d);
-    ready.store(true, Ordering::SeqCst);
-    log::info("caches synced; diagnosing");
-    let live = Live::connect(&settings.aws).await;
-    let scanner = Scanner::new().map_err(|e| format!("invalid recognition rules: {e}"))?;
+    let cx = Context {
+        live: Live::connect(&settings.aws).await,
+        scanner: Scanner::new().map_err(|e| format!("invalid recognition rules: {e}"))?,
+        settings,
+        stores,
+        buffer,
+        metrics,
+    };
     let mut counted = BTreeSet::new();
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
+    let mut next_recheck = Instant::now() + jittered(cx.settings.recheck_interval);
+    notify.notify_one();
     loop {
-        tokio::select! {
+        let recheck = tokio::select! {
             _ = &mut shutdown => break,
-            _ = notify.notified() => {}
-        }
-        tokio::time::sleep(settings.debounce).await;
+            Some(Ok(why)) = async { match lost.as_mut() { Some(l) => Some(l.await), None => None } } => {
+                follower.abort();
+                return Err(format!("leadership lost: {why}"));
+            }
+            _ = notify.notified() => {
+                tokio::time::sleep(cx.settings.debounce).await;
+                false
+            }
+            _ = tokio::time::sleep_until(next_recheck.into()) => {
+                next_recheck = Instant::now() + jittered(cx.settings.recheck_interval);
+                cx.live.forget_answers();
+                true
+            }
+        };
         let started = Instant::now();
-        if let Err(e) = reconcile(
-            &settings,
-            &stores,
-            &buffer,
-            &scanner,
-            &live,
-            &mut writer,
-            &metrics,
-            &mut counted,
-        )
-        .await
-        {
-            metrics.reconcile_errors.with_label_values(&[e.0]).inc();
+        if let Err(e) = reconcile(&cx, &mut writer, &mut counted, recheck).await {
+            cx.metrics.reconcile_errors.with_label_values(&[e.0]).inc();
             log::error(&e.1);
             notify.notify_one();
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
-        metrics
+        cx.metrics
             .reconcile_duration
             .observe(started.elapsed().as_secs_f64());
     }
-    log::info("shutting down");
     follower.abort();
+    stop(elector.as_ref(), &watchers, lost).await
+}
+
+/// The clean end: stop watching, give the Lease up.
+async fn stop(
+    elector: Option<&leader::Elector>,
+    watchers: &[tokio::task::JoinHandle<()>],
+    renewer: Option<tokio::task::JoinHandle<String>>,
+) -> Result<(), String> {
+    log::info("shutting down");
     watchers.iter().for_each(tokio::task::JoinHandle::abort);
+    if let Some(renewer) = renewer {
+        renewer.abort();
+    }
+    if let Some(elector) = elector
+        && let Err(e) = elector.release().await
+    {
+        log::warn(&format!("releasing the Lease: {e}"));
+    }
     Ok(())
 }
 
-/// Starts a reflector per resource; every change wakes `notify`.
-fn watch(
+/// Tries the Lease every retry period until this replica holds it.
+async fn lead(elector: &leader::Elector) {
+    loop {
+        match elector.try_acquire_or_renew().await {
+            Ok(true) => {
+                log::info(&format!("leading as {}", elector.identity));
+                return;
+            }
+            Ok(false) => {}
+            Err(e) => log::warn(&format!("acquiring the Lease: {e}")),
+        }
+        tokio::time::sleep(leader::RETRY_PERIOD).await;
+    }
+}
+
+/// Renews the Lease every retry period; returns why, once it could not for the renew deadline.
+async fn keep_leading(elector: leader::Elector) -> String {
+    let mut last = Instant::now();
+    loop {
+        tokio::time::sleep(leader::RETRY_PERIOD).await;
+        match elector.try_acquire_or_renew().await {
+            Ok(true) => last = Instant::now(),
+            Ok(false) => return "another replica holds the Lease".into(),
+            Err(e) if last.elapsed() >= leader::RENEW_DEADLINE => {
+                return format!("could not renew the Lease: {e}");
+            }
+            Err(e) => log::warn(&format!("renewing the Lease: {e}")),
+        }
+    }
+}
+
+/// `interval` ±10%, so that replicas and restarts do not re-check in step.
+fn jittered(interval: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    interval.mul_f64(0.9 + 0.2 * f64::from(nanos % 1000) / 1000.0)
+}
+
+/// Starts a reflector per resource, at the Karpenter versions the cluster serves; every
+/// change wakes `notify`.
+async fn watch(
     client: &kube::Client,
     namespace: &str,
     notify: Arc<Notify>,
 ) -> (Stores, Vec<tokio::task::JoinHandle<()>>) {
+    let mut versions = Vec::new();
+    for group in [resources::KARPENTER_GROUP, resources::AWS_GROUP] {
+        let served = match kube::discovery::group(client, group).await {
+            Ok(g) => g.versions().map(str::to_string).collect(),
+            Err(e) => {
+                log::warn(&format!("discovering {group}: {e}"));
+                Vec::new()
+            }
+        };
+        let version = resources::karpenter_version(served.iter().map(String::as_str));
+        log::info(&format!("watching {group}/{version}"));
+        versions.push(version);
+    }
     let mut tasks = Vec::new();
     let dynamic = |ar: kube::api::ApiResource, tasks: &mut Vec<_>| {
         let api = Api::<DynamicObject>::all_with(client.clone(), &ar);
@@ -140,8 +256,8 @@ fn watch(
         ));
         store
     };
-    let node_claims = dynamic(resources::node_claims(), &mut tasks);
-    let node_classes = dynamic(resources::node_classes(), &mut tasks);
+    let node_claims = dynamic(resources::node_claims(versions[0]), &mut tasks);
+    let node_classes = dynamic(resources::node_classes(versions[1]), &mut tasks);
     let (events, w) = reflector::store();
     tasks.push(spawn(
         reflector::reflector(
@@ -196,24 +312,73 @@ where
 /// A reconcile failure: the `error` label value and the message.
 type ReconcileError = (&'static str, String);
 
-/// Diagnoses everything the caches and the log buffer hold, and writes the Diagnoses.
-#[allow(clippy::too_many_arguments)]
+/// Diagnoses everything the caches and the log buffer hold and writes the Diagnoses; on a
+/// re-check, also re-verifies the Diagnoses no current signal produced and applies retention.
 async fn reconcile(
-    settings: &Settings,
-    stores: &Stores,
-    buffer: &Mutex<LogBuffer>,
-    scanner: &Scanner,
-    live: &Live,
+    cx: &Context,
     writer: &mut Writer,
-    metrics: &Metrics,
     counted: &mut BTreeSet<(String, usize)>,
+    recheck: bool,
 ) -> Result<(), ReconcileError> {
+    let mut obs = observe(cx)?;
+    for s in &obs.signals {
+        if counted.insert((s.origin.file.clone(), s.origin.line)) {
+            cx.metrics
+                .signals
+                .with_label_values(&[source_label(s), category_label(s.category)])
+                .inc();
+        }
+    }
+    let role = cx.settings.controller_role.as_deref();
+    let fetched = crate::aws::gather::gather(&cx.live, &cx.scanner, &mut obs, role).await;
+    let facts = Overlay {
+        first: &cx.settings.snapshots,
+        then: &fetched,
+    };
+    let items = diagnose::diagnose(&obs, &facts, role);
+    let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+    let mut at_cap = 0;
+    for d in &items {
+        let verification = lifecycle::verify(&d.spec, &facts);
+        let written = writer.write(d, &verification, now_ms).await.map_err(|e| {
+            (
+                "write",
+                format!("writing Diagnosis {}: {e}", d.metadata.name),
+            )
+        })?;
+        at_cap += usize::from(written == Written::AtCap);
+    }
+    if at_cap > 0 {
+        log::warn(&format!(
+            "{at_cap} new Diagnoses not created: {} already exist (--max-diagnoses)",
+            cx.settings.max_diagnoses
+        ));
+    }
+    if recheck {
+        let current: BTreeSet<&str> = items.iter().map(|d| d.metadata.name.as_str()).collect();
+        recheck_untouched(cx, writer, &current, now_ms).await?;
+    }
+    count_aws_requests(cx);
+    cx.metrics.diagnoses.reset();
+    for (category, reason, state) in writer.states() {
+        cx.metrics
+            .diagnoses
+            .with_label_values(&[category, reason, state])
+            .inc();
+    }
+    Ok(())
+}
+
+/// Scans the log buffer and every cached object into observations.
+fn observe(cx: &Context) -> Result<Observations, ReconcileError> {
     let mut obs = Observations::default();
     let log_text: String = {
-        let buffer = buffer.lock().expect("log buffer");
+        let buffer = cx.buffer.lock().expect("log buffer");
         buffer.lines.iter().map(|(_, l)| format!("{l}\n")).collect()
     };
+    let scanner = &cx.scanner;
     let _ = scanner.scan("karpenter-logs", log_text.as_bytes(), &mut obs, &mut |_| {});
+    let stores = &cx.stores;
     let objects = stores
         .node_claims
         .state()
@@ -226,12 +391,20 @@ async fn reconcile(
                 .iter()
                 .map(|o| ("ec2nodeclass", serde_json::to_vec(&**o))),
         )
-        .chain(stores.events.state().iter().map(|o| {
-            (
-                "event",
-                serde_json::to_vec(&with_kind(&**o, "events.k8s.io/v1", "Event")),
-            )
-        }))
+        .chain(
+            stores
+                .events
+                .state()
+                .iter()
+                // The doctor's own Events on Diagnoses are not Karpenter's signals.
+                .filter(|e| e.reporting_controller.as_deref() != Some(FIELD_MANAGER))
+                .map(|o| {
+                    (
+                        "event",
+                        serde_json::to_vec(&with_kind(&**o, "events.k8s.io/v1", "Event")),
+                    )
+                }),
+        )
         .chain(stores.accounts.state().iter().map(|o| {
             (
                 "serviceaccount",
@@ -248,52 +421,69 @@ async fn reconcile(
             &mut |_| {},
         );
     }
-    for s in &obs.signals {
-        if counted.insert((s.origin.file.clone(), s.origin.line)) {
-            metrics
-                .signals
-                .with_label_values(&[source_label(s), category_label(s.category)])
-                .inc();
-        }
+    Ok(obs)
+}
+
+/// Re-verifies, with fresh facts, the Diagnoses in the cluster that `current` does not hold,
+/// then deletes the resolved ones past retention and those over the cap.
+async fn recheck_untouched(
+    cx: &Context,
+    writer: &mut Writer,
+    current: &BTreeSet<&str>,
+    now_ms: i64,
+) -> Result<(), ReconcileError> {
+    let listing = |e: kube::Error| ("list", format!("listing Diagnoses: {e}"));
+    let stored = writer.list().await.map_err(listing)?;
+    let untouched: Vec<_> = stored
+        .iter()
+        .filter(|s| !current.contains(s.name.as_str()))
+        .collect();
+    let fetched = crate::aws::gather::gather_for_specs(
+        &cx.live,
+        untouched.iter().filter_map(|s| s.spec.as_ref()),
+    )
+    .await;
+    let facts = Overlay {
+        first: &cx.settings.snapshots,
+        then: &fetched,
+    };
+    for s in untouched {
+        let verification = match &s.spec {
+            Some(spec) => lifecycle::verify(spec, &facts),
+            None => lifecycle::Verification::Unknown("the stored spec cannot be read".into()),
+        };
+        writer
+            .recheck(s, &verification, now_ms)
+            .await
+            .map_err(|e| ("write", format!("re-checking Diagnosis {}: {e}", s.name)))?;
     }
-    let fetched =
-        crate::aws::gather::gather(live, scanner, &mut obs, settings.controller_role.as_deref())
-            .await;
-    for ((service, operation, outcome), n) in live.guard.counts() {
+    let kept: Vec<_> = writer
+        .list()
+        .await
+        .map_err(listing)?
+        .iter()
+        .map(|s| s.kept())
+        .collect();
+    let retention = i64::try_from(cx.settings.retention.as_millis()).unwrap_or(i64::MAX);
+    for name in lifecycle::expired(&kept, now_ms, retention, cx.settings.max_diagnoses) {
+        log::info(&format!("deleting resolved Diagnosis {name}"));
+        writer
+            .delete(&name)
+            .await
+            .map_err(|e| ("delete", format!("deleting Diagnosis {name}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The AWS request counters follow the guard's totals.
+fn count_aws_requests(cx: &Context) {
+    for ((service, operation, outcome), n) in cx.live.guard.counts() {
         let counter =
-            metrics
+            cx.metrics
                 .aws_requests
                 .with_label_values(&[service, operation, outcome.as_str()]);
         counter.inc_by(n.saturating_sub(counter.get()));
     }
-    let facts = Overlay {
-        first: &settings.snapshots,
-        then: &fetched,
-    };
-    let items = diagnose::diagnose(&obs, &facts, settings.controller_role.as_deref());
-    let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
-    metrics.diagnoses.reset();
-    for d in &items {
-        let verification = lifecycle::verify(&d.spec, &facts);
-        let conditions = writer.write(d, &verification, now_ms).await.map_err(|e| {
-            (
-                "write",
-                format!("writing Diagnosis {}: {e}", d.metadata.name),
-            )
-        })?;
-        let resolved = conditions
-            .iter()
-            .any(|c| c.type_ == "Resolved" && c.status == "True");
-        metrics
-            .diagnoses
-            .with_label_values(&[
-                category_label(d.spec.category),
-                d.status.root_cause.reason.as_str(),
-                if resolved { "resolved" } else { "active" },
-            ])
-            .inc();
-    }
-    Ok(())
 }
 
 /// Typed objects serialize without apiVersion and kind; the scanner recognises by them.
@@ -312,15 +502,6 @@ fn source_label(s: &crate::signal::Signal) -> &'static str {
         Source::NodeClaim => "nodeclaim",
         Source::NodeClass => "nodeclass",
         Source::Instance => "instance",
-    }
-}
-
-fn category_label(c: crate::signal::Category) -> &'static str {
-    use crate::signal::Category;
-    match c {
-        Category::PassRoleDenied => "PassRoleDenied",
-        Category::ActionDenied => "ActionDenied",
-        Category::KmsKeyUnusable => "KmsKeyUnusable",
     }
 }
 

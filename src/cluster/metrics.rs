@@ -10,6 +10,8 @@ pub struct Metrics {
     pub aws_requests: IntCounterVec,
     pub reconcile_duration: Histogram,
     pub reconcile_errors: IntCounterVec,
+    /// 1 while this replica leads (always, without --leader-elect); an extension of §6.
+    pub leader: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -52,8 +54,14 @@ impl Metrics {
             &["error"],
         )
         .expect("valid metric");
+        let leader = prometheus::IntGauge::new(
+            "karpenter_doctor_leader",
+            "1 while this replica is the one writing Diagnoses.",
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(diagnoses.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(leader.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(diagnoses.clone()),
             Box::new(signals.clone()),
             Box::new(aws_requests.clone()),
             Box::new(reconcile_duration.clone()),
@@ -68,6 +76,7 @@ impl Metrics {
             aws_requests,
             reconcile_duration,
             reconcile_errors,
+            leader,
         }
     }
 

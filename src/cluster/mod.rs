@@ -4,6 +4,7 @@
 pub mod controller;
 pub mod crd;
 pub mod http;
+pub mod leader;
 pub mod log;
 pub mod logs;
 pub mod metrics;

@@ -1,17 +1,33 @@
-//! The one writer of Diagnoses: server-side apply of metadata and spec with field manager
-//! `karpenter-doctor`, then the status through its subresource, counting on from what the
-//! cluster already holds (a restart continues, never duplicates) and keeping metav1 rules.
+//! The one writer of Diagnoses: server-side apply of spec and status (field manager
+//! `karpenter-doctor`), counting on from what the cluster holds, re-checks, deletions, the cap,
+//! and the Events that say when a root cause is found, changes, resolves or recurs.
 
 use super::resources;
 use crate::diagnose::lifecycle::{self, Verification};
-use crate::diagnose::model::{Condition, Diagnosis, DiagnosisStatus};
+use crate::diagnose::model::{Condition, Diagnosis, DiagnosisSpec, DiagnosisStatus};
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use serde_json::json;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
 
 pub const FIELD_MANAGER: &str = "karpenter-doctor";
 
-/// What a Diagnosis held when this process first met it.
+/// A write refused with 409 Conflict is tried this many times in all.
+const CONFLICT_ATTEMPTS: usize = 3;
+
+/// What this process knows of one Diagnosis in the cluster.
+#[derive(Debug, Clone, Default)]
+struct Known {
+    /// The status when this process first met it: counting continues from there.
+    baseline: Baseline,
+    category: String,
+    reason: String,
+    resolved: bool,
+}
+
 #[derive(Debug, Clone, Default)]
 struct Baseline {
     occurrences: u64,
@@ -19,69 +35,301 @@ struct Baseline {
     affected: Vec<String>,
 }
 
-pub struct Writer {
-    api: Api<DynamicObject>,
-    baselines: BTreeMap<String, Baseline>,
+/// A Diagnosis as listed from the cluster.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub name: String,
+    pub uid: Option<String>,
+    /// `None` when the stored spec is not one this version can read.
+    pub spec: Option<DiagnosisSpec>,
+    status: Value,
+    view: DiagnosisStatusView,
 }
 
-impl Writer {
-    pub fn new(client: kube::Client) -> Writer {
-        Writer {
-            api: Api::all_with(client, &resources::diagnoses()),
-            baselines: BTreeMap::new(),
+impl Stored {
+    /// What retention needs to know of it.
+    pub fn kept(&self) -> lifecycle::Kept {
+        lifecycle::Kept {
+            name: self.name.clone(),
+            resolved_since_ms: self
+                .view
+                .condition("Resolved")
+                .filter(|c| c.status == "True")
+                .and_then(|c| crate::policy::typed::date(&c.last_transition_time)),
+            last_seen_ms: self.last_seen_ms(),
         }
     }
 
-    /// The latest `lastSeen` of the Diagnoses already in the cluster: where reading resumes.
-    pub async fn resume_point(&mut self) -> Result<Option<String>, kube::Error> {
+    fn last_seen_ms(&self) -> Option<i64> {
+        self.view
+            .last_seen
+            .as_deref()
+            .and_then(crate::policy::typed::date)
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Written; the conditions now held.
+    Conditions(Vec<Condition>),
+    /// Not created: the cluster already holds the maximum number of Diagnoses.
+    AtCap,
+}
+
+pub struct Writer {
+    api: Api<DynamicObject>,
+    recorder: Recorder,
+    known: BTreeMap<String, Known>,
+    cap: usize,
+}
+
+impl Writer {
+    /// `instance` names this replica in the Events it records; at most `cap` Diagnoses exist.
+    pub fn new(client: kube::Client, instance: Option<String>, cap: usize) -> Writer {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance,
+        };
+        Writer {
+            api: Api::all_with(client.clone(), &resources::diagnoses()),
+            recorder: Recorder::new(client, reporter),
+            known: BTreeMap::new(),
+            cap,
+        }
+    }
+
+    /// The Diagnoses in the cluster, by name; the ones met for the first time become known.
+    pub async fn list(&mut self) -> Result<Vec<Stored>, kube::Error> {
         let list = self.api.list(&Default::default()).await?;
-        let mut latest: Option<String> = None;
+        let mut out = Vec::new();
         for obj in list.items {
             let Some(name) = obj.metadata.name.clone() else {
                 continue;
             };
-            let status: Option<DiagnosisStatusView> = obj
+            let status = obj.data.get("status").cloned().unwrap_or(Value::Null);
+            let view: DiagnosisStatusView =
+                serde_json::from_value(status.clone()).unwrap_or_default();
+            let spec: Option<DiagnosisSpec> = obj
                 .data
-                .get("status")
+                .get("spec")
                 .and_then(|s| serde_json::from_value(s.clone()).ok());
-            if let Some(s) = &status
-                && s.last_seen.as_ref() > latest.as_ref()
-            {
-                latest = s.last_seen.clone();
-            }
-            self.baselines.insert(name, baseline(status.as_ref()));
+            self.known
+                .entry(name.clone())
+                .or_insert_with(|| known(&view, spec.as_ref()));
+            out.push(Stored {
+                name,
+                uid: obj.metadata.uid.clone(),
+                spec,
+                status,
+                view,
+            });
         }
-        Ok(latest)
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The latest `lastSeen` of the Diagnoses already in the cluster: where reading resumes.
+    pub async fn resume_point(&mut self) -> Result<Option<String>, kube::Error> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .filter_map(|s| s.view.last_seen)
+            .max())
     }
 
     /// Writes one Diagnosis: spec by server-side apply, then status, merged with what the
-    /// cluster holds. Returns the conditions written.
+    /// cluster holds. A new one is not created at the cap.
     pub async fn write(
         &mut self,
         d: &Diagnosis,
         verification: &Verification,
         now_ms: i64,
-    ) -> Result<Vec<Condition>, kube::Error> {
+    ) -> Result<Written, kube::Error> {
         let name = &d.metadata.name;
+        if !self.known.contains_key(name) && self.known.len() >= self.cap {
+            return Ok(Written::AtCap);
+        }
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let body = json!({"apiVersion": d.api_version, "kind": d.kind, "metadata": {"name": name}, "spec": d.spec});
-        let applied = self.api.patch(name, &params, &Patch::Apply(&body)).await?;
+        let patch = Patch::Apply(&body);
+        let applied = retry_conflicts(|| self.api.patch(name, &params, &patch)).await?;
         let held: Option<DiagnosisStatusView> = applied
             .data
             .get("status")
             .and_then(|s| serde_json::from_value(s.clone()).ok());
         let base = self
-            .baselines
+            .known
             .entry(name.clone())
-            .or_insert_with(|| baseline(held.as_ref()))
+            .or_insert_with(|| {
+                held.as_ref()
+                    .map_or_else(Known::default, |h| known(h, Some(&d.spec)))
+            })
+            .baseline
             .clone();
         let status = merge(&d.status, &base, held.as_ref(), verification, now_ms);
-        let conditions = status.conditions.clone();
         let body = json!({"apiVersion": d.api_version, "kind": d.kind, "metadata": {"name": name}, "status": status});
-        self.api
-            .patch_status(name, &params, &Patch::Apply(&body))
-            .await?;
-        Ok(conditions)
+        let patch = Patch::Apply(&body);
+        retry_conflicts(|| self.api.patch_status(name, &params, &patch)).await?;
+        let previous = held.as_ref().map(DiagnosisStatusView::conditions).unwrap_or_default();
+        self.note(name, applied.metadata.uid, &previous, &status.conditions)
+            .await;
+        if let Some(k) = self.known.get_mut(name) {
+            k.category = category_label(d.spec.category).into();
+            k.reason = d.status.root_cause.reason.as_str().into();
+            k.resolved = is_true(&status.conditions, "Resolved");
+        }
+        Ok(Written::Conditions(status.conditions))
+    }
+
+    /// Re-checks a Diagnosis no current signal produced: its Resolved condition from the
+    /// verification now; written only when it changed.
+    pub async fn recheck(
+        &mut self,
+        stored: &Stored,
+        verification: &Verification,
+        now_ms: i64,
+    ) -> Result<(), kube::Error> {
+        let previous = stored.view.conditions();
+        let (status, reason, message) = lifecycle::resolved(
+            verification,
+            previous.iter().find(|c| c.type_ == "Resolved"),
+            stored.last_seen_ms(),
+            now_ms,
+        );
+        let desired: Vec<Condition> = previous
+            .iter()
+            .cloned()
+            .map(|mut c| {
+                if c.type_ == "Resolved" {
+                    (c.status, c.reason, c.message) = (status.into(), reason.into(), message.clone());
+                }
+                c
+            })
+            .collect();
+        let now = crate::diagnose::time::format(now_ms);
+        let conditions = lifecycle::transition(&previous, desired, &now);
+        if conditions == previous {
+            return Ok(());
+        }
+        let mut full = stored.status.clone();
+        full["conditions"] = serde_json::to_value(&conditions).unwrap_or_default();
+        let body = json!({"apiVersion": crate::diagnose::model::API_VERSION, "kind": crate::diagnose::model::KIND,
+            "metadata": {"name": stored.name}, "status": full});
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let patch = Patch::Apply(&body);
+        retry_conflicts(|| self.api.patch_status(&stored.name, &params, &patch)).await?;
+        self.note(&stored.name, stored.uid.clone(), &previous, &conditions)
+            .await;
+        if let Some(k) = self.known.get_mut(&stored.name) {
+            k.resolved = is_true(&conditions, "Resolved");
+        }
+        Ok(())
+    }
+
+    /// Deletes a Diagnosis (retention, the cap); one already gone is fine.
+    pub async fn delete(&mut self, name: &str) -> Result<(), kube::Error> {
+        match self.api.delete(name, &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+        self.known.remove(name);
+        Ok(())
+    }
+
+    /// (category, reason, state) of every Diagnosis known, for the diagnoses gauge.
+    pub fn states(&self) -> impl Iterator<Item = (&str, &str, &'static str)> {
+        self.known.values().filter(|k| !k.reason.is_empty()).map(|k| {
+            (
+                k.category.as_str(),
+                k.reason.as_str(),
+                if k.resolved { "resolved" } else { "active" },
+            )
+        })
+    }
+
+    /// Records an Event on the Diagnosis when a root cause is found or changes (Warning),
+    /// resolves (Normal) or recurs (Warning). A failure to record is logged, never fatal.
+    async fn note(&self, name: &str, uid: Option<String>, before: &[Condition], after: &[Condition]) {
+        let Some((type_, reason, note)) = change(before, after) else {
+            return;
+        };
+        let reference = ObjectReference {
+            api_version: Some(crate::diagnose::model::API_VERSION.into()),
+            kind: Some(crate::diagnose::model::KIND.into()),
+            name: Some(name.into()),
+            uid,
+            ..Default::default()
+        };
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(crate::signal::text::cut(&note, 1000).to_string()),
+            action: "Diagnose".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            super::log::warn(&format!("recording an Event on Diagnosis {name}: {e}"));
+        }
+    }
+}
+
+/// The Event a change of conditions deserves: (type, reason, note).
+fn change(before: &[Condition], after: &[Condition]) -> Option<(EventType, &'static str, String)> {
+    let find = |list: &[Condition], t: &str| list.iter().find(|c| c.type_ == t).cloned();
+    let diagnosed = find(after, "Diagnosed")?;
+    let resolved = find(after, "Resolved");
+    match (find(before, "Diagnosed"), find(before, "Resolved")) {
+        (None, _) => Some((
+            EventType::Warning,
+            "RootCauseFound",
+            format!("{}: {}", diagnosed.reason, diagnosed.message),
+        )),
+        (Some(old), _) if old.reason != diagnosed.reason => Some((
+            EventType::Warning,
+            "RootCauseChanged",
+            format!("{} (was {}): {}", diagnosed.reason, old.reason, diagnosed.message),
+        )),
+        (_, Some(old)) => match resolved {
+            Some(new) if new.status == "True" && old.status != "True" => Some((
+                EventType::Normal,
+                "Resolved",
+                format!("{}: {}", new.reason, new.message),
+            )),
+            Some(new) if new.status != "True" && old.status == "True" => Some((
+                EventType::Warning,
+                "Recurred",
+                format!("{}: {}", new.reason, new.message),
+            )),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn is_true(conditions: &[Condition], type_: &str) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// Runs a write again when the API server answers 409 Conflict (another writer got there
+/// first), a few times with a short pause.
+async fn retry_conflicts<T, Fut>(mut write: impl FnMut() -> Fut) -> Result<T, kube::Error>
+where
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(kube::Error::Api(e)) if e.code == 409 && attempt < CONFLICT_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -94,6 +342,13 @@ struct DiagnosisStatusView {
     last_seen: Option<String>,
     affected_node_claims: Vec<String>,
     conditions: Vec<ConditionView>,
+    root_cause: RootCauseView,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct RootCauseView {
+    reason: String,
 }
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -107,12 +362,48 @@ struct ConditionView {
     last_transition_time: String,
 }
 
-fn baseline(held: Option<&DiagnosisStatusView>) -> Baseline {
-    held.map_or_else(Baseline::default, |s| Baseline {
-        occurrences: s.occurrences,
-        first_seen: s.first_seen.clone(),
-        affected: s.affected_node_claims.clone(),
-    })
+impl DiagnosisStatusView {
+    fn condition(&self, type_: &str) -> Option<&ConditionView> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    fn conditions(&self) -> Vec<Condition> {
+        self.conditions
+            .iter()
+            .map(|c| Condition {
+                type_: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+                last_transition_time: c.last_transition_time.clone(),
+            })
+            .collect()
+    }
+}
+
+fn known(held: &DiagnosisStatusView, spec: Option<&DiagnosisSpec>) -> Known {
+    Known {
+        baseline: Baseline {
+            occurrences: held.occurrences,
+            first_seen: held.first_seen.clone(),
+            affected: held.affected_node_claims.clone(),
+        },
+        category: spec.map_or("", |s| category_label(s.category)).into(),
+        reason: held.root_cause.reason.clone(),
+        resolved: held
+            .condition("Resolved")
+            .is_some_and(|c| c.status == "True"),
+    }
+}
+
+/// The `category` label value of a Diagnosis's category.
+pub fn category_label(c: crate::signal::Category) -> &'static str {
+    use crate::signal::Category;
+    match c {
+        Category::PassRoleDenied => "PassRoleDenied",
+        Category::ActionDenied => "ActionDenied",
+        Category::KmsKeyUnusable => "KmsKeyUnusable",
+    }
 }
 
 /// The status to write: this process's count on top of the baseline, the earliest first and
@@ -143,20 +434,7 @@ fn merge(
     }
     affected.truncate(20);
     status.affected_node_claims = affected;
-    let previous: Vec<Condition> = held
-        .map(|h| {
-            h.conditions
-                .iter()
-                .map(|c| Condition {
-                    type_: c.type_.clone(),
-                    status: c.status.clone(),
-                    reason: c.reason.clone(),
-                    message: c.message.clone(),
-                    last_transition_time: c.last_transition_time.clone(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let previous = held.map(DiagnosisStatusView::conditions).unwrap_or_default();
     let last_seen_ms = status
         .last_seen
         .as_deref()

@@ -169,3 +169,42 @@ pub fn transition(previous: &[Condition], desired: Vec<Condition>, now: &str) ->
         })
         .collect()
 }
+
+/// A Diagnosis as retention sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub name: String,
+    /// When `Resolved` last became True; `None` while it is active.
+    pub resolved_since_ms: Option<i64>,
+    pub last_seen_ms: Option<i64>,
+}
+
+/// The Diagnoses to delete, by name: those resolved for longer than `retention_ms`, then, while
+/// more than `cap` remain, the resolved ones seen least recently. Active ones are never
+/// deleted (they would come back); the writer creates no new one at the cap instead.
+pub fn expired(kept: &[Kept], now_ms: i64, retention_ms: i64, cap: usize) -> Vec<String> {
+    let mut resolved: Vec<&Kept> = kept
+        .iter()
+        .filter(|k| k.resolved_since_ms.is_some())
+        .collect();
+    resolved.sort_by(|a, b| {
+        (a.last_seen_ms, a.resolved_since_ms, &a.name).cmp(&(
+            b.last_seen_ms,
+            b.resolved_since_ms,
+            &b.name,
+        ))
+    });
+    let mut remaining = kept.len();
+    let mut out = Vec::new();
+    for k in resolved {
+        let old = k
+            .resolved_since_ms
+            .is_some_and(|since| now_ms - since > retention_ms);
+        if old || remaining > cap {
+            out.push(k.name.clone());
+            remaining -= 1;
+        }
+    }
+    out.sort();
+    out
+}

@@ -36,7 +36,8 @@ pub struct Questions {
     pub keys: std::collections::BTreeSet<String>,
     pub simulations: std::collections::BTreeSet<crate::facts::fetched::SimulationKey>,
     pub encoded: std::collections::BTreeSet<String>,
-    /// Instances of NodeClaims the inputs do not describe (the KMS path needs their StateReason).
+    /// Instances of lost NodeClaims the inputs do not describe (the KMS path needs their
+    /// StateReason).
     pub instances: std::collections::BTreeSet<String>,
     /// AMIs of instances that died of an unusable KMS key no input names.
     pub images: std::collections::BTreeSet<String>,
@@ -100,6 +101,7 @@ pub fn questions(
     q.instances = obs
         .node_claims
         .iter()
+        .filter(|c| c.lost)
         .filter_map(|c| c.instance_id.clone())
         .filter(|id| !obs.instances.iter().any(|i| &i.instance_id == id))
         .collect();

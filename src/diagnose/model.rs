@@ -97,7 +97,7 @@ pub struct Metadata {
 }
 
 /// What failed; set when the Diagnosis is created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DiagnosisSpec {
     /// The kind of failure: PassRoleDenied (iam:PassRole refused), ActionDenied (any other

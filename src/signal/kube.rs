@@ -57,6 +57,27 @@ fn failing_conditions(value: &Value) -> Vec<(&str, Option<String>)> {
         .collect()
 }
 
+/// The status of the condition `type_`, if the object has it.
+fn condition<'v>(value: &'v Value, type_: &str) -> Option<&'v str> {
+    value
+        .get("status")?
+        .get("conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| str_at(c, &["type"]) == Some(type_))
+        .and_then(|c| str_at(c, &["status"]))
+}
+
+/// Launched, but never registered as a node, or being deleted.
+fn lost(value: &Value) -> bool {
+    let launched = condition(value, "Launched") == Some("True");
+    let deleting = str_at(value, &["metadata", "deletionTimestamp"]).is_some();
+    launched && (deleting || condition(value, "Registered").is_some_and(|s| s != "True"))
+}
+
+/// Karpenter's Event reasons for a NodeClaim whose instance is going away.
+const TERMINATING: [&str; 2] = ["InstanceTerminating", "TerminatingOnInterruption"];
+
 fn time_of(text: Option<String>) -> Option<String> {
     text.and_then(|t| super::time::normalize(&t))
 }
@@ -75,6 +96,7 @@ fn node_claim(value: &Value, line: usize, sink: &mut Sink<'_>) {
             .or_else(|| owned(value, &["spec", "machineTemplateRef", "name"])),
         instance_id: str_at(value, &["status", "providerID"]).and_then(instance_from_provider_id),
         image_id: owned(value, &["status", "imageID"]),
+        lost: lost(value),
         name,
     };
     for (message, time) in failing_conditions(value) {
@@ -142,8 +164,22 @@ fn event(value: &Value, line: usize, sink: &mut Sink<'_>) {
         .or_else(|| value.get("regarding"))
         .unwrap_or(&Value::Null);
     let object_name = owned(object, &["name"]);
+    let kind = str_at(object, &["kind"]).unwrap_or("");
+    if let (Some(name), true) = (&object_name, matches!(kind, "NodeClaim" | "Machine")) {
+        let reason = str_at(value, &["reason"]).unwrap_or("");
+        if TERMINATING.contains(&reason) {
+            sink.node_claim(NodeClaimInfo {
+                name: name.clone(),
+                node_pool: None,
+                node_class: None,
+                instance_id: None,
+                image_id: None,
+                lost: true,
+            });
+        }
+    }
     let mut context = Context::new(Source::Event, line);
-    match str_at(object, &["kind"]).unwrap_or("") {
+    match kind {
         "NodeClaim" | "Machine" => context.node_claim = object_name,
         "NodePool" | "Provisioner" => context.node_pool = object_name,
         "EC2NodeClass" | "AWSNodeTemplate" => context.node_class = object_name,

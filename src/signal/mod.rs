@@ -20,7 +20,17 @@ use serde::Serialize;
 
 /// What kind of failure a signal reports (contract §5 categories).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
 )]
 pub enum Category {
     /// `iam:PassRole` refused.
@@ -131,6 +141,10 @@ pub struct NodeClaimInfo {
     pub instance_id: Option<String>,
     /// `status.imageID`.
     pub image_id: Option<String>,
+    /// Launched, then lost its instance: never registered (`Registered` not True), being
+    /// deleted, or named by an `InstanceTerminating`/`TerminatingOnInterruption` Event. Only
+    /// such NodeClaims' instances are described (their StateReason tells why they died).
+    pub lost: bool,
 }
 
 /// An EC2 instance from `aws ec2 describe-instances`.

@@ -139,6 +139,7 @@ impl<'a> Sink<'a> {
                 fill(&mut known.node_class, info.node_class);
                 fill(&mut known.instance_id, info.instance_id);
                 fill(&mut known.image_id, info.image_id);
+                known.lost |= info.lost;
             }
             None => self.out.node_claims.push(info),
         }
@@ -301,18 +302,20 @@ mod tests {
         let rules = rules();
         let mut out = Observations::default();
         let mut sink = Sink::new("f", &rules, &mut out);
-        let claim = |pool: Option<&str>, instance: Option<&str>| NodeClaimInfo {
+        let claim = |pool: Option<&str>, instance: Option<&str>, lost| NodeClaimInfo {
             name: "a".into(),
             node_pool: pool.map(String::from),
             node_class: None,
             instance_id: instance.map(String::from),
             image_id: None,
+            lost,
         };
-        sink.node_claim(claim(Some("p"), None));
-        sink.node_claim(claim(Some("q"), Some("i-1")));
+        sink.node_claim(claim(Some("p"), None, false));
+        sink.node_claim(claim(Some("q"), Some("i-1"), true));
+        sink.node_claim(claim(None, None, false));
         sink.controller_role("arn:aws:iam::1:role/k");
         sink.controller_role("arn:aws:iam::1:role/k");
-        assert_eq!(out.node_claims, vec![claim(Some("p"), Some("i-1"))]);
+        assert_eq!(out.node_claims, vec![claim(Some("p"), Some("i-1"), true)]);
         assert_eq!(out.controller_roles.len(), 1);
     }
 }

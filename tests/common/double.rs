@@ -205,3 +205,59 @@ pub fn json_error(status: u16, code: &str, message: &str) -> Reply {
         format!("{{\"__type\":\"{code}\",\"message\":\"{message}\"}}"),
     )
 }
+
+const RESPONSES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/aws/responses");
+
+/// A documented response with its `{placeholders}` filled; every placeholder must be.
+pub fn response(name: &str, fill: &[(&str, &str)]) -> String {
+    let template = std::fs::read_to_string(format!("{RESPONSES}/{name}.xml")).unwrap();
+    for part in template.split('{').skip(1) {
+        if let Some((word, _)) = part.split_once('}') {
+            assert!(
+                fill.iter().any(|(k, _)| *k == word),
+                "{name}: {{{word}}} not filled"
+            );
+        }
+    }
+    fill.iter().fold(template, |text, (k, v)| {
+        text.replace(&format!("{{{k}}}"), v)
+    })
+}
+
+pub fn xml(text: String) -> Reply {
+    Reply::Respond(200, "text/xml", text)
+}
+
+/// EC2 as AWS answers for the seed-2 story: the NodeClaim's instance died of its AMI's key.
+pub fn kms_ec2(call: &Call, key: &str) -> Reply {
+    match call.operation.as_str() {
+        "DescribeInstances" => xml(response(
+            "DescribeInstances",
+            &[
+                ("account", super::live::ACCOUNT),
+                ("instance", "i-0a1b2c3d4e5f60001"),
+                ("image", "ami-0a1b2c3d4e5f60718"),
+                ("zone", "us-east-1b"),
+                ("nodeclaim", "encrypted-7k2lp"),
+            ],
+        )),
+        "DescribeImages" => xml(response(
+            "DescribeImages",
+            &[
+                ("image", "ami-0a1b2c3d4e5f60718"),
+                ("owner", super::live::ACCOUNT),
+                ("snapshot", "snap-0b1c2d3e4f5a60789"),
+            ],
+        )),
+        "DescribeSnapshots" => xml(response(
+            "DescribeSnapshots",
+            &[
+                ("snapshot", "snap-0b1c2d3e4f5a60789"),
+                ("owner", super::live::ACCOUNT),
+                ("key", key),
+            ],
+        )),
+        _ => Reply::Forward,
+    }
+}
+
