@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ORACLE_DIR ?= $(CURDIR)/.oracle
 export ORACLE_DIR
 
-.PHONY: demo test lint unit oracle moto kmock bench fuzz crd
+.PHONY: demo test lint unit oracle moto kmock chart bench fuzz crd manifests image
 
 CHINA := examples/china-passrole
 CMK := examples/cross-account-cmk
@@ -23,8 +23,9 @@ demo:
 ## test: the whole suite — lint, unit and integration tests, the differential test against
 ## the independent IAM evaluator (installed into .oracle/ first), the live-AWS tests against
 ## the moto emulator (installed into .venv-moto/ first), the controller end to end against a
-## Kubernetes API double (kmock, installed into .venv-kmock/ first).
-test: lint oracle moto kmock unit
+## Kubernetes API double (kmock, installed into .venv-kmock/ first), the Helm chart, manifests
+## and alert rules (helm, kubernetes-validate, promtool, installed into .tools/ first).
+test: lint oracle moto kmock chart unit
 
 lint:
 	cargo fmt --check
@@ -42,6 +43,12 @@ moto:
 kmock:
 	bash tests/kube/install-kmock.sh "$(CURDIR)/.venv-kmock"
 
+## chart: helm lint --strict and helm template (default values, every toggle on), every object
+## through kubernetes-validate --strict, hardening and RBAC assertions, manifests/ and the CRD
+## copy in sync, runbooks for every reason code, promtool check/test rules on the alerts.
+chart:
+	bash tests/chart/check.sh
+
 ## bench: evaluations per second of the IAM engine; explain's scan against grep on a
 ## generated 256 MB Karpenter log (not part of `test`).
 bench:
@@ -55,3 +62,17 @@ fuzz:
 ## crd: regenerate manifests/crd.yaml from the Rust types (a test fails when it is stale).
 crd:
 	cargo run --quiet --locked -- crd > manifests/crd.yaml
+
+## manifests: copy manifests/crd.yaml into the chart, render manifests/karpenter-doctor.yaml and
+## manifests/prometheus-rules.yaml from the chart (`make chart` fails when they are stale).
+manifests:
+	bash tests/chart/install-tools.sh "$(CURDIR)/.tools" helm
+	cp manifests/crd.yaml charts/karpenter-doctor/crds/diagnoses.yaml
+	bash tests/chart/render.sh "$(CURDIR)/.tools/bin/helm" manifests
+
+## image: the container image (Dockerfile; needs a container engine, e.g. CONTAINER_ENGINE=podman).
+CONTAINER_ENGINE ?= docker
+IMAGE ?= ghcr.io/karpenter-doctor/karpenter-doctor
+VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+image:
+	$(CONTAINER_ENGINE) build -t $(IMAGE):$(VERSION) .

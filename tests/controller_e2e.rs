@@ -1,14 +1,18 @@
 //! The controller end to end over HTTP: a Kubernetes API double (kmock) holding Karpenter's
-//! ServiceAccount and pod, moto holding the seed-1 IAM story, and the real binary in between.
-//! The pod's log is fed line by line; Diagnoses, metrics and restarts are checked.
+//! objects, pod and log; moto (behind the AWS double where moto lacks a call) holding the IAM
+//! and KMS stories; the real binary in between. Diagnoses, Events, metrics, re-checks that
+//! verify a fix, restarts, the KMS path through DescribeInstances, v1beta1, and the Lease.
 
 mod common;
 
 use common::apiserver::Kube;
+use common::double::{Double, kms_ec2};
 use common::live::*;
 use common::moto::Moto;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
-use kube::api::{Api, DynamicObject, PostParams};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,14 +32,27 @@ struct Controller {
 
 impl Controller {
     fn start(kube: &Kube, moto: &Moto, log: &std::path::Path) -> Controller {
+        Controller::start_with(kube, &moto.endpoint, "cn-northwest-1", log, &[], "doctor-0")
+    }
+
+    /// The controller against `endpoint` (moto, or the double in front of it), with `extra`
+    /// options; `pod` is its POD_NAME (its identity in the Lease).
+    fn start_with(
+        kube: &Kube,
+        endpoint: &str,
+        region: &str,
+        log: &std::path::Path,
+        extra: &[&str],
+        pod: &str,
+    ) -> Controller {
         let (metrics, health) = (free_port(), free_port());
         let child = Command::new(BIN)
             .args([
                 "controller",
                 "--region",
-                "cn-northwest-1",
+                region,
                 "--endpoint-url",
-                &moto.endpoint,
+                endpoint,
                 "--aws-max-attempts",
                 "1",
             ])
@@ -44,8 +61,10 @@ impl Controller {
                 "--health-probe-bind-address",
                 &format!("127.0.0.1:{health}"),
             ])
-            .args(["--debounce-ms", "100"])
+            .args(["--debounce-ms", "100", "--recheck-interval-seconds", "2"])
+            .args(extra)
             .env("KUBECONFIG", &kube.kubeconfig)
+            .env("POD_NAME", pod)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env_remove("AWS_PROFILE")
@@ -77,13 +96,97 @@ impl Controller {
 
     fn metrics(&self) -> String {
         use std::io::{Read, Write};
-        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.metrics)).unwrap();
+        let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.metrics)) else {
+            return String::new();
+        };
         conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
         let mut text = String::new();
-        conn.read_to_string(&mut text).unwrap();
+        let _ = conn.read_to_string(&mut text);
         text
     }
+
+    fn leads(&self) -> bool {
+        self.metrics()
+            .lines()
+            .any(|l| l == "karpenter_doctor_leader 1")
+    }
+}
+
+/// `probe`'s answer once it has one, polled for up to 30 s.
+fn wait_for<T>(what: &str, probe: impl Fn() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Creates any object from its JSON (`plural` names its resource).
+fn create(kube: &Kube, plural: &str, obj: Value) {
+    let (group, version) = match obj["apiVersion"].as_str().unwrap().split_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (
+            String::new(),
+            obj["apiVersion"].as_str().unwrap().to_string(),
+        ),
+    };
+    let gvk = GroupVersionKind::gvk(&group, &version, obj["kind"].as_str().unwrap());
+    let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
+    let namespace = obj["metadata"]["namespace"].as_str().map(str::to_string);
+    let object: DynamicObject = serde_json::from_value(obj).unwrap();
+    runtime().block_on(async {
+        let client = kube.client().await;
+        let api: Api<DynamicObject> = match &namespace {
+            Some(ns) => Api::namespaced_with(client, ns, &ar),
+            None => Api::all_with(client, &ar),
+        };
+        api.create(&PostParams::default(), &object).await.unwrap();
+    });
+}
+
+/// The Events recorded on Diagnoses: (type, reason) in the order written.
+fn diagnosis_events(kube: &Kube) -> Vec<(String, String)> {
+    runtime().block_on(async {
+        let api: Api<Event> = Api::all(kube.client().await);
+        let mut events = api.list(&Default::default()).await.unwrap().items;
+        events
+            .retain(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Diagnosis"));
+        events.sort_by_key(|e| {
+            e.metadata
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse::<u64>().ok())
+        });
+        events
+            .into_iter()
+            .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default()))
+            .collect()
+    })
+}
+
+fn condition(d: &Value, type_: &str) -> (String, String) {
+    let c = d["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .cloned()
+        .unwrap_or_default();
+    (
+        c["status"].as_str().unwrap_or("").to_string(),
+        c["reason"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+fn service_account(kube: &Kube, role_arn: &str) {
+    create(
+        kube,
+        "serviceaccounts",
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "karpenter", "namespace": "kube-system",
+            "annotations": {"eks.amazonaws.com/role-arn": role_arn}}}),
+    );
 }
 
 impl Drop for Controller {
@@ -225,5 +328,234 @@ fn the_seed_1_log_stream_becomes_one_diagnosis_that_counts_on_across_restarts() 
     let items = diagnoses(&kube, |i| occurrences(i) == 6);
     assert_eq!((items.len(), occurrences(&items)), (1, 6), "{items:#?}");
     assert_eq!(items[0]["metadata"]["name"], name.as_str());
+
     assert!(controller.stop().success());
+
+    // The policy is fixed in AWS. The next controller reads no new failure, so nothing derives
+    // the Diagnosis afresh: the periodic re-check (every 2 s here) verifies the fix with fresh
+    // facts and resolves it.
+    fix_china_pass_role(&moto);
+    let controller = Controller::start(
+        &kube,
+        &moto,
+        std::path::Path::new(&format!("{dir}/controller-3.log")),
+    );
+    let items = diagnoses(&kube, |i| {
+        i.first()
+            .is_some_and(|d| condition(d, "Resolved") == ("True".into(), "FixVerified".into()))
+    });
+    assert_eq!(
+        condition(&items[0], "Resolved"),
+        ("True".into(), "FixVerified".into()),
+        "{items:#?}"
+    );
+    assert_eq!(occurrences(&items), 6, "a re-check is no occurrence");
+    let events = wait_for("the Resolved Event", || {
+        let e = diagnosis_events(&kube);
+        e.iter().any(|(_, r)| r == "Resolved").then_some(e)
+    });
+    assert_eq!(
+        events,
+        [
+            ("Warning".to_string(), "RootCauseFound".to_string()),
+            ("Normal".to_string(), "Resolved".to_string())
+        ],
+        "one Warning when found, one Normal when resolved"
+    );
+    assert!(wait_for("the resolved gauge", || {
+        let m = controller.metrics();
+        m.contains("karpenter_doctor_diagnoses{category=\"PassRoleDenied\",reason=\"PassedToServiceMismatch\",state=\"resolved\"} 1")
+            .then_some(true)
+    }));
+    assert!(controller.stop().success());
+}
+
+/// The seed-1 fix: PassRole allowed to EC2 under both of its names in aws-cn.
+fn fix_china_pass_role(moto: &Moto) {
+    runtime().block_on(async {
+        let iam = aws_sdk_iam::Client::new(&config(moto, "cn-northwest-1").await);
+        let doc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:PassRole",
+            "Resource": format!("arn:aws-cn:iam::{ACCOUNT}:role/{NODE_ROLE}"),
+            "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}}}]});
+        iam.put_role_policy()
+            .role_name(CONTROLLER)
+            .policy_name("PassNodeRole")
+            .policy_document(doc.to_string())
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_lost_nodeclaim_on_a_v1beta1_cluster_is_traced_to_its_kms_key_through_describe_instances() {
+    let moto = Moto::start("controller-kms");
+    let key = pending_deletion_key(&moto, "us-east-1");
+    let served = key.clone();
+    let double = Double::start(&moto.endpoint, move |call| kms_ec2(call, &served));
+    let kube = Kube::start_serving("controller-kms", "v1beta1");
+    let cmk = format!("{ROOT}/examples/cross-account-cmk");
+    service_account(
+        &kube,
+        "arn:aws:iam::111122223333:role/KarpenterController-demo",
+    );
+    let dir = scratch("controller-kms");
+    // The seed-2 NodeClaim as Karpenter 0.3x shows it right after launch (Launched only); an
+    // InstanceTerminating Event says its instance is going away.
+    let claims: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{cmk}/nodeclaims.json")).unwrap())
+            .unwrap();
+    let mut claim = claims["items"][0].clone();
+    claim["apiVersion"] = json!("karpenter.sh/v1beta1");
+    claim["status"]["conditions"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|c| c["type"] == "Launched");
+    create(&kube, "nodeclaims", claim);
+    let class: Value =
+        serde_norway::from_str(&std::fs::read_to_string(seed2_node_class(&dir, None)).unwrap())
+            .unwrap();
+    let mut class = class;
+    class["apiVersion"] = json!("karpenter.k8s.aws/v1beta1");
+    create(&kube, "ec2nodeclasses", class);
+    create(
+        &kube,
+        "events",
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "encrypted-7k2lp.17d", "namespace": "default"},
+            "eventTime": "2024-06-01T10:00:40.000000Z", "reportingController": "karpenter", "reportingInstance": "karpenter-7d9f",
+            "action": "Terminating", "type": "Normal", "reason": "InstanceTerminating", "note": "Instance is terminating",
+            "regarding": {"apiVersion": "karpenter.sh/v1beta1", "kind": "NodeClaim", "name": "encrypted-7k2lp"}}),
+    );
+    let controller = Controller::start_with(
+        &kube,
+        &double.endpoint,
+        "us-east-1",
+        std::path::Path::new(&format!("{dir}/controller.log")),
+        &[],
+        "doctor-0",
+    );
+    let items = diagnoses(&kube, |i| !i.is_empty());
+    assert_eq!(items.len(), 1, "{items:#?}");
+    let d = &items[0];
+    assert_eq!(d["spec"]["category"], "KmsKeyUnusable", "{d:#}");
+    assert_eq!(d["spec"]["kmsKeyArn"], key.as_str());
+    assert_eq!(d["status"]["rootCause"]["reason"], "KeyPendingDeletion");
+    assert_eq!(d["status"]["rootCause"]["confidence"], "Confirmed");
+    assert_eq!(
+        d["status"]["affectedNodeClaims"],
+        json!(["encrypted-7k2lp"])
+    );
+    // Re-checks every 2 s and the Diagnosis's own Events wake reconciles; the dead instance
+    // is described once (cached), its AMI and snapshot too.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(double.count("DescribeInstances"), 1, "{:?}", double.calls());
+    assert_eq!(double.count("DescribeImages"), 1);
+    let metrics = controller.metrics();
+    assert!(
+        metrics.contains(
+            "karpenter_doctor_signals_total{category=\"KmsKeyUnusable\",source=\"instance\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(controller.stop().success());
+}
+
+/// The EC2NodeClass of the validation story: Karpenter's dry run of RunInstances refused.
+fn refused_node_class() -> Value {
+    let text = std::fs::read_to_string(format!(
+        "{ROOT}/tests/fixtures/explain/ActionNotAllowed-nodeclass-validation/ec2nodeclasses.yaml"
+    ))
+    .unwrap();
+    let list: Value = serde_norway::from_str(&text).unwrap();
+    list["items"][0].clone()
+}
+
+#[test]
+fn two_replicas_elect_one_writer_which_diagnoses_the_node_class_and_verifies_the_fix() {
+    let moto = Moto::start("controller-lease");
+    let role = "edge-karpenter-irsa";
+    runtime().block_on(async {
+        let iam = aws_sdk_iam::Client::new(&config(&moto, "us-east-1").await);
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        iam.create_role().role_name(role).path("/eks/edge/").assume_role_policy_document(trust).send().await.unwrap();
+        let fleet = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ec2:CreateFleet","ec2:CreateLaunchTemplate"],"Resource":"*"}]}"#;
+        iam.put_role_policy().role_name(role).policy_name("fleet").policy_document(fleet).send().await.unwrap();
+    });
+    let kube = Kube::start("controller-lease");
+    service_account(
+        &kube,
+        &format!("arn:aws:iam::{ACCOUNT}:role/eks/edge/{role}"),
+    );
+    create(&kube, "ec2nodeclasses", refused_node_class());
+    let dir = scratch("controller-lease");
+    let elect = [
+        "--leader-elect",
+        "--leader-election-namespace",
+        "karpenter-doctor",
+    ];
+    let start = |pod: &str| {
+        Controller::start_with(
+            &kube,
+            &moto.endpoint,
+            "us-east-1",
+            std::path::Path::new(&format!("{dir}/{pod}.log")),
+            &elect,
+            pod,
+        )
+    };
+    let (a, b) = (start("doctor-a"), start("doctor-b"));
+    let holder = || {
+        runtime().block_on(async {
+            let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+                Api::namespaced(kube.client().await, "karpenter-doctor");
+            api.get_opt("karpenter-doctor")
+                .await
+                .unwrap()
+                .and_then(|l| l.spec?.holder_identity)
+        })
+    };
+    let first = wait_for("a leader", holder);
+    let items = diagnoses(&kube, |i| !i.is_empty());
+    assert_eq!(items.len(), 1, "{items:#?}");
+    assert_eq!(
+        items[0]["status"]["rootCause"]["reason"], "ActionNotAllowed",
+        "{:#}",
+        items[0]
+    );
+    assert_eq!(items[0]["status"]["rootCause"]["confidence"], "Confirmed");
+    assert_eq!(items[0]["spec"]["nodeClass"], "default");
+    let (leader, follower) = if first.starts_with("doctor-a_") {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    wait_for("the leader's gauge", || leader.leads().then_some(()));
+    assert!(
+        !follower.leads(),
+        "only one replica writes: {}",
+        follower.metrics()
+    );
+
+    // The fix lands in AWS; the leader's next re-check verifies it.
+    runtime().block_on(async {
+        let iam = aws_sdk_iam::Client::new(&config(&moto, "us-east-1").await);
+        let run = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:RunInstances","Resource":"*"}]}"#;
+        iam.put_role_policy().role_name(role).policy_name("run").policy_document(run).send().await.unwrap();
+    });
+    let items = diagnoses(&kube, |i| {
+        i.first()
+            .is_some_and(|d| condition(d, "Resolved") == ("True".into(), "FixVerified".into()))
+    });
+    assert_eq!(
+        condition(&items[0], "Resolved"),
+        ("True".into(), "FixVerified".into()),
+        "{items:#?}"
+    );
+
+    // The leader stops and gives the Lease up; the other replica takes over.
+    assert!(leader.stop().success());
+    let second = wait_for("a new leader", || holder().filter(|h| *h != first));
+    assert!(second.starts_with("doctor-"), "{second}");
+    wait_for("the follower to lead", || follower.leads().then_some(()));
+    assert!(follower.stop().success());
 }

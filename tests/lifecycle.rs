@@ -153,25 +153,60 @@ const T0: i64 = 1_717_491_600_000; // 2024-06-04T09:00:00Z
 fn resolved_follows_the_fix_the_quiet_hour_and_recurrences() {
     let fixed = Verification::Fixed("allowed now".into());
     let failing = Verification::StillFailing("still refused".into());
-    let (s, r, _) = resolved(&failing, None, Some(T0), T0 + 60_000);
+    let (s, r, _) = resolved(&failing, None, Some(T0), false, T0 + 60_000);
     assert_eq!((s, r), ("False", "FailureObserved"));
-    let (s, r, m) = resolved(&fixed, None, Some(T0), T0 + 60_000);
+    let (s, r, m) = resolved(&fixed, None, Some(T0), false, T0 + 60_000);
     assert_eq!((s, r, m.as_str()), ("True", "FixVerified", "allowed now"));
-    let (s, r, m) = resolved(&failing, None, Some(T0), T0 + NOT_RECURRING_AFTER_MS);
+    let (s, r, m) = resolved(&failing, None, Some(T0), false, T0 + NOT_RECURRING_AFTER_MS);
     assert_eq!((s, r), ("True", "NotRecurring"));
     assert_eq!(m, "not seen since 2024-06-04T09:00:00Z");
-    let (s, r, _) = resolved(&failing, None, Some(T0), T0 + NOT_RECURRING_AFTER_MS - 1);
+    let (s, r, _) = resolved(
+        &failing,
+        None,
+        Some(T0),
+        false,
+        T0 + NOT_RECURRING_AFTER_MS - 1,
+    );
     assert_eq!((s, r), ("False", "FailureObserved"));
+    // A condition that still says it fails is no quiet hour, however old its transition.
+    let (s, r, _) = resolved(
+        &failing,
+        None,
+        Some(T0),
+        true,
+        T0 + 10 * NOT_RECURRING_AFTER_MS,
+    );
+    assert_eq!((s, r), ("False", "FailureObserved"));
+    let (s, r, _) = resolved(
+        &fixed,
+        None,
+        Some(T0),
+        true,
+        T0 + 10 * NOT_RECURRING_AFTER_MS,
+    );
+    assert_eq!((s, r), ("True", "FixVerified"));
     // Resolved at 09:30, seen again at 09:40: reopened, even though the facts look fixed.
     let was = condition("True", "2024-06-04T09:30:00Z");
-    let (s, r, m) = resolved(&fixed, Some(&was), Some(T0 + 40 * 60_000), T0 + 45 * 60_000);
+    let (s, r, m) = resolved(
+        &fixed,
+        Some(&was),
+        Some(T0 + 40 * 60_000),
+        false,
+        T0 + 45 * 60_000,
+    );
     assert_eq!((s, r), ("False", "Recurred"));
     assert_eq!(
         m,
         "seen again at 2024-06-04T09:40:00Z after it was resolved"
     );
     // Seen before the resolution: it stays resolved.
-    let (s, r, _) = resolved(&fixed, Some(&was), Some(T0 + 20 * 60_000), T0 + 45 * 60_000);
+    let (s, r, _) = resolved(
+        &fixed,
+        Some(&was),
+        Some(T0 + 20 * 60_000),
+        false,
+        T0 + 45 * 60_000,
+    );
     assert_eq!((s, r), ("True", "FixVerified"));
 }
 

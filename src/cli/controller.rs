@@ -56,7 +56,9 @@ pub struct ControllerArgs {
 pub fn run(args: &ControllerArgs) -> Result<(), Failure> {
     crate::cluster::log::set_level(&args.log_level).map_err(Failure)?;
     if args.recheck_interval_seconds == 0 {
-        return Err(Failure("--recheck-interval-seconds must be at least 1".into()));
+        return Err(Failure(
+            "--recheck-interval-seconds must be at least 1".into(),
+        ));
     }
     let snapshots = args.facts.load()?;
     let settings = Settings {

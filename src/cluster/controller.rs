@@ -321,6 +321,8 @@ async fn reconcile(
     recheck: bool,
 ) -> Result<(), ReconcileError> {
     let mut obs = observe(cx)?;
+    let role = cx.settings.controller_role.as_deref();
+    let fetched = crate::aws::gather::gather(&cx.live, &cx.scanner, &mut obs, role).await;
     for s in &obs.signals {
         if counted.insert((s.origin.file.clone(), s.origin.line)) {
             cx.metrics
@@ -329,8 +331,6 @@ async fn reconcile(
                 .inc();
         }
     }
-    let role = cx.settings.controller_role.as_deref();
-    let fetched = crate::aws::gather::gather(&cx.live, &cx.scanner, &mut obs, role).await;
     let facts = Overlay {
         first: &cx.settings.snapshots,
         then: &fetched,
@@ -340,12 +340,16 @@ async fn reconcile(
     let mut at_cap = 0;
     for d in &items {
         let verification = lifecycle::verify(&d.spec, &facts);
-        let written = writer.write(d, &verification, now_ms).await.map_err(|e| {
-            (
-                "write",
-                format!("writing Diagnosis {}: {e}", d.metadata.name),
-            )
-        })?;
+        let ongoing = lifecycle::ongoing(&d.spec, &d.status.affected_node_claims, &obs.signals);
+        let written = writer
+            .write(d, &verification, ongoing, now_ms)
+            .await
+            .map_err(|e| {
+                (
+                    "write",
+                    format!("writing Diagnosis {}: {e}", d.metadata.name),
+                )
+            })?;
         at_cap += usize::from(written == Written::AtCap);
     }
     if at_cap > 0 {

@@ -46,11 +46,8 @@ pub fn step(lease: Option<&Held>, me: &str, now_ms: i64) -> Step {
         Some(h) if h == me => Step::Renew,
         None | Some("") => Step::TakeOver,
         Some(_) => {
-            let duration_ms = i64::from(
-                lease
-                    .duration_s
-                    .unwrap_or(LEASE_DURATION.as_secs() as i32),
-            ) * 1000;
+            let duration_ms =
+                i64::from(lease.duration_s.unwrap_or(LEASE_DURATION.as_secs() as i32)) * 1000;
             match lease.renewed_ms {
                 Some(renewed) if now_ms - renewed <= duration_ms => Step::Wait,
                 _ => Step::TakeOver,

@@ -56,7 +56,7 @@ impl Metrics {
         .expect("valid metric");
         let leader = prometheus::IntGauge::new(
             "karpenter_doctor_leader",
-            "1 while this replica is the one writing Diagnoses.",
+            "Whether this replica writes Diagnoses (1) or waits for the Lease (0).",
         )
         .expect("valid metric");
         for c in [

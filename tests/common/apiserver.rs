@@ -15,6 +15,11 @@ pub struct Kube {
 
 impl Kube {
     pub fn start(name: &str) -> Kube {
+        Kube::start_serving(name, "v1")
+    }
+
+    /// An emulator serving Karpenter's groups at `karpenter_version` (v1, or v1beta1).
+    pub fn start_serving(name: &str, karpenter_version: &str) -> Kube {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let venv = root.join(".venv-kmock");
         let status = Command::new("bash")
@@ -35,6 +40,7 @@ impl Kube {
             .arg(root.join("tests/kube/emulator.py"))
             .arg("0")
             .env("KMOCK_REQUEST_LOG", &requests)
+            .env("KARPENTER_VERSION", karpenter_version)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.join("emulator.err")).unwrap())
             .spawn()

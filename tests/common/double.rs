@@ -260,4 +260,3 @@ pub fn kms_ec2(call: &Call, key: &str) -> Reply {
         _ => Reply::Forward,
     }
 }
-

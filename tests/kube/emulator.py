@@ -1,5 +1,6 @@
 """A tiny Kubernetes API server double for the kube-rs end-to-end tests, built on kmock's KubernetesEmulator.
-Usage: emulator.py PORT (0 = any free port): prints `READY <port>` once it accepts connections, serves until killed."""
+Usage: emulator.py PORT (0 = any free port): prints `READY <port>` once it accepts connections, serves until killed.
+$KARPENTER_VERSION (default v1) is the version Karpenter's groups are served at (v1beta1: Karpenter 0.3x)."""
 # Added to kmock: resourceVersion/uid/creationTimestamp/generation, server-side apply that creates, /status,
 # PUT, label/field selectors, watches resumed from a resourceVersion, pod logs that tests feed (POST
 # /_test/logs/NS/POD?time=RFC3339 appends the body's lines; DELETE ends the followers, as a container
@@ -23,10 +24,11 @@ import kmock
 from kmock import action
 
 VERBS = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']  # no deletecollection: not served
+KARPENTER = os.environ.get('KARPENTER_VERSION', 'v1')
 RESOURCES = {  # group/version/plural: (kind, namespaced, subresources)
-    'karpenter.sh/v1/nodeclaims': ('NodeClaim', False, []),
-    'karpenter.sh/v1/nodepools': ('NodePool', False, []),
-    'karpenter.k8s.aws/v1/ec2nodeclasses': ('EC2NodeClass', False, []),
+    f'karpenter.sh/{KARPENTER}/nodeclaims': ('NodeClaim', False, []),
+    f'karpenter.sh/{KARPENTER}/nodepools': ('NodePool', False, []),
+    f'karpenter.k8s.aws/{KARPENTER}/ec2nodeclasses': ('EC2NodeClass', False, []),
     'karpenter-doctor.io/v1alpha1/diagnoses': ('Diagnosis', False, ['status']),
     'events.k8s.io/v1/events': ('Event', True, []),
     'coordination.k8s.io/v1/leases': ('Lease', True, []),
