@@ -50,10 +50,12 @@ chart:
 	bash tests/chart/check.sh
 
 ## bench: evaluations per second of the IAM engine; explain's scan against grep on a
-## generated 256 MB Karpenter log (not part of `test`).
-bench:
+## generated 256 MB Karpenter log; the controller's signal → Diagnosis latency and memory with
+## 5 000 NodeClaims watched (not part of `test`).
+bench: moto kmock
 	cargo bench --bench evaluate
 	cargo bench --bench scan
+	cargo bench --bench controller
 
 ## fuzz: property-based fuzzing of the policy parser and evaluator, with more cases than `test`.
 fuzz:

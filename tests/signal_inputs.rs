@@ -766,3 +766,29 @@ fn read_errors_are_returned_after_what_was_read() {
         .unwrap_err();
     assert_eq!(e.to_string(), "disk on fire");
 }
+
+#[test]
+fn a_registered_nodeclaim_is_lost_only_once_an_event_says_its_instance_is_terminating() {
+    let claim = r#"{"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim", "metadata": {"name": "default-a1"},
+        "status": {"providerID": "aws:///us-east-1a/i-0123456789abcdef0", "conditions": [
+            {"type": "Launched", "status": "True"}, {"type": "Registered", "status": "True"}]}}"#;
+    let healthy = scan_bytes("nodeclaim.json", claim.as_bytes());
+    assert!(!healthy.node_claims[0].lost, "{:?}", healthy.node_claims);
+    for reason in ["InstanceTerminating", "TerminatingOnInterruption"] {
+        let event = format!(
+            r#"{{"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {{"name": "e1"}}, "reason": "{reason}",
+                "note": "Instance is terminating", "regarding": {{"kind": "NodeClaim", "name": "default-a1"}}}}"#
+        );
+        let both = scan_bytes("both.json", format!("{claim}\n{event}").as_bytes());
+        assert_eq!(both.node_claims.len(), 1, "one NodeClaim, merged by name");
+        assert!(both.node_claims[0].lost, "{reason}");
+        assert_eq!(
+            both.node_claims[0].instance_id.as_deref(),
+            Some("i-0123456789abcdef0")
+        );
+    }
+    let other = r#"{"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e2"}, "reason": "Nominated",
+        "note": "Pod should schedule", "regarding": {"kind": "NodeClaim", "name": "default-a1"}}"#;
+    let nominated = scan_bytes("nominated.json", format!("{claim}\n{other}").as_bytes());
+    assert!(!nominated.node_claims[0].lost);
+}

@@ -518,3 +518,68 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::http::{Request, Response};
+    use kube::client::Body;
+
+    fn answer(body: serde_json::Value) -> Response<Body> {
+        let mut bytes = serde_json::to_vec(&body).unwrap();
+        bytes.push(b'\n');
+        Response::builder().body(Body::from(bytes)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_watch_that_expires_with_410_gone_lists_again() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "default");
+        let (store, w) = reflector::store::<ServiceAccount>();
+        let notify = Arc::new(Notify::new());
+        let task = spawn(
+            reflector::reflector(
+                w,
+                watcher(
+                    Api::<ServiceAccount>::namespaced(client, "kube-system"),
+                    watcher::Config::default(),
+                ),
+            ),
+            notify.clone(),
+        );
+        let list = |rv: &str, names: &[&str]| {
+            serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccountList", "metadata": {"resourceVersion": rv},
+                "items": names.iter().map(|n| serde_json::json!({"metadata": {"name": n, "namespace": "kube-system"}})).collect::<Vec<_>>()})
+        };
+        let mut next = async || {
+            let (request, send) = handle.next_request().await.expect("a request");
+            (request.uri().to_string(), send)
+        };
+        let (uri, send) = next().await;
+        assert!(!uri.contains("watch=true"), "first a list: {uri}");
+        send.send_response(answer(list("10", &["karpenter"])));
+        let (uri, send) = next().await;
+        assert!(
+            uri.contains("watch=true") && uri.contains("resourceVersion=10"),
+            "{uri}"
+        );
+        send.send_response(answer(serde_json::json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+            "metadata": {}, "status": "Failure", "message": "too old resource version: 10 (50)", "reason": "Expired", "code": 410}})));
+        let (uri, send) = next().await;
+        assert!(!uri.contains("watch=true"), "410 Gone: list again: {uri}");
+        send.send_response(answer(list("60", &["karpenter", "karpenter-2"])));
+        let (uri, _send) = next().await;
+        assert!(
+            uri.contains("resourceVersion=60"),
+            "then watch from the new list: {uri}"
+        );
+        let mut names: Vec<_> = store
+            .state()
+            .iter()
+            .filter_map(|s| s.metadata.name.clone())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["karpenter", "karpenter-2"]);
+        task.abort();
+    }
+}

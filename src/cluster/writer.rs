@@ -517,3 +517,216 @@ fn merge(
     status.conditions = lifecycle::transition(&previous, status.conditions, &now);
     status
 }
+
+#[cfg(test)]
+mod tests {
+    //! The writer against kube's mocked HTTP service (the ApiServerVerifier pattern of
+    //! kube-rs/controller-rs): each request is checked, each answer scripted.
+
+    use super::*;
+    use crate::facts::SnapshotFacts;
+    use crate::signal::{Observations, Scanner};
+    use ::http::{Request, Response};
+    use kube::client::Body;
+
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    fn diagnosis() -> Diagnosis {
+        let scanner = Scanner::new().unwrap();
+        let mut obs = Observations::default();
+        let log = include_bytes!("../../examples/china-passrole/karpenter.log");
+        let _ = scanner.scan("karpenter.log", &log[..], &mut obs, &mut |_| {});
+        crate::diagnose::diagnose(&obs, &SnapshotFacts::default(), None).remove(0)
+    }
+
+    fn writer() -> (Writer, Handle) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "default");
+        (Writer::new(client, Some("doctor-0".into()), 10), handle)
+    }
+
+    fn answer(status: u16, body: serde_json::Value) -> Response<Body> {
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap()
+    }
+
+    fn conflict() -> Response<Body> {
+        answer(
+            409,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "the object has been modified", "reason": "Conflict", "code": 409}),
+        )
+    }
+
+    /// The next request: (method, path and query, body as JSON), answered with `response`.
+    async fn expect(handle: &mut Handle, response: Response<Body>) -> (String, String, Value) {
+        let (request, send) = handle.next_request().await.expect("a request");
+        let (method, uri) = (request.method().to_string(), request.uri().to_string());
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        send.send_response(response);
+        (
+            method,
+            uri,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_new_diagnosis_is_applied_its_status_retried_on_conflict_and_a_warning_recorded() {
+        let d = diagnosis();
+        let name = d.metadata.name.clone();
+        let seen = d.status.occurrences;
+        assert!(seen > 1, "the seed log fails more than once");
+        let (mut writer, mut handle) = writer();
+        let server = tokio::spawn(async move {
+            let applied = json!({"apiVersion": "karpenter-doctor.io/v1alpha1", "kind": "Diagnosis",
+                "metadata": {"name": "x", "uid": "u-1"}, "spec": {}});
+            let (method, uri, body) = expect(&mut handle, answer(200, applied.clone())).await;
+            assert_eq!(method, "PATCH");
+            assert!(
+                uri.contains("/diagnoses/") && !uri.contains("/status"),
+                "{uri}"
+            );
+            assert!(
+                uri.contains("fieldManager=karpenter-doctor") && uri.contains("force=true"),
+                "{uri}"
+            );
+            assert!(
+                body.get("status").is_none(),
+                "the spec apply carries no status"
+            );
+            let (_, uri, _) = expect(&mut handle, conflict()).await;
+            assert!(uri.contains("/status?"), "{uri}");
+            let (method, uri, body) = expect(&mut handle, answer(200, applied)).await;
+            assert_eq!(method, "PATCH");
+            assert!(uri.contains("/status?"), "the conflict is retried: {uri}");
+            assert_eq!(
+                body["status"]["occurrences"], seen,
+                "a new one counts from 0"
+            );
+            let (method, uri, event) = expect(&mut handle, answer(201, json!({}))).await;
+            assert_eq!(method, "POST");
+            assert!(
+                uri.starts_with("/apis/events.k8s.io/v1/namespaces/default/events"),
+                "{uri}"
+            );
+            (
+                event["type"].clone(),
+                event["reason"].clone(),
+                event["regarding"]["uid"].clone(),
+            )
+        });
+        let written = writer
+            .write(
+                &d,
+                &Verification::Unknown("no facts".into()),
+                false,
+                1_717_493_000_000,
+            )
+            .await
+            .unwrap();
+        let Written::Conditions(conditions) = written else {
+            panic!("written")
+        };
+        assert!(
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Resolved" && c.status == "False")
+        );
+        let (type_, reason, uid) = server.await.unwrap();
+        assert_eq!(
+            (type_, reason, uid),
+            (json!("Warning"), json!("RootCauseFound"), json!("u-1"))
+        );
+        let states: Vec<_> = writer.states().collect();
+        assert_eq!(
+            states,
+            [(
+                "PassRoleDenied",
+                d.status.root_cause.reason.as_str(),
+                "active"
+            )]
+        );
+        assert!(name.starts_with("pass-role-denied-"));
+    }
+
+    #[tokio::test]
+    async fn conflicts_that_persist_end_in_an_error_not_a_loop() {
+        let (mut writer, mut handle) = writer();
+        let server = tokio::spawn(async move {
+            for _ in 0..CONFLICT_ATTEMPTS {
+                let (method, _, _) = expect(&mut handle, conflict()).await;
+                assert_eq!(method, "PATCH");
+            }
+        });
+        let error = writer
+            .write(
+                &diagnosis(),
+                &Verification::Unknown(String::new()),
+                false,
+                0,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, kube::Error::Api(ref e) if e.code == 409),
+            "{error}"
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn no_new_diagnosis_is_created_at_the_cap() {
+        let (service, _handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let mut writer = Writer::new(kube::Client::new(service, "default"), None, 0);
+        let written = writer
+            .write(
+                &diagnosis(),
+                &Verification::Unknown(String::new()),
+                false,
+                0,
+            )
+            .await
+            .unwrap();
+        assert_eq!(written, Written::AtCap);
+    }
+
+    fn held(resolved: &str) -> Vec<Condition> {
+        ["Diagnosed", "Resolved"]
+            .iter()
+            .map(|t| Condition {
+                type_: (*t).into(),
+                status: if *t == "Diagnosed" { "True" } else { resolved }.into(),
+                reason: "PassedToServiceMismatch".into(),
+                message: String::new(),
+                last_transition_time: String::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn events_say_found_resolved_and_recurred_and_nothing_else() {
+        let reason = |e: Option<(EventType, &'static str, String)>| e.map(|(t, r, _)| (t, r));
+        assert_eq!(
+            reason(change(&[], &held("False"))),
+            Some((EventType::Warning, "RootCauseFound"))
+        );
+        assert_eq!(reason(change(&held("False"), &held("False"))), None);
+        assert_eq!(
+            reason(change(&held("False"), &held("True"))),
+            Some((EventType::Normal, "Resolved"))
+        );
+        assert_eq!(
+            reason(change(&held("True"), &held("False"))),
+            Some((EventType::Warning, "Recurred"))
+        );
+        let mut other = held("False");
+        other[0].reason = "ConditionNotSatisfied".into();
+        assert_eq!(
+            reason(change(&held("False"), &other)),
+            Some((EventType::Warning, "RootCauseChanged"))
+        );
+    }
+}
