@@ -5,7 +5,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::apiserver::Kube;
+use common::apiserver::{Kube, free_port};
 use common::live::*;
 use common::moto::Moto;
 use futures_util::StreamExt;
@@ -16,14 +16,6 @@ use std::time::{Duration, Instant};
 
 const NODE_CLAIMS: usize = 5_000;
 const SAMPLES: usize = 100;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// (current, peak) resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> (u64, u64) {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::apiserver::Kube;
+use common::apiserver::{Kube, free_port};
 use common::double::{Double, kms_ec2};
 use common::live::*;
 use common::moto::Moto;
@@ -16,14 +16,6 @@ use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Controller {
     child: Child,
@@ -168,6 +160,14 @@ fn diagnosis_events(kube: &Kube) -> Vec<(String, String)> {
     })
 }
 
+/// The Diagnoses once the first is `Resolved=True FixVerified` (asserted).
+fn fix_verified(kube: &Kube) -> Vec<Value> {
+    let verified = |d: &Value| condition(d, "Resolved") == ("True".into(), "FixVerified".into());
+    let items = diagnoses(kube, |i| i.first().is_some_and(verified));
+    assert!(items.first().is_some_and(verified), "{items:#?}");
+    items
+}
+
 fn condition(d: &Value, type_: &str) -> (String, String) {
     let c = d["status"]["conditions"]
         .as_array()
@@ -294,6 +294,9 @@ fn the_seed_1_log_stream_becomes_one_diagnosis_that_counts_on_across_restarts() 
         conditions.contains("\"Resolved\"") && conditions.contains("FailureObserved"),
         "{conditions}"
     );
+    for c in d["status"]["conditions"].as_array().unwrap() {
+        assert_eq!(c["observedGeneration"], d["metadata"]["generation"], "{c}");
+    }
     let name = d["metadata"]["name"].as_str().unwrap().to_string();
     assert!(name.starts_with("pass-role-denied-"), "{name}");
 
@@ -340,15 +343,7 @@ fn the_seed_1_log_stream_becomes_one_diagnosis_that_counts_on_across_restarts() 
         &moto,
         std::path::Path::new(&format!("{dir}/controller-3.log")),
     );
-    let items = diagnoses(&kube, |i| {
-        i.first()
-            .is_some_and(|d| condition(d, "Resolved") == ("True".into(), "FixVerified".into()))
-    });
-    assert_eq!(
-        condition(&items[0], "Resolved"),
-        ("True".into(), "FixVerified".into()),
-        "{items:#?}"
-    );
+    let items = fix_verified(&kube);
     assert_eq!(occurrences(&items), 6, "a re-check is no occurrence");
     let events = wait_for("the Resolved Event", || {
         let e = diagnosis_events(&kube);
@@ -362,12 +357,87 @@ fn the_seed_1_log_stream_becomes_one_diagnosis_that_counts_on_across_restarts() 
         ],
         "one Warning when found, one Normal when resolved"
     );
+    let table = get_diagnoses(&items);
+    std::fs::write(format!("{dir}/kubectl-get-diagnoses.txt"), &table).unwrap();
+    assert!(
+        table.contains("PassRoleDenied   PassedToServiceMismatch   Confirmed    True       6"),
+        "every printer column resolves:\n{table}"
+    );
     assert!(wait_for("the resolved gauge", || {
         let m = controller.metrics();
         m.contains("karpenter_doctor_diagnoses{category=\"PassRoleDenied\",reason=\"PassedToServiceMismatch\",state=\"resolved\"} 1")
             .then_some(true)
     }));
     assert!(controller.stop().success());
+}
+
+/// `kubectl get diagnoses` as a real API server prints it: the CRD's printer columns
+/// (priority 0; AGE left out, it depends on the clock) evaluated on the objects.
+fn get_diagnoses(items: &[Value]) -> String {
+    let crd: Value = serde_norway::from_str(
+        &std::fs::read_to_string(format!("{ROOT}/manifests/crd.yaml")).unwrap(),
+    )
+    .unwrap();
+    let columns: Vec<(String, String)> = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["priority"].as_i64().unwrap_or(0) == 0 && c["type"] != "date")
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_uppercase(),
+                c["jsonPath"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let cell = |d: &Value, path: &str| -> String {
+        let mut v = d.clone();
+        // The one filter the columns use, `[?(@.type=="X")]`, holds a dot: keep it whole.
+        let path = path.replace("[?(@.type==", "[?(@type==");
+        for part in path.trim_start_matches('.').split('.') {
+            v = match part.split_once("[?(@type==\"") {
+                Some((field, rest)) => {
+                    let wanted = rest.trim_end_matches("\")]");
+                    v[field]
+                        .as_array()
+                        .and_then(|a| a.iter().find(|c| c["type"] == wanted))
+                        .cloned()
+                        .unwrap_or_default()
+                }
+                None => v[part].clone(),
+            };
+        }
+        match v {
+            Value::String(s) => s,
+            Value::Null => "<none>".into(),
+            other => other.to_string(),
+        }
+    };
+    let mut rows = vec![
+        std::iter::once("NAME".to_string())
+            .chain(columns.iter().map(|(n, _)| n.clone()))
+            .collect::<Vec<_>>(),
+    ];
+    for d in items {
+        rows.push(
+            std::iter::once(d["metadata"]["name"].as_str().unwrap().to_string())
+                .chain(columns.iter().map(|(_, p)| cell(d, p)))
+                .collect(),
+        );
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap())
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let line: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            format!("{}\n", line.join("   ").trim_end())
+        })
+        .collect()
 }
 
 /// The seed-1 fix: PassRole allowed to EC2 under both of its names in aws-cn.
@@ -548,15 +618,7 @@ fn two_replicas_elect_one_writer_which_diagnoses_the_node_class_and_verifies_the
         let run = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:RunInstances","Resource":"*"}]}"#;
         iam.put_role_policy().role_name(role).policy_name("run").policy_document(run).send().await.unwrap();
     });
-    let items = diagnoses(&kube, |i| {
-        i.first()
-            .is_some_and(|d| condition(d, "Resolved") == ("True".into(), "FixVerified".into()))
-    });
-    assert_eq!(
-        condition(&items[0], "Resolved"),
-        ("True".into(), "FixVerified".into()),
-        "{items:#?}"
-    );
+    fix_verified(&kube);
 
     // The leader stops and gives the Lease up; the other replica takes over.
     assert!(leader.stop().success());

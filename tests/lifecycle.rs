@@ -144,6 +144,7 @@ fn condition(status: &str, at: &str) -> Condition {
         reason: String::new(),
         message: String::new(),
         last_transition_time: at.into(),
+        observed_generation: None,
     }
 }
 

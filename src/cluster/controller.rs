@@ -132,6 +132,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         metrics,
     };
     let mut counted = BTreeSet::new();
+    let mut failures = 0u32;
     let mut next_recheck = Instant::now() + jittered(cx.settings.recheck_interval);
     notify.notify_one();
     loop {
@@ -152,11 +153,15 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             }
         };
         let started = Instant::now();
-        if let Err(e) = reconcile(&cx, &mut writer, &mut counted, recheck).await {
-            cx.metrics.reconcile_errors.with_label_values(&[e.0]).inc();
-            log::error(&e.1);
-            notify.notify_one();
-            tokio::time::sleep(Duration::from_secs(2)).await;
+        match reconcile(&cx, &mut writer, &mut counted, recheck).await {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                cx.metrics.reconcile_errors.with_label_values(&[e.0]).inc();
+                log::error(&e.1);
+                failures += 1;
+                notify.notify_one();
+                tokio::time::sleep(backoff(failures)).await;
+            }
         }
         cx.metrics
             .reconcile_duration
@@ -214,6 +219,12 @@ async fn keep_leading(elector: leader::Elector) -> String {
             Err(e) => log::warn(&format!("renewing the Lease: {e}")),
         }
     }
+}
+
+/// The pause before retrying after `failures` failed reconciles in a row: 1 s, doubling, at
+/// most 256 s.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(8))
 }
 
 /// `interval` ±10%, so that replicas and restarts do not re-check in step.
@@ -529,6 +540,15 @@ mod tests {
         let mut bytes = serde_json::to_vec(&body).unwrap();
         bytes.push(b'\n');
         Response::builder().body(Body::from(bytes)).unwrap()
+    }
+
+    #[test]
+    fn failed_reconciles_back_off_exponentially_up_to_256_seconds() {
+        let secs: Vec<u64> = [1, 2, 3, 6, 9, 10, 40]
+            .map(|n| backoff(n).as_secs())
+            .to_vec();
+        assert_eq!(secs, [1, 2, 4, 32, 256, 256, 256]);
+        assert!(backoff(0) <= backoff(1));
     }
 
     #[tokio::test]

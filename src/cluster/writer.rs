@@ -40,6 +40,7 @@ struct Baseline {
 pub struct Stored {
     pub name: String,
     pub uid: Option<String>,
+    pub generation: Option<i64>,
     /// `None` when the stored spec is not one this version can read.
     pub spec: Option<DiagnosisSpec>,
     status: Value,
@@ -120,6 +121,7 @@ impl Writer {
             out.push(Stored {
                 name,
                 uid: obj.metadata.uid.clone(),
+                generation: obj.metadata.generation,
                 spec,
                 status,
                 view,
@@ -179,6 +181,7 @@ impl Writer {
         );
         let mut status = serde_json::to_value(&merged).unwrap_or_default();
         keep_verified_cause(&mut status, held_raw.as_ref(), verification);
+        observe_generation(&mut status, applied.metadata.generation);
         let view: DiagnosisStatusView = serde_json::from_value(status.clone()).unwrap_or_default();
         let body = json!({"apiVersion": d.api_version, "kind": d.kind, "metadata": {"name": name}, "status": status});
         let patch = Patch::Apply(&body);
@@ -232,6 +235,7 @@ impl Writer {
         }
         let mut full = stored.status.clone();
         full["conditions"] = serde_json::to_value(&conditions).unwrap_or_default();
+        observe_generation(&mut full, stored.generation);
         let body = json!({"apiVersion": crate::diagnose::model::API_VERSION, "kind": crate::diagnose::model::KIND,
             "metadata": {"name": stored.name}, "status": full});
         let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -299,6 +303,14 @@ impl Writer {
         if let Err(e) = self.recorder.publish(&event, &reference).await {
             super::log::warn(&format!("recording an Event on Diagnosis {name}: {e}"));
         }
+    }
+}
+
+/// metav1: each condition names the generation of the spec it was computed for.
+fn observe_generation(status: &mut Value, generation: Option<i64>) {
+    let Some(generation) = generation else { return };
+    for c in status["conditions"].as_array_mut().into_iter().flatten() {
+        c["observedGeneration"] = json!(generation);
     }
 }
 
@@ -415,6 +427,7 @@ struct ConditionView {
     reason: String,
     message: String,
     last_transition_time: String,
+    observed_generation: Option<i64>,
 }
 
 impl DiagnosisStatusView {
@@ -431,6 +444,7 @@ impl DiagnosisStatusView {
                 reason: c.reason.clone(),
                 message: c.message.clone(),
                 last_transition_time: c.last_transition_time.clone(),
+                observed_generation: c.observed_generation,
             })
             .collect()
     }
@@ -702,6 +716,7 @@ mod tests {
                 reason: "PassedToServiceMismatch".into(),
                 message: String::new(),
                 last_transition_time: String::new(),
+                observed_generation: None,
             })
             .collect()
     }

@@ -293,6 +293,7 @@ fn render(
             },
             message: finding.summary.clone(),
             last_transition_time: since.clone(),
+            observed_generation: None,
         },
         Condition {
             type_: "Resolved".into(),
@@ -304,6 +305,7 @@ fn render(
                 if g.incidents.len() == 1 { "" } else { "s" }
             ),
             last_transition_time: since,
+            observed_generation: None,
         },
     ];
     let latest_with = |f: for<'i> fn(&'i Incident<'_>) -> Option<&'i String>| {

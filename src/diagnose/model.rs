@@ -173,6 +173,9 @@ pub struct Condition {
     pub message: String,
     /// When status last changed (RFC 3339).
     pub last_transition_time: String,
+    /// The Diagnosis's metadata.generation the condition was set for (the controller's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 /// The root cause of the failure.
