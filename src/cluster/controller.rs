@@ -98,11 +98,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             _ = &mut shutdown => return stop(None, &watchers, None).await,
             _ = lead(elector) => {}
         }
-        lost = Some(tokio::spawn(keep_leading(leader::Elector::new(
-            client.clone(),
-            settings.leader_election.as_deref().unwrap_or_default(),
-            identity.clone(),
-        ))));
+        lost = Some(tokio::spawn(keep_leading(elector.clone())));
     }
     metrics.leader.set(1);
     log::info("caches synced; diagnosing");

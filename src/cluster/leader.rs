@@ -56,6 +56,7 @@ pub fn step(lease: Option<&Held>, me: &str, now_ms: i64) -> Step {
     }
 }
 
+#[derive(Clone)]
 pub struct Elector {
     api: Api<Lease>,
     pub identity: String,
