@@ -78,6 +78,7 @@ class Emulator(kmock.KubernetesEmulator):
         self.changed = asyncio.Event()  # set, and replaced by a new one, at each write or log line
         self.writes = asyncio.Lock()  # one write at a time: events go out in resourceVersion order
         self._buses = _Recorder()  # kmock puts each write event there: stamp and record it
+        self._requests = _History()  # kmock matches each request against all it ever served: quadratic
         self._buses.record = self._record
         self[re.compile(r'/_test/logs/[^/]+/[^/]+')] << self._feed_log
         self['get', re.compile(r'/api/v1/namespaces/[^/]+/pods/[^/]+/log')] << self._serve_log
@@ -116,6 +117,12 @@ class Emulator(kmock.KubernetesEmulator):
         self._wake()
 
     async def _handle(self, request):
+        try:
+            return await self._dispatch(request)
+        finally:
+            self._requests.served(request)
+
+    async def _dispatch(self, request):
         if path := os.environ.get('KMOCK_REQUEST_LOG'):
             with open(path, 'a') as f:
                 f.write(f'{request.method.value} {request.url.raw_path_qs}\n')
@@ -169,6 +176,12 @@ class Emulator(kmock.KubernetesEmulator):
         # kmock serves only the requests it recorded (by identity): swap the recorded one for ours
         self._requests[request.id] = attrs.evolve(request, action=act, data=data)
         return self._requests[request.id]
+
+    def _KubernetesEmulator__get_objs(self, request, strict):  # kmock scans every object: look the name up
+        key = (request.resource, request.namespace, request.name)
+        if request.name is None or not strict and request.namespace is None:
+            return super()._KubernetesEmulator__get_objs(request, strict)
+        return [self._objects[key]] if key in self._objects else []
 
     def _selected(self, request, obj):
         meta, params = obj.get('metadata') or {}, request.params
@@ -249,6 +262,30 @@ class Emulator(kmock.KubernetesEmulator):
             await changed.wait()
             changed, lines, index = self.changed, log['lines'][index:], len(log['lines'])
             yield render(lines)
+
+
+class _History(list):
+    """kmock's request history, where its reactions look for the request at hand (by identity): it keeps
+    every request, for ids and indexing, but shows only those not yet served, so that a lookup costs the
+    number of requests in flight, not the number ever served (kmock's own is quadratic over a run)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pending = {}
+
+    def append(self, request):
+        super().append(request)
+        self.pending[request.id] = request
+
+    def __setitem__(self, index, request):  # the shims swap a request for a rewritten one (same id)
+        super().__setitem__(index, request)
+        self.pending[request.id] = request
+
+    def __iter__(self):
+        return iter(list(self.pending.values()))
+
+    def served(self, request):
+        self.pending.pop(request.id, None)
 
 
 class _Recorder(dict):  # stands in for kmock's per-resource event buses, of which it only calls .put(event)
