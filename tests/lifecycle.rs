@@ -3,13 +3,13 @@
 //! metav1 transition rules.
 
 use karpenter_doctor::diagnose::lifecycle::{
-    Kept, NOT_RECURRING_AFTER_MS, Verification, expired, resolved, transition, verify,
+    Kept, NOT_RECURRING_AFTER_MS, Verification, expired, ongoing, resolved, transition, verify,
 };
 use karpenter_doctor::diagnose::model::{Condition, DiagnosisSpec};
 use karpenter_doctor::facts::SnapshotFacts;
 use karpenter_doctor::facts::iam_snapshot::IamSnapshot;
 use karpenter_doctor::facts::kms_snapshot;
-use karpenter_doctor::signal::Category;
+use karpenter_doctor::signal::{Category, Observations, Scanner};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -274,4 +274,63 @@ fn over_the_cap_the_least_recently_seen_resolved_diagnoses_go_first() {
     // Active ones stay even when they alone exceed the cap.
     assert_eq!(expired(&all, 100 * DAY, 7 * DAY, 1).len(), 3);
     assert!(expired(&all, 100 * DAY, 7 * DAY, 5).is_empty());
+}
+
+fn scanned(text: &str) -> Observations {
+    let mut out = Observations::default();
+    Scanner::new()
+        .unwrap()
+        .scan("objects.yaml", text.as_bytes(), &mut out, &mut |_| {})
+        .unwrap();
+    out
+}
+
+#[test]
+fn a_failure_is_ongoing_while_an_object_still_reports_it() {
+    let mut kms = cmk();
+    kms.node_pool = Some("default".into());
+    let pool = |status: &str| {
+        format!(
+            "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata:\n  name: default\nstatus:\n  conditions:\n  - type: NodeRegistrationHealthy\n    status: \"{status}\"\n"
+        )
+    };
+    // The NodePool's nodes do not register: an unusable key is a state, not a past event.
+    let unhealthy = scanned(&pool("False"));
+    assert!(ongoing(&kms, &[], &unhealthy));
+    assert!(!ongoing(&kms, &[], &scanned(&pool("True"))));
+    // Only for the Diagnosis's own NodePool, and only for the KMS failure (instances that die).
+    let mut elsewhere = kms.clone();
+    elsewhere.node_pool = Some("gpu".into());
+    assert!(!ongoing(&elsewhere, &[], &unhealthy));
+    let mut pass_role = china();
+    pass_role.node_pool = Some("default".into());
+    assert!(!ongoing(&pass_role, &[], &unhealthy));
+    // An EC2NodeClass whose validation fails now.
+    let validation = scanned(
+        &std::fs::read_to_string(format!("{ROOT}/tests/fixtures/signals/ec2nodeclasses.yaml"))
+            .unwrap(),
+    );
+    let failing = validation
+        .signals
+        .iter()
+        .find(|s| s.node_class.is_some())
+        .expect("a failing EC2NodeClass in the fixture");
+    let mut by_class = spec(failing.category, &[]);
+    by_class.node_class = failing.node_class.clone();
+    assert!(ongoing(&by_class, &[], &validation));
+    by_class.node_class = Some("another".into());
+    assert!(!ongoing(&by_class, &[], &validation));
+    // A NodeClaim the Diagnosis names whose condition still reports the failure.
+    let claims = scanned(
+        &std::fs::read_to_string(format!("{ROOT}/tests/fixtures/signals/nodeclaims.yaml")).unwrap(),
+    );
+    let failing = claims
+        .signals
+        .iter()
+        .find(|s| s.node_claim.is_some())
+        .expect("a failing NodeClaim in the fixture");
+    let by_claim = spec(failing.category, &[]);
+    let name = failing.node_claim.clone().unwrap();
+    assert!(ongoing(&by_claim, &[name], &claims));
+    assert!(!ongoing(&by_claim, &["other".into()], &claims));
 }

@@ -2,8 +2,8 @@
 //! each yields as signals and objects, and how bad input becomes warnings, never a crash.
 
 use karpenter_doctor::signal::{
-    Category, InstanceInfo, NodeClaimInfo, NodeClassInfo, Observations, PolicyLayer, Scanner,
-    Signal, Source,
+    Category, InstanceInfo, NodeClaimInfo, NodeClassInfo, NodePoolInfo, Observations, PolicyLayer,
+    Scanner, Signal, Source,
 };
 
 const CTRL: &str = "arn:aws:sts::111122223333:assumed-role/KarpenterController-demo/1717236000";
@@ -559,9 +559,28 @@ fn typed_lists_lend_their_kind_to_items() {
 }
 
 #[test]
-fn nodepools_are_read_quietly() {
+fn nodepools_give_their_node_class_and_registration_health_but_no_signal() {
     let out = clean("nodepools.yaml");
-    assert_eq!(out, Observations::default());
+    assert_eq!(
+        out.node_pools,
+        [NodePoolInfo {
+            name: "default".into(),
+            node_class: Some("default".into()),
+            registration_unhealthy: true,
+        }]
+    );
+    assert_eq!(
+        Observations {
+            node_pools: Vec::new(),
+            ..out
+        },
+        Observations::default()
+    );
+    let healthy = String::from_utf8(fixture("nodepools.yaml"))
+        .unwrap()
+        .replace("status: \"False\"", "status: \"True\"");
+    let out = scan_bytes("nodepools.yaml", healthy.as_bytes());
+    assert!(!out.node_pools[0].registration_unhealthy);
 }
 
 #[test]

@@ -1,9 +1,10 @@
-//! `karpenter-doctor controller`: watch NodeClaims, EC2NodeClasses, Events, Karpenter's
-//! ServiceAccount and logs; on each change (debounced) diagnose everything seen with the same
+//! `karpenter-doctor controller`: watch NodeClaims, NodePools, EC2NodeClasses, Events,
+//! Karpenter's ServiceAccount and logs; on each change (debounced) diagnose everything seen with the same
 //! pipeline as `explain`, and write one Diagnosis per root cause.
 
 use super::logs::{self, LogBuffer};
 use super::metrics::Metrics;
+use super::slim::Slim;
 use super::writer::{FIELD_MANAGER, Writer, Written, category_label};
 use super::{http, leader, log, resources};
 use crate::aws::live::Live;
@@ -13,7 +14,7 @@ use crate::signal::{Observations, Scanner};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::BTreeSet;
@@ -45,8 +46,9 @@ pub struct Settings {
 
 /// The caches the controller diagnoses from.
 struct Stores {
-    node_claims: Store<DynamicObject>,
-    node_classes: Store<DynamicObject>,
+    node_claims: Store<Slim>,
+    node_pools: Store<Slim>,
+    node_classes: Store<Slim>,
     events: Store<Event>,
     accounts: Store<ServiceAccount>,
 }
@@ -76,13 +78,14 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {address}: {e}"))?;
         tokio::spawn(http::serve(listener, metrics.clone(), ready.clone()));
     }
-    let (a, b, c, d) = (
+    let (a, b, c, d, e) = (
         stores.node_claims.wait_until_ready(),
+        stores.node_pools.wait_until_ready(),
         stores.node_classes.wait_until_ready(),
         stores.events.wait_until_ready(),
         stores.accounts.wait_until_ready(),
     );
-    let _ = tokio::join!(a, b, c, d);
+    let _ = tokio::join!(a, b, c, d, e);
     ready.store(true, Ordering::SeqCst);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -254,16 +257,15 @@ async fn watch(
     }
     let mut tasks = Vec::new();
     let dynamic = |ar: kube::api::ApiResource, tasks: &mut Vec<_>| {
-        let api = Api::<DynamicObject>::all_with(client.clone(), &ar);
+        let api = Api::<Slim>::all_with(client.clone(), &ar);
         let w = reflector::store::Writer::new(ar);
         let store = w.as_reader();
-        tasks.push(spawn(
-            reflector::reflector(w, watcher(api, watcher::Config::default())),
-            notify.clone(),
-        ));
+        let objects = watcher(api, watcher::Config::default()).modify(Slim::trim);
+        tasks.push(spawn(reflector::reflector(w, objects), notify.clone()));
         store
     };
     let node_claims = dynamic(resources::node_claims(versions[0]), &mut tasks);
+    let node_pools = dynamic(resources::node_pools(versions[0]), &mut tasks);
     let node_classes = dynamic(resources::node_classes(versions[1]), &mut tasks);
     let (events, w) = reflector::store();
     tasks.push(spawn(
@@ -272,7 +274,8 @@ async fn watch(
             watcher(
                 Api::<Event>::all(client.clone()),
                 watcher::Config::default(),
-            ),
+            )
+            .modify(|e| e.metadata.managed_fields = None),
         ),
         notify.clone(),
     ));
@@ -290,6 +293,7 @@ async fn watch(
     (
         Stores {
             node_claims,
+            node_pools,
             node_classes,
             events,
             accounts,
@@ -327,7 +331,7 @@ async fn reconcile(
     counted: &mut BTreeSet<(String, usize)>,
     recheck: bool,
 ) -> Result<(), ReconcileError> {
-    let mut obs = observe(cx)?;
+    let mut obs = observe(cx);
     let role = cx.settings.controller_role.as_deref();
     let fetched = crate::aws::gather::gather(&cx.live, &cx.scanner, &mut obs, role).await;
     for s in &obs.signals {
@@ -347,7 +351,7 @@ async fn reconcile(
     let mut at_cap = 0;
     for d in &items {
         let verification = lifecycle::verify(&d.spec, &facts);
-        let ongoing = lifecycle::ongoing(&d.spec, &d.status.affected_node_claims, &obs.signals);
+        let ongoing = lifecycle::ongoing(&d.spec, &d.status.affected_node_claims, &obs);
         let written = writer
             .write(d, &verification, ongoing, now_ms)
             .await
@@ -380,8 +384,8 @@ async fn reconcile(
     Ok(())
 }
 
-/// Scans the log buffer and every cached object into observations.
-fn observe(cx: &Context) -> Result<Observations, ReconcileError> {
+/// Scans the log buffer and reads every cached object into observations.
+fn observe(cx: &Context) -> Observations {
     let mut obs = Observations::default();
     let log_text: String = {
         let buffer = cx.buffer.lock().expect("log buffer");
@@ -390,49 +394,33 @@ fn observe(cx: &Context) -> Result<Observations, ReconcileError> {
     let scanner = &cx.scanner;
     let _ = scanner.scan("karpenter-logs", log_text.as_bytes(), &mut obs, &mut |_| {});
     let stores = &cx.stores;
-    let objects = stores
-        .node_claims
+    let slim = |store: &Store<Slim>, kind: &'static str| {
+        store
+            .state()
+            .into_iter()
+            .map(move |o| (kind, kinded(&*o, kind)))
+    };
+    let events = stores
+        .events
         .state()
-        .iter()
-        .map(|o| ("nodeclaim", serde_json::to_vec(&**o)))
-        .chain(
-            stores
-                .node_classes
-                .state()
-                .iter()
-                .map(|o| ("ec2nodeclass", serde_json::to_vec(&**o))),
-        )
-        .chain(
-            stores
-                .events
-                .state()
-                .iter()
-                // The doctor's own Events on Diagnoses are not Karpenter's signals.
-                .filter(|e| e.reporting_controller.as_deref() != Some(FIELD_MANAGER))
-                .map(|o| {
-                    (
-                        "event",
-                        serde_json::to_vec(&with_kind(&**o, "events.k8s.io/v1", "Event")),
-                    )
-                }),
-        )
-        .chain(stores.accounts.state().iter().map(|o| {
-            (
-                "serviceaccount",
-                serde_json::to_vec(&with_kind(&**o, "v1", "ServiceAccount")),
-            )
-        }))
-        .collect::<Vec<_>>();
-    for (i, (kind, bytes)) in objects.into_iter().enumerate() {
-        let bytes = bytes.map_err(|e| ("serialize", e.to_string()))?;
-        let _ = scanner.scan(
-            &format!("{kind}#{i}"),
-            bytes.as_slice(),
-            &mut obs,
-            &mut |_| {},
-        );
+        .into_iter()
+        // The doctor's own Events on Diagnoses are not Karpenter's signals.
+        .filter(|e| e.reporting_controller.as_deref() != Some(FIELD_MANAGER))
+        .map(|o| ("Event", kinded(&*o, "Event")));
+    let accounts = stores
+        .accounts
+        .state()
+        .into_iter()
+        .map(|o| ("ServiceAccount", kinded(&*o, "ServiceAccount")));
+    let objects = slim(&stores.node_claims, "NodeClaim")
+        .chain(slim(&stores.node_pools, "NodePool"))
+        .chain(slim(&stores.node_classes, "EC2NodeClass"))
+        .chain(events)
+        .chain(accounts);
+    for (i, (kind, object)) in objects.enumerate() {
+        scanner.read_object(&format!("{kind}#{i}"), &object, &mut obs);
     }
-    Ok(obs)
+    obs
 }
 
 /// Re-verifies, with fresh facts, the Diagnoses in the cluster that `current` does not hold,
@@ -497,10 +485,9 @@ fn count_aws_requests(cx: &Context) {
     }
 }
 
-/// Typed objects serialize without apiVersion and kind; the scanner recognises by them.
-fn with_kind<T: serde::Serialize>(obj: &T, api_version: &str, kind: &str) -> serde_json::Value {
+/// Cached objects may lack their kind (typed ones serialize without it); readers go by it.
+fn kinded<T: serde::Serialize>(obj: &T, kind: &str) -> serde_json::Value {
     let mut v = serde_json::to_value(obj).unwrap_or_default();
-    v["apiVersion"] = serde_json::json!(api_version);
     v["kind"] = serde_json::json!(kind);
     v
 }

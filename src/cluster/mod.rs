@@ -9,4 +9,5 @@ pub mod log;
 pub mod logs;
 pub mod metrics;
 pub mod resources;
+pub mod slim;
 pub mod writer;

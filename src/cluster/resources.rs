@@ -27,6 +27,10 @@ pub fn node_claims(version: &str) -> ApiResource {
     resource(KARPENTER_GROUP, version, "NodeClaim", "nodeclaims")
 }
 
+pub fn node_pools(version: &str) -> ApiResource {
+    resource(KARPENTER_GROUP, version, "NodePool", "nodepools")
+}
+
 pub fn node_classes(version: &str) -> ApiResource {
     resource(AWS_GROUP, version, "EC2NodeClass", "ec2nodeclasses")
 }

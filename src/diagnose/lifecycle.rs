@@ -7,7 +7,7 @@ use super::model::{Condition, DiagnosisSpec};
 use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
 use crate::policy::{Decision, PolicySet, Request};
-use crate::signal::{Category, Signal, Source};
+use crate::signal::{Category, Observations, Source};
 
 /// A failure that has not been seen for this long is `Resolved=True NotRecurring`.
 pub const NOT_RECURRING_AFTER_MS: i64 = 3_600_000;
@@ -174,16 +174,23 @@ pub fn transition(previous: &[Condition], desired: Vec<Condition>, now: &str) ->
 }
 
 /// Whether a Diagnosis's failure is a state that holds now, not an event of the past: an
-/// EC2NodeClass or NodeClaim condition among the current `signals` still reports it.
-pub fn ongoing(spec: &DiagnosisSpec, affected: &[String], signals: &[Signal]) -> bool {
-    signals.iter().any(|s| {
+/// EC2NodeClass or NodeClaim condition in `obs` still reports it, or, for an unusable KMS key,
+/// the Diagnosis's NodePool says its nodes do not register (`NodeRegistrationHealthy=False`).
+pub fn ongoing(spec: &DiagnosisSpec, affected: &[String], obs: &Observations) -> bool {
+    let reported = obs.signals.iter().any(|s| {
         s.category == spec.category
             && match s.source {
                 Source::NodeClass => s.node_class.is_some() && s.node_class == spec.node_class,
                 Source::NodeClaim => s.node_claim.as_ref().is_some_and(|c| affected.contains(c)),
                 _ => false,
             }
-    })
+    });
+    let unregistered = spec.category == Category::KmsKeyUnusable
+        && obs
+            .node_pools
+            .iter()
+            .any(|p| p.registration_unhealthy && spec.node_pool.as_ref() == Some(&p.name));
+    reported || unregistered
 }
 
 /// A Diagnosis as retention sees it.

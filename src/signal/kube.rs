@@ -1,8 +1,8 @@
-//! Kubernetes objects as kubectl prints them: NodeClaims (and v0.3x Machines), EC2NodeClasses
-//! (and AWSNodeTemplates), Events, ServiceAccounts; their failure texts and their links.
+//! Kubernetes objects as kubectl prints them: NodeClaims (and v0.3x Machines), NodePools,
+//! EC2NodeClasses (and AWSNodeTemplates), Events, ServiceAccounts; failure texts and links.
 
 use super::sink::{Context, Sink};
-use super::{NodeClaimInfo, NodeClassInfo, Source};
+use super::{NodeClaimInfo, NodeClassInfo, NodePoolInfo, Source};
 use serde_json::Value;
 
 /// The annotation IRSA reads the role from.
@@ -17,7 +17,8 @@ pub(crate) fn object(value: &Value, line: usize, list: Option<&str>, sink: &mut 
         "EC2NodeClass" | "AWSNodeTemplate" => node_class(value, line, sink),
         "Event" => event(value, line, sink),
         "ServiceAccount" => service_account(value, list.is_some(), sink),
-        // NodePools and Provisioners carry no failure text the rules know.
+        "NodePool" => node_pool(value, sink),
+        // v0.3x Provisioners carry no failure text the rules know, nor registration health.
         _ => {}
     }
 }
@@ -111,6 +112,15 @@ fn node_claim(value: &Value, line: usize, sink: &mut Sink<'_>) {
         sink.recognise(&context, message);
     }
     sink.node_claim(info);
+}
+
+fn node_pool(value: &Value, sink: &mut Sink<'_>) {
+    let Some(name) = name(value) else { return };
+    sink.node_pool(NodePoolInfo {
+        node_class: owned(value, &["spec", "template", "spec", "nodeClassRef", "name"]),
+        registration_unhealthy: condition(value, "NodeRegistrationHealthy") == Some("False"),
+        name,
+    });
 }
 
 fn node_class(value: &Value, line: usize, sink: &mut Sink<'_>) {

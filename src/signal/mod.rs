@@ -131,6 +131,18 @@ pub struct NodeClassInfo {
     pub ami_ids: Vec<String>,
 }
 
+/// A NodePool as `kubectl get nodepools -o json|yaml` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodePoolInfo {
+    pub name: String,
+    /// `spec.template.spec.nodeClassRef.name`.
+    pub node_class: Option<String>,
+    /// `NodeRegistrationHealthy` is `False`: its recent NodeClaims launched but their nodes
+    /// never joined (as when the instances die of an unusable KMS key).
+    pub registration_unhealthy: bool,
+}
+
 /// A NodeClaim's links: its NodePool, EC2NodeClass and instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -181,6 +193,7 @@ pub struct Observations {
     pub signals: Vec<Signal>,
     pub node_classes: Vec<NodeClassInfo>,
     pub node_claims: Vec<NodeClaimInfo>,
+    pub node_pools: Vec<NodePoolInfo>,
     pub instances: Vec<InstanceInfo>,
     /// The Karpenter controller role ARN from a ServiceAccount's `eks.amazonaws.com/role-arn`.
     pub controller_roles: Vec<String>,

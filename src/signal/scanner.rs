@@ -47,6 +47,14 @@ impl Scanner {
         result
     }
 
+    /// Reads one Kubernetes object (as the controller caches it) into `out`, as `scan` would
+    /// read it from `kubectl get -o json`; `name` names it in Origins.
+    pub fn read_object(&self, name: &str, object: &serde_json::Value, out: &mut Observations) {
+        let mut sink = Sink::new(name, &self.rules, out);
+        super::kube::object(object, 1, None, &mut sink);
+        sink.finish();
+    }
+
     fn scan_into(
         &self,
         input: &mut dyn Read,

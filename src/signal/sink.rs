@@ -4,7 +4,8 @@
 use super::rules::{MAX_FINDINGS, RuleSet};
 use super::text::cut;
 use super::{
-    InstanceInfo, NodeClaimInfo, NodeClassInfo, Observations, Origin, Signal, Source, Warning,
+    InstanceInfo, NodeClaimInfo, NodeClassInfo, NodePoolInfo, Observations, Origin, Signal, Source,
+    Warning,
 };
 
 /// At most this many warnings per file; the rest are counted in one summary warning.
@@ -160,6 +161,17 @@ impl<'a> Sink<'a> {
                 extend_unique(&mut known.ami_ids, info.ami_ids);
             }
             None => self.out.node_classes.push(info),
+        }
+    }
+
+    /// Adds a NodePool, or merges it into an earlier sighting of the same name.
+    pub(crate) fn node_pool(&mut self, info: NodePoolInfo) {
+        match self.out.node_pools.iter_mut().find(|p| p.name == info.name) {
+            Some(known) => {
+                fill(&mut known.node_class, info.node_class);
+                known.registration_unhealthy |= info.registration_unhealthy;
+            }
+            None => self.out.node_pools.push(info),
         }
     }
 
