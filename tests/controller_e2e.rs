@@ -87,15 +87,7 @@ impl Controller {
     }
 
     fn metrics(&self) -> String {
-        use std::io::{Read, Write};
-        let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.metrics)) else {
-            return String::new();
-        };
-        conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        let _ = conn.read_to_string(&mut text);
-        text
+        scrape(self.metrics)
     }
 
     fn leads(&self) -> bool {

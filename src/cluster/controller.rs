@@ -331,9 +331,12 @@ async fn reconcile(
     counted: &mut BTreeSet<(String, usize)>,
     recheck: bool,
 ) -> Result<(), ReconcileError> {
+    let started = Instant::now();
     let mut obs = observe(cx);
+    let observed = started.elapsed();
     let role = cx.settings.controller_role.as_deref();
     let fetched = crate::aws::gather::gather(&cx.live, &cx.scanner, &mut obs, role).await;
+    let gathered = started.elapsed();
     for s in &obs.signals {
         if counted.insert((s.origin.file.clone(), s.origin.line)) {
             cx.metrics
@@ -347,6 +350,7 @@ async fn reconcile(
         then: &fetched,
     };
     let items = diagnose::diagnose(&obs, &facts, role);
+    let diagnosed = started.elapsed();
     let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
     let mut at_cap = 0;
     for d in &items {
@@ -363,6 +367,16 @@ async fn reconcile(
             })?;
         at_cap += usize::from(written == Written::AtCap);
     }
+    log::debug(&format!(
+        "reconciled {} signals from {} NodeClaims into {} Diagnoses: observed {} ms, facts {} ms, diagnosed {} ms, written {} ms",
+        obs.signals.len(),
+        obs.node_claims.len(),
+        items.len(),
+        observed.as_millis(),
+        (gathered - observed).as_millis(),
+        (diagnosed - gathered).as_millis(),
+        (started.elapsed() - diagnosed).as_millis()
+    ));
     if at_cap > 0 {
         log::warn(&format!(
             "{at_cap} new Diagnoses not created: {} already exist (--max-diagnoses)",
@@ -395,10 +409,7 @@ fn observe(cx: &Context) -> Observations {
     let _ = scanner.scan("karpenter-logs", log_text.as_bytes(), &mut obs, &mut |_| {});
     let stores = &cx.stores;
     let slim = |store: &Store<Slim>, kind: &'static str| {
-        store
-            .state()
-            .into_iter()
-            .map(move |o| (kind, kinded(&*o, kind)))
+        store.state().into_iter().map(move |o| kinded(&*o, kind))
     };
     let events = stores
         .events
@@ -406,20 +417,18 @@ fn observe(cx: &Context) -> Observations {
         .into_iter()
         // The doctor's own Events on Diagnoses are not Karpenter's signals.
         .filter(|e| e.reporting_controller.as_deref() != Some(FIELD_MANAGER))
-        .map(|o| ("Event", kinded(&*o, "Event")));
+        .map(|o| kinded(&*o, "Event"));
     let accounts = stores
         .accounts
         .state()
         .into_iter()
-        .map(|o| ("ServiceAccount", kinded(&*o, "ServiceAccount")));
+        .map(|o| kinded(&*o, "ServiceAccount"));
     let objects = slim(&stores.node_claims, "NodeClaim")
         .chain(slim(&stores.node_pools, "NodePool"))
         .chain(slim(&stores.node_classes, "EC2NodeClass"))
         .chain(events)
         .chain(accounts);
-    for (i, (kind, object)) in objects.enumerate() {
-        scanner.read_object(&format!("{kind}#{i}"), &object, &mut obs);
-    }
+    scanner.read_objects("cluster", objects, &mut obs);
     obs
 }
 

@@ -45,3 +45,7 @@ pub fn warn(message: &str) {
 pub fn info(message: &str) {
     emit(2, "info", message);
 }
+
+pub fn debug(message: &str) {
+    emit(3, "debug", message);
+}

@@ -265,8 +265,8 @@ mod tests {
                 let mut slim = serde_json::to_value(&slim).unwrap();
                 slim["kind"] = whole["kind"].clone();
                 let (mut a, mut b) = (Observations::default(), Observations::default());
-                scanner.read_object(file, &whole, &mut a);
-                scanner.read_object(file, &slim, &mut b);
+                scanner.read_objects(file, [whole], &mut a);
+                scanner.read_objects(file, [slim], &mut b);
                 assert_eq!(a, b, "{file} object {i}");
                 seen.signals.extend(a.signals);
                 seen.node_claims.extend(a.node_claims);

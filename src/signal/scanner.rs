@@ -47,11 +47,18 @@ impl Scanner {
         result
     }
 
-    /// Reads one Kubernetes object (as the controller caches it) into `out`, as `scan` would
-    /// read it from `kubectl get -o json`; `name` names it in Origins.
-    pub fn read_object(&self, name: &str, object: &serde_json::Value, out: &mut Observations) {
+    /// Reads Kubernetes objects (as the controller caches them) into `out`, as `scan` would
+    /// read them from `kubectl get -o json`; in Origins, `name` and the object's place (from 1).
+    pub fn read_objects(
+        &self,
+        name: &str,
+        objects: impl IntoIterator<Item = serde_json::Value>,
+        out: &mut Observations,
+    ) {
         let mut sink = Sink::new(name, &self.rules, out);
-        super::kube::object(object, 1, None, &mut sink);
+        for (i, object) in objects.into_iter().enumerate() {
+            super::kube::object(&object, i + 1, None, &mut sink);
+        }
         sink.finish();
     }
 

@@ -3,6 +3,7 @@
 
 use super::rules::{MAX_FINDINGS, RuleSet};
 use super::text::cut;
+use std::collections::HashMap;
 use super::{
     InstanceInfo, NodeClaimInfo, NodeClassInfo, NodePoolInfo, Observations, Origin, Signal, Source,
     Warning,
@@ -51,10 +52,18 @@ pub(crate) struct Sink<'a> {
     shown: usize,
     suppressed: usize,
     first_suppressed_line: usize,
+    /// Where each NodeClaim is in `out.node_claims`: a cluster has thousands.
+    claims: HashMap<String, usize>,
 }
 
 impl<'a> Sink<'a> {
     pub(crate) fn new(file: &'a str, rules: &'a RuleSet, out: &'a mut Observations) -> Sink<'a> {
+        let claims = out
+            .node_claims
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
         Sink {
             file,
             rules,
@@ -62,6 +71,7 @@ impl<'a> Sink<'a> {
             shown: 0,
             suppressed: 0,
             first_suppressed_line: 0,
+            claims,
         }
     }
 
@@ -129,20 +139,20 @@ impl<'a> Sink<'a> {
 
     /// Adds a NodeClaim, or fills in what an earlier sighting of the same name left unknown.
     pub(crate) fn node_claim(&mut self, info: NodeClaimInfo) {
-        match self
-            .out
-            .node_claims
-            .iter_mut()
-            .find(|c| c.name == info.name)
-        {
-            Some(known) => {
+        match self.claims.get(&info.name) {
+            Some(&i) => {
+                let known = &mut self.out.node_claims[i];
                 fill(&mut known.node_pool, info.node_pool);
                 fill(&mut known.node_class, info.node_class);
                 fill(&mut known.instance_id, info.instance_id);
                 fill(&mut known.image_id, info.image_id);
                 known.lost |= info.lost;
             }
-            None => self.out.node_claims.push(info),
+            None => {
+                self.claims
+                    .insert(info.name.clone(), self.out.node_claims.len());
+                self.out.node_claims.push(info);
+            }
         }
     }
 

@@ -142,3 +142,15 @@ pub fn seed2_node_class(dir: &str, key: Option<&str>) -> String {
     std::fs::write(&path, class).unwrap();
     path
 }
+
+/// The text a controller serves on `/metrics` at `port` (empty when it does not answer).
+pub fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    let _ = conn.read_to_string(&mut text);
+    text
+}

@@ -2,11 +2,12 @@
 Usage: emulator.py PORT (0 = any free port): prints `READY <port>` once it accepts connections, serves until killed.
 $KARPENTER_VERSION (default v1) is the version Karpenter's groups are served at (v1beta1: Karpenter 0.3x)."""
 # Added to kmock: resourceVersion/uid/creationTimestamp/generation, server-side apply that creates, /status,
-# PUT, label/field selectors, watches resumed from a resourceVersion, pod logs that tests feed (POST
+# PUT, label/field selectors, paginated lists (limit/continue, one resourceVersion for all pages), watches resumed from a resourceVersion, pod logs that tests feed (POST
 # /_test/logs/NS/POD?time=RFC3339 appends the body's lines; DELETE ends the followers, as a container
 # exit would), and a request log: `METHOD /path?query` per request, appended to $KMOCK_REQUEST_LOG.
 import asyncio
 import bisect
+import collections
 import contextlib
 import copy
 import datetime as dt
@@ -74,6 +75,7 @@ class Emulator(kmock.KubernetesEmulator):
         self.rv = 0  # the last resourceVersion handed out: one per write event
         self.events = []  # (rv, resource, event) of every write, for watches resumed from any rv
         self.stamps = {}  # (resource, namespace, name) -> [uid, creationTimestamp, generation, spec]
+        self.keys = collections.defaultdict(dict)  # resource -> its objects' keys, in creation order
         self.logs = {}  # (namespace, pod) -> {'lines': [(time, text)], 'closed': bool}
         self.changed = asyncio.Event()  # set, and replaced by a new one, at each write or log line
         self.writes = asyncio.Lock()  # one write at a time: events go out in resourceVersion order
@@ -111,6 +113,7 @@ class Emulator(kmock.KubernetesEmulator):
             self.stamps[key] = [str(uuid.uuid4()), rfc3339(now()), 1, copy.deepcopy(obj.get('spec'))]
         elif event['type'] == 'MODIFIED' and obj.get('spec') != self.stamps[key][3]:
             self.stamps[key][2:] = [self.stamps[key][2] + 1, copy.deepcopy(obj.get('spec'))]
+        self.keys[resource][key] = None
         meta['uid'], meta['creationTimestamp'], meta['generation'], _ = self.stamps[key]
         meta['resourceVersion'] = str(self.rv)
         self.events.append((self.rv, resource, copy.deepcopy(dict(event, object=obj))))
@@ -189,18 +192,27 @@ class Emulator(kmock.KubernetesEmulator):
                 and matches(params.get('labelSelector'), (meta.get('labels') or {}).get)
                 and matches(params.get('fieldSelector'), lambda path: field(obj, path)))
 
-    def _list(self, request):
-        return [copy.deepcopy(obj.raw) for (res, _, _), obj in self._objects.items()
-                if res == request.resource and not obj.deleted and self._selected(request, obj.raw)]
+    def _list(self, request):  # the live objects a list or watch selects (not copies)
+        objects = (self._objects[key] for key in self.keys[request.resource] if key in self._objects)
+        return [obj.raw for obj in objects if not obj.deleted and self._selected(request, obj.raw)]
 
     def _type(self, resource):
         api_version = f'{resource.group}/{resource.version}'.lstrip('/')
         return {'apiVersion': api_version, 'kind': self.resources[resource].kind}
 
-    async def _serve_list(self, request):  # no pagination: `limit` is ignored, there is never a `continue`
-        kind = self._type(request.resource)
-        return dict(kind, kind=kind['kind'] + 'List', metadata={'resourceVersion': str(self.rv)},
-                    items=self._list(request))
+    async def _serve_list(self, request):  # `continue` is `<resourceVersion of the first page>:<offset>`
+        kind, params = self._type(request.resource), request.params
+        rv, offset = str(self.rv), 0
+        if params.get('continue'):
+            if not (m := re.fullmatch(r'(\d+):(\d+)', params['continue'])):
+                raise kmock.KubernetesError(400, 'BadRequest', 'invalid continue token')
+            rv, offset = m[1], int(m[2])
+        limit = int(params['limit']) if params.get('limit', '').isdigit() else 0
+        items, meta = self._list(request), {'resourceVersion': rv}
+        end = offset + limit if limit and offset + limit < len(items) else len(items)
+        if end < len(items):
+            meta['continue'] = f'{rv}:{end}'
+        return dict(kind, kind=kind['kind'] + 'List', metadata=meta, items=copy.deepcopy(items[offset:end]))
 
     async def _serve_watch(self, request):
         yield b''  # send the headers now
@@ -208,7 +220,7 @@ class Emulator(kmock.KubernetesEmulator):
         rv, initial_events = params.get('resourceVersion', ''), params.get('sendInitialEvents') == 'true'
         since = int(rv) if rv.isdigit() and rv != '0' else self.rv
         if rv in ('', '0') or initial_events:  # as the real one: the current objects come first as ADDED
-            for obj in self._list(request):
+            for obj in copy.deepcopy(self._list(request)):
                 yield {'type': 'ADDED', 'object': obj}
             if initial_events:  # kube-runtime's streaming list waits for this bookmark
                 yield {'type': 'BOOKMARK', 'object': dict(self._type(request.resource), metadata={
