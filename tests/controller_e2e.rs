@@ -291,6 +291,23 @@ fn the_seed_1_log_stream_becomes_one_diagnosis_that_counts_on_across_restarts() 
     }
     let name = d["metadata"]["name"].as_str().unwrap().to_string();
     assert!(name.starts_with("pass-role-denied-"), "{name}");
+    // Karpenter's objects are listed in pages, then watched, at the version discovery found.
+    let requests = std::fs::read_to_string(&kube.requests).unwrap();
+    for plural in [
+        "karpenter.sh/v1/nodeclaims",
+        "karpenter.sh/v1/nodepools",
+        "karpenter.k8s.aws/v1/ec2nodeclasses",
+    ] {
+        let seen = |what: &str| {
+            requests
+                .lines()
+                .any(|l| l.starts_with(&format!("GET /apis/{plural}?")) && l.contains(what))
+        };
+        assert!(
+            seen("limit=500") && seen("watch=true"),
+            "{plural}:\n{requests}"
+        );
+    }
 
     // Repeats: the same object counts on.
     feed(3, 5);

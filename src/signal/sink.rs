@@ -3,11 +3,11 @@
 
 use super::rules::{MAX_FINDINGS, RuleSet};
 use super::text::cut;
-use std::collections::HashMap;
 use super::{
     InstanceInfo, NodeClaimInfo, NodeClassInfo, NodePoolInfo, Observations, Origin, Signal, Source,
     Warning,
 };
+use std::collections::HashMap;
 
 /// At most this many warnings per file; the rest are counted in one summary warning.
 pub(crate) const MAX_WARNINGS: usize = 100;
