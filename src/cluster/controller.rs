@@ -5,7 +5,7 @@
 use super::logs::{self, LogBuffer};
 use super::metrics::Metrics;
 use super::slim::Slim;
-use super::writer::{FIELD_MANAGER, Writer, Written, category_label};
+use super::writer::{Writer, Written, category_label};
 use super::{http, leader, log, resources};
 use crate::aws::live::Live;
 use crate::diagnose::{self, lifecycle};
@@ -58,7 +58,7 @@ struct Context {
     settings: Settings,
     stores: Stores,
     buffer: Arc<Mutex<LogBuffer>>,
-    scanner: Scanner,
+    scanner: Arc<Scanner>,
     live: Live,
     metrics: Arc<Metrics>,
 }
@@ -115,16 +115,18 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
         .map(|t| t + Duration::from_secs(1));
     let buffer = Arc::new(Mutex::new(LogBuffer::default()));
+    let scanner = Arc::new(Scanner::new().map_err(|e| format!("invalid recognition rules: {e}"))?);
     let follower = tokio::spawn(logs::follow(
         Api::<Pod>::namespaced(client.clone(), &settings.karpenter_namespace),
         settings.karpenter_selector.clone(),
         since,
         buffer.clone(),
         notify.clone(),
+        scanner.clone(),
     ));
     let cx = Context {
         live: Live::connect(&settings.aws).await,
-        scanner: Scanner::new().map_err(|e| format!("invalid recognition rules: {e}"))?,
+        scanner,
         settings,
         stores,
         buffer,
@@ -268,15 +270,19 @@ async fn watch(
     let node_pools = dynamic(resources::node_pools(versions[0]), &mut tasks);
     let node_classes = dynamic(resources::node_classes(versions[1]), &mut tasks);
     let (events, w) = reflector::store();
+    let karpenter_events = watcher(
+        Api::<Event>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .modify(|e| e.metadata.managed_fields = None)
+    .filter(|event| {
+        futures_util::future::ready(match event {
+            Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e)) => about_karpenter(e),
+            _ => true,
+        })
+    });
     tasks.push(spawn(
-        reflector::reflector(
-            w,
-            watcher(
-                Api::<Event>::all(client.clone()),
-                watcher::Config::default(),
-            )
-            .modify(|e| e.metadata.managed_fields = None),
-        ),
+        reflector::reflector(w, karpenter_events),
         notify.clone(),
     ));
     let (accounts, w) = reflector::store();
@@ -302,6 +308,23 @@ async fn watch(
     )
 }
 
+/// The kinds of Karpenter's objects (v1, v1beta1 and v0.3x names) whose Events are signals.
+const KARPENTER_KINDS: [&str; 6] = [
+    "NodeClaim",
+    "NodePool",
+    "EC2NodeClass",
+    "Machine",
+    "Provisioner",
+    "AWSNodeTemplate",
+];
+
+/// Whether an Event regards one of Karpenter's objects: only those are cached (a cluster has
+/// many others), which also leaves out the doctor's own Events on Diagnoses.
+fn about_karpenter(event: &Event) -> bool {
+    let kind = event.regarding.as_ref().and_then(|r| r.kind.as_deref());
+    kind.is_some_and(|k| KARPENTER_KINDS.contains(&k))
+}
+
 /// Drives one reflector, waking `notify` on every change; watch errors back off and re-list.
 fn spawn<S, K>(stream: S, notify: Arc<Notify>) -> tokio::task::JoinHandle<()>
 where
@@ -320,6 +343,50 @@ where
     })
 }
 
+/// What tells one sighting of a failure from another: where, when, what (not the place in the
+/// log buffer or the cache, which shifts as lines and objects come and go).
+type Sighting = (
+    crate::signal::Source,
+    Option<String>,
+    [Option<String>; 4],
+    String,
+    String,
+);
+
+fn sighting(s: &crate::signal::Signal) -> Sighting {
+    (
+        s.source,
+        s.time.clone(),
+        [
+            s.node_claim.clone(),
+            s.node_class.clone(),
+            s.action.clone(),
+            s.resource.clone(),
+        ],
+        s.rule.clone(),
+        s.message.clone(),
+    )
+}
+
+/// The signals not seen in the previous reconcile, each sighting once; `counted` becomes the
+/// sightings now present (so it stays as small as what the caches and the buffer hold).
+fn newly_seen<'s>(
+    counted: &mut BTreeSet<Sighting>,
+    signals: &'s [crate::signal::Signal],
+) -> Vec<&'s crate::signal::Signal> {
+    let mut now = BTreeSet::new();
+    let fresh = signals
+        .iter()
+        .filter(|s| {
+            let key = sighting(s);
+            !counted.contains(&key) && now.insert(key)
+        })
+        .collect();
+    now.extend(signals.iter().map(sighting));
+    *counted = now;
+    fresh
+}
+
 /// A reconcile failure: the `error` label value and the message.
 type ReconcileError = (&'static str, String);
 
@@ -328,7 +395,7 @@ type ReconcileError = (&'static str, String);
 async fn reconcile(
     cx: &Context,
     writer: &mut Writer,
-    counted: &mut BTreeSet<(String, usize)>,
+    counted: &mut BTreeSet<Sighting>,
     recheck: bool,
 ) -> Result<(), ReconcileError> {
     let started = Instant::now();
@@ -337,13 +404,11 @@ async fn reconcile(
     let role = cx.settings.controller_role.as_deref();
     let fetched = crate::aws::gather::gather(&cx.live, &cx.scanner, &mut obs, role).await;
     let gathered = started.elapsed();
-    for s in &obs.signals {
-        if counted.insert((s.origin.file.clone(), s.origin.line)) {
-            cx.metrics
-                .signals
-                .with_label_values(&[source_label(s), category_label(s.category)])
-                .inc();
-        }
+    for s in newly_seen(counted, &obs.signals) {
+        cx.metrics
+            .signals
+            .with_label_values(&[source_label(s), category_label(s.category)])
+            .inc();
     }
     let facts = Overlay {
         first: &cx.settings.snapshots,
@@ -415,8 +480,6 @@ fn observe(cx: &Context) -> Observations {
         .events
         .state()
         .into_iter()
-        // The doctor's own Events on Diagnoses are not Karpenter's signals.
-        .filter(|e| e.reporting_controller.as_deref() != Some(FIELD_MANAGER))
         .map(|o| kinded(&*o, "Event"));
     let accounts = stores
         .accounts
@@ -532,6 +595,77 @@ mod tests {
         let mut bytes = serde_json::to_vec(&body).unwrap();
         bytes.push(b'\n');
         Response::builder().body(Body::from(bytes)).unwrap()
+    }
+
+    #[test]
+    fn each_sighting_is_counted_once_wherever_it_sits_in_the_buffer() {
+        let mut obs = Observations::default();
+        let line = |at: &str, claim: &str| {
+            format!(
+                r#"{{"level":"ERROR","time":"{at}","message":"Reconciler error","controller":"nodeclaim.lifecycle","NodeClaim":{{"name":"{claim}"}},"error":"launching nodeclaim, creating instance, UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws:sts::111122223333:assumed-role/ctrl/1 is not authorized to perform: iam:PassRole on resource: arn:aws:iam::111122223333:role/node because no identity-based policy allows the iam:PassRole action."}}"#
+            )
+        };
+        let scanner = Scanner::new().unwrap();
+        let text = [
+            line("2026-01-01T00:00:00Z", "a"),
+            line("2026-01-01T00:00:01Z", "b"),
+            line("2026-01-01T00:00:01Z", "b"),
+        ]
+        .join("\n");
+        scanner
+            .scan("logs", text.as_bytes(), &mut obs, &mut |_| {})
+            .unwrap();
+        assert_eq!(obs.signals.len(), 3);
+        let mut counted = BTreeSet::new();
+        assert_eq!(
+            newly_seen(&mut counted, &obs.signals).len(),
+            2,
+            "a repeated line once"
+        );
+        assert!(newly_seen(&mut counted, &obs.signals).is_empty());
+        // The oldest line falls off the buffer: the others move up, and are not counted again.
+        let mut moved = obs.signals[1..].to_vec();
+        for (i, s) in moved.iter_mut().enumerate() {
+            s.origin.line = i + 1;
+        }
+        assert!(newly_seen(&mut counted, &moved).is_empty());
+        assert_eq!(counted.len(), 1, "only what is present is remembered");
+        // A new failure is counted.
+        let mut again = Observations::default();
+        scanner
+            .scan(
+                "logs",
+                line("2026-01-01T00:00:02Z", "b").as_bytes(),
+                &mut again,
+                &mut |_| {},
+            )
+            .unwrap();
+        moved.extend(again.signals);
+        assert_eq!(newly_seen(&mut counted, &moved).len(), 1);
+    }
+
+    #[test]
+    fn only_events_about_karpenters_objects_are_kept() {
+        let event = |regarding: serde_json::Value| -> Event {
+            serde_json::from_value(
+                serde_json::json!({"metadata": {"name": "e", "namespace": "default"},
+                "eventTime": null, "regarding": regarding}),
+            )
+            .unwrap()
+        };
+        for kind in ["NodeClaim", "NodePool", "EC2NodeClass", "Machine"] {
+            assert!(
+                about_karpenter(&event(serde_json::json!({"kind": kind, "name": "x"}))),
+                "{kind}"
+            );
+        }
+        for kind in ["Diagnosis", "Pod", "Node"] {
+            assert!(
+                !about_karpenter(&event(serde_json::json!({"kind": kind, "name": "x"}))),
+                "{kind}"
+            );
+        }
+        assert!(!about_karpenter(&event(serde_json::Value::Null)));
     }
 
     #[test]

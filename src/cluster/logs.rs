@@ -1,6 +1,8 @@
 //! Following the Karpenter controller's logs: every pod matching the selector, across restarts
-//! and replicas, resuming after a reconnect from the last line's time; lines are bounded.
+//! and replicas, resuming after a reconnect from the last line's time; only lines that may hold
+//! a failure are kept, within a byte budget.
 
+use crate::signal::Scanner;
 use futures_util::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
@@ -12,32 +14,39 @@ use tokio::sync::Notify;
 
 /// Lines longer than this are cut (a log line of Karpenter's is a few KiB at most).
 pub const MAX_LINE: usize = 64 * 1024;
-/// Lines kept in memory; older ones fall off.
-pub const MAX_LINES: usize = 50_000;
+/// The kept lines' total size; older ones fall off (a Karpenter failure line is ~1 KiB).
+pub const MAX_BYTES: usize = 8 << 20;
 
-/// The lines read so far, oldest first, with the pod they came from.
+/// The lines kept so far, oldest first, with the pod they came from.
 #[derive(Default)]
 pub struct LogBuffer {
     pub lines: VecDeque<(String, String)>,
+    bytes: usize,
 }
 
 impl LogBuffer {
     fn push(&mut self, pod: &str, line: String) {
-        if self.lines.len() == MAX_LINES {
-            self.lines.pop_front();
-        }
+        self.bytes += pod.len() + line.len();
         self.lines.push_back((pod.to_string(), line));
+        while self.bytes > MAX_BYTES {
+            let Some((pod, line)) = self.lines.pop_front() else {
+                break;
+            };
+            self.bytes -= pod.len() + line.len();
+        }
     }
 }
 
 /// Follows the logs of the pods `selector` picks in `namespace` until the task is dropped;
-/// each new line wakes `notify`. `since` is where reading starts (a restart resumes there).
+/// each line the scanner may recognise is kept and wakes `notify` (the others, most of them,
+/// are dropped). `since` is where reading starts (a restart resumes there).
 pub async fn follow(
     pods: Api<Pod>,
     selector: String,
     since: Option<Timestamp>,
     buffer: Arc<Mutex<LogBuffer>>,
     notify: Arc<Notify>,
+    scanner: Arc<Scanner>,
 ) {
     let mut followed: BTreeMap<String, tokio::task::JoinHandle<()>> = BTreeMap::new();
     loop {
@@ -57,6 +66,7 @@ pub async fn follow(
                         since,
                         buffer.clone(),
                         notify.clone(),
+                        scanner.clone(),
                     ));
                     followed.insert(name, task);
                 }
@@ -74,6 +84,7 @@ async fn follow_pod(
     mut since: Option<Timestamp>,
     buffer: Arc<Mutex<LogBuffer>>,
     notify: Arc<Notify>,
+    scanner: Arc<Scanner>,
 ) {
     loop {
         let params = LogParams {
@@ -101,9 +112,11 @@ async fn follow_pod(
                         // Resume after this line: sinceTime is inclusive, so step past it.
                         since = Some(at + Duration::from_nanos(1));
                     }
-                    let text = crate::signal::text::cut(text, MAX_LINE);
-                    buffer.lock().expect("log buffer").push(&name, text);
-                    notify.notify_one();
+                    if scanner.may_recognise(text) {
+                        let text = crate::signal::text::cut(text, MAX_LINE);
+                        buffer.lock().expect("log buffer").push(&name, text);
+                        notify.notify_one();
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -129,4 +142,67 @@ pub fn split_timestamp(line: &str) -> (Option<Timestamp>, &str) {
 
 fn tracing_warn(message: &str) {
     super::log::warn(message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LogBuffer, MAX_BYTES};
+    use crate::signal::{Observations, Scanner};
+
+    #[test]
+    fn the_buffer_keeps_the_newest_lines_within_its_byte_budget() {
+        let mut buffer = LogBuffer::default();
+        let line = |i: usize| format!("{i:08}{}", "x".repeat(1016));
+        let n = 3 * MAX_BYTES / 1024;
+        for i in 0..n {
+            buffer.push("karpenter-1", line(i));
+        }
+        let size: usize = buffer.lines.iter().map(|(p, l)| p.len() + l.len()).sum();
+        assert!(size <= MAX_BYTES && size > MAX_BYTES - 2048, "{size}");
+        assert_eq!(buffer.bytes, size);
+        assert_eq!(buffer.lines.back().unwrap().1, line(n - 1));
+        let first = n - buffer.lines.len();
+        assert_eq!(buffer.lines.front().unwrap().1, line(first));
+    }
+
+    /// Dropping the lines the scanner cannot recognise loses no signal.
+    #[test]
+    fn only_lines_that_may_hold_a_failure_are_kept_and_no_signal_is_lost() {
+        let scanner = Scanner::new().unwrap();
+        for file in [
+            "karpenter-v1.jsonl",
+            "karpenter-v03x-console.log",
+            "seed-passrole.txt",
+        ] {
+            let path = format!(
+                "{}/tests/fixtures/signals/{file}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read_to_string(path).unwrap();
+            let kept: String = text
+                .lines()
+                .filter(|l| scanner.may_recognise(l))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let signals = |text: &str| {
+                let mut out = Observations::default();
+                scanner
+                    .scan(file, text.as_bytes(), &mut out, &mut |_| {})
+                    .unwrap();
+                out.signals
+                    .into_iter()
+                    .map(|s| (s.rule, s.message, s.node_claim))
+                    .collect::<Vec<_>>()
+            };
+            let all = signals(&text);
+            assert!(!all.is_empty(), "{file}");
+            assert_eq!(signals(&kept), all, "{file}");
+            if file.ends_with(".jsonl") {
+                assert!(
+                    kept.lines().count() < text.lines().count(),
+                    "{file}: info lines dropped"
+                );
+            }
+        }
+    }
 }

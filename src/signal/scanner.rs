@@ -47,6 +47,11 @@ impl Scanner {
         result
     }
 
+    /// Whether `text` holds a literal of some rule: a line without one is never recognised.
+    pub fn may_recognise(&self, text: &str) -> bool {
+        self.rules.prefilter().is_match(text)
+    }
+
     /// Reads Kubernetes objects (as the controller caches them) into `out`, as `scan` would
     /// read them from `kubectl get -o json`; in Origins, `name` and the object's place (from 1).
     pub fn read_objects(

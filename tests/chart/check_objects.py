@@ -118,6 +118,8 @@ def check_default_kinds(docs):
             "ClusterRoleBinding",
             "Role",
             "Role",
+            "Role",
+            "RoleBinding",
             "RoleBinding",
             "RoleBinding",
             "Deployment",
@@ -331,8 +333,8 @@ def rbac(docs, karpenter_namespace):
 
     grant("ClusterRole", "", "karpenter.sh", ["nodeclaims", "nodepools"], read)
     grant("ClusterRole", "", "karpenter.k8s.aws", ["ec2nodeclasses"], read)
-    grant("ClusterRole", "", "", ["events"], read)
-    grant("ClusterRole", "", "events.k8s.io", ["events"], read + ["create", "patch"])
+    grant("ClusterRole", "", "events.k8s.io", ["events"], read)
+    grant("Role", "default", "events.k8s.io", ["events"], ["create", "patch"])
     grant("ClusterRole", "", group, [plural, f"{plural}/status"], full)
     grant("Role", karpenter_namespace, "", ["pods", "serviceaccounts"], read)
     grant("Role", karpenter_namespace, "", ["pods/log"], ["get"])
@@ -362,7 +364,7 @@ def rbac(docs, karpenter_namespace):
     return problems
 
 
-@check("default render: RBAC least privilege (exact grants; no wildcard, secrets, escalate/bind/impersonate; Roles in kube-system and the release namespace)")
+@check("default render: RBAC least privilege (exact grants; no wildcard, secrets, escalate/bind/impersonate; Roles in kube-system, the release namespace and default)")
 def check_rbac_default(docs):
     return rbac(docs, "kube-system")
 
