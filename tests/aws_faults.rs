@@ -575,3 +575,104 @@ fn faults_on_each_kms_and_ec2_lookup_end_in_a_clear_evidence_line() {
 fn internal_ec2() -> Reply {
     ec2_error(500, "InternalError", "An internal error has occurred.")
 }
+
+/// Serves `first` as the first page of `operation`, once; its later requests must carry `token`
+/// (then `next` answers them), else they get an error: an adapter that does not follow the
+/// token gets no second page (and cannot loop on the first).
+fn paged(
+    first: impl Fn() -> Reply + Send + Sync + 'static,
+    token: impl Fn(&Call) -> Option<String> + Send + Sync + 'static,
+    next: impl Fn(&Call) -> Reply + Send + Sync + 'static,
+) -> impl Fn(&Call) -> Reply + Send + Sync + 'static {
+    let served = std::sync::atomic::AtomicBool::new(false);
+    move |call| {
+        if !served.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            first()
+        } else if token(call).as_deref() == Some("0") {
+            next(call)
+        } else {
+            query_error(
+                400,
+                "InvalidInput",
+                "a later page was asked without the marker",
+            )
+        }
+    }
+}
+
+#[test]
+fn paginated_listings_are_read_to_the_last_page() {
+    let moto = Moto::start("faults-pages");
+    seed_china(&moto);
+    // moto's IAM markers are offsets: "0" asks it for everything, so the policy comes on page 2.
+    let marker = |call: &Call| form_value(&call.body, "Marker");
+    let inline = paged(
+        || xml(response("ListRolePolicies-first-page", &[("marker", "0")])),
+        marker,
+        |_| Reply::Forward,
+    );
+    let attached = paged(
+        || {
+            xml(response(
+                "ListAttachedRolePolicies-first-page",
+                &[("marker", "0")],
+            ))
+        },
+        marker,
+        |_| Reply::Forward,
+    );
+    let double = Double::start(&moto.endpoint, move |call| match call.operation.as_str() {
+        "ListRolePolicies" => inline(call),
+        "ListAttachedRolePolicies" => attached(call),
+        _ => Reply::Forward,
+    });
+    let dir = scratch("faults-pages");
+    let log = china_log(&dir, 2);
+    let (list, _) = explain_at(&double.endpoint, "cn-northwest-1", &[&log]);
+    let rc = root_cause(&list);
+    assert_eq!(rc["reason"], "PassedToServiceMismatch", "{rc:#}");
+    assert_eq!(rc["confidence"], "Confirmed");
+    assert_eq!(double.count("ListRolePolicies"), 2);
+    assert_eq!(double.count("ListAttachedRolePolicies"), 2);
+
+    // KMS grants (JSON protocol, NextMarker) and EC2 instances (nextToken) too.
+    let key = pending_deletion_key(&moto, "us-east-1");
+    let grants = paged(
+        || {
+            Reply::Respond(
+                200,
+                "application/x-amz-json-1.1",
+                r#"{"Grants":[],"NextMarker":"0","Truncated":true}"#.into(),
+            )
+        },
+        |call| {
+            let body: Value = serde_json::from_str(&call.body).ok()?;
+            body["Marker"].as_str().map(str::to_string)
+        },
+        |_| Reply::Forward,
+    );
+    let served = key.clone();
+    let instances = paged(
+        || xml(response("DescribeInstances-first-page", &[("token", "0")])),
+        |call| form_value(&call.body, "NextToken"),
+        move |call| kms_ec2(call, &served),
+    );
+    let served = key.clone();
+    let double = Double::start(&moto.endpoint, move |call| match call.operation.as_str() {
+        "ListGrants" => grants(call),
+        "DescribeInstances" => instances(call),
+        _ => kms_ec2(call, &served),
+    });
+    let inputs = kms_inputs(&dir);
+    let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let (list, _) = explain_at(&double.endpoint, "us-east-1", &inputs);
+    let rc = root_cause(&list);
+    assert_eq!(rc["reason"], "KeyPendingDeletion", "{rc:#}");
+    assert_eq!(rc["confidence"], "Confirmed");
+    assert!(
+        !rc["evidence"].to_string().contains("unavailable"),
+        "{rc:#}"
+    );
+    assert_eq!(double.count("ListGrants"), 2);
+    assert_eq!(double.count("DescribeInstances"), 2);
+}

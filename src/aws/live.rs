@@ -145,67 +145,62 @@ impl Live {
             .permissions_boundary()
             .and_then(|b| b.permissions_boundary_arn())
             .map(str::to_string);
-        let mut identity = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+        let name = name.as_str();
+        let inline = every_page(|marker| async move {
             let page = self
                 .guard
                 .call("iam", "ListRolePolicies", || {
                     self.iam
                         .list_role_policies()
-                        .role_name(&name)
+                        .role_name(name)
                         .set_marker(marker.clone())
                         .send()
                 })
                 .await?;
-            for policy_name in page.policy_names() {
-                let doc = self
-                    .guard
-                    .call("iam", "GetRolePolicy", || {
-                        self.iam
-                            .get_role_policy()
-                            .role_name(&name)
-                            .policy_name(policy_name)
-                            .send()
-                    })
-                    .await?;
-                identity.push(document(
-                    &format!("inline:{policy_name}"),
-                    doc.policy_document(),
-                    "GetRolePolicy",
-                )?);
-            }
-            marker = page
-                .marker()
-                .map(str::to_string)
-                .filter(|_| page.is_truncated());
-            if marker.is_none() {
-                break;
-            }
+            let next = next_marker(page.marker(), page.is_truncated());
+            Ok((page.policy_names().to_vec(), next))
+        })
+        .await?;
+        let mut identity = Vec::new();
+        for policy_name in inline {
+            let doc = self
+                .guard
+                .call("iam", "GetRolePolicy", || {
+                    self.iam
+                        .get_role_policy()
+                        .role_name(name)
+                        .policy_name(&policy_name)
+                        .send()
+                })
+                .await?;
+            identity.push(document(
+                &format!("inline:{policy_name}"),
+                doc.policy_document(),
+                "GetRolePolicy",
+            )?);
         }
-        loop {
+        let attached = every_page(|marker| async move {
             let page = self
                 .guard
                 .call("iam", "ListAttachedRolePolicies", || {
                     self.iam
                         .list_attached_role_policies()
-                        .role_name(&name)
+                        .role_name(name)
                         .set_marker(marker.clone())
                         .send()
                 })
                 .await?;
-            for attached in page.attached_policies() {
-                if let Some(policy_arn) = attached.policy_arn() {
-                    identity.push(self.managed_policy(policy_arn).await?);
-                }
-            }
-            marker = page
-                .marker()
-                .map(str::to_string)
-                .filter(|_| page.is_truncated());
-            if marker.is_none() {
-                break;
-            }
+            let next = next_marker(page.marker(), page.is_truncated());
+            let arns = page.attached_policies().iter();
+            Ok((
+                arns.filter_map(|p| p.policy_arn().map(str::to_string))
+                    .collect(),
+                next,
+            ))
+        })
+        .await?;
+        for policy_arn in attached {
+            identity.push(self.managed_policy(&policy_arn).await?);
         }
         let boundary = match boundary {
             Some(b) => Some(self.managed_policy(&b).await?),
@@ -333,51 +328,40 @@ impl Live {
             .or_else(|| Arn::parse(&arn).map(|a| a.account.to_string()))
             .unwrap_or_default();
         let mut unreadable = Vec::new();
-        let mut grants = Some(Vec::new());
-        let mut marker: Option<String> = None;
-        loop {
-            match self
+        let key_arn = arn.as_str();
+        let listed = every_page(|marker| async move {
+            let page = self
                 .guard
                 .call("kms", "ListGrants", || {
                     kms.list_grants()
-                        .key_id(&arn)
+                        .key_id(key_arn)
                         .set_marker(marker.clone())
                         .send()
                 })
-                .await
-            {
-                Ok(page) => {
-                    let list = grants.get_or_insert_with(Vec::new);
-                    list.extend(page.grants().iter().map(|g| {
-                        Grant {
-                            grant_id: g.grant_id().map(str::to_string),
-                            name: g.name().map(str::to_string),
-                            grantee_principal: g
-                                .grantee_principal()
-                                .unwrap_or_default()
-                                .to_string(),
-                            operations: g
-                                .operations()
-                                .iter()
-                                .map(|o| o.as_str().to_string())
-                                .collect(),
-                        }
-                    }));
-                    marker = page
-                        .next_marker()
-                        .map(str::to_string)
-                        .filter(|_| page.truncated());
-                    if marker.is_none() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    unreadable.push(e.to_string());
-                    grants = None;
-                    break;
-                }
+                .await?;
+            let grants = page.grants().iter().map(|g| Grant {
+                grant_id: g.grant_id().map(str::to_string),
+                name: g.name().map(str::to_string),
+                grantee_principal: g.grantee_principal().unwrap_or_default().to_string(),
+                operations: g
+                    .operations()
+                    .iter()
+                    .map(|o| o.as_str().to_string())
+                    .collect(),
+            });
+            Ok((
+                grants.collect(),
+                next_marker(page.next_marker(), page.truncated()),
+            ))
+        })
+        .await;
+        let grants = match listed {
+            Ok(grants) => Some(grants),
+            Err(e) => {
+                unreadable.push(e.to_string());
+                None
             }
-        }
+        };
         let policy = match self
             .guard
             .call("kms", "GetKeyPolicy", || {
@@ -450,25 +434,24 @@ impl Live {
             .name("instance-id")
             .set_values(Some(ids.to_vec()))
             .build();
-        let mut found = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let out = self
-                .guard
-                .call("ec2", "DescribeInstances", || {
-                    self.ec2
-                        .describe_instances()
-                        .filters(filter.clone())
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
-            found.extend(out.reservations().iter().cloned());
-            token = out.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
+        let found = every_page(|token| {
+            let filter = filter.clone();
+            async move {
+                let out = self
+                    .guard
+                    .call("ec2", "DescribeInstances", || {
+                        self.ec2
+                            .describe_instances()
+                            .filters(filter.clone())
+                            .set_next_token(token.clone())
+                            .send()
+                    })
+                    .await?;
+                let next = out.next_token().map(str::to_string);
+                Ok((out.reservations().to_vec(), next))
             }
-        }
+        })
+        .await?;
         let reservations: Vec<serde_json::Value> = found
             .iter()
             .map(|r| {
@@ -545,6 +528,29 @@ fn document(name: &str, encoded: &str, operation: &'static str) -> Result<Policy
         outcome: super::guard::Outcome::Error,
         message: format!("{name}: unreadable policy document: {e}"),
     })
+}
+
+/// Every item of a paginated listing: `page(token)` fetches the page `token` names (the first
+/// when `None`) and returns its items and the next page's token (`None` after the last).
+async fn every_page<T, Fut>(mut page: impl FnMut(Option<String>) -> Fut) -> Result<Vec<T>, AwsError>
+where
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), AwsError>>,
+{
+    let mut items = Vec::new();
+    let mut token = None;
+    loop {
+        let (got, next) = page(token).await?;
+        items.extend(got);
+        token = next;
+        if token.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
+/// The marker of the next page, when the listing says there is one.
+fn next_marker(marker: Option<&str>, truncated: bool) -> Option<String> {
+    marker.filter(|_| truncated).map(str::to_string)
 }
 
 fn missing(service: &'static str, operation: &'static str, field: &str) -> AwsError {
