@@ -588,14 +588,9 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::mock::answer;
     use ::http::{Request, Response};
     use kube::client::Body;
-
-    fn answer(body: serde_json::Value) -> Response<Body> {
-        let mut bytes = serde_json::to_vec(&body).unwrap();
-        bytes.push(b'\n');
-        Response::builder().body(Body::from(bytes)).unwrap()
-    }
 
     #[test]
     fn each_sighting_is_counted_once_wherever_it_sits_in_the_buffer() {
@@ -703,17 +698,17 @@ mod tests {
         };
         let (uri, send) = next().await;
         assert!(!uri.contains("watch=true"), "first a list: {uri}");
-        send.send_response(answer(list("10", &["karpenter"])));
+        send.send_response(answer(200, list("10", &["karpenter"])));
         let (uri, send) = next().await;
         assert!(
             uri.contains("watch=true") && uri.contains("resourceVersion=10"),
             "{uri}"
         );
-        send.send_response(answer(serde_json::json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+        send.send_response(answer(200, serde_json::json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
             "metadata": {}, "status": "Failure", "message": "too old resource version: 10 (50)", "reason": "Expired", "code": 410}})));
         let (uri, send) = next().await;
         assert!(!uri.contains("watch=true"), "410 Gone: list again: {uri}");
-        send.send_response(answer(list("60", &["karpenter", "karpenter-2"])));
+        send.send_response(answer(200, list("60", &["karpenter", "karpenter-2"])));
         let (uri, _send) = next().await;
         assert!(
             uri.contains("resourceVersion=60"),

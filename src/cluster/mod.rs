@@ -8,6 +8,8 @@ pub mod leader;
 pub mod log;
 pub mod logs;
 pub mod metrics;
+#[cfg(test)]
+mod mock;
 pub mod resources;
 pub mod slim;
 pub mod writer;

@@ -538,6 +538,7 @@ mod tests {
     //! kube-rs/controller-rs): each request is checked, each answer scripted.
 
     use super::*;
+    use crate::cluster::mock::answer;
     use crate::facts::SnapshotFacts;
     use crate::signal::{Observations, Scanner};
     use ::http::{Request, Response};
@@ -557,13 +558,6 @@ mod tests {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = kube::Client::new(service, "default");
         (Writer::new(client, Some("doctor-0".into()), 10), handle)
-    }
-
-    fn answer(status: u16, body: serde_json::Value) -> Response<Body> {
-        Response::builder()
-            .status(status)
-            .body(Body::from(serde_json::to_vec(&body).unwrap()))
-            .unwrap()
     }
 
     fn conflict() -> Response<Body> {
