@@ -450,7 +450,7 @@ async fn reconcile(
     }
     if recheck {
         let current: BTreeSet<&str> = items.iter().map(|d| d.metadata.name.as_str()).collect();
-        recheck_untouched(cx, writer, &current, now_ms).await?;
+        recheck_untouched(cx, writer, &current, &obs, now_ms).await?;
     }
     count_aws_requests(cx);
     cx.metrics.diagnoses.reset();
@@ -501,40 +501,37 @@ async fn recheck_untouched(
     cx: &Context,
     writer: &mut Writer,
     current: &BTreeSet<&str>,
+    obs: &Observations,
     now_ms: i64,
 ) -> Result<(), ReconcileError> {
-    let listing = |e: kube::Error| ("list", format!("listing Diagnoses: {e}"));
-    let stored = writer.list().await.map_err(listing)?;
-    let untouched: Vec<_> = stored
-        .iter()
-        .filter(|s| !current.contains(s.name.as_str()))
-        .collect();
-    let fetched = crate::aws::gather::gather_for_specs(
-        &cx.live,
-        untouched.iter().filter_map(|s| s.spec.as_ref()),
-    )
-    .await;
+    let stored = writer
+        .list()
+        .await
+        .map_err(|e| ("list", format!("listing Diagnoses: {e}")))?;
+    let untouched = stored.iter().filter(|s| !current.contains(s.name.as_str()));
+    let fetched =
+        crate::aws::gather::gather_for_specs(&cx.live, untouched.filter_map(|s| s.spec.as_ref()))
+            .await;
     let facts = Overlay {
         first: &cx.settings.snapshots,
         then: &fetched,
     };
-    for s in untouched {
+    let mut kept = Vec::new();
+    for s in &stored {
+        if current.contains(s.name.as_str()) {
+            kept.push(s.kept());
+            continue;
+        }
         let verification = match &s.spec {
             Some(spec) => lifecycle::verify(spec, &facts),
             None => lifecycle::Verification::Unknown("the stored spec cannot be read".into()),
         };
-        writer
-            .recheck(s, &verification, now_ms)
+        let now = writer
+            .recheck(s, &verification, s.ongoing(obs), now_ms)
             .await
             .map_err(|e| ("write", format!("re-checking Diagnosis {}: {e}", s.name)))?;
+        kept.push(now);
     }
-    let kept: Vec<_> = writer
-        .list()
-        .await
-        .map_err(listing)?
-        .iter()
-        .map(|s| s.kept())
-        .collect();
     let retention = i64::try_from(cx.settings.retention.as_millis()).unwrap_or(i64::MAX);
     for name in lifecycle::expired(&kept, now_ms, retention, cx.settings.max_diagnoses) {
         log::info(&format!("deleting resolved Diagnosis {name}"));

@@ -5,6 +5,7 @@
 use super::resources;
 use crate::diagnose::lifecycle::{self, Verification};
 use crate::diagnose::model::{Condition, Diagnosis, DiagnosisSpec, DiagnosisStatus};
+use crate::signal::Observations;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -35,6 +36,14 @@ struct Baseline {
     affected: Vec<String>,
 }
 
+/// When `Resolved` last became True; `None` while it is not.
+fn resolved_since(conditions: &[Condition]) -> Option<i64> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == "Resolved" && c.status == "True")
+        .and_then(|c| crate::policy::typed::date(&c.last_transition_time))
+}
+
 /// A Diagnosis as listed from the cluster.
 #[derive(Debug, Clone)]
 pub struct Stored {
@@ -52,13 +61,16 @@ impl Stored {
     pub fn kept(&self) -> lifecycle::Kept {
         lifecycle::Kept {
             name: self.name.clone(),
-            resolved_since_ms: self
-                .view
-                .condition("Resolved")
-                .filter(|c| c.status == "True")
-                .and_then(|c| crate::policy::typed::date(&c.last_transition_time)),
+            resolved_since_ms: resolved_since(&self.view.conditions()),
             last_seen_ms: self.last_seen_ms(),
         }
+    }
+
+    /// Whether an object in `obs` still reports its failure (`lifecycle::ongoing`).
+    pub fn ongoing(&self, obs: &Observations) -> bool {
+        self.spec
+            .as_ref()
+            .is_some_and(|spec| lifecycle::ongoing(spec, &self.view.affected_node_claims, obs))
     }
 
     fn last_seen_ms(&self) -> Option<i64> {
@@ -202,19 +214,21 @@ impl Writer {
     }
 
     /// Re-checks a Diagnosis no current signal produced: its Resolved condition from the
-    /// verification now; written only when it changed.
+    /// verification now (`ongoing`: an object still reports the failure); written only when it
+    /// changed. Returns what retention needs to know of it now.
     pub async fn recheck(
         &mut self,
         stored: &Stored,
         verification: &Verification,
+        ongoing: bool,
         now_ms: i64,
-    ) -> Result<(), kube::Error> {
+    ) -> Result<lifecycle::Kept, kube::Error> {
         let previous = stored.view.conditions();
         let (status, reason, message) = lifecycle::resolved(
             verification,
             previous.iter().find(|c| c.type_ == "Resolved"),
             stored.last_seen_ms(),
-            false,
+            ongoing,
             now_ms,
         );
         let desired: Vec<Condition> = previous
@@ -230,8 +244,12 @@ impl Writer {
             .collect();
         let now = crate::diagnose::time::format(now_ms);
         let conditions = lifecycle::transition(&previous, desired, &now);
+        let kept = lifecycle::Kept {
+            resolved_since_ms: resolved_since(&conditions),
+            ..stored.kept()
+        };
         if conditions == previous {
-            return Ok(());
+            return Ok(kept);
         }
         let mut full = stored.status.clone();
         full["conditions"] = serde_json::to_value(&conditions).unwrap_or_default();
@@ -246,7 +264,7 @@ impl Writer {
         if let Some(k) = self.known.get_mut(&stored.name) {
             k.resolved = is_true(&conditions, "Resolved");
         }
-        Ok(())
+        Ok(kept)
     }
 
     /// Deletes a Diagnosis (retention, the cap); one already gone is fine.
@@ -682,6 +700,70 @@ mod tests {
             matches!(error, kube::Error::Api(ref e) if e.code == 409),
             "{error}"
         );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_quiet_diagnosis_resolves_as_not_recurring_unless_its_node_pool_still_fails() {
+        let (mut writer, mut handle) = writer();
+        let at = |t: &str| crate::policy::typed::date(t).unwrap();
+        let listed = json!({"apiVersion": "karpenter-doctor.io/v1alpha1", "kind": "DiagnosisList", "metadata": {},
+            "items": [{"apiVersion": "karpenter-doctor.io/v1alpha1", "kind": "Diagnosis",
+                "metadata": {"name": "kms-key-unusable-0123456789", "uid": "u-1", "generation": 1},
+                "spec": {"category": "KmsKeyUnusable", "nodePool": "default"},
+                "status": {"occurrences": 3, "lastSeen": "2026-01-01T01:00:00Z", "conditions": [
+                    {"type": "Diagnosed", "status": "True", "reason": "KeyPendingDeletion", "message": "m",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"},
+                    {"type": "Resolved", "status": "False", "reason": "FailureObserved",
+                        "message": "the fix could not be verified: the key cannot be read",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}]});
+        let server = tokio::spawn(async move {
+            let (method, uri, _) = expect(&mut handle, answer(200, listed)).await;
+            assert_eq!((method.as_str(), uri.contains("/diagnoses")), ("GET", true));
+            let (method, uri, body) = expect(&mut handle, answer(200, json!({}))).await;
+            assert_eq!(method, "PATCH");
+            assert!(uri.contains("/status?"), "{uri}");
+            let resolved = &body["status"]["conditions"][1];
+            assert_eq!(
+                (&resolved["status"], &resolved["reason"]),
+                (&json!("True"), &json!("NotRecurring")),
+                "{body:#}"
+            );
+            let (_, uri, event) = expect(&mut handle, answer(201, json!({}))).await;
+            assert!(uri.contains("/events"), "{uri}");
+            assert_eq!(event["reason"], "Resolved", "{event:#}");
+        });
+        let stored = writer.list().await.unwrap();
+        let pool = |status: &str| {
+            let mut obs = Observations::default();
+            let yaml = format!(
+                "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata:\n  name: default\nstatus:\n  conditions:\n  - type: NodeRegistrationHealthy\n    status: \"{status}\"\n"
+            );
+            let _ = Scanner::new()
+                .unwrap()
+                .scan("p.yaml", yaml.as_bytes(), &mut obs, &mut |_| {});
+            obs
+        };
+        let (unhealthy, healthy) = (pool("False"), pool("True"));
+        assert!(stored[0].ongoing(&unhealthy) && !stored[0].ongoing(&healthy));
+        let unknown = Verification::Unknown("the key cannot be read".into());
+        let now = at("2026-01-01T03:00:00Z");
+        // Two hours quiet, but the NodePool's nodes still do not register: nothing is written.
+        let kept = writer
+            .recheck(&stored[0], &unknown, true, now)
+            .await
+            .unwrap();
+        assert_eq!(kept.resolved_since_ms, None);
+        let kept = writer
+            .recheck(&stored[0], &unknown, false, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            kept.resolved_since_ms,
+            Some(now),
+            "resolved now: retention counts from here"
+        );
+        assert_eq!(kept.last_seen_ms, Some(at("2026-01-01T01:00:00Z")));
         server.await.unwrap();
     }
 
