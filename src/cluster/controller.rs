@@ -17,7 +17,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -132,7 +132,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         buffer,
         metrics,
     };
-    let mut counted = BTreeSet::new();
+    let mut counted = BTreeMap::new();
     let mut failures = 0u32;
     let mut next_recheck = Instant::now() + jittered(cx.settings.recheck_interval);
     notify.notify_one();
@@ -277,7 +277,9 @@ async fn watch(
     .modify(|e| e.metadata.managed_fields = None)
     .filter(|event| {
         futures_util::future::ready(match event {
-            Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e)) => about_karpenter(e),
+            Ok(
+                watcher::Event::Apply(e) | watcher::Event::InitApply(e) | watcher::Event::Delete(e),
+            ) => about_karpenter(e),
             _ => true,
         })
     });
@@ -308,21 +310,16 @@ async fn watch(
     )
 }
 
-/// The kinds of Karpenter's objects (v1, v1beta1 and v0.3x names) whose Events are signals.
-const KARPENTER_KINDS: [&str; 6] = [
-    "NodeClaim",
-    "NodePool",
-    "EC2NodeClass",
-    "Machine",
-    "Provisioner",
-    "AWSNodeTemplate",
-];
-
-/// Whether an Event regards one of Karpenter's objects: only those are cached (a cluster has
-/// many others), which also leaves out the doctor's own Events on Diagnoses.
+/// Whether an Event regards one of Karpenter's objects (any kind of its API groups): only those
+/// are cached (a cluster has many others), which also leaves out the doctor's own Events.
 fn about_karpenter(event: &Event) -> bool {
-    let kind = event.regarding.as_ref().and_then(|r| r.kind.as_deref());
-    kind.is_some_and(|k| KARPENTER_KINDS.contains(&k))
+    let group = event
+        .regarding
+        .as_ref()
+        .and_then(|r| r.api_version.as_deref())
+        .and_then(|v| v.split_once('/'))
+        .map(|(group, _)| group);
+    group.is_some_and(|g| [resources::KARPENTER_GROUP, resources::AWS_GROUP].contains(&g))
 }
 
 /// Drives one reflector, waking `notify` on every change; watch errors back off and re-list.
@@ -348,7 +345,7 @@ where
 type Sighting = (
     crate::signal::Source,
     Option<String>,
-    [Option<String>; 4],
+    [Option<String>; 6],
     String,
     String,
 );
@@ -359,7 +356,9 @@ fn sighting(s: &crate::signal::Signal) -> Sighting {
         s.time.clone(),
         [
             s.node_claim.clone(),
+            s.node_pool.clone(),
             s.node_class.clone(),
+            s.instance_id.clone(),
             s.action.clone(),
             s.resource.clone(),
         ],
@@ -368,22 +367,24 @@ fn sighting(s: &crate::signal::Signal) -> Sighting {
     )
 }
 
-/// The signals not seen in the previous reconcile, each sighting once; `counted` becomes the
-/// sightings now present (so it stays as small as what the caches and the buffer hold).
+/// How long a sighting no longer present is remembered: one that comes back within it (an
+/// instance whose lookup failed for a round) is not counted again.
+const REMEMBERED: Duration = Duration::from_secs(3600);
+
+/// The signals not sighted before, each sighting once; `counted` keeps when each sighting was
+/// last present, for `REMEMBERED` (so it stays as small as an hour of failures).
 fn newly_seen<'s>(
-    counted: &mut BTreeSet<Sighting>,
+    counted: &mut BTreeMap<Sighting, Instant>,
     signals: &'s [crate::signal::Signal],
+    now: Instant,
 ) -> Vec<&'s crate::signal::Signal> {
-    let mut now = BTreeSet::new();
-    let fresh = signals
-        .iter()
-        .filter(|s| {
-            let key = sighting(s);
-            !counted.contains(&key) && now.insert(key)
-        })
-        .collect();
-    now.extend(signals.iter().map(sighting));
-    *counted = now;
+    let mut fresh = Vec::new();
+    for s in signals {
+        if counted.insert(sighting(s), now).is_none() {
+            fresh.push(s);
+        }
+    }
+    counted.retain(|_, last| now.duration_since(*last) < REMEMBERED);
     fresh
 }
 
@@ -395,7 +396,7 @@ type ReconcileError = (&'static str, String);
 async fn reconcile(
     cx: &Context,
     writer: &mut Writer,
-    counted: &mut BTreeSet<Sighting>,
+    counted: &mut BTreeMap<Sighting, Instant>,
     recheck: bool,
 ) -> Result<(), ReconcileError> {
     let started = Instant::now();
@@ -404,7 +405,7 @@ async fn reconcile(
     let role = cx.settings.controller_role.as_deref();
     let fetched = crate::aws::gather::gather(&cx.live, &cx.scanner, &mut obs, role).await;
     let gathered = started.elapsed();
-    for s in newly_seen(counted, &obs.signals) {
+    for s in newly_seen(counted, &obs.signals, Instant::now()) {
         cx.metrics
             .signals
             .with_label_values(&[source_label(s), category_label(s.category)])
@@ -471,7 +472,9 @@ fn observe(cx: &Context) -> Observations {
         buffer.lines.iter().map(|(_, l)| format!("{l}\n")).collect()
     };
     let scanner = &cx.scanner;
-    let _ = scanner.scan("karpenter-logs", log_text.as_bytes(), &mut obs, &mut |_| {});
+    if !log_text.is_empty() {
+        let _ = scanner.scan("karpenter-logs", log_text.as_bytes(), &mut obs, &mut |_| {});
+    }
     let stores = &cx.stores;
     let slim = |store: &Store<Slim>, kind: &'static str| {
         store.state().into_iter().map(move |o| kinded(&*o, kind))
@@ -608,20 +611,24 @@ mod tests {
             .scan("logs", text.as_bytes(), &mut obs, &mut |_| {})
             .unwrap();
         assert_eq!(obs.signals.len(), 3);
-        let mut counted = BTreeSet::new();
+        let t0 = Instant::now();
+        let mut counted = BTreeMap::new();
         assert_eq!(
-            newly_seen(&mut counted, &obs.signals).len(),
+            newly_seen(&mut counted, &obs.signals, t0).len(),
             2,
             "a repeated line once"
         );
-        assert!(newly_seen(&mut counted, &obs.signals).is_empty());
+        assert!(newly_seen(&mut counted, &obs.signals, t0).is_empty());
         // The oldest line falls off the buffer: the others move up, and are not counted again.
         let mut moved = obs.signals[1..].to_vec();
         for (i, s) in moved.iter_mut().enumerate() {
             s.origin.line = i + 1;
         }
-        assert!(newly_seen(&mut counted, &moved).is_empty());
-        assert_eq!(counted.len(), 1, "only what is present is remembered");
+        let t1 = t0 + Duration::from_secs(60);
+        assert!(newly_seen(&mut counted, &moved, t1).is_empty());
+        // Missing for a round (a failed lookup), then back: still the same sighting.
+        assert!(newly_seen(&mut counted, &[], t1).is_empty());
+        assert!(newly_seen(&mut counted, &moved, t1 + Duration::from_secs(60)).is_empty());
         // A new failure is counted.
         let mut again = Observations::default();
         scanner
@@ -633,7 +640,16 @@ mod tests {
             )
             .unwrap();
         moved.extend(again.signals);
-        assert_eq!(newly_seen(&mut counted, &moved).len(), 1);
+        let t2 = t1 + Duration::from_secs(120);
+        assert_eq!(newly_seen(&mut counted, &moved, t2).len(), 1);
+        // What has not been present for an hour is forgotten.
+        assert_eq!(counted.len(), 3, "a, b at :01 and b at :02");
+        assert!(newly_seen(&mut counted, &moved[2..], t2 + REMEMBERED).is_empty());
+        assert_eq!(
+            counted.len(),
+            1,
+            "only what was sighted within the hour is remembered"
+        );
     }
 
     #[test]
@@ -645,18 +661,21 @@ mod tests {
             )
             .unwrap()
         };
-        for kind in ["NodeClaim", "NodePool", "EC2NodeClass", "Machine"] {
-            assert!(
-                about_karpenter(&event(serde_json::json!({"kind": kind, "name": "x"}))),
-                "{kind}"
-            );
-        }
-        for kind in ["Diagnosis", "Pod", "Node"] {
-            assert!(
-                !about_karpenter(&event(serde_json::json!({"kind": kind, "name": "x"}))),
-                "{kind}"
-            );
-        }
+        let about = |api_version: &str, kind: &str| {
+            about_karpenter(&event(
+                serde_json::json!({"apiVersion": api_version, "kind": kind, "name": "x"}),
+            ))
+        };
+        assert!(about("karpenter.sh/v1", "NodeClaim"));
+        assert!(about("karpenter.sh/v1beta1", "NodePool"));
+        assert!(about("karpenter.k8s.aws/v1", "EC2NodeClass"));
+        assert!(about("karpenter.sh/v1alpha5", "Machine"));
+        assert!(
+            !about("cluster.x-k8s.io/v1beta1", "Machine"),
+            "Cluster API's Machine"
+        );
+        assert!(!about("karpenter-doctor.io/v1alpha1", "Diagnosis"));
+        assert!(!about("v1", "Pod"));
         assert!(!about_karpenter(&event(serde_json::Value::Null)));
     }
 

@@ -2,7 +2,7 @@
 Usage: emulator.py PORT (0 = any free port): prints `READY <port>` once it accepts connections, serves until killed.
 $KARPENTER_VERSION (default v1) is the version Karpenter's groups are served at (v1beta1: Karpenter 0.3x)."""
 # Added to kmock: resourceVersion/uid/creationTimestamp/generation, server-side apply that creates, /status,
-# PUT, label/field selectors, paginated lists (limit/continue, one resourceVersion for all pages), watches resumed from a resourceVersion, pod logs that tests feed (POST
+# PUT, label/field selectors, paginated lists (limit/continue, pages from one snapshot), watches resumed from a resourceVersion, pod logs that tests feed (POST
 # /_test/logs/NS/POD?time=RFC3339 appends the body's lines; DELETE ends the followers, as a container
 # exit would), and a request log: `METHOD /path?query` per request, appended to $KMOCK_REQUEST_LOG.
 import asyncio
@@ -76,6 +76,7 @@ class Emulator(kmock.KubernetesEmulator):
         self.events = []  # (rv, resource, event) of every write, for watches resumed from any rv
         self.stamps = {}  # (resource, namespace, name) -> [uid, creationTimestamp, generation, spec]
         self.keys = collections.defaultdict(dict)  # resource -> its objects' keys, in creation order
+        self.snapshots = {}  # continue token's first part -> (resourceVersion, items) of a paginated list
         self.logs = {}  # (namespace, pod) -> {'lines': [(time, text)], 'closed': bool}
         self.changed = asyncio.Event()  # set, and replaced by a new one, at each write or log line
         self.writes = asyncio.Lock()  # one write at a time: events go out in resourceVersion order
@@ -88,7 +89,7 @@ class Emulator(kmock.KubernetesEmulator):
     async def _render_error(self, exc):  # kube-rs tells errors by their reason: is_not_found() is "NotFound"
         status = json.loads((await super()._render_error(exc)).body)
         status['reason'] = 'AlreadyExists' if status['reason'] == 'Object Already Exists' else \
-            {400: 'BadRequest', 404: 'NotFound', 409: 'Conflict', 422: 'Invalid'}.get(status['code'], 'InternalError')
+            {400: 'BadRequest', 404: 'NotFound', 409: 'Conflict', 410: 'Expired', 422: 'Invalid'}.get(status['code'], 'InternalError')
         return aiohttp.web.json_response(status, status=status['code'])
 
     async def _serve_version(self, request):  # fixed: the core groupVersion is "v1" (kmock: "/v1"); verbs
@@ -200,19 +201,27 @@ class Emulator(kmock.KubernetesEmulator):
         api_version = f'{resource.group}/{resource.version}'.lstrip('/')
         return {'apiVersion': api_version, 'kind': self.resources[resource].kind}
 
-    async def _serve_list(self, request):  # `continue` is `<resourceVersion of the first page>:<offset>`
+    async def _serve_list(self, request):
+        """Paginated as the real one: later pages come from a snapshot taken at the first, whose
+        resourceVersion every page carries; `continue` is `<snapshot>:<offset>`."""
         kind, params = self._type(request.resource), request.params
-        rv, offset = str(self.rv), 0
-        if params.get('continue'):
-            if not (m := re.fullmatch(r'(\d+):(\d+)', params['continue'])):
-                raise kmock.KubernetesError(400, 'BadRequest', 'invalid continue token')
-            rv, offset = m[1], int(m[2])
         limit = int(params['limit']) if params.get('limit', '').isdigit() else 0
-        items, meta = self._list(request), {'resourceVersion': rv}
+        if params.get('continue'):
+            m = re.fullmatch(r'(\d+):(\d+)', params['continue'])
+            if not m:
+                raise kmock.KubernetesError(400, 'BadRequest', 'invalid continue token')
+            if m[1] not in self.snapshots:
+                raise kmock.KubernetesError(410, 'Expired', 'the continue token has expired')
+            (rv, items), offset = self.snapshots[m[1]], int(m[2])
+        else:
+            rv, items, offset = str(self.rv), copy.deepcopy(self._list(request)), 0
         end = offset + limit if limit and offset + limit < len(items) else len(items)
+        meta = {'resourceVersion': rv}
         if end < len(items):
-            meta['continue'] = f'{rv}:{end}'
-        return dict(kind, kind=kind['kind'] + 'List', metadata=meta, items=copy.deepcopy(items[offset:end]))
+            token = params.get('continue', '').split(':')[0] or str(len(self.snapshots) + 1)
+            self.snapshots.setdefault(token, (rv, items))
+            meta['continue'] = f'{token}:{end}'
+        return dict(kind, kind=kind['kind'] + 'List', metadata=meta, items=items[offset:end])
 
     async def _serve_watch(self, request):
         yield b''  # send the headers now
