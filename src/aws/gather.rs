@@ -45,18 +45,8 @@ pub async fn gather(
         principals, images, ..
     } = diagnose::questions(obs, &facts, controller_role);
     (facts.principals, facts.images) = tokio::join!(
-        all(principals.into_iter().map(|p| async move {
-            (
-                p.clone(),
-                live.principal(&p).await.map_err(|e| e.to_string()),
-            )
-        })),
-        all(images.into_iter().map(|i| async move {
-            (
-                i.clone(),
-                live.image_keys(&i).await.map_err(|e| e.to_string()),
-            )
-        })),
+        all(principals, |p| async move { live.principal(&p).await }),
+        all(images, |i| async move { live.image_keys(&i).await }),
     );
     let Questions {
         keys,
@@ -65,18 +55,9 @@ pub async fn gather(
         ..
     } = diagnose::questions(obs, &facts, controller_role);
     let (keys, simulations, decoded) = tokio::join!(
-        all(keys
-            .into_iter()
-            .map(|k| async move { (k.clone(), live.key(&k).await.map_err(|e| e.to_string())) })),
-        all(simulations.into_iter().map(|s| async move {
-            (
-                s.clone(),
-                live.simulate(&s).await.map_err(|e| e.to_string()),
-            )
-        })),
-        all(encoded
-            .into_iter()
-            .map(|m| async move { (m.clone(), live.decode(&m).await.map_err(|e| e.to_string())) })),
+        all(keys, |k| async move { live.key(&k).await }),
+        all(simulations, |s| async move { live.simulate(&s).await }),
+        all(encoded, |m| async move { live.decode(&m).await }),
     );
     facts.keys = keys;
     facts.simulations = simulations;
@@ -99,27 +80,28 @@ pub async fn gather_for_specs<'a>(
     }
     let mut facts = FetchedFacts::default();
     (facts.principals, facts.keys) = tokio::join!(
-        all(principals.into_iter().map(|p| async move {
-            (
-                p.clone(),
-                live.principal(&p).await.map_err(|e| e.to_string()),
-            )
-        })),
-        all(keys
-            .into_iter()
-            .map(|k| async move { (k.clone(), live.key(&k).await.map_err(|e| e.to_string())) })),
+        all(principals, |p| async move { live.principal(&p).await }),
+        all(keys, |k| async move { live.key(&k).await }),
     );
     facts
 }
 
-/// Runs the lookups concurrently and collects their (key, answer) pairs in key order.
-async fn all<K: Ord, V>(
-    lookups: impl Iterator<Item = impl Future<Output = (K, V)>>,
-) -> std::collections::BTreeMap<K, V> {
-    let handles: Vec<_> = lookups.collect();
-    let mut out = std::collections::BTreeMap::new();
-    for (k, v) in futures_util::future::join_all(handles).await {
-        out.insert(k, v);
-    }
-    out
+/// Looks every question up concurrently; the answers (failures as their text) by question.
+async fn all<K, V, E, F>(
+    questions: impl IntoIterator<Item = K>,
+    lookup: impl Fn(K) -> F,
+) -> std::collections::BTreeMap<K, Result<V, String>>
+where
+    K: Ord + Clone,
+    E: std::fmt::Display,
+    F: Future<Output = Result<V, E>>,
+{
+    let lookups = questions.into_iter().map(|k| {
+        let answer = lookup(k.clone());
+        async move { (k, answer.await.map_err(|e| e.to_string())) }
+    });
+    futures_util::future::join_all(lookups)
+        .await
+        .into_iter()
+        .collect()
 }
