@@ -5,7 +5,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::apiserver::{Kube, free_port};
+use common::apiserver::Kube;
+use common::free_port;
 use common::live::*;
 use common::moto::Moto;
 use futures_util::StreamExt;

@@ -5,8 +5,9 @@
 
 mod common;
 
-use common::apiserver::{Kube, free_port};
+use common::apiserver::Kube;
 use common::double::{Double, kms_ec2};
+use common::free_port;
 use common::live::*;
 use common::moto::Moto;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};

@@ -6,15 +6,6 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-/// A loopback port free at the time of asking.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 pub struct Kube {
     child: Child,
     pub port: u16,
@@ -31,16 +22,7 @@ impl Kube {
     pub fn start_serving(name: &str, karpenter_version: &str) -> Kube {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let venv = root.join(".venv-kmock");
-        let status = Command::new("bash")
-            .arg(root.join("tests/kube/install-kmock.sh"))
-            .arg(&venv)
-            .status()
-            .expect("run install-kmock.sh");
-        assert!(
-            status.success(),
-            "installing kmock into {} failed",
-            venv.display()
-        );
+        super::install("kube/install-kmock.sh", &venv);
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("kube-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

@@ -1,4 +1,5 @@
-//! Shared test helpers: a seeded random generator and the location of the oracle install.
+//! Shared test helpers: the emulators (moto, kmock) and the oracle, installed on first use, and
+//! a seeded random generator.
 #![allow(dead_code)]
 
 pub mod apiserver;
@@ -7,3 +8,28 @@ pub mod live;
 pub mod moto;
 pub mod oracle;
 pub mod rng;
+
+/// Runs `tests/<script> <into>`, the pinned installer of a test tool (it does nothing when the
+/// tool is already there); a failed install fails the test.
+pub fn install(script: &str, into: &std::path::Path) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = std::process::Command::new("bash")
+        .arg(root.join("tests").join(script))
+        .arg(into)
+        .status()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    assert!(
+        status.success(),
+        "{script}: installing into {} failed",
+        into.display()
+    );
+}
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -1,7 +1,7 @@
 //! moto in server mode on a free loopback port, installed on first use into `.venv-moto/`
 //! (tests/aws/install-moto.sh, pinned). Its request log counts what the doctor asked of AWS.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,21 +17,8 @@ impl Moto {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let venv =
             std::env::var_os("MOTO_VENV").map_or_else(|| root.join(".venv-moto"), PathBuf::from);
-        let status = Command::new("bash")
-            .arg(root.join("tests/aws/install-moto.sh"))
-            .arg(&venv)
-            .status()
-            .expect("run install-moto.sh");
-        assert!(
-            status.success(),
-            "installing moto into {} failed",
-            venv.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        super::install("aws/install-moto.sh", &venv);
+        let port = super::free_port();
         let log =
             PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("moto-{name}-{port}.log"));
         let child = Command::new(venv.join("bin/moto_server"))
