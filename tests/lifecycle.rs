@@ -285,6 +285,10 @@ fn scanned(text: &str) -> Observations {
     out
 }
 
+fn scanned_fixture(name: &str) -> Observations {
+    scanned(&std::fs::read_to_string(format!("{ROOT}/tests/fixtures/signals/{name}")).unwrap())
+}
+
 #[test]
 fn a_failure_is_ongoing_while_an_object_still_reports_it() {
     let mut kms = cmk();
@@ -306,10 +310,7 @@ fn a_failure_is_ongoing_while_an_object_still_reports_it() {
     pass_role.node_pool = Some("default".into());
     assert!(!ongoing(&pass_role, &[], &unhealthy));
     // An EC2NodeClass whose validation fails now.
-    let validation = scanned(
-        &std::fs::read_to_string(format!("{ROOT}/tests/fixtures/signals/ec2nodeclasses.yaml"))
-            .unwrap(),
-    );
+    let validation = scanned_fixture("ec2nodeclasses.yaml");
     let failing = validation
         .signals
         .iter()
@@ -321,9 +322,7 @@ fn a_failure_is_ongoing_while_an_object_still_reports_it() {
     by_class.node_class = Some("another".into());
     assert!(!ongoing(&by_class, &[], &validation));
     // A NodeClaim the Diagnosis names whose condition still reports the failure.
-    let claims = scanned(
-        &std::fs::read_to_string(format!("{ROOT}/tests/fixtures/signals/nodeclaims.yaml")).unwrap(),
-    );
+    let claims = scanned_fixture("nodeclaims.yaml");
     let failing = claims
         .signals
         .iter()
