@@ -132,14 +132,42 @@ fn the_schema_is_structural_and_described() {
     assert!(problems.is_empty(), "{problems:#?}");
     let reasons =
         &s["properties"]["status"]["properties"]["rootCause"]["properties"]["reason"]["enum"];
-    assert_eq!(
-        reasons.as_array().unwrap().len(),
-        16,
-        "every reason code of contract §5"
-    );
+    let mut reasons: Vec<&str> = reasons
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 22, "every reason code of contract §5");
+    // Against the contract itself, where this checkout has it beside it.
+    let contract =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/docs/contract.md");
+    if let Ok(text) = std::fs::read_to_string(&contract) {
+        let section = &text[text.find("Root-cause reasons").unwrap()..];
+        let section = &section[..section.find("## 6").unwrap()];
+        let mut named: Vec<&str> = section
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .flat_map(|l| {
+                l.split('|')
+                    .nth(1)
+                    .unwrap()
+                    .split(',')
+                    .map(|c| c.trim().trim_matches('`'))
+            })
+            .collect();
+        named.sort();
+        assert_eq!(reasons, named, "the CRD's reason codes are contract §5's");
+    }
     assert_eq!(
         s["properties"]["spec"]["properties"]["category"]["enum"],
-        serde_json::json!(["PassRoleDenied", "ActionDenied", "KmsKeyUnusable"])
+        serde_json::json!([
+            "PassRoleDenied",
+            "ActionDenied",
+            "KmsKeyUnusable",
+            "CredentialsDenied"
+        ])
     );
 }
 

@@ -205,9 +205,25 @@ fn bad_lines_are_skipped_with_a_warning_naming_file_and_line_and_the_rest_is_dia
     let out = explain(&[&path, "-o", "json"]);
     assert!(out.status.success());
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list["items"][0]["status"]["occurrences"], 4);
+    let items = list["items"].as_array().unwrap();
+    let by = |category: &str| {
+        items
+            .iter()
+            .find(|i| i["spec"]["category"] == category)
+            .unwrap()
+    };
+    assert_eq!(by("PassRoleDenied")["status"]["occurrences"], 4);
+    // The cut line still says EC2 refused something: recognised, its cause undetermined.
+    let cut = by("ActionDenied");
+    assert_eq!(cut["status"]["rootCause"]["reason"], "Undetermined");
+    assert_eq!(items.len(), 2);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("mixed.log:1"), "{err}");
+    assert!(
+        err.contains("mixed.log:1: malformed JSON log record"),
+        "{err}"
+    );
+    assert!(err.contains("read what it holds"), "{err}");
+    assert!(err.contains("mixed.log:2: not valid UTF-8"), "{err}");
 }
 
 #[test]

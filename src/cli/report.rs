@@ -114,7 +114,8 @@ fn section(d: &Diagnosis, style: Style) -> String {
             .as_deref()
             .map(|s| format!(" \"{s}\""))
             .unwrap_or_default();
-        s += &format!("  Statement: {}{sid} (#{})\n", st.policy, st.index);
+        let index = st.index.map(|i| format!(" (#{i})")).unwrap_or_default();
+        s += &format!("  Statement: {}{sid}{index}\n", st.policy);
     }
     s += "  Evidence:\n";
     for e in &rc.evidence {

@@ -490,6 +490,7 @@ pub fn category_label(c: crate::signal::Category) -> &'static str {
         Category::PassRoleDenied => "PassRoleDenied",
         Category::ActionDenied => "ActionDenied",
         Category::KmsKeyUnusable => "KmsKeyUnusable",
+        Category::CredentialsDenied => "CredentialsDenied",
     }
 }
 

@@ -42,8 +42,42 @@ pub enum Fix {
         resource: String,
         explicit_deny: bool,
     },
-    /// An organization SCP must change.
-    Scp { account: String, action: String },
+    /// An organization policy (SCP or RCP) must change, in the management account.
+    Organization {
+        kind: OrgPolicy,
+        /// The account whose (or whose resources') policies deny.
+        account: String,
+        action: String,
+        /// The policy's ARN, where AWS named it.
+        policy: Option<String>,
+    },
+    /// The VPC endpoint policy the request went through must allow it.
+    VpcEndpoint {
+        action: String,
+        region: Option<String>,
+        /// The endpoint's ARN, where AWS named it.
+        endpoint: Option<String>,
+    },
+    /// Whoever creates the session must pass a session policy that allows the action.
+    SessionPolicy { role: String, action: String },
+    /// The resource's own policy (a key policy, a queue policy) must allow the principal.
+    ResourcePolicy {
+        action: String,
+        resource: Option<String>,
+        principal: String,
+        explicit_deny: bool,
+    },
+    /// Karpenter cannot get its credentials: the controller role's trust (or the account's
+    /// OIDC provider) must let its ServiceAccount in.
+    Credentials {
+        how: CredentialsPath,
+        /// The controller role, where known.
+        role: Option<String>,
+        /// The cluster's OIDC issuer URL, where known.
+        issuer: Option<String>,
+        /// Who was refused `sts:AssumeRole` (role chaining), where the message names it.
+        caller: Option<String>,
+    },
     /// Karpenter runs as the wrong principal: IRSA / Pod Identity not in effect.
     Principal {
         caller: String,
@@ -70,6 +104,26 @@ pub enum Fix {
         action: Option<String>,
         resource: Option<String>,
     },
+}
+
+/// Which organization policy type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgPolicy {
+    ServiceControl,
+    ResourceControl,
+}
+
+/// How Karpenter was to get its credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialsPath {
+    /// IRSA: `sts:AssumeRoleWithWebIdentity` refused by the trust policy.
+    WebIdentity,
+    /// IRSA: the issuer is no IAM OIDC provider of the account.
+    OidcProvider,
+    /// EKS Pod Identity: EKS Auth could not assume the role.
+    PodIdentity,
+    /// `sts:AssumeRole` of one role by another.
+    AssumeRole,
 }
 
 pub fn evidence(source: impl Into<String>, detail: impl Into<String>) -> Evidence {

@@ -1,7 +1,7 @@
 //! Root cause of an IAM denial: confirmed by evaluating the role's real policies with the
 //! engine (both EC2 principals for PassRole in China), else inferred from the denial sentence.
 
-use super::finding::{Finding, Fix, evidence};
+use super::finding::{Finding, Fix, OrgPolicy, evidence};
 use super::model::{Confidence, Evidence, ReasonCode};
 use crate::facts::fetched::{Simulation, SimulationKey};
 use crate::facts::iam_snapshot::PrincipalPolicies;
@@ -26,6 +26,8 @@ pub struct IamCase<'a> {
     pub node_roles: &'a [String],
     /// The Karpenter controller role, where known (ServiceAccount or `--controller-role`).
     pub controller_role: Option<&'a str>,
+    /// The ARN of the policy AWS names as denying, where the message names one.
+    pub policy_arn: Option<&'a str>,
 }
 
 impl IamCase<'_> {
@@ -230,10 +232,16 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
                 }
             ),
             evidence: evidence_lines,
-            statement: None,
-            fix: Fix::Scp {
+            statement: case.policy_arn.map(|policy| crate::policy::StatementRef {
+                policy: policy.to_string(),
+                sid: None,
+                index: None,
+            }),
+            fix: Fix::Organization {
+                kind: OrgPolicy::ServiceControl,
                 account: account_of(&policies.arn),
                 action: case.action.into(),
+                policy: case.policy_arn.map(str::to_string),
             },
         };
     }
@@ -293,10 +301,16 @@ fn beyond_the_facts(layer: PolicyLayer, engine: Option<&Explanation>) -> bool {
     match layer {
         PolicyLayer::ScpExplicitDeny
         | PolicyLayer::NoScp
+        | PolicyLayer::RcpExplicitDeny
+        | PolicyLayer::NoRcp
+        | PolicyLayer::VpcEndpointExplicitDeny
+        | PolicyLayer::NoVpcEndpointPolicy
         | PolicyLayer::SessionExplicitDeny
         | PolicyLayer::NoSessionPolicy
         | PolicyLayer::ResourceExplicitDeny
-        | PolicyLayer::NoResourcePolicy => true,
+        | PolicyLayer::NoResourcePolicy
+        | PolicyLayer::NoTrustPolicy
+        | PolicyLayer::TrustExplicitDeny => true,
         PolicyLayer::NoBoundary | PolicyLayer::BoundaryExplicitDeny => !engine
             .and_then(|e| e.denial.as_ref())
             .is_some_and(|d| d.reason == Reason::PermissionsBoundaryDeny),
@@ -318,7 +332,7 @@ fn confirmed(
             .iter()
             .chain(&set.boundary)
             .find(|p| p.name == r.policy)
-            .and_then(|p| p.statements.get(r.index))
+            .and_then(|p| p.statements.get(r.index?))
             .map(|s| s.source.clone())
     });
     let role = policies.arn.clone();
@@ -417,14 +431,17 @@ fn confirmed(
         ),
         Reason::ServiceControlPolicyDeny => (
             ReasonCode::ServiceControlPolicyDeny,
-            Fix::Scp {
-                account: account_of(&role),
+            organization(case, OrgPolicy::ServiceControl, account_of(&role)),
+        ),
+        Reason::ResourcePolicyExplicitDeny | Reason::ResourcePolicyNotAllowing => (
+            ReasonCode::ResourcePolicyDeny,
+            Fix::ResourcePolicy {
                 action: case.action.into(),
+                resource: case.resource.map(str::to_string),
+                principal: role.clone(),
+                explicit_deny: denial.reason == Reason::ResourcePolicyExplicitDeny,
             },
         ),
-        Reason::ResourcePolicyExplicitDeny | Reason::ResourcePolicyNotAllowing => {
-            (ReasonCode::Undetermined, investigate(case, &role))
-        }
     };
     Finding {
         reason,
@@ -468,12 +485,71 @@ fn from_text(case: &IamCase<'_>) -> Finding {
         Some(PolicyLayer::ScpExplicitDeny | PolicyLayer::NoScp) => (
             ReasonCode::ServiceControlPolicyDeny,
             format!(
-                "an organization service control policy denies {what} in account {}",
+                "an organization service control policy{} denies {what} in account {}",
+                named(case.policy_arn),
                 account_of(&role)
             ),
-            Fix::Scp {
-                account: account_of(&role),
+            organization(case, OrgPolicy::ServiceControl, account_of(&role)),
+        ),
+        Some(PolicyLayer::RcpExplicitDeny | PolicyLayer::NoRcp) => (
+            ReasonCode::ResourceControlPolicyDeny,
+            format!(
+                "an organization resource control policy{} denies {what} to {role}",
+                named(case.policy_arn)
+            ),
+            organization(
+                case,
+                OrgPolicy::ResourceControl,
+                case.resource
+                    .map(account_of)
+                    .filter(|a| !a.is_empty())
+                    .unwrap_or_else(|| account_of(&role)),
+            ),
+        ),
+        Some(PolicyLayer::VpcEndpointExplicitDeny | PolicyLayer::NoVpcEndpointPolicy) => (
+            ReasonCode::VpcEndpointPolicyDeny,
+            format!(
+                "the VPC endpoint policy{} that {role}'s request went through does not allow {what}",
+                named(case.policy_arn)
+            ),
+            Fix::VpcEndpoint {
                 action: case.action.into(),
+                region: case
+                    .resource
+                    .and_then(Arn::parse)
+                    .map(|a| a.region.to_string())
+                    .filter(|r| !r.is_empty()),
+                endpoint: case.policy_arn.map(str::to_string),
+            },
+        ),
+        Some(PolicyLayer::SessionExplicitDeny | PolicyLayer::NoSessionPolicy) => (
+            ReasonCode::SessionPolicyDeny,
+            format!(
+                "a session policy of {}'s session does not allow {what}",
+                case.caller
+            ),
+            Fix::SessionPolicy {
+                role: role.clone(),
+                action: case.action.into(),
+            },
+        ),
+        Some(PolicyLayer::ResourceExplicitDeny | PolicyLayer::NoResourcePolicy) => (
+            ReasonCode::ResourcePolicyDeny,
+            format!(
+                "the resource-based policy{} of {} {} {what} to {role}",
+                named(case.policy_arn),
+                case.resource(),
+                if case.layer == Some(PolicyLayer::ResourceExplicitDeny) {
+                    "denies"
+                } else {
+                    "does not allow (across accounts both sides must)"
+                }
+            ),
+            Fix::ResourcePolicy {
+                action: case.action.into(),
+                resource: case.resource.map(str::to_string),
+                principal: role.clone(),
+                explicit_deny: case.layer == Some(PolicyLayer::ResourceExplicitDeny),
             },
         ),
         Some(PolicyLayer::NoBoundary | PolicyLayer::BoundaryExplicitDeny) => (
@@ -511,7 +587,11 @@ fn from_text(case: &IamCase<'_>) -> Finding {
             "error message",
             format!("{} was denied {what}: {layer}", case.caller),
         )],
-        statement: None,
+        statement: case.policy_arn.map(|policy| crate::policy::StatementRef {
+            policy: policy.to_string(),
+            sid: None,
+            index: None,
+        }),
         fix,
     }
 }
@@ -534,6 +614,20 @@ fn patch_or_investigate(
             patched,
         },
         None => investigate(case, role),
+    }
+}
+
+/// ` (ARN)` after a policy's kind, where the message names the policy.
+fn named(policy: Option<&str>) -> String {
+    policy.map(|p| format!(" ({p})")).unwrap_or_default()
+}
+
+fn organization(case: &IamCase<'_>, kind: OrgPolicy, account: String) -> Fix {
+    Fix::Organization {
+        kind,
+        account,
+        action: case.action.into(),
+        policy: case.policy_arn.map(str::to_string),
     }
 }
 

@@ -1,6 +1,7 @@
 //! From signals and facts to Diagnoses: resolve each signal (role behind the session, KMS key
 //! of the NodeClass, launching principal), group by root cause, reason, and render. Pure.
 
+pub mod credentials;
 pub mod finding;
 pub mod group;
 pub mod iam;
@@ -8,6 +9,7 @@ pub mod kms;
 pub mod lifecycle;
 pub mod model;
 pub mod remedy;
+mod remedy_layers;
 pub mod time;
 
 use crate::facts::{Facts, Lookup};
@@ -206,6 +208,18 @@ fn incident<'a>(
             resource: None,
             kms_key: s.kms_key.clone().or(class_key).or_else(image_key),
         }
+    } else if s.category == Category::CredentialsDenied {
+        // The role Karpenter was to become; one Diagnosis however many of its controllers fail.
+        let assumed = s.resource.as_deref().filter(|r| r.contains(":role/"));
+        Key {
+            category: s.category,
+            principal: assumed
+                .map(str::to_string)
+                .or_else(|| controller.map(str::to_string)),
+            action: s.action.clone(),
+            resource: None,
+            kms_key: None,
+        }
     } else {
         let principal = s.principal.as_deref().map(|p| resolve_role(p, facts));
         let from_controller = s.source == crate::signal::Source::NodeClass
@@ -252,6 +266,46 @@ fn render(
         region.as_deref(),
     );
     finding.evidence.insert(0, signal_evidence(g));
+    if let Some(from) = &latest.signal.action_from {
+        // The action is read from around the message, not from AWS: nothing is proven.
+        finding.confidence = Confidence::Inferred;
+        finding.evidence.insert(
+            1,
+            evidence(
+                "error message",
+                format!(
+                    "AWS names no action; {} is inferred: {from}",
+                    key.action.as_deref().unwrap_or("the action")
+                ),
+            ),
+        );
+    }
+    if let Some(policy) = g
+        .incidents
+        .iter()
+        .rev()
+        .find_map(|i| i.signal.policy_arn.as_deref())
+    {
+        let detail = if complete_arn(policy) {
+            format!("AWS names the denying policy {policy}")
+        } else {
+            format!(
+                "AWS names a denying policy, but the input leaves part of its ARN out ({policy}): it stays unknown"
+            )
+        };
+        finding.evidence.push(evidence("error message", detail));
+    }
+    if let Some(id) = g
+        .incidents
+        .iter()
+        .rev()
+        .find_map(|i| i.signal.authorization_id.as_deref())
+    {
+        finding.evidence.push(evidence(
+            "error message",
+            format!("AWS gives the authorization id {id}: `aws iam get-request-authorization-details --authorization-id {id}` shows the policies it evaluated (kept at least 24 hours)"),
+        ));
+    }
     if key.category == Category::KmsKeyUnusable {
         finding.evidence.extend(image_evidence(g, obs, facts));
     }
@@ -365,6 +419,13 @@ fn reason(
         };
         return kms::reason(&case, facts);
     }
+    if key.category == Category::CredentialsDenied {
+        let case = credentials::CredentialsCase {
+            signal: latest,
+            role: key.principal.as_deref(),
+        };
+        return credentials::reason(&case);
+    }
     let caller = g
         .incidents
         .iter()
@@ -382,6 +443,7 @@ fn reason(
                 partition,
                 node_roles,
                 controller_role: controller,
+                policy_arn: latest.policy_arn.as_deref().filter(|p| complete_arn(p)),
             };
             iam::reason(&case, facts)
         }
@@ -401,6 +463,17 @@ fn reason(
             },
         },
     }
+}
+
+/// An ARN with nothing left out: a 12-digit account (or none), no redaction or ellipsis.
+fn complete_arn(text: &str) -> bool {
+    Arn::parse(text).is_some_and(|a| {
+        (a.account.is_empty()
+            || (a.account.len() == 12 && a.account.bytes().all(|b| b.is_ascii_digit())))
+            && !text.contains("...")
+            && !text.contains('<')
+            && !text.contains('…')
+    })
 }
 
 /// Where the failure was seen: the latest signal's origin and the kind of input.

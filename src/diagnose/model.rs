@@ -19,6 +19,10 @@ pub enum ReasonCode {
     IdentityPolicyExplicitDeny,
     PermissionsBoundaryDeny,
     ServiceControlPolicyDeny,
+    ResourceControlPolicyDeny,
+    VpcEndpointPolicyDeny,
+    SessionPolicyDeny,
+    ResourcePolicyDeny,
     WrongPrincipal,
     KeyDisabled,
     KeyPendingDeletion,
@@ -26,11 +30,13 @@ pub enum ReasonCode {
     KeyUnavailable,
     KeyAccessNotGranted,
     IdentityPolicyMissingKmsPermissions,
+    TrustPolicyMismatch,
+    OidcProviderMissing,
     Undetermined,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 16] = [
+    pub const ALL: [ReasonCode; 22] = [
         ReasonCode::PassedToServiceMismatch,
         ReasonCode::ConditionNotSatisfied,
         ReasonCode::ResourcePartitionMismatch,
@@ -39,6 +45,10 @@ impl ReasonCode {
         ReasonCode::IdentityPolicyExplicitDeny,
         ReasonCode::PermissionsBoundaryDeny,
         ReasonCode::ServiceControlPolicyDeny,
+        ReasonCode::ResourceControlPolicyDeny,
+        ReasonCode::VpcEndpointPolicyDeny,
+        ReasonCode::SessionPolicyDeny,
+        ReasonCode::ResourcePolicyDeny,
         ReasonCode::WrongPrincipal,
         ReasonCode::KeyDisabled,
         ReasonCode::KeyPendingDeletion,
@@ -46,6 +56,8 @@ impl ReasonCode {
         ReasonCode::KeyUnavailable,
         ReasonCode::KeyAccessNotGranted,
         ReasonCode::IdentityPolicyMissingKmsPermissions,
+        ReasonCode::TrustPolicyMismatch,
+        ReasonCode::OidcProviderMissing,
         ReasonCode::Undetermined,
     ];
 
@@ -59,6 +71,10 @@ impl ReasonCode {
             ReasonCode::IdentityPolicyExplicitDeny => "IdentityPolicyExplicitDeny",
             ReasonCode::PermissionsBoundaryDeny => "PermissionsBoundaryDeny",
             ReasonCode::ServiceControlPolicyDeny => "ServiceControlPolicyDeny",
+            ReasonCode::ResourceControlPolicyDeny => "ResourceControlPolicyDeny",
+            ReasonCode::VpcEndpointPolicyDeny => "VpcEndpointPolicyDeny",
+            ReasonCode::SessionPolicyDeny => "SessionPolicyDeny",
+            ReasonCode::ResourcePolicyDeny => "ResourcePolicyDeny",
             ReasonCode::WrongPrincipal => "WrongPrincipal",
             ReasonCode::KeyDisabled => "KeyDisabled",
             ReasonCode::KeyPendingDeletion => "KeyPendingDeletion",
@@ -68,6 +84,8 @@ impl ReasonCode {
             ReasonCode::IdentityPolicyMissingKmsPermissions => {
                 "IdentityPolicyMissingKmsPermissions"
             }
+            ReasonCode::TrustPolicyMismatch => "TrustPolicyMismatch",
+            ReasonCode::OidcProviderMissing => "OidcProviderMissing",
             ReasonCode::Undetermined => "Undetermined",
         }
     }
@@ -101,7 +119,8 @@ pub struct Metadata {
 #[serde(rename_all = "camelCase")]
 pub struct DiagnosisSpec {
     /// The kind of failure: PassRoleDenied (iam:PassRole refused), ActionDenied (any other
-    /// action refused), KmsKeyUnusable (an instance or volume could not use its KMS key).
+    /// action refused), KmsKeyUnusable (an instance or volume could not use its KMS key),
+    /// CredentialsDenied (Karpenter cannot obtain its own AWS credentials).
     pub category: Category,
     /// The AWS error code, e.g. UnauthorizedOperation, AccessDenied,
     /// Client.InvalidKMSKey.InvalidState.
@@ -249,5 +268,6 @@ pub fn category_kebab(category: Category) -> &'static str {
         Category::PassRoleDenied => "pass-role-denied",
         Category::ActionDenied => "action-denied",
         Category::KmsKeyUnusable => "kms-key-unusable",
+        Category::CredentialsDenied => "credentials-denied",
     }
 }

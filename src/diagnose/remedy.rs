@@ -3,6 +3,7 @@
 
 use super::finding::{Finding, Fix};
 use super::model::{ReasonCode, Remediation};
+use super::remedy_layers as layers;
 use crate::partition::Partition;
 use crate::policy::arn::{Arn, role_name_of};
 use serde_json::{Map, Value, json};
@@ -124,20 +125,43 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
                     .push("Add policyPatch to the boundary policy the command above names.".into()),
             }
         }
-        Fix::Scp { account, action } => {
-            r.summary =
-                format!("Have the organization's SCPs allow {action} for account {account}");
-            r.steps.push(format!("In the organization's management account (or a delegated administrator), find the SCP attached to account {account} or to one of its parent OUs that denies {action}, and exempt Karpenter's controller role or the action."));
-            r.commands.push(format!("aws organizations list-policies-for-target --target-id {account} --filter SERVICE_CONTROL_POLICY"));
-            r.commands.push(format!(
-                "aws organizations list-parents --child-id {account}"
-            ));
-            r.commands.push("aws organizations list-policies-for-target --target-id <parent OU id from the command above> --filter SERVICE_CONTROL_POLICY".into());
-            r.commands.push(
-                "aws organizations describe-policy --policy-id <policy id from the command above>"
-                    .into(),
-            );
-        }
+        Fix::Organization {
+            kind,
+            account,
+            action,
+            policy,
+        } => layers::organization(&mut r, *kind, account, action, policy.as_deref()),
+        Fix::VpcEndpoint {
+            action,
+            region,
+            endpoint,
+        } => layers::vpc_endpoint(&mut r, action, region.as_deref(), endpoint.as_deref()),
+        Fix::SessionPolicy { role, action } => layers::session(&mut r, role, action),
+        Fix::ResourcePolicy {
+            action,
+            resource,
+            principal,
+            explicit_deny,
+        } => layers::resource_policy(
+            &mut r,
+            action,
+            resource.as_deref(),
+            principal,
+            *explicit_deny,
+        ),
+        Fix::Credentials {
+            how,
+            role,
+            issuer,
+            caller,
+        } => layers::credentials(
+            &mut r,
+            *how,
+            role.as_deref(),
+            issuer.as_deref(),
+            caller.as_deref(),
+            partition,
+        ),
         Fix::Principal { caller, controller } => {
             r.summary =
                 "Make Karpenter run as its controller role (IRSA or EKS Pod Identity)".into();
@@ -363,7 +387,7 @@ fn jq_replace(statement: &Map<String, Value>, f: &Finding, patched: &Map<String,
         }
         None => format!(
             "{arg} '.Statement[{}] = $patch'",
-            f.statement.as_ref().map_or(0, |s| s.index)
+            f.statement.as_ref().and_then(|s| s.index).unwrap_or(0)
         ),
     }
 }
@@ -373,7 +397,7 @@ fn jq_delete(statement: &Map<String, Value>, f: &Finding) -> String {
         Some(sid) => format!("'.Statement |= map(select(.Sid != \"{sid}\"))'"),
         None => format!(
             "'del(.Statement[{}])'",
-            f.statement.as_ref().map_or(0, |s| s.index)
+            f.statement.as_ref().and_then(|s| s.index).unwrap_or(0)
         ),
     }
 }
@@ -391,32 +415,35 @@ fn put_inline(role: &str, name: &str, statement: &Value) -> String {
 fn statement_label(statement: &Map<String, Value>, f: &Finding) -> String {
     match statement.get("Sid").and_then(Value::as_str) {
         Some(sid) => format!("statement \"{sid}\""),
-        None => format!("statement #{}", f.statement.as_ref().map_or(0, |s| s.index)),
+        None => format!(
+            "statement #{}",
+            f.statement.as_ref().and_then(|s| s.index).unwrap_or(0)
+        ),
     }
 }
 
-fn role_name(role: &str) -> &str {
+pub(super) fn role_name(role: &str) -> &str {
     role_name_of(role).unwrap_or(role)
 }
 
-fn region_flag(arn: &str) -> String {
+pub(super) fn region_flag(arn: &str) -> String {
     Arn::parse(arn)
         .filter(|a| !a.region.is_empty())
         .map(|a| format!(" --region {}", a.region))
         .unwrap_or_default()
 }
 
-fn compact(v: &Value) -> String {
+pub(super) fn compact(v: &Value) -> String {
     serde_json::to_string(v).expect("JSON values serialize")
 }
 
-fn pretty(v: &Value) -> String {
+pub(super) fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).expect("JSON values serialize")
 }
 
 /// Single-quotes for a POSIX shell.
 /// `text` as one shell word: as it is when it has no characters the shell treats specially.
-fn shell_arg(text: &str) -> String {
+pub(super) fn shell_arg(text: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || ":/._-=@,+".contains(c);
     if !text.is_empty() && text.chars().all(plain) {
         text.to_string()
@@ -425,6 +452,6 @@ fn shell_arg(text: &str) -> String {
     }
 }
 
-fn shell_quote(text: &str) -> String {
+pub(super) fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }

@@ -33,8 +33,10 @@ pub struct StatementRef {
     /// The statement's Sid, if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
-    /// The statement's position in the policy, from 0.
-    pub index: usize,
+    /// The statement's position in the policy, from 0; absent when only the policy is known
+    /// (the policy ARN an AWS message names).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
 }
 
 /// The explanation of a denial.
@@ -213,7 +215,7 @@ fn denial(
         statement: st.map(|t| StatementRef {
             policy: t.policy.clone(),
             sid: t.sid.clone(),
-            index: t.index,
+            index: Some(t.index),
         }),
         failed_conditions,
         summary,

@@ -15,30 +15,132 @@ pub(crate) struct LogLine<'a> {
     pub node_pool: Option<String>,
     pub node_class: Option<String>,
     pub error_code: Option<String>,
+    /// `aws-operation-name`: the SDK operation that failed.
+    pub operation: Option<String>,
+    /// Why the record was read only in part (a JSON record cut short or broken), if it was.
+    pub salvaged: Option<String>,
 }
 
-/// Reads one line (without its newline). `Err` explains why a JSON log line is unreadable.
-pub(crate) fn parse(line: &str) -> Result<LogLine<'_>, String> {
+/// Reads one record: a line without its newline, or a pretty-printed JSON record. A JSON record
+/// cut short or broken is read for what it holds (`salvaged` says so); `Err` explains why a
+/// JSON log line yields nothing.
+pub(crate) fn parse(line: &str) -> Result<LogLine<'static>, String> {
+    let line = undecorate(line);
     let trimmed = line.trim();
     if let Some(json) = json_part(trimmed) {
         return match serde_json::from_str::<Value>(json) {
-            Ok(Value::Object(fields)) => Ok(from_fields(&fields, None)),
+            Ok(Value::Object(fields)) => Ok(from_fields(&fields, None).into_owned()),
             Ok(_) => Err("a JSON log line must be an object".into()),
-            Err(e) => Err(format!("malformed JSON log line: {e}")),
+            Err(e) => salvaged(json, &format!("malformed JSON log record ({e})")),
         };
     }
-    Ok(console(trimmed).unwrap_or_else(|| bare(trimmed)))
+    if trimmed.starts_with('"') {
+        // One member of a record, pasted alone (`"error": "…"`).
+        return salvaged(trimmed, "a JSON member without its record");
+    }
+    Ok(console(trimmed)
+        .unwrap_or_else(|| bare(trimmed))
+        .into_owned())
 }
 
-/// The JSON object of a JSON log line, also behind a `kubectl logs --prefix` tag
-/// (`[pod/karpenter-…/controller] {…}`).
+/// What a broken JSON record holds, or `Err` when it holds no text.
+fn salvaged(json: &str, why: &str) -> Result<LogLine<'static>, String> {
+    let fields = super::salvage::members(json);
+    let parsed = from_fields(&fields, None).into_owned();
+    if parsed.text.is_empty() {
+        return Err(format!("{why}: no error text in it"));
+    }
+    Ok(LogLine {
+        salvaged: Some(format!("{why}: read what it holds")),
+        ..parsed
+    })
+}
+
+/// Whether `line` is a log record of its own: a JSON log line (behind its prefix) or a
+/// console-format line.
+pub(crate) fn is_record(line: &str) -> bool {
+    let line = undecorate(line);
+    let trimmed = line.trim();
+    json_part(trimmed).is_some() || console(trimmed).is_some()
+}
+
+/// The line without what a terminal or a paste puts around it: ANSI colours (stern), k9s
+/// borders, Markdown quotes and backticks.
+fn undecorate(line: &str) -> Cow<'_, str> {
+    let line = if line.contains('\u{1b}') {
+        Cow::Owned(strip_ansi(line))
+    } else {
+        Cow::Borrowed(line)
+    };
+    const BORDER: &[char] = &['│', '┃', '║', '|', '`', ' ', '\t'];
+    let trimmed = line.trim_matches(BORDER);
+    let trimmed = trimmed
+        .strip_prefix("> ")
+        .unwrap_or(trimmed)
+        .trim_matches(BORDER);
+    if trimmed.len() == line.len() {
+        line
+    } else {
+        Cow::Owned(trimmed.to_string())
+    }
+}
+
+/// `line` without ANSI escape sequences (`ESC [ … letter`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.clone().next() == Some('[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The JSON object of a JSON log line, also behind what tools put before it: `kubectl logs
+/// --prefix` (`[pod/karpenter-…/controller] {…}`), stern (`POD CONTAINER {…}`), `--timestamps`.
 fn json_part(line: &str) -> Option<&str> {
     if line.starts_with('{') {
         return Some(line);
     }
-    let rest = line.strip_prefix("[pod/")?;
-    let end = rest.find("] {")?;
-    Some(&rest[end + 2..])
+    let at = line.find("{\"")?;
+    let prefix = line[..at].trim_end();
+    if at > 512 || prefix.is_empty() || !line[..at].ends_with(char::is_whitespace) {
+        return None;
+    }
+    let tokens: Vec<&str> = prefix.split_whitespace().collect();
+    let tool_prefix = tokens.len() <= 3
+        && tokens.iter().all(|t| {
+            (t.starts_with("[pod/") && t.ends_with(']'))
+                || time::normalize(t).is_some()
+                || t.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        });
+    tool_prefix.then_some(&line[at..])
+}
+
+impl LogLine<'_> {
+    fn into_owned(self) -> LogLine<'static> {
+        LogLine {
+            text: Cow::Owned(self.text.into_owned()),
+            time: self.time,
+            node_claim: self.node_claim,
+            node_pool: self.node_pool,
+            node_class: self.node_class,
+            error_code: self.error_code,
+            operation: self.operation,
+            salvaged: self.salvaged,
+        }
+    }
 }
 
 /// Console format: `TIME LEVEL LOGGER MESSAGE {fields}`, tab- or space-separated, possibly
@@ -241,6 +343,8 @@ fn from_fields<'a>(fields: &Map<String, Value>, message: Option<&'a str>) -> Log
             ],
         ),
         error_code: string(fields, "aws-error-code").map(String::from),
+        operation: string(fields, "aws-operation-name").map(String::from),
+        salvaged: None,
     }
 }
 
@@ -329,9 +433,47 @@ mod tests {
     }
 
     #[test]
+    fn broken_json_records_are_read_for_what_they_hold() {
+        let cut = parse(r#"{"level":"ERROR","time":"2025-08-29T20:55:48.007Z","NodeClaim":{"name":"a-1"},"aws-operation-name":"CreateFleet","error":"launching nodeclaim, cre"#).unwrap();
+        assert_eq!(cut.text, "launching nodeclaim, cre");
+        assert_eq!(cut.time.as_deref(), Some("2025-08-29T20:55:48.007Z"));
+        assert_eq!(cut.node_claim.as_deref(), Some("a-1"));
+        assert_eq!(cut.operation.as_deref(), Some("CreateFleet"));
+        let why = cut.salvaged.unwrap();
+        assert!(why.starts_with("malformed JSON log record (EOF"), "{why}");
+        // A member pasted alone.
+        let member = parse(r#"  "error": "creating instance, boom\n\tstatus code: 403","#).unwrap();
+        assert_eq!(member.text, "creating instance, boom\n\tstatus code: 403");
+        assert!(member.salvaged.unwrap().contains("member"));
+        // Nothing to read: an error naming why.
+        let e = parse(r#"{"level":"ERROR","ts":1"#).unwrap_err();
+        assert!(e.contains("no error text"), "{e}");
+    }
+
+    #[test]
+    fn prefixes_and_decorations_are_taken_off() {
+        let json = r#"{"level":"ERROR","message":"m","error":"e"}"#;
+        for line in [
+            format!("karpenter-667c975c47-qf427 controller {json}"),
+            format!("2024-06-01T10:00:00.123456789Z {json}"),
+            format!("[pod/karpenter-6b8f/controller] {json}"),
+            format!("\u{1b}[32mkarpenter-6b8f\u{1b}[0m controller {json}"),
+            format!("│ {json} │"),
+            format!("`{json}`"),
+            format!("> `{json}`"),
+        ] {
+            let parsed = parse(&line).unwrap();
+            assert_eq!(parsed.text, "e", "{line}");
+            assert!(is_record(&line), "{line}");
+        }
+        // Words before the JSON that no tool writes: the line is bare text.
+        let line = format!("see the error below {json}");
+        assert_eq!(parse(&line).unwrap().text, line);
+        assert!(!is_record("plain words"));
+    }
+
+    #[test]
     fn malformed_json_lines_are_errors() {
-        let e = parse(r#"{"level":"ERROR","error":"launching nodeclaim, cre"#).unwrap_err();
-        assert!(e.starts_with("malformed JSON log line: EOF"), "{e}");
         assert!(
             parse("[1, 2]").is_ok(),
             "not a JSON line: read as bare text"

@@ -3,6 +3,7 @@
 
 use super::Source;
 use super::logline;
+use super::record::{self, Shape};
 use super::sink::{Context, Sink};
 use super::text::count_newlines;
 use aho_corasick::AhoCorasick;
@@ -130,16 +131,18 @@ fn scan_region(
             .iter()
             .position(|&b| b == b'\n')
             .map_or(region.len(), |nl| hit + nl);
-        line += count_newlines(&region[counted..line_start]);
-        counted = line_start;
-        candidate(&region[line_start..line_end], line, sink);
-        pos = line_end + 1;
+        // The whole record around the line: a pretty-printed JSON record, wrapped text.
+        let (start, end, shape) = record::span(region, pos, line_start, line_end);
+        line += count_newlines(&region[counted..start]);
+        counted = start;
+        candidate(&region[start..end], shape, line, sink);
+        pos = end + 1;
     }
     line + count_newlines(&region[counted..])
 }
 
-/// One line holding a prefilter literal.
-fn candidate(bytes: &[u8], line: usize, sink: &mut Sink<'_>) {
+/// One record holding a prefilter literal; `line` is its first line.
+fn candidate(bytes: &[u8], shape: Shape, line: usize, sink: &mut Sink<'_>) {
     if bytes.len() > MAX_LINE {
         sink.warn(
             line,
@@ -161,6 +164,14 @@ fn candidate(bytes: &[u8], line: usize, sink: &mut Sink<'_>) {
             return;
         }
     };
+    let joined;
+    let text = match shape {
+        Shape::Paragraph => {
+            joined = record::join(text);
+            joined.as_str()
+        }
+        Shape::Line | Shape::PrettyJson => text,
+    };
     match logline::parse(text) {
         Ok(parsed) => {
             let context = Context {
@@ -169,9 +180,14 @@ fn candidate(bytes: &[u8], line: usize, sink: &mut Sink<'_>) {
                 node_pool: parsed.node_pool,
                 node_class: parsed.node_class,
                 error_code: parsed.error_code,
+                operation: parsed.operation,
                 ..Context::new(Source::Log, line)
             };
-            sink.recognise(&context, &parsed.text);
+            if sink.recognise(&context, &parsed.text) > 0 {
+                if let Some(why) = parsed.salvaged {
+                    sink.warn(line, why);
+                }
+            }
         }
         Err(message) => sink.warn(line, message),
     }
@@ -263,7 +279,7 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_and_malformed_json_are_warnings() {
+    fn invalid_utf8_is_a_warning_and_a_cut_json_line_is_read_with_one() {
         let mut input = Vec::new();
         input.extend_from_slice(b"\xff\xfe ");
         input.extend_from_slice(DENIAL.as_bytes());
@@ -272,11 +288,42 @@ mod tests {
         input.extend_from_slice(b"\n");
         input.extend_from_slice(DENIAL.as_bytes());
         let out = run(&input);
-        assert_eq!(lines(&out), vec![3]);
+        // The cut JSON line still holds the whole denial: its signal is kept.
+        assert_eq!(lines(&out), vec![2, 3]);
+        assert_eq!(out.signals[0].action.as_deref(), Some("iam:PassRole"));
         assert_eq!(out.warnings.len(), 2);
         assert!(out.warnings[0].message.contains("UTF-8"));
         assert_eq!(out.warnings[1].origin.line, 2);
         assert!(out.warnings[1].message.contains("malformed JSON"));
+        assert!(out.warnings[1].message.contains("read what it holds"));
+    }
+
+    #[test]
+    fn a_pretty_printed_record_is_one_signal_with_its_context() {
+        let input = format!(
+            "<pre>\n{{\n  \"level\": \"ERROR\",\n  \"time\": \"2024-05-30T14:40:34.966Z\",\n  \"NodeClaim\": {{\n    \"name\": \"bottlerocket-wts6g\"\n  }},\n  \"error\": \"launching nodeclaim, {DENIAL}\"\n}}\n</pre>\n"
+        );
+        let out = run(input.as_bytes());
+        assert_eq!(lines(&out), vec![2]);
+        let s = &out.signals[0];
+        assert_eq!(s.node_claim.as_deref(), Some("bottlerocket-wts6g"));
+        assert_eq!(s.time.as_deref(), Some("2024-05-30T14:40:34.966Z"));
+        assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+    }
+
+    #[test]
+    fn a_sentence_wrapped_over_lines_is_read_whole() {
+        let input = "intro\n\nUser: arn:aws:iam::123456789012:user/John is not authorized to perform:\ncodecommit:ListRepositories because no VPC endpoint policy allows the codecommit:ListRepositories action\n";
+        let out = run(input.as_bytes());
+        assert_eq!(lines(&out), vec![3]);
+        assert_eq!(
+            out.signals[0].action.as_deref(),
+            Some("codecommit:ListRepositories")
+        );
+        assert_eq!(
+            out.signals[0].layer,
+            Some(crate::signal::PolicyLayer::NoVpcEndpointPolicy)
+        );
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! Recognising Karpenter's failures in text and objects: log lines, kubectl output and
 //! `aws ec2 describe-instances` become `Signal`s plus the cluster objects they refer to. Pure.
 
+mod actions;
 mod detect;
 mod docs;
 mod instances;
 mod kube;
 mod logline;
 mod logs;
+mod record;
 mod rules;
+mod salvage;
 mod scanner;
 mod sink;
 pub mod text;
@@ -39,6 +42,9 @@ pub enum Category {
     ActionDenied,
     /// An instance or volume could not use its KMS key.
     KmsKeyUnusable,
+    /// Karpenter cannot obtain its own AWS credentials (IRSA or EKS Pod Identity not in
+    /// effect, `sts:AssumeRoleWithWebIdentity` refused, no OIDC provider).
+    CredentialsDenied,
 }
 
 /// Where a signal was seen (the `source` label of `karpenter_doctor_signals_total`).
@@ -75,6 +81,18 @@ pub enum PolicyLayer {
     ResourceExplicitDeny,
     /// `because no resource-based policy allows the X action`
     NoResourcePolicy,
+    /// `with an explicit deny in a resource control policy`
+    RcpExplicitDeny,
+    /// `because no resource control policy allows the X action`
+    NoRcp,
+    /// `with an explicit deny in a VPC endpoint policy`
+    VpcEndpointExplicitDeny,
+    /// `because no VPC endpoint policy allows the X action`
+    NoVpcEndpointPolicy,
+    /// `because no role trust policy allows the sts:AssumeRole action`
+    NoTrustPolicy,
+    /// `with an explicit deny in the role trust policy`
+    TrustExplicitDeny,
 }
 
 /// Where in the input a signal or warning comes from: file name and 1-based line (0 when a
@@ -106,6 +124,16 @@ pub struct Signal {
     pub resource: Option<String>,
     /// The blob after `Encoded authorization failure message:` / `Encoded Failure:`.
     pub encoded_message: Option<String>,
+    /// The ARN of the policy AWS names as denying (2026 messages, same account or
+    /// organization only).
+    pub policy_arn: Option<String>,
+    /// The IAM Access Troubleshooter's authorization id (`GetRequestAuthorizationDetails`).
+    pub authorization_id: Option<String>,
+    /// The OIDC issuer URL a credentials failure names.
+    pub oidc_issuer: Option<String>,
+    /// Where the action comes from when AWS's message names none (an SDK operation, a log
+    /// field, Karpenter's wrapper text); `None` when the message names it.
+    pub action_from: Option<String>,
     pub node_claim: Option<String>,
     pub node_pool: Option<String>,
     pub node_class: Option<String>,

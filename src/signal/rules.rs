@@ -1,6 +1,7 @@
 //! Recognition rules as data (rules/signals.json): compiled and checked against their golden
 //! examples at load, then applied to one error text to extract the failures it reports.
 
+use super::actions::{Operations, RawWrapper};
 use super::{Category, PolicyLayer, Source};
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Captures, Regex};
@@ -36,6 +37,15 @@ pub(crate) struct Finding {
     pub resource: Option<String>,
     pub encoded_message: Option<String>,
     pub kms_key: Option<String>,
+    /// The ARN of the policy AWS names as denying (`… service control policy: arn:…`).
+    pub policy_arn: Option<String>,
+    /// The IAM Access Troubleshooter's authorization id (`… authorization id: ID`).
+    pub authorization_id: Option<String>,
+    /// The OIDC issuer URL a credentials failure names.
+    pub oidc_issuer: Option<String>,
+    /// Where the action comes from when AWS's message names none (an SDK operation, a log
+    /// field, Karpenter's wrapper text); `None` when the message names it.
+    pub action_from: Option<String>,
 }
 
 /// At most this many findings are read from one text (real fleet errors join a handful).
@@ -52,7 +62,21 @@ pub(crate) struct RuleSet {
     /// which is what makes scanning raw input fast.
     prefilter: AhoCorasick,
     layers: HashMap<String, PolicyLayer>,
+    /// What AWS appends after a denial sentence, each with the one group it captures.
+    trailers: Vec<(Trailer, Regex)>,
+    /// The action of a failure whose message names none.
+    operations: Operations,
 }
+
+/// A trailer's field.
+#[derive(Debug, Clone, Copy)]
+enum Trailer {
+    Encoded,
+    AuthorizationId,
+}
+
+/// How far after a denial sentence its trailers are looked for.
+const MAX_TRAILER: usize = 2048;
 
 #[derive(Debug)]
 struct Rule {
@@ -63,6 +87,7 @@ struct Rule {
     regex: Regex,
     category: CategoryRule,
     fallback: bool,
+    infer_action: bool,
     set: Constants,
 }
 
@@ -83,7 +108,7 @@ struct Constants {
 }
 
 /// Named groups a pattern may use.
-const GROUPS: [&str; 7] = [
+const GROUPS: [&str; 10] = [
     "code",
     "principal",
     "action",
@@ -91,6 +116,9 @@ const GROUPS: [&str; 7] = [
     "layer",
     "encoded",
     "kms",
+    "policy",
+    "authz",
+    "issuer",
 ];
 
 #[derive(Deserialize)]
@@ -99,6 +127,14 @@ struct RawFile {
     #[serde(default, rename = "$comment")]
     _comment: Option<serde_json::Value>,
     layers: BTreeMap<String, String>,
+    /// `encoded` / `authz` → a regex whose one group is the value.
+    #[serde(default)]
+    trailers: BTreeMap<String, String>,
+    /// aws-sdk-go-v2 service id → IAM action prefix.
+    #[serde(default)]
+    services: BTreeMap<String, String>,
+    #[serde(default)]
+    wrappers: Vec<RawWrapper>,
     rules: Vec<RawRule>,
 }
 
@@ -114,9 +150,17 @@ struct RawRule {
     category: String,
     #[serde(default)]
     fallback: bool,
+    /// Whether the action may be inferred from around the text when the match has none
+    /// (default true; false where the refusal is no IAM action, as an AMI's launch permission).
+    #[serde(default = "yes", rename = "inferAction")]
+    infer_action: bool,
     #[serde(default)]
     set: BTreeMap<String, String>,
     examples: Vec<RawExample>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -140,6 +184,10 @@ struct Expect {
     resource: Option<String>,
     encoded_message: Option<String>,
     kms_key: Option<String>,
+    policy_arn: Option<String>,
+    authorization_id: Option<String>,
+    oidc_issuer: Option<String>,
+    action_from: Option<String>,
 }
 
 pub(crate) fn source_from_name(name: &str) -> Option<Source> {
@@ -158,6 +206,7 @@ fn category_from_name(name: &str) -> Option<Category> {
         "PassRoleDenied" => Category::PassRoleDenied,
         "ActionDenied" => Category::ActionDenied,
         "KmsKeyUnusable" => Category::KmsKeyUnusable,
+        "CredentialsDenied" => Category::CredentialsDenied,
         _ => return None,
     })
 }
@@ -175,8 +224,31 @@ fn layer_from_name(name: &str) -> Option<PolicyLayer> {
         "SessionExplicitDeny" => SessionExplicitDeny,
         "ResourceExplicitDeny" => ResourceExplicitDeny,
         "NoResourcePolicy" => NoResourcePolicy,
+        "RcpExplicitDeny" => RcpExplicitDeny,
+        "NoRcp" => NoRcp,
+        "VpcEndpointExplicitDeny" => VpcEndpointExplicitDeny,
+        "NoVpcEndpointPolicy" => NoVpcEndpointPolicy,
+        "NoTrustPolicy" => NoTrustPolicy,
+        "TrustExplicitDeny" => TrustExplicitDeny,
         _ => return None,
     })
+}
+
+/// `iam:PassRole` → PassRoleDenied; taking on a role (`sts:AssumeRole*`, `sts:TagSession`,
+/// Pod Identity's `eks-auth:AssumeRoleForPodIdentity`) → CredentialsDenied: Karpenter gets no
+/// credentials; any other (or no) action → ActionDenied.
+pub(crate) fn category_from_action(action: Option<&str>) -> Category {
+    let action = action.unwrap_or("").to_ascii_lowercase();
+    if action == "iam:passrole" {
+        Category::PassRoleDenied
+    } else if action.starts_with("sts:assumerole")
+        || action == "sts:tagsession"
+        || action == "eks-auth:assumeroleforpodidentity"
+    {
+        Category::CredentialsDenied
+    } else {
+        Category::ActionDenied
+    }
 }
 
 /// A layer phrase as the layers table keys it: lower case, single spaces.
@@ -218,12 +290,42 @@ impl RuleSet {
             .match_kind(MatchKind::LeftmostFirst)
             .build(&literal_texts)
             .map_err(|e| RuleError::File(format!("literals: {e}")))?;
+        let mut trailers = Vec::new();
+        for (name, pattern) in &raw.trailers {
+            let trailer = match name.as_str() {
+                "encoded" => Trailer::Encoded,
+                "authz" => Trailer::AuthorizationId,
+                _ => {
+                    return Err(RuleError::File(format!(
+                        "trailer {name:?}: only encoded, authz"
+                    )));
+                }
+            };
+            let regex = Regex::new(pattern)
+                .map_err(|e| RuleError::File(format!("trailer {name:?}: {e}")))?;
+            if regex.captures_len() != 2 {
+                return Err(RuleError::File(format!(
+                    "trailer {name:?}: needs exactly one group"
+                )));
+            }
+            trailers.push((trailer, regex));
+        }
+        let operations =
+            Operations::compile(&raw.services, &raw.wrappers).map_err(RuleError::File)?;
         let set = RuleSet {
             rules,
             literals,
             prefilter,
             layers,
+            trailers,
+            operations,
         };
+        for w in &raw.wrappers {
+            set.check_wrapper(w).map_err(|message| RuleError::Rule {
+                rule: format!("wrapper {:?}", w.text),
+                message,
+            })?;
+        }
         for (index, (rule, r)) in set.rules.iter().zip(&raw.rules).enumerate() {
             for (i, example) in r.examples.iter().enumerate() {
                 set.check_example(index, example)
@@ -283,8 +385,15 @@ impl RuleSet {
                         continue;
                     }
                     let at = claimed.partition_point(|&(s, _)| s < m.start());
+                    // Where this failure's own text begins: after the previous failure's
+                    // match, and after the `; ` that joins errors.
+                    let from = claimed[..at].last().map_or(0, |&(_, e)| e);
+                    let from = text[from..m.start()]
+                        .rfind("; ")
+                        .map_or(from, |i| from + i + 2);
                     claimed.insert(at, (m.start(), m.end()));
-                    let finding = self.finding(index, rule, &caps);
+                    let mut finding = self.finding(index, rule, &caps);
+                    self.complete(&mut finding, &text[from..m.start()], &text[m.end()..]);
                     if seen.insert(finding.clone()) {
                         found.push(finding);
                     }
@@ -302,13 +411,7 @@ impl RuleSet {
             Some(m) => self.layers.get(&phrase_key(m.as_str())).copied(),
             None => rule.set.layer,
         };
-        let category = match rule.category {
-            CategoryRule::Fixed(c) => c,
-            CategoryRule::FromAction => match &action {
-                Some(a) if a.eq_ignore_ascii_case("iam:PassRole") => Category::PassRoleDenied,
-                _ => Category::ActionDenied,
-            },
-        };
+        let category = self.category_of(index, action.as_deref());
         // A KMS action refused on a key: the resource is the key.
         let kms_key = group("kms").or_else(|| match (&action, &resource) {
             (Some(a), Some(r))
@@ -328,6 +431,87 @@ impl RuleSet {
             resource,
             encoded_message: group("encoded"),
             kms_key,
+            policy_arn: group("policy"),
+            authorization_id: group("authz"),
+            oidc_issuer: group("issuer"),
+            action_from: None,
+        }
+    }
+
+    /// Fills in what the match itself did not capture: the trailers AWS appends after the
+    /// sentence (`after`, up to the next joined error or line), and the action from the text
+    /// before it (`before`, this failure's own part) when AWS names none.
+    fn complete(&self, finding: &mut Finding, before: &str, after: &str) {
+        let after = &after[..after.find([';', '\n']).unwrap_or(after.len())];
+        let after = &after[..super::text::floor(after, MAX_TRAILER)];
+        for (trailer, regex) in &self.trailers {
+            let slot = match trailer {
+                Trailer::Encoded => &mut finding.encoded_message,
+                Trailer::AuthorizationId => &mut finding.authorization_id,
+            };
+            if slot.is_none() {
+                *slot = regex
+                    .captures(after)
+                    .and_then(|c| c.get(1))
+                    .map(|m| m.as_str().to_string());
+            }
+        }
+        let rule = &self.rules[finding.rule];
+        if finding.action.is_none()
+            && rule.infer_action
+            && finding.category != Category::KmsKeyUnusable
+        {
+            if let Some(inferred) = self.operations.infer(before) {
+                finding.category = self.category_of(finding.rule, Some(&inferred.action));
+                finding.action = Some(inferred.action);
+                finding.action_from = Some(inferred.from);
+            }
+        }
+    }
+
+    /// A rule's category for a finding whose action is `action`.
+    fn category_of(&self, rule: usize, action: Option<&str>) -> Category {
+        match self.rules[rule].category {
+            CategoryRule::Fixed(c) => c,
+            CategoryRule::FromAction => category_from_action(action),
+        }
+    }
+
+    /// The action behind an `aws-operation-name` log field, for a finding with no action whose
+    /// rule lets the action be inferred.
+    pub(crate) fn operation_action(
+        &self,
+        finding: &Finding,
+        operation: &str,
+    ) -> Option<super::actions::Inferred> {
+        let rule = &self.rules[finding.rule];
+        (finding.action.is_none()
+            && rule.infer_action
+            && finding.category != Category::KmsKeyUnusable)
+            .then(|| self.operations.from_field(operation))
+            .flatten()
+    }
+
+    /// A wrapper's example yields a failure whose action is inferred from that wrapper.
+    fn check_wrapper(&self, w: &RawWrapper) -> Result<(), String> {
+        let found = self.recognise(Source::Log, &w.example);
+        let quoted = format!("\"{}\"", w.text);
+        if found.iter().any(|f| {
+            f.action.as_deref() == Some(w.action.as_str())
+                && f.action_from
+                    .as_deref()
+                    .is_some_and(|from| from.contains(&quoted))
+        }) {
+            Ok(())
+        } else {
+            Err(format!(
+                "its example must yield {} inferred from it, got {:?}",
+                w.action,
+                found
+                    .iter()
+                    .map(|f| (&f.action, &f.action_from))
+                    .collect::<Vec<_>>()
+            ))
         }
     }
 
@@ -356,6 +540,10 @@ impl RuleSet {
                 resource: f.resource.clone(),
                 encoded_message: f.encoded_message.clone(),
                 kms_key: f.kms_key.clone(),
+                policy_arn: f.policy_arn.clone(),
+                authorization_id: f.authorization_id.clone(),
+                oidc_issuer: f.oidc_issuer.clone(),
+                action_from: f.action_from.as_ref().map(|_| "inferred".to_string()),
             })
             .collect();
         if let Some(other) = found.iter().find(|f| f.rule != index) {
@@ -487,6 +675,7 @@ fn compile_rule(
         regex,
         category,
         fallback: r.fallback,
+        infer_action: r.infer_action,
         set,
     })
 }

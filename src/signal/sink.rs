@@ -27,6 +27,9 @@ pub(crate) struct Context {
     /// An error code the input states beside the text (`aws-error-code`), used when the text's
     /// own match names none.
     pub error_code: Option<String>,
+    /// The SDK operation the input states beside the text (`aws-operation-name`), for the
+    /// action when neither the text nor its wrappers name one.
+    pub operation: Option<String>,
 }
 
 impl Context {
@@ -40,6 +43,7 @@ impl Context {
             node_class: None,
             instance_id: None,
             error_code: None,
+            operation: None,
         }
     }
 }
@@ -105,7 +109,17 @@ impl<'a> Sink<'a> {
 
     /// Recognises `text` in `context` and records a signal per finding; returns how many.
     pub(crate) fn recognise(&mut self, context: &Context, text: &str) -> usize {
-        let findings = self.rules.recognise(context.source, text);
+        let text = super::text::unescape_controls(text);
+        let mut findings = self.rules.recognise(context.source, &text);
+        if let Some(op) = &context.operation {
+            for f in &mut findings {
+                if let Some(inferred) = self.rules.operation_action(f, op) {
+                    f.category = super::rules::category_from_action(Some(&inferred.action));
+                    f.action = Some(inferred.action);
+                    f.action_from = Some(inferred.from);
+                }
+            }
+        }
         for f in &findings {
             let signal = Signal {
                 source: context.source,
@@ -124,6 +138,10 @@ impl<'a> Sink<'a> {
                 node_class: context.node_class.clone(),
                 instance_id: context.instance_id.clone(),
                 kms_key: f.kms_key.clone(),
+                policy_arn: f.policy_arn.clone(),
+                authorization_id: f.authorization_id.clone(),
+                oidc_issuer: f.oidc_issuer.clone(),
+                action_from: f.action_from.clone(),
                 message: cut(text.trim(), MAX_MESSAGE),
             };
             self.out.signals.push(signal);

@@ -22,19 +22,68 @@ pub(crate) fn count_newlines(bytes: &[u8]) -> usize {
 
 /// `text` cut to at most `max` bytes, on a character boundary.
 pub fn cut(text: &str, max: usize) -> String {
+    text[..floor(text, max)].to_string()
+}
+
+/// The largest character boundary of `text` at or below `max` (its length when shorter).
+pub(crate) fn floor(text: &str, max: usize) -> usize {
     if text.len() <= max {
-        return text.to_string();
+        return text.len();
     }
     let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    text[..end].to_string()
+    end
+}
+
+/// `text` with the escapes a paste leaves in plain text (`\\n`, `\\t`, `\\r` as two
+/// characters, `\\"` from doubly encoded JSON) turned back into what they stand for, so that
+/// they never run into an ARN (`…role/x\\n\\tstatus code`). Borrowed when there is none.
+pub(crate) fn unescape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\\') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.peek() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('"') => out.push('"'),
+            // An escaped backslash stays as it is, and does not escape what follows.
+            Some('\\') => out.push_str("\\\\"),
+            _ => {
+                out.push(c);
+                continue;
+            }
+        }
+        chars.next();
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unescapes_what_pastes_leave_in_text() {
+        assert_eq!(
+            unescape_controls(r#"role/x\n\tstatus code: 403, \"q\" a\\b \u00e9 c:\\new"#),
+            "role/x\n\tstatus code: 403, \"q\" a\\\\b \\u00e9 c:\\\\new"
+        );
+        assert!(matches!(
+            unescape_controls("plain"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(unescape_controls("ends with \\"), "ends with \\");
+    }
 
     #[test]
     fn counts_newlines_like_the_naive_count() {
