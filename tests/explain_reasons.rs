@@ -25,7 +25,7 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const GOLDEN: &str = "expected-output.json";
 
 /// The root-cause reasons of contract §5, as the contract lists them.
-const CONTRACT_REASONS: [&str; 16] = [
+const CONTRACT_REASONS: [&str; 22] = [
     "PassedToServiceMismatch",
     "ConditionNotSatisfied",
     "ResourcePartitionMismatch",
@@ -34,6 +34,10 @@ const CONTRACT_REASONS: [&str; 16] = [
     "IdentityPolicyExplicitDeny",
     "PermissionsBoundaryDeny",
     "ServiceControlPolicyDeny",
+    "ResourceControlPolicyDeny",
+    "VpcEndpointPolicyDeny",
+    "SessionPolicyDeny",
+    "ResourcePolicyDeny",
     "WrongPrincipal",
     "KeyDisabled",
     "KeyPendingDeletion",
@@ -41,6 +45,8 @@ const CONTRACT_REASONS: [&str; 16] = [
     "KeyUnavailable",
     "KeyAccessNotGranted",
     "IdentityPolicyMissingKmsPermissions",
+    "TrustPolicyMismatch",
+    "OidcProviderMissing",
     "Undetermined",
 ];
 

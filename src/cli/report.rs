@@ -41,7 +41,7 @@ pub fn render(items: &[Diagnosis], signals: usize, skipped: usize, style: Style)
     out += &match skipped {
         0 => ").\n".to_string(),
         n => format!(
-            "; {n} unreadable input line{} skipped, see standard error).\n",
+            "; {n} input warning{} (lines skipped, or read only in part), see standard error).\n",
             if n == 1 { "" } else { "s" }
         ),
     };

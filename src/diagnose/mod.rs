@@ -210,12 +210,21 @@ fn incident<'a>(
         }
     } else if s.category == Category::CredentialsDenied {
         // The role Karpenter was to become; one Diagnosis however many of its controllers fail.
-        let assumed = s.resource.as_deref().filter(|r| r.contains(":role/"));
+        let assumed = s
+            .resource
+            .as_deref()
+            .filter(|r| r.contains(":role/") && complete_arn(r));
+        let caller = s
+            .principal
+            .as_deref()
+            .filter(|p| complete_arn(p))
+            .map(|p| resolve_role(p, facts));
         Key {
             category: s.category,
             principal: assumed
                 .map(str::to_string)
-                .or_else(|| controller.map(str::to_string)),
+                .or_else(|| controller.map(str::to_string))
+                .or(caller),
             action: s.action.clone(),
             resource: None,
             kms_key: None,
@@ -465,15 +474,13 @@ fn reason(
     }
 }
 
-/// An ARN with nothing left out: a 12-digit account (or none), no redaction or ellipsis.
+/// An ARN whose parts are all there: it parses, nothing is elided (`...`, `…`, `<ACCOUNT_ID>`)
+/// and it is not cut short (`…:role/`, `…/p-`). A redacted account (`xxxx`) is kept: the rest
+/// still names the thing.
 fn complete_arn(text: &str) -> bool {
-    Arn::parse(text).is_some_and(|a| {
-        (a.account.is_empty()
-            || (a.account.len() == 12 && a.account.bytes().all(|b| b.is_ascii_digit())))
-            && !text.contains("...")
-            && !text.contains('<')
-            && !text.contains('…')
-    })
+    Arn::parse(text).is_some()
+        && !["...", "…", "<", ">"].iter().any(|m| text.contains(m))
+        && !text.ends_with(['/', ':', '-'])
 }
 
 /// Where the failure was seen: the latest signal's origin and the kind of input.

@@ -155,7 +155,7 @@ impl Operations {
     }
 
     /// The action of an `aws-operation-name` log field's operation, where a wrapper names it.
-    pub(crate) fn from_field(&self, operation: &str) -> Option<Inferred> {
+    pub(crate) fn of_field(&self, operation: &str) -> Option<Inferred> {
         let action = self.by_operation.get(operation)?;
         Some(Inferred {
             action: action.clone(),

@@ -81,6 +81,11 @@ pub(crate) fn classify(head: &[u8], eof: bool) -> Kind {
         };
     };
     let text = first.text;
+    if text == b"{" && pretty_log_record(head, first.text) {
+        // A log record pretty-printed over lines (`jq`, a GitHub <pre>): read as lines, so
+        // that a record whose strings a user broke is still read for what it holds.
+        return Kind::Lines;
+    }
     if text.starts_with(b"{") {
         return if is_log_object(text) {
             Kind::JsonLines
@@ -109,6 +114,19 @@ pub(crate) fn classify(head: &[u8], eof: bool) -> Kind {
         return Kind::Yaml;
     }
     Kind::Lines
+}
+
+/// Whether the line after `first` (a lone `{`) is a log record's member (`"level": …`).
+fn pretty_log_record(head: &[u8], first: &[u8]) -> bool {
+    let at = first.as_ptr() as usize - head.as_ptr() as usize + first.len();
+    let Some(next) = first_line(&head[at..]) else {
+        return false;
+    };
+    let Some(rest) = next.text.strip_prefix(b"\"") else {
+        return false;
+    };
+    let key_end = rest.iter().position(|&b| b == b'"').unwrap_or(rest.len());
+    LOG_KEYS.iter().any(|k| k.as_bytes() == &rest[..key_end])
 }
 
 /// Keys a log line starts with or carries; kubectl objects and AWS output have none of them at
@@ -170,6 +188,10 @@ mod tests {
             Kind::Json
         );
         assert_eq!(kind("{\"Reservations\": []}"), Kind::Json);
+        // A log record pretty-printed over lines is read as lines; a document is not.
+        assert_eq!(kind("{\n   \"level\":\"ERROR\",\n"), Kind::Lines);
+        assert_eq!(kind("{\n  \"Reservations\": []\n}"), Kind::Json);
+        assert_eq!(kind("{\n"), Kind::Json);
         assert_eq!(kind("\u{feff}  \n[\n {}\n]"), Kind::Json);
     }
 

@@ -35,8 +35,20 @@ pub(crate) fn parse(line: &str) -> Result<LogLine<'static>, String> {
         };
     }
     if trimmed.starts_with('"') {
-        // One member of a record, pasted alone (`"error": "…"`).
-        return salvaged(trimmed, "a JSON member without its record");
+        // One member of a record, pasted alone (`"error": "…"`, a CloudTrail
+        // `"errorMessage": "…"`): nothing is broken, so no warning. A quoted sentence that
+        // holds no member is plain text.
+        match salvaged(trimmed, "a JSON member without its record") {
+            Ok(line) => {
+                return Ok(LogLine {
+                    salvaged: None,
+                    ..line
+                });
+            }
+            // A member that carries no error text (`"errorCode": "…"`): nothing to read.
+            Err(_) if super::salvage::members(trimmed).len() == 1 => return Ok(LogLine::default()),
+            Err(_) => {}
+        }
     }
     Ok(console(trimmed)
         .unwrap_or_else(|| bare(trimmed))
@@ -278,9 +290,10 @@ fn string<'f>(fields: &'f Map<String, Value>, key: &str) -> Option<&'f str> {
 }
 
 /// The context of a JSON log line or console-format field object. `message` is the console
-/// line's message column, used when the fields carry no error.
+/// line's message column, used when the fields carry no error. CloudTrail's `errorMessage`
+/// counts as an error (users paste CloudTrail records too).
 fn from_fields<'a>(fields: &Map<String, Value>, message: Option<&'a str>) -> LogLine<'a> {
-    let text = ["error", "err"]
+    let text = ["error", "err", "errorMessage"]
         .iter()
         .find_map(|k| string(fields, k))
         .map(|s| Cow::Owned(s.to_string()))
@@ -444,7 +457,13 @@ mod tests {
         // A member pasted alone.
         let member = parse(r#"  "error": "creating instance, boom\n\tstatus code: 403","#).unwrap();
         assert_eq!(member.text, "creating instance, boom\n\tstatus code: 403");
-        assert!(member.salvaged.unwrap().contains("member"));
+        assert_eq!(member.salvaged, None);
+        // A quoted sentence is no member: plain text.
+        let quoted = r#""You are not authorized to perform this operation.""#;
+        assert_eq!(parse(quoted).unwrap().text, quoted);
+        // A member without error text yields no text to recognise, and no warning.
+        let code = parse(r#"  "errorCode": "Client.UnauthorizedOperation","#).unwrap();
+        assert_eq!((code.text.as_ref(), code.salvaged), ("", None));
         // Nothing to read: an error naming why.
         let e = parse(r#"{"level":"ERROR","ts":1"#).unwrap_err();
         assert!(e.contains("no error text"), "{e}");

@@ -183,10 +183,10 @@ fn candidate(bytes: &[u8], shape: Shape, line: usize, sink: &mut Sink<'_>) {
                 operation: parsed.operation,
                 ..Context::new(Source::Log, line)
             };
-            if sink.recognise(&context, &parsed.text) > 0 {
-                if let Some(why) = parsed.salvaged {
-                    sink.warn(line, why);
-                }
+            if sink.recognise(&context, &parsed.text) > 0
+                && let Some(why) = parsed.salvaged
+            {
+                sink.warn(line, why);
             }
         }
         Err(message) => sink.warn(line, message),
@@ -309,6 +309,18 @@ mod tests {
         assert_eq!(s.node_claim.as_deref(), Some("bottlerocket-wts6g"));
         assert_eq!(s.time.as_deref(), Some("2024-05-30T14:40:34.966Z"));
         assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+    }
+
+    #[test]
+    fn the_operation_field_names_the_action_when_nothing_else_does() {
+        let line = br#"{"level":"ERROR","aws-operation-name":"DescribeImages","aws-error-code":"UnauthorizedOperation","error":"UnauthorizedOperation: You are not authorized to perform this operation."}"#;
+        let out = run(line);
+        let s = &out.signals[0];
+        assert_eq!(s.action.as_deref(), Some("ec2:DescribeImages"));
+        assert!(s.action_from.as_deref().unwrap().contains("aws-operation-name"), "{s:?}");
+        // The text's own SDK operation wins over the field.
+        let line = br#"{"level":"ERROR","aws-operation-name":"DescribeImages","error":"operation error EC2: CreateFleet, api error UnauthorizedOperation: You are not authorized to perform this operation."}"#;
+        assert_eq!(run(line).signals[0].action.as_deref(), Some("ec2:CreateFleet"));
     }
 
     #[test]

@@ -136,8 +136,9 @@ fn indent(line: &[u8]) -> usize {
 /// `…operation:`, `…,`), `next` opens with a part of AWS's denial sentence, or a terminal cut a
 /// long line mid-word.
 fn continues(prev: &str, wrapped: bool, next: &str) -> bool {
-    const OPENINGS: [&str; 14] = [
+    const OPENINGS: [&str; 15] = [
         "is not authorized",
+        "perform: ",
         "on resource",
         "on this resource",
         "with an explicit deny",

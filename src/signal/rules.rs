@@ -237,7 +237,7 @@ fn layer_from_name(name: &str) -> Option<PolicyLayer> {
 /// `iam:PassRole` → PassRoleDenied; taking on a role (`sts:AssumeRole*`, `sts:TagSession`,
 /// Pod Identity's `eks-auth:AssumeRoleForPodIdentity`) → CredentialsDenied: Karpenter gets no
 /// credentials; any other (or no) action → ActionDenied.
-pub(crate) fn category_from_action(action: Option<&str>) -> Category {
+fn category_from_action(action: Option<&str>) -> Category {
     let action = action.unwrap_or("").to_ascii_lowercase();
     if action == "iam:passrole" {
         Category::PassRoleDenied
@@ -456,17 +456,25 @@ impl RuleSet {
                     .map(|m| m.as_str().to_string());
             }
         }
-        let rule = &self.rules[finding.rule];
-        if finding.action.is_none()
-            && rule.infer_action
-            && finding.category != Category::KmsKeyUnusable
+        if self.may_infer(finding)
+            && let Some(inferred) = self.operations.infer(before)
         {
-            if let Some(inferred) = self.operations.infer(before) {
-                finding.category = self.category_of(finding.rule, Some(&inferred.action));
-                finding.action = Some(inferred.action);
-                finding.action_from = Some(inferred.from);
-            }
+            self.adopt(finding, inferred);
         }
+    }
+
+    /// Whether `finding` lacks an action that may be inferred (its rule allows it; KMS
+    /// failures concern a key, not an action).
+    fn may_infer(&self, finding: &Finding) -> bool {
+        finding.action.is_none()
+            && self.rules[finding.rule].infer_action
+            && finding.category != Category::KmsKeyUnusable
+    }
+
+    fn adopt(&self, finding: &mut Finding, inferred: super::actions::Inferred) {
+        finding.category = self.category_of(finding.rule, Some(&inferred.action));
+        finding.action = Some(inferred.action);
+        finding.action_from = Some(inferred.from);
     }
 
     /// A rule's category for a finding whose action is `action`.
@@ -477,19 +485,14 @@ impl RuleSet {
         }
     }
 
-    /// The action behind an `aws-operation-name` log field, for a finding with no action whose
-    /// rule lets the action be inferred.
-    pub(crate) fn operation_action(
-        &self,
-        finding: &Finding,
-        operation: &str,
-    ) -> Option<super::actions::Inferred> {
-        let rule = &self.rules[finding.rule];
-        (finding.action.is_none()
-            && rule.infer_action
-            && finding.category != Category::KmsKeyUnusable)
-            .then(|| self.operations.from_field(operation))
-            .flatten()
+    /// Takes the action of an `aws-operation-name` log field, for a finding with no action
+    /// whose rule lets the action be inferred.
+    pub(crate) fn infer_from_field(&self, finding: &mut Finding, operation: &str) {
+        if self.may_infer(finding)
+            && let Some(inferred) = self.operations.of_field(operation)
+        {
+            self.adopt(finding, inferred);
+        }
     }
 
     /// A wrapper's example yields a failure whose action is inferred from that wrapper.

@@ -113,11 +113,7 @@ impl<'a> Sink<'a> {
         let mut findings = self.rules.recognise(context.source, &text);
         if let Some(op) = &context.operation {
             for f in &mut findings {
-                if let Some(inferred) = self.rules.operation_action(f, op) {
-                    f.category = super::rules::category_from_action(Some(&inferred.action));
-                    f.action = Some(inferred.action);
-                    f.action_from = Some(inferred.from);
-                }
+                self.rules.infer_from_field(f, op);
             }
         }
         for f in &findings {
