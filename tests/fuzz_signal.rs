@@ -111,6 +111,17 @@ fn edit() -> impl Strategy<Value = Edit> {
         Just(b": [".to_vec()),
         Just(b"&a *a".to_vec()),
         Just(b"is not authorized to perform: ".to_vec()),
+        Just(b"\n  \"error\": \"".to_vec()),
+        Just(b"{\n".to_vec()),
+        Just(b"[pod/karpenter-x/controller] ".to_vec()),
+        Just(b"karpenter-5f98 controller ".to_vec()),
+        Just(b"\\n\\t".to_vec()),
+        Just(b"\x1b[32m".to_vec()),
+        Just(b" with an explicit deny in a resource control policy: arn:aws:organizations::1:policy/o-a/resource_control_policy/p-b".to_vec()),
+        Just(b" Go to https://x#/authorization-details/ID for complete details, or call the GetRequestAuthorizationDetails API with the following authorization id: ID".to_vec()),
+        Just(b"operation error EC2: DescribeImages, ".to_vec()),
+        Just(b"adding role \"".to_vec()),
+        Just(b"Not authorized to perform sts:AssumeRoleWithWebIdentity".to_vec()),
         Just(
             b"; UnauthorizedOperation: You are not authorized to perform this operation. ".to_vec()
         ),
@@ -152,10 +163,23 @@ fn apply(bytes: &mut Vec<u8>, edit: &Edit) {
     }
 }
 
+/// The real pastes of tests/fixtures/pastes.
+fn pastes() -> Vec<Vec<u8>> {
+    let dir = format!("{}/tests/fixtures/pastes", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    names.sort();
+    names.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
 #[test]
 fn mutated_fixtures_never_panic() {
     let n = cases(1024);
-    let fixtures: Vec<Vec<u8>> = FIXTURES.iter().map(|f| fixture(f)).collect();
+    let mut fixtures: Vec<Vec<u8>> = FIXTURES.iter().map(|f| fixture(f)).collect();
+    fixtures.extend(pastes());
     let (signals, warned) = (Cell::new(0), Cell::new(0));
     let strategy = (0..fixtures.len(), prop::collection::vec(edit(), 1..6));
     runner(n)
@@ -220,4 +244,91 @@ fn huge_lines_are_skipped_not_crashed_on() {
         })
         .unwrap();
     println!("fuzz_signal huge lines: {n} cases, 0 panics");
+}
+
+/// What a signal says, without where it was seen.
+fn said(out: &Observations) -> Vec<String> {
+    out.signals
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+                s.rule,
+                s.category,
+                s.action,
+                s.principal,
+                s.resource,
+                s.layer,
+                s.policy_arn,
+                s.encoded_message,
+                s.node_claim,
+                s.time
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn pasted_shapes_of_a_record_say_what_the_record_says() {
+    // Every JSON log line of the fixtures, as jq prints it, behind tool prefixes, and cut
+    // short after its denial sentence: the same signals (a cut line warns, once).
+    let mut checked = 0;
+    for name in ["karpenter-v1.jsonl", "karpenter-v03x-machine.jsonl"] {
+        let text = String::from_utf8(fixture(name)).unwrap();
+        for line in text.lines().filter(|l| l.starts_with('{')) {
+            let whole = scan_checked(line.as_bytes()).unwrap();
+            if whole.signals.is_empty() {
+                continue;
+            }
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            assert_eq!(
+                said(&scan_checked(pretty.as_bytes()).unwrap()),
+                said(&whole),
+                "{pretty}"
+            );
+            let pre = format!("<pre class=\"notranslate\">\n{pretty}\n</pre>\n");
+            assert_eq!(
+                said(&scan_checked(pre.as_bytes()).unwrap()),
+                said(&whole),
+                "{pre}"
+            );
+            for prefix in [
+                "[pod/karpenter-6b8f/controller] ",
+                "karpenter-6b8f-x controller ",
+                "2024-06-01T10:00:00.123Z ",
+            ] {
+                let prefixed = format!("{prefix}{line}");
+                assert_eq!(
+                    said(&scan_checked(prefixed.as_bytes()).unwrap()),
+                    said(&whole),
+                    "{prefixed}"
+                );
+            }
+            // Cut right after the last signal's sentence (its message is the whole error).
+            let error = value["error"]
+                .as_str()
+                .or(value["msg"].as_str())
+                .unwrap_or("");
+            if let Some(end) = error
+                .find(" because no ")
+                .map(|at| at + " because no identity-based policy allows".len())
+            {
+                let keep = line.find(&error[..end.min(error.len())]).map(|at| at + end);
+                if let Some(keep) = keep.filter(|&k| k < line.len() && line.is_char_boundary(k)) {
+                    let cut = scan_checked(line[..keep].as_bytes()).unwrap();
+                    let first = |o: &Observations| {
+                        o.signals
+                            .first()
+                            .map(|s| (s.action.clone(), s.principal.clone(), s.layer))
+                    };
+                    assert_eq!(first(&cut), first(&whole), "{}", &line[..keep]);
+                    assert_eq!(cut.warnings.len(), 1, "{:?}", cut.warnings);
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} records checked");
+    println!("fuzz_signal shapes: {checked} records, each pretty-printed, prefixed and cut");
 }

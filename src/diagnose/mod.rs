@@ -428,6 +428,15 @@ fn reason(
         };
         return kms::reason(&case, facts);
     }
+    // Where a condition is coarser than the log line (it calls RCP, VPC endpoint and session
+    // denials "no identity-based policy"), the latest signal that names the principal speaks.
+    let latest = g
+        .incidents
+        .iter()
+        .rev()
+        .map(|i| i.signal)
+        .find(|s| s.principal.is_some())
+        .unwrap_or(latest);
     if key.category == Category::CredentialsDenied {
         let case = credentials::CredentialsCase {
             signal: latest,

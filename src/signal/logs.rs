@@ -317,10 +317,19 @@ mod tests {
         let out = run(line);
         let s = &out.signals[0];
         assert_eq!(s.action.as_deref(), Some("ec2:DescribeImages"));
-        assert!(s.action_from.as_deref().unwrap().contains("aws-operation-name"), "{s:?}");
+        assert!(
+            s.action_from
+                .as_deref()
+                .unwrap()
+                .contains("aws-operation-name"),
+            "{s:?}"
+        );
         // The text's own SDK operation wins over the field.
         let line = br#"{"level":"ERROR","aws-operation-name":"DescribeImages","error":"operation error EC2: CreateFleet, api error UnauthorizedOperation: You are not authorized to perform this operation."}"#;
-        assert_eq!(run(line).signals[0].action.as_deref(), Some("ec2:CreateFleet"));
+        assert_eq!(
+            run(line).signals[0].action.as_deref(),
+            Some("ec2:CreateFleet")
+        );
     }
 
     #[test]
