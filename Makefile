@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ORACLE_DIR ?= $(CURDIR)/.oracle
 export ORACLE_DIR
 
-.PHONY: demo test lint unit oracle moto kmock chart bench fuzz crd manifests image
+.PHONY: demo test lint unit oracle moto kmock chart bench fuzz fuzz-cargo crd manifests image
 
 CHINA := examples/china-passrole
 CMK := examples/cross-account-cmk
@@ -60,6 +60,11 @@ bench: moto kmock
 ## fuzz: property-based fuzzing of the policy parser and evaluator, with more cases than `test`.
 fuzz:
 	PROPTEST_CASES=$${PROPTEST_CASES:-200000} cargo test --release --test fuzz_policy --test fuzz_signal -- --nocapture
+
+## fuzz-cargo: coverage-guided fuzzing (cargo-fuzz, libFuzzer) of the scanner and the log path,
+## RUNS executions per target (default 10 000 000), seeded with the fixtures and real pastes.
+fuzz-cargo:
+	bash fuzz/run.sh
 
 ## crd: regenerate manifests/crd.yaml from the Rust types (a test fails when it is stale).
 crd:
