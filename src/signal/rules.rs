@@ -75,6 +75,9 @@ enum Trailer {
     AuthorizationId,
 }
 
+/// Where Karpenter v1.0 cut a NodeClaim condition's message (its `LaunchFailed` reason).
+const NODECLAIM_CUT: usize = 300;
+
 /// How far after a denial sentence its trailers are looked for.
 const MAX_TRAILER: usize = 2048;
 
@@ -362,6 +365,9 @@ impl RuleSet {
         if !any {
             return found;
         }
+        // Karpenter v1.0 cuts a NodeClaim condition's message at 300 characters.
+        let cut_at = (source == Source::NodeClaim && text.chars().count() >= NODECLAIM_CUT - 5)
+            .then_some(text.trim_end().len());
         // Matched spans, sorted and disjoint; and the findings already reported.
         let mut claimed: Vec<(usize, usize)> = Vec::new();
         let mut seen = HashSet::new();
@@ -392,7 +398,7 @@ impl RuleSet {
                         .rfind("; ")
                         .map_or(from, |i| from + i + 2);
                     claimed.insert(at, (m.start(), m.end()));
-                    let mut finding = self.finding(index, rule, &caps);
+                    let mut finding = self.finding(index, rule, &caps, cut_at);
                     self.complete(&mut finding, &text[from..m.start()], &text[m.end()..]);
                     if seen.insert(finding.clone()) {
                         found.push(finding);
@@ -403,8 +409,20 @@ impl RuleSet {
         found
     }
 
-    fn finding(&self, index: usize, rule: &Rule, caps: &Captures<'_>) -> Finding {
-        let group = |name: &str| caps.name(name).map(|m| m.as_str().to_string());
+    /// The finding of one match. `cut_at`: where a text cut short ends; a group running up to
+    /// it may be cut mid-word (`iam:Pa`), so it stays unknown.
+    fn finding(
+        &self,
+        index: usize,
+        rule: &Rule,
+        caps: &Captures<'_>,
+        cut_at: Option<usize>,
+    ) -> Finding {
+        let group = |name: &str| {
+            caps.name(name)
+                .filter(|m| Some(m.end()) != cut_at)
+                .map(|m| m.as_str().to_string())
+        };
         let action = group("action").or_else(|| rule.set.action.clone());
         let resource = group("resource").or_else(|| rule.set.resource.clone());
         let layer = match caps.name("layer") {
@@ -816,6 +834,25 @@ mod tests {
             assert_eq!(overlaps(&claimed, start, end), expected, "{start}..{end}");
         }
         assert!(!overlaps(&[], 0, 5));
+    }
+
+    #[test]
+    fn a_nodeclaim_message_cut_at_300_characters_invents_no_action() {
+        let set = RuleSet::compile(SHIPPED).unwrap();
+        let full = "launching nodeclaim, creating instance, with fleet error(s), UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws:sts::111122223333:assumed-role/KarpenterController-demo/1717236000123456789 is not authorized to perform: iam:PassRole on resource: arn:aws:iam::111122223333:role/KarpenterNodeRole-demo because no identity-based policy allows the iam:PassRole action.";
+        let cut: String = full.chars().take(NODECLAIM_CUT).collect();
+        assert!(cut.ends_with("arn:aws:iam::1111222"), "{cut}");
+        let found = set.recognise(Source::NodeClaim, &cut);
+        assert_eq!(found[0].action.as_deref(), Some("iam:PassRole"));
+        assert_eq!(found[0].resource, None, "a cut resource is not a resource");
+        let cut: String = full.chars().take(full.find("iam:PassRole on").unwrap() + 6).collect();
+        let padded = format!("{}{cut}", " ".repeat(NODECLAIM_CUT - cut.len()));
+        let found = set.recognise(Source::NodeClaim, &padded);
+        assert_ne!(found[0].action.as_deref(), Some("iam:Pa"));
+        assert_eq!(
+            found[0].principal.as_deref(),
+            Some("arn:aws:sts::111122223333:assumed-role/KarpenterController-demo/1717236000123456789")
+        );
     }
 
     #[test]
