@@ -631,7 +631,7 @@ fn an_empty_input_is_one_warning() {
 }
 
 #[test]
-fn truncated_and_malformed_json_lines_are_skipped_with_warnings() {
+fn truncated_and_malformed_json_lines_are_read_for_what_they_hold_with_warnings() {
     let v1 = String::from_utf8(fixture("karpenter-v1.jsonl")).unwrap();
     let lines: Vec<&str> = v1.lines().collect();
     // Line 4 cut in the middle of its error (after the words the prefilter looks for: a line
@@ -647,12 +647,15 @@ fn truncated_and_malformed_json_lines_are_skipped_with_warnings() {
     assert!(
         out.warnings
             .iter()
-            .all(|w| w.message.starts_with("malformed JSON log line"))
+            .all(|w| w.message.starts_with("malformed JSON log record"))
     );
-    // Line 3, cut before any candidate words, is not looked at. The rest is still read:
-    // lines 7, 8, 10, 11 as before.
+    // Line 3, cut before any candidate words, is not looked at. Line 4 still says EC2 refused
+    // something (its sentence is cut before the action): one signal, the action only inferred.
+    // Line 6 holds no error text any more. The rest is still read: lines 7, 8, 10, 11.
     let lines: Vec<usize> = out.signals.iter().map(|s| s.origin.line).collect();
-    assert_eq!(lines, vec![7, 7, 8, 10, 11]);
+    assert_eq!(lines, vec![4, 7, 7, 8, 10, 11]);
+    assert_eq!(out.signals[0].principal, None);
+    assert!(out.signals[0].action_from.is_some());
 }
 
 #[test]
@@ -810,4 +813,38 @@ fn a_registered_nodeclaim_is_lost_only_once_an_event_says_its_instance_is_termin
         "note": "Pod should schedule", "regarding": {"kind": "NodeClaim", "name": "default-a1"}}"#;
     let nominated = scan_bytes("nominated.json", format!("{claim}\n{other}").as_bytes());
     assert!(!nominated.node_claims[0].lost);
+}
+
+#[test]
+fn a_nodepool_whose_registrations_fail_reports_its_claims_launch_failure() {
+    // Karpenter v1.4+ copies the Launched reason and message into NodeRegistrationHealthy.
+    let yaml = r#"apiVersion: karpenter.sh/v1
+kind: NodePool
+metadata:
+  name: general
+spec:
+  template:
+    spec:
+      nodeClassRef:
+        group: karpenter.k8s.aws
+        kind: EC2NodeClass
+        name: default
+status:
+  conditions:
+  - lastTransitionTime: "2026-05-11T13:05:00Z"
+    message: User is not authorized to perform this operation due to a service control policy
+    reason: Unauthorized
+    status: "False"
+    type: NodeRegistrationHealthy
+"#;
+    let out = scan_bytes("nodepools.yaml", yaml.as_bytes());
+    assert_eq!(out.signals.len(), 1, "{:?}", out.signals);
+    let s = &out.signals[0];
+    assert_eq!(s.node_pool.as_deref(), Some("general"));
+    assert_eq!(s.node_class.as_deref(), Some("default"));
+    assert_eq!(
+        s.layer,
+        Some(karpenter_doctor::signal::PolicyLayer::ScpExplicitDeny)
+    );
+    assert!(out.node_pools[0].registration_unhealthy);
 }

@@ -17,7 +17,7 @@ pub(crate) fn object(value: &Value, line: usize, list: Option<&str>, sink: &mut 
         "EC2NodeClass" | "AWSNodeTemplate" => node_class(value, line, sink),
         "Event" => event(value, line, sink),
         "ServiceAccount" => service_account(value, list.is_some(), sink),
-        "NodePool" => node_pool(value, sink),
+        "NodePool" => node_pool(value, line, sink),
         // v0.3x Provisioners carry no failure text the rules know, nor registration health.
         _ => {}
     }
@@ -114,8 +114,19 @@ fn node_claim(value: &Value, line: usize, sink: &mut Sink<'_>) {
     sink.node_claim(info);
 }
 
-fn node_pool(value: &Value, sink: &mut Sink<'_>) {
+fn node_pool(value: &Value, line: usize, sink: &mut Sink<'_>) {
     let Some(name) = name(value) else { return };
+    // `NodeRegistrationHealthy=False` (v1.4+) copies its NodeClaims' Launched reason and
+    // message: read as theirs would be.
+    for (message, time) in failing_conditions(value) {
+        let context = Context {
+            time: time_of(time),
+            node_pool: Some(name.clone()),
+            node_class: owned(value, &["spec", "template", "spec", "nodeClassRef", "name"]),
+            ..Context::new(Source::NodeClaim, line)
+        };
+        sink.recognise(&context, message);
+    }
     sink.node_pool(NodePoolInfo {
         node_class: owned(value, &["spec", "template", "spec", "nodeClassRef", "name"]),
         registration_unhealthy: condition(value, "NodeRegistrationHealthy") == Some("False"),

@@ -183,9 +183,8 @@ fn candidate(bytes: &[u8], shape: Shape, line: usize, sink: &mut Sink<'_>) {
                 operation: parsed.operation,
                 ..Context::new(Source::Log, line)
             };
-            if sink.recognise(&context, &parsed.text) > 0
-                && let Some(why) = parsed.salvaged
-            {
+            sink.recognise(&context, &parsed.text);
+            if let Some(why) = parsed.salvaged {
                 sink.warn(line, why);
             }
         }

@@ -845,13 +845,18 @@ mod tests {
         let found = set.recognise(Source::NodeClaim, &cut);
         assert_eq!(found[0].action.as_deref(), Some("iam:PassRole"));
         assert_eq!(found[0].resource, None, "a cut resource is not a resource");
-        let cut: String = full.chars().take(full.find("iam:PassRole on").unwrap() + 6).collect();
+        let cut: String = full
+            .chars()
+            .take(full.find("iam:PassRole on").unwrap() + 6)
+            .collect();
         let padded = format!("{}{cut}", " ".repeat(NODECLAIM_CUT - cut.len()));
         let found = set.recognise(Source::NodeClaim, &padded);
         assert_ne!(found[0].action.as_deref(), Some("iam:Pa"));
         assert_eq!(
             found[0].principal.as_deref(),
-            Some("arn:aws:sts::111122223333:assumed-role/KarpenterController-demo/1717236000123456789")
+            Some(
+                "arn:aws:sts::111122223333:assumed-role/KarpenterController-demo/1717236000123456789"
+            )
         );
     }
 
