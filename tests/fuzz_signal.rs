@@ -316,7 +316,7 @@ fn pasted_shapes_of_a_record_say_what_the_record_says() {
             {
                 let keep = line.find(&error[..end.min(error.len())]).map(|at| at + end);
                 if let Some(keep) = keep.filter(|&k| k < line.len() && line.is_char_boundary(k)) {
-                    let cut = scan_checked(line[..keep].as_bytes()).unwrap();
+                    let cut = scan_checked(&line.as_bytes()[..keep]).unwrap();
                     let first = |o: &Observations| {
                         o.signals
                             .first()

@@ -90,7 +90,8 @@ impl Elector {
             .as_ref()
             .and_then(|l| l.spec.clone())
             .unwrap_or_default();
-        let result = match step(held.as_ref(), &self.identity, now.as_millisecond()) {
+        let decided = step(held.as_ref(), &self.identity, now.as_millisecond());
+        let result = match decided {
             Step::Wait => return Ok(false),
             Step::Create => {
                 let mut lease = Lease::default();
@@ -120,7 +121,9 @@ impl Elector {
         match result {
             Ok(_) => Ok(true),
             // Another replica wrote first (409 on a stale resourceVersion or an existing name).
-            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+            // While renewing our own Lease, a 409 is someone else's write to it (a label, an
+            // annotation): a failed attempt, retried until the renew deadline, not a loss.
+            Err(kube::Error::Api(e)) if e.code == 409 && decided != Step::Renew => Ok(false),
             Err(e) => Err(e),
         }
     }

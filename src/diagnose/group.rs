@@ -155,6 +155,7 @@ mod tests {
             authorization_id: None,
             oidc_issuer: None,
             action_from: None,
+            call: None,
             node_claim: claim.map(str::to_string),
             node_pool: None,
             node_class: None,

@@ -28,6 +28,8 @@ pub struct IamCase<'a> {
     pub controller_role: Option<&'a str>,
     /// The ARN of the policy AWS names as denying, where the message names one.
     pub policy_arn: Option<&'a str>,
+    /// The AWS call that failed (`ec2:CreateFleet`), where the text names it.
+    pub call: Option<&'a str>,
 }
 
 impl IamCase<'_> {
@@ -55,14 +57,32 @@ pub fn reason(case: &IamCase<'_>, facts: &dyn Facts) -> Finding {
 }
 
 /// The request contexts a denial is evaluated (and simulated) in, with a label for evidence:
-/// for `iam:PassRole` one per EC2 service principal of the partition (aws-cn needs both:
-/// domain.md §1a), else the empty context.
-pub fn request_contexts(action: &str, partition: &Partition) -> Vec<(String, Context)> {
+/// for `iam:PassRole` the EC2 service principal the failing `call` passes the role to —
+/// CreateFleet and RunInstances pass it to EC2's principal of the partition
+/// (`ec2.amazonaws.com.cn` in aws-cn), the instance-profile calls to `ec2.amazonaws.com`
+/// (domain.md §1a, §5b) — or, when the call is unknown, every principal of the partition;
+/// else the empty context.
+pub fn request_contexts(
+    action: &str,
+    partition: &Partition,
+    call: Option<&str>,
+) -> Vec<(String, Context)> {
     if !action.eq_ignore_ascii_case("iam:PassRole") {
         return vec![(String::new(), Context::default())];
     }
     let mut services = partition.service_principals("ec2");
     services.sort();
+    let call = call.unwrap_or("").to_ascii_lowercase();
+    let passes_to = match call.as_str() {
+        "ec2:createfleet" | "ec2:runinstances" => Some(partition.service_principal("ec2")),
+        "iam:addroletoinstanceprofile" | "iam:createinstanceprofile" => {
+            Some("ec2.amazonaws.com".to_string())
+        }
+        _ => None,
+    };
+    if let Some(svc) = passes_to.filter(|s| services.contains(s)) {
+        services = vec![svc];
+    }
     services
         .into_iter()
         .map(|svc| {
@@ -148,7 +168,9 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
         scps: None,
         resource: None,
     };
-    let contexts = request_contexts(case.action, case.partition);
+    let contexts = request_contexts(case.action, case.partition, None);
+    let failing = request_contexts(case.action, case.partition, case.call);
+    let call_known = failing.len() < contexts.len();
     let mut evidence_lines = vec![evidence(
         source,
         format!(
@@ -170,9 +192,33 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
     let mut denied: Option<(Explanation, Request)> = None;
     let mut organizations_deny = false;
     let mut disagrees = false;
+    // With the call unknown, a cause holds only if every request it could be is denied.
+    let mut allowed_somewhere = false;
     for (label, ctx) in contexts {
         let req = Request::new(case.caller, case.action, case.resource()).with_context(ctx);
         let e = set.explain(&req);
+        if !failing.iter().any(|(l, _)| *l == label) {
+            // Another path than the failing call's (PassRole to the other EC2 principal):
+            // not this failure's cause, but a defect the fix should cover too.
+            if e.decision != Decision::Allowed {
+                evidence_lines.push(evidence(
+                    "policy evaluation",
+                    format!(
+                        "warning: not this failure's cause (the failing call {} passes the role to {}), but {} on {}{label} is denied too: Karpenter's other path (CreateFleet, or the EC2NodeClass instance profile) would fail as well, so the fix allows both",
+                        case.call.unwrap_or("?"),
+                        failing
+                            .iter()
+                            .map(|(l, _)| l.trim_start_matches(" with iam:PassedToService="))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        case.action,
+                        case.resource()
+                    ),
+                ));
+            }
+            continue;
+        }
+        allowed_somewhere |= e.decision == Decision::Allowed;
         let verdict = match &e.denial {
             None => "allowed".to_string(),
             Some(d) => format!(
@@ -287,8 +333,25 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
         finding.evidence = evidence_lines;
         return finding;
     };
+    if call_known {
+        evidence_lines.push(evidence(
+            "error message",
+            format!(
+                "the failing call is {}: the request AWS evaluated is the one above",
+                case.call.unwrap_or("?")
+            ),
+        ));
+    } else if allowed_somewhere {
+        evidence_lines.push(evidence(
+            "policy evaluation",
+            format!(
+                "the text does not say which call failed, and {} is allowed in one of the requests it could be: the cause is not proven for the request that failed",
+                case.action
+            ),
+        ));
+    }
     let mut finding = confirmed(case, policies, &set, explanation, &req, evidence_lines);
-    if disagrees {
+    if disagrees || (!call_known && allowed_somewhere) {
         finding.confidence = Confidence::Inferred;
     }
     finding

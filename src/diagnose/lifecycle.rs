@@ -52,7 +52,7 @@ pub fn verify(spec: &DiagnosisSpec, facts: &dyn Facts) -> Verification {
         scps: None,
         resource: None,
     };
-    let refused: Vec<String> = request_contexts(action, partition)
+    let refused: Vec<String> = request_contexts(action, partition, None)
         .into_iter()
         .filter(|(_, ctx)| {
             let req = Request::new(principal, action, resource).with_context(ctx.clone());

@@ -90,7 +90,7 @@ pub fn questions(
                 .find_map(|i| i.signal.encoded_message.clone()),
         );
         if let (Some(role), Some(action)) = (&g.key.principal, &g.key.action) {
-            for (_, ctx) in iam::request_contexts(action, partition) {
+            for (_, ctx) in iam::request_contexts(action, partition, None) {
                 q.simulations.insert(iam::simulation_key(
                     role,
                     action,
@@ -462,6 +462,7 @@ fn reason(
                 node_roles,
                 controller_role: controller,
                 policy_arn: latest.policy_arn.as_deref().filter(|p| complete_arn(p)),
+                call: latest.call.as_deref(),
             };
             iam::reason(&case, facts)
         }

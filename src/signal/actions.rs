@@ -32,7 +32,7 @@ pub(crate) struct RawWrapper {
 }
 
 /// An action inferred from the text around a failure, and what it was inferred from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Inferred {
     pub action: String,
     pub from: String,

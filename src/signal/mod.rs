@@ -134,6 +134,9 @@ pub struct Signal {
     /// Where the action comes from when AWS's message names none (an SDK operation, a log
     /// field, Karpenter's wrapper text); `None` when the message names it.
     pub action_from: Option<String>,
+    /// The AWS call that failed (`ec2:CreateFleet`, `iam:AddRoleToInstanceProfile`), where the
+    /// text around the message names it: it decides the request context AWS evaluated.
+    pub call: Option<String>,
     pub node_claim: Option<String>,
     pub node_pool: Option<String>,
     pub node_class: Option<String>,

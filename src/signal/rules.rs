@@ -46,6 +46,9 @@ pub(crate) struct Finding {
     /// Where the action comes from when AWS's message names none (an SDK operation, a log
     /// field, Karpenter's wrapper text); `None` when the message names it.
     pub action_from: Option<String>,
+    /// The AWS call that failed as the text around the message names it (the SDK operation or
+    /// Karpenter's wrapper), whether or not AWS names the action it refused.
+    pub call: Option<super::actions::Inferred>,
 }
 
 /// At most this many findings are read from one text (real fleet errors join a handful).
@@ -399,7 +402,12 @@ impl RuleSet {
                         .map_or(from, |i| from + i + 2);
                     claimed.insert(at, (m.start(), m.end()));
                     let mut finding = self.finding(index, rule, &caps, cut_at);
-                    self.complete(&mut finding, &text[from..m.start()], &text[m.end()..]);
+                    self.complete(
+                        &mut finding,
+                        &text[from..m.start()],
+                        &text[..m.start()],
+                        &text[m.end()..],
+                    );
                     if seen.insert(finding.clone()) {
                         found.push(finding);
                     }
@@ -453,13 +461,15 @@ impl RuleSet {
             authorization_id: group("authz"),
             oidc_issuer: group("issuer"),
             action_from: None,
+            call: None,
         }
     }
 
     /// Fills in what the match itself did not capture: the trailers AWS appends after the
-    /// sentence (`after`, up to the next joined error or line), and the action from the text
-    /// before it (`before`, this failure's own part) when AWS names none.
-    fn complete(&self, finding: &mut Finding, before: &str, after: &str) {
+    /// sentence (`after`, up to the next joined error or line), and the call (and the action,
+    /// when AWS names none) from the text before it: this failure's own part (`own`), else all
+    /// before it (`before`: joined fleet errors share Karpenter's `with fleet error(s),`).
+    fn complete(&self, finding: &mut Finding, own: &str, before: &str, after: &str) {
         let after = &after[..after.find([';', '\n']).unwrap_or(after.len())];
         let after = &after[..super::text::floor(after, MAX_TRAILER)];
         for (trailer, regex) in &self.trailers {
@@ -474,8 +484,12 @@ impl RuleSet {
                     .map(|m| m.as_str().to_string());
             }
         }
+        finding.call = self
+            .operations
+            .infer(own)
+            .or_else(|| self.operations.infer(before));
         if self.may_infer(finding)
-            && let Some(inferred) = self.operations.infer(before)
+            && let Some(inferred) = finding.call.clone()
         {
             self.adopt(finding, inferred);
         }
@@ -506,22 +520,27 @@ impl RuleSet {
     /// Takes the action of an `aws-operation-name` log field, for a finding with no action
     /// whose rule lets the action be inferred.
     pub(crate) fn infer_from_field(&self, finding: &mut Finding, operation: &str) {
-        if self.may_infer(finding)
-            && let Some(inferred) = self.operations.of_field(operation)
-        {
+        let Some(inferred) = self.operations.of_field(operation) else {
+            return;
+        };
+        if finding.call.is_none() {
+            finding.call = Some(inferred.clone());
+        }
+        if self.may_infer(finding) {
             self.adopt(finding, inferred);
         }
     }
 
-    /// A wrapper's example yields a failure whose action is inferred from that wrapper.
+    /// A wrapper's example yields a failure whose call is read from that wrapper (and whose
+    /// action, when AWS names none, is the call's).
     fn check_wrapper(&self, w: &RawWrapper) -> Result<(), String> {
         let found = self.recognise(Source::Log, &w.example);
         let quoted = format!("\"{}\"", w.text);
         if found.iter().any(|f| {
-            f.action.as_deref() == Some(w.action.as_str())
-                && f.action_from
-                    .as_deref()
-                    .is_some_and(|from| from.contains(&quoted))
+            f.call
+                .as_ref()
+                .is_some_and(|c| c.action == w.action && c.from.contains(&quoted))
+                && (f.action_from.is_none() || f.action.as_deref() == Some(w.action.as_str()))
         }) {
             Ok(())
         } else {
@@ -530,7 +549,7 @@ impl RuleSet {
                 w.action,
                 found
                     .iter()
-                    .map(|f| (&f.action, &f.action_from))
+                    .map(|f| (&f.action, &f.call))
                     .collect::<Vec<_>>()
             ))
         }

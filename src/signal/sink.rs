@@ -138,6 +138,7 @@ impl<'a> Sink<'a> {
                 authorization_id: f.authorization_id.clone(),
                 oidc_issuer: f.oidc_issuer.clone(),
                 action_from: f.action_from.clone(),
+                call: f.call.as_ref().map(|c| c.action.clone()),
                 message: cut(text.trim(), MAX_MESSAGE),
             };
             self.out.signals.push(signal);

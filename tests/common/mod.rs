@@ -4,6 +4,7 @@
 
 pub mod apiserver;
 pub mod double;
+pub mod kubeapi;
 pub mod live;
 pub mod moto;
 pub mod oracle;

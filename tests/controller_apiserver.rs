@@ -1,0 +1,1620 @@
+//! The controller against a real Kubernetes API server (kube-apiserver and etcd built from
+//! source, tests/common/kubeapi.rs), always as the chart's ServiceAccount through the chart's
+//! RBAC: Karpenter's own CRDs (v1, and v1beta1 for the KMS story) and the doctor's are served;
+//! the real binary turns the seed-1 log stream (through the kubelet double, as pods/NAME/log)
+//! into one Diagnosis that the server's schema, server-side apply, status subresource, Events
+//! and Lease accept, counts on across restarts of itself, of kube-apiserver and of etcd and a
+//! compaction; shares it with other field managers and a concurrent status writer without
+//! losing or doubling a count; resolves it when the re-check verifies the fix; traces a lost
+//! v1beta1 NodeClaim to its KMS key; fails over between two replicas; and, without any one of
+//! the chart's RBAC rules, says so. Any request the server refuses that it should not have is a
+//! failure (`refusals`). Skipped, with a message, only where kube-apiserver cannot be built for
+//! lack of network.
+
+mod common;
+
+use common::double::{Double, kms_ec2};
+use common::free_port;
+use common::kubeapi::{KubeApi, client_from};
+use common::live::*;
+use common::moto::Moto;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CRDS: [&str; 3] = [
+    "tests/fixtures/kube/crds/karpenter.sh_nodeclaims.yaml",
+    "tests/fixtures/kube/crds/karpenter.sh_nodepools.yaml",
+    "tests/fixtures/kube/crds/karpenter.k8s.aws_ec2nodeclasses.yaml",
+];
+/// The doctor's ServiceAccount, as the chart names it (manifests/karpenter-doctor.yaml).
+const DOCTOR_NS: &str = "karpenter-doctor";
+const DOCTOR_SA: &str = "karpenter-doctor";
+const DOCTOR_USER: &str = "system:serviceaccount:karpenter-doctor:karpenter-doctor";
+
+/// A cluster with Karpenter's CRDs and the doctor's manifests (CRD, namespace, RBAC,
+/// ServiceAccount, Deployment, … as `kubectl apply -f manifests/karpenter-doctor.yaml`).
+fn cluster(name: &str) -> Option<KubeApi> {
+    let kube = KubeApi::start(name)?;
+    for crd in CRDS {
+        kube.apply_file(crd);
+    }
+    kube.apply_file("manifests/karpenter-doctor.yaml");
+    Some(kube)
+}
+
+/// May the ServiceAccount behind `kubeconfig` do `verb` on `resource` (`resource[/sub]`) of
+/// `group` (`""`: the core group)?
+fn can_i(
+    kubeconfig: &Path,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+) -> bool {
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, s)) => (r, Some(s.to_string())),
+        None => (resource, None),
+    };
+    runtime().block_on(async {
+        let api: Api<SelfSubjectAccessReview> = Api::all(client_from(kubeconfig).await);
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some(group.to_string()),
+                    resource: Some(resource.to_string()),
+                    subresource,
+                    verb: Some(verb.to_string()),
+                    namespace: namespace.map(str::to_string),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = api
+            .create(&PostParams::default(), &review)
+            .await
+            .unwrap_or_else(|e| panic!("SelfSubjectAccessReview: {e}"));
+        answer.status.is_some_and(|s| s.allowed)
+    })
+}
+
+#[test]
+fn karpenters_v1_crds_and_the_doctors_manifests_are_served_and_its_service_account_gets_exactly_its_rbac()
+ {
+    let Some(kube) = cluster("crds") else { return };
+    // Every CRD is Established (apply waits for it) and its resource is discovered.
+    for (path, crd) in [
+        ("/apis/karpenter.sh/v1", "nodeclaims"),
+        ("/apis/karpenter.sh/v1", "nodepools"),
+        ("/apis/karpenter.k8s.aws/v1", "ec2nodeclasses"),
+        ("/apis/karpenter-doctor.io/v1alpha1", "diagnoses"),
+    ] {
+        let (code, body) = kube.get(path).unwrap();
+        assert_eq!(code, 200, "{path}: {body}");
+        let list: Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            list["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["name"] == crd),
+            "{path} serves no {crd}: {body}"
+        );
+    }
+    // Karpenter's objects of the seed stories are accepted by Karpenter's own schemas.
+    let cmk = format!("{ROOT}/examples/cross-account-cmk");
+    let mut class: Value = serde_norway::from_str(
+        &std::fs::read_to_string(format!("{cmk}/ec2nodeclass.yaml")).unwrap(),
+    )
+    .unwrap();
+    // Karpenter's v1 schema requires each AMI's requirements (the example leaves them out).
+    class["status"]["amis"][0]["requirements"] = ami_requirements();
+    let stored = kube.apply(&class.to_string()).remove(0);
+    assert_eq!(
+        stored["status"]["amis"], class["status"]["amis"],
+        "{stored:#}"
+    );
+    let claims: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{cmk}/nodeclaims.json")).unwrap())
+            .unwrap();
+    for claim in claims["items"].as_array().unwrap() {
+        kube.apply(&claim.to_string());
+    }
+
+    // The chart's RBAC, as the doctor's ServiceAccount sees it through its own token.
+    let sa = kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA);
+    let allowed = [
+        ("list", "karpenter.sh", "nodeclaims", None),
+        ("watch", "karpenter.sh", "nodepools", None),
+        ("watch", "karpenter.k8s.aws", "ec2nodeclasses", None),
+        ("watch", "events.k8s.io", "events", None),
+        ("patch", "karpenter-doctor.io", "diagnoses", None),
+        ("patch", "karpenter-doctor.io", "diagnoses/status", None),
+        ("delete", "karpenter-doctor.io", "diagnoses", None),
+        ("create", "events.k8s.io", "events", Some("default")),
+        ("patch", "events.k8s.io", "events", Some("default")),
+        ("create", "coordination.k8s.io", "leases", Some(DOCTOR_NS)),
+        ("update", "coordination.k8s.io", "leases", Some(DOCTOR_NS)),
+        ("list", "", "pods", Some("kube-system")),
+        ("get", "", "pods/log", Some("kube-system")),
+        ("watch", "", "serviceaccounts", Some("kube-system")),
+    ];
+    for (verb, group, resource, ns) in allowed {
+        assert!(
+            can_i(&sa, verb, group, resource, ns),
+            "{DOCTOR_USER} may not {verb} {group}/{resource} in {ns:?}"
+        );
+    }
+    let denied = [
+        ("get", "", "secrets", Some("kube-system")),
+        ("create", "karpenter.sh", "nodeclaims", None),
+        ("patch", "karpenter.k8s.aws", "ec2nodeclasses", None),
+        ("create", "events.k8s.io", "events", Some("kube-system")),
+        (
+            "create",
+            "coordination.k8s.io",
+            "leases",
+            Some("kube-system"),
+        ),
+        ("get", "", "pods/log", Some("default")),
+        ("delete", "coordination.k8s.io", "leases", Some(DOCTOR_NS)),
+    ];
+    for (verb, group, resource, ns) in denied {
+        assert!(
+            !can_i(&sa, verb, group, resource, ns),
+            "{DOCTOR_USER} may {verb} {group}/{resource} in {ns:?}"
+        );
+    }
+    // The token is the ServiceAccount's: the server says so.
+    let me: Value = runtime().block_on(async {
+        let client = client_from(&sa).await;
+        let request = http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+            .header("Content-Type", "application/json")
+            .body(
+                json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+                    .to_string()
+                    .into_bytes(),
+            )
+            .unwrap();
+        client.request(request).await.unwrap()
+    });
+    assert_eq!(me["status"]["userInfo"]["username"], DOCTOR_USER, "{me:#}");
+}
+
+/// An AMI's requirements as Karpenter v1 writes them in an EC2NodeClass's status.
+fn ami_requirements() -> Value {
+    json!([{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}])
+}
+
+/// `explain -o json` on one of the bundled stories: its Diagnoses.
+fn explain(args: &[&str]) -> Vec<Value> {
+    let out = Command::new(BIN)
+        .arg("explain")
+        .args(args)
+        .args(["-o", "json"])
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn every_diagnosis_explain_writes_is_stored_unchanged_under_strict_field_validation() {
+    let Some(kube) = KubeApi::start("schema") else {
+        return;
+    };
+    kube.apply_file("manifests/crd.yaml");
+    let china = "examples/china-passrole";
+    let cmk = "examples/cross-account-cmk";
+    let mut items = explain(&[
+        &format!("{china}/karpenter.log"),
+        &format!("{china}/serviceaccount.yaml"),
+        "--iam-snapshot",
+        &format!("{china}/iam-snapshot.json"),
+    ]);
+    items.extend(explain(&[
+        &format!("{cmk}/describe-instances.json"),
+        &format!("{cmk}/nodeclaims.json"),
+        &format!("{cmk}/ec2nodeclass.yaml"),
+        &format!("{cmk}/serviceaccount.yaml"),
+        "--iam-snapshot",
+        &format!("{cmk}/iam-snapshot.json"),
+        "--kms-snapshot",
+        &format!("{cmk}/kms-snapshot.json"),
+    ]));
+    assert!(items.len() >= 2, "{items:#?}");
+    runtime().block_on(async {
+        let api: Api<DynamicObject> = Api::all_with(
+            kube.client().await,
+            &karpenter_doctor::cluster::resources::diagnoses(),
+        );
+        // As the controller writes them: spec by server-side apply, status by its subresource;
+        // an unknown or duplicate field is an error here, not a silent prune.
+        let params = PatchParams::apply("karpenter-doctor")
+            .force()
+            .validation_strict();
+        for item in &items {
+            let name = item["metadata"]["name"].as_str().unwrap();
+            let mut spec = item.clone();
+            spec.as_object_mut().unwrap().remove("status");
+            api.patch(name, &params, &Patch::Apply(&spec))
+                .await
+                .unwrap_or_else(|e| panic!("apply {name}: {e}\n{spec:#}"));
+            let status = json!({"apiVersion": item["apiVersion"], "kind": item["kind"],
+                "metadata": {"name": name}, "status": item["status"]});
+            api.patch_status(name, &params, &Patch::Apply(&status))
+                .await
+                .unwrap_or_else(|e| panic!("apply {name}/status: {e}\n{status:#}"));
+            let stored = serde_json::to_value(api.get(name).await.unwrap()).unwrap();
+            for part in ["spec", "status"] {
+                assert_eq!(
+                    stored[part], item[part],
+                    "{name}: the server changed its {part} (pruned or defaulted)"
+                );
+            }
+        }
+    });
+}
+
+struct Controller {
+    child: Child,
+    metrics: u16,
+    health: u16,
+    log: std::path::PathBuf,
+}
+
+impl Controller {
+    /// The real binary, as the chart runs it (`--leader-elect` in its namespace), with the
+    /// ServiceAccount's kubeconfig, against moto in cn-northwest-1 (seed 1).
+    fn start(kubeconfig: &Path, moto: &Moto, log: &Path, pod: &str) -> Controller {
+        Controller::start_with(kubeconfig, &moto.endpoint, "cn-northwest-1", log, pod)
+    }
+
+    /// The same against any AWS endpoint (moto, or the double in front of it) and region;
+    /// `pod` is its POD_NAME (its identity in the Lease).
+    fn start_with(
+        kubeconfig: &Path,
+        endpoint: &str,
+        region: &str,
+        log: &Path,
+        pod: &str,
+    ) -> Controller {
+        let (metrics, health) = (free_port(), free_port());
+        let child = Command::new(BIN)
+            .args(["controller", "--region", region])
+            .args(["--endpoint-url", endpoint, "--aws-max-attempts", "1"])
+            .args(["--metrics-bind-address", &format!("127.0.0.1:{metrics}")])
+            .args([
+                "--health-probe-bind-address",
+                &format!("127.0.0.1:{health}"),
+            ])
+            .args(["--debounce-ms", "100", "--recheck-interval-seconds", "2"])
+            .args(["--leader-elect", "--leader-election-namespace", DOCTOR_NS])
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAME", pod)
+            .env("POD_NAMESPACE", DOCTOR_NS)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env_remove("AWS_PROFILE")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        Controller {
+            child,
+            metrics,
+            health,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the controller did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn metrics(&self) -> String {
+        scrape(self.metrics)
+    }
+
+    fn leads(&self) -> bool {
+        self.metrics()
+            .lines()
+            .any(|l| l == "karpenter_doctor_leader 1")
+    }
+
+    /// The answer of `/readyz`: (status code, body); (0, "") when it does not answer.
+    fn readyz(&self) -> (u16, String) {
+        use std::io::{Read, Write};
+        let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.health)) else {
+            return (0, String::new());
+        };
+        let _ = conn.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut text = String::new();
+        let _ = conn.read_to_string(&mut text);
+        let code = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (code, body.to_string())
+    }
+
+    /// What it has logged so far (standard error).
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Log times: a minute ago plus `second`.
+fn at(second: u32) -> String {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| k8s_openapi::jiff::Timestamp::now().as_second() - 60);
+    let t = k8s_openapi::jiff::Timestamp::from_second(base + i64::from(second)).unwrap();
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn log_line(time: &str, claim: &str) -> String {
+    let error = format!(
+        "launching nodeclaim, creating instance, with fleet error(s), UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws-cn:sts::{ACCOUNT}:assumed-role/{CONTROLLER}/1717236000 is not authorized to perform: iam:PassRole on resource: arn:aws-cn:iam::{ACCOUNT}:role/{NODE_ROLE} because no identity-based policy allows the iam:PassRole action."
+    );
+    json!({"level": "ERROR", "time": time, "logger": "controller",
+        "message": "Reconciler error", "controller": "nodeclaim.lifecycle", "NodeClaim": {"name": claim}, "error": error})
+    .to_string()
+}
+
+fn diagnoses(kube: &KubeApi, ready: impl Fn(&[Value]) -> bool, wait: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let items: Vec<Value> = runtime().block_on(async {
+            let api: Api<DynamicObject> = Api::all_with(
+                kube.client().await,
+                &karpenter_doctor::cluster::resources::diagnoses(),
+            );
+            api.list(&Default::default())
+                .await
+                .map(|l| {
+                    l.items
+                        .into_iter()
+                        .map(|o| serde_json::to_value(o).unwrap())
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        if ready(&items) || Instant::now() > deadline {
+            return items;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn occurrences(items: &[Value]) -> u64 {
+    items
+        .first()
+        .and_then(|d| d["status"]["occurrences"].as_u64())
+        .unwrap_or(0)
+}
+
+/// What the ServiceAccount asked that the server refused, and should not have: `code verb
+/// URI`, one per distinct refusal (the audit log), with how often. Not refusals: 404 on a get
+/// (the Lease before the first leader creates it), 410 on a watch or list (resumed from a
+/// compacted resourceVersion: the reflector lists again), 409 on a Lease write (another
+/// replica wrote first), 5xx or none while the control plane was down, 429 (throttled, or
+/// "storage is (re)initializing": a resource whose watch cache is still filling, as a CRD's
+/// just after it is established; kube's client retries it), and the 403 of a restarted API
+/// server that serves before it is ready (its RBAC cache still empty), received between its
+/// start and its `/readyz` (a second's grace). Any other 403 — a rule the chart lacks — is one.
+fn refusals(kube: &KubeApi) -> Vec<String> {
+    refusals_since(kube, 0)
+}
+
+/// `refusals` among the audit events from the `from`-th on (`kube.audit().len()` earlier).
+fn refusals_since(kube: &KubeApi, from: usize) -> Vec<String> {
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for e in kube.audit().into_iter().skip(from) {
+        if e["user"]["username"] != DOCTOR_USER || e["stage"] != "ResponseComplete" {
+            continue;
+        }
+        let verb = e["verb"].as_str().unwrap_or("");
+        let uri = e["requestURI"].as_str().unwrap_or("");
+        let code = e["responseStatus"]["code"].as_u64().unwrap_or(0);
+        let received = e["requestReceivedTimestamp"]
+            .as_str()
+            .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok());
+        let warming = received.is_some_and(|t| {
+            kube.unready
+                .iter()
+                .any(|(start, ready)| *start <= t && t <= *ready + Duration::from_secs(1))
+        });
+        let lease = e["objectRef"]["resource"] == "leases";
+        let expected = (verb == "get" && code == 404)
+            || ((verb == "watch" || verb == "list") && code == 410)
+            || (lease && code == 409 && (verb == "update" || verb == "create"))
+            || code >= 500
+            || code == 0
+            || code == 429
+            || (code == 403 && warming);
+        if code < 400 || expected {
+            continue;
+        }
+        let path = uri.split('?').next().unwrap_or("").to_string();
+        let key = format!("{code} {verb} {path}");
+        match seen.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => seen.push((key, 1)),
+        }
+    }
+    seen.into_iter()
+        .map(|(k, n)| format!("{k} (x{n})"))
+        .collect()
+}
+
+#[test]
+fn the_controller_as_its_service_account_turns_the_seed_1_log_stream_into_one_diagnosis() {
+    let Some(mut kube) = cluster("controller") else {
+        return;
+    };
+    let moto = Moto::start("kubeapi-controller");
+    seed_china(&moto);
+    kube.start_kubelet("node-a");
+    let node = kube.node().to_string();
+    kube.apply(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "karpenter", "namespace": "kube-system",
+            "annotations": {"eks.amazonaws.com/role-arn": format!("arn:aws-cn:iam::{ACCOUNT}:role/{CONTROLLER}")}}})
+        .to_string(),
+    );
+    kube.apply(
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "karpenter-7d9f", "namespace": "kube-system",
+            "labels": {"app.kubernetes.io/name": "karpenter"}},
+            "spec": {"nodeName": node, "serviceAccountName": "karpenter",
+                "containers": [{"name": "controller", "image": "public.ecr.aws/karpenter/controller:1.15.2"}]}})
+        .to_string(),
+    );
+    let feed = |kube: &KubeApi, from: u32, to: u32| {
+        for s in from..to {
+            let time = at(s);
+            kube.feed_log(
+                "kube-system",
+                "karpenter-7d9f",
+                "controller",
+                &time,
+                &log_line(&time, &format!("default-{s:03}")),
+            );
+        }
+    };
+    feed(&kube, 0, 3);
+    // The log reaches a client through the API server, proxied to the kubelet double.
+    let (code, body) = kube
+        .get("/api/v1/namespaces/kube-system/pods/karpenter-7d9f/log?timestamps=true")
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body.lines().count(), 3, "{body}");
+
+    let sa = kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA);
+    let dir = scratch("kubeapi-controller");
+    let controller = Controller::start(
+        &sa,
+        &moto,
+        Path::new(&format!("{dir}/controller-1.log")),
+        "doctor-0",
+    );
+    let items = diagnoses(&kube, |i| occurrences(i) == 3, Duration::from_secs(60));
+    let log = std::fs::read_to_string(format!("{dir}/controller-1.log")).unwrap_or_default();
+    assert_eq!(
+        items.len(),
+        1,
+        "{items:#?}\nrefused: {:#?}\ncontroller log:\n{log}",
+        refusals(&kube)
+    );
+    let d = &items[0];
+    assert_eq!(
+        occurrences(&items),
+        3,
+        "{d:#}\nrefused: {:#?}",
+        refusals(&kube)
+    );
+    assert_eq!(
+        d["status"]["rootCause"]["reason"], "PassedToServiceMismatch",
+        "{d:#}"
+    );
+    assert_eq!(d["status"]["rootCause"]["confidence"], "Confirmed");
+    let metrics = scrape(controller.metrics);
+    assert!(
+        metrics.lines().any(|l| l == "karpenter_doctor_leader 1"),
+        "it holds the Lease: {metrics}"
+    );
+
+    // Repeats count on; a restart reads on from the last line it counted.
+    feed(&kube, 3, 5);
+    let items = diagnoses(&kube, |i| occurrences(i) == 5, Duration::from_secs(30));
+    assert_eq!(occurrences(&items), 5, "{:#}", items[0]);
+    assert!(controller.stop().success());
+    let controller = Controller::start(
+        &sa,
+        &moto,
+        Path::new(&format!("{dir}/controller-2.log")),
+        "doctor-0",
+    );
+    feed(&kube, 5, 6);
+    diagnoses(&kube, |i| occurrences(i) >= 6, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    let items = diagnoses(&kube, |_| true, Duration::ZERO);
+    assert_eq!(
+        occurrences(&items),
+        6,
+        "no line is counted twice across a restart: {:#}",
+        items[0]
+    );
+
+    let before = refusals(&kube);
+    assert!(before.is_empty(), "refused: {before:#?}");
+
+    // The control plane misbehaves under the running controller: kube-apiserver restarts
+    // (every watch and the log stream break), etcd's history is compacted under a fresh
+    // API server (watches resumed from an older resourceVersion answer 410 Gone), etcd goes
+    // away for a while. A controller that exits (it cannot renew its Lease within its renew
+    // deadline: leadership lost) is started again, as its Deployment would. Each time the next
+    // failure is counted once, no more.
+    let mut replica = Replica {
+        controller,
+        kubeconfig: sa.clone(),
+        dir: dir.clone(),
+        exits: Vec::new(),
+    };
+    kube.restart_apiserver();
+    feed(&kube, 6, 7);
+    let items = replica.wait_for(&kube, &moto, 7);
+    assert_eq!(
+        occurrences(&items),
+        7,
+        "after an API server restart: {:#}",
+        items[0]
+    );
+    kube.compact_etcd();
+    kube.restart_apiserver();
+    feed(&kube, 7, 8);
+    let items = replica.wait_for(&kube, &moto, 8);
+    assert_eq!(occurrences(&items), 8, "after a compaction: {:#}", items[0]);
+    kube.stop_etcd();
+    std::thread::sleep(Duration::from_secs(3));
+    kube.start_etcd();
+    feed(&kube, 8, 9);
+    let items = replica.wait_for(&kube, &moto, 9);
+    assert_eq!(
+        occurrences(&items),
+        9,
+        "after etcd came back: {:#}",
+        items[0]
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(occurrences(&diagnoses(&kube, |_| true, Duration::ZERO)), 9);
+    let exits = replica.exits.clone();
+    assert!(replica.controller.stop().success());
+
+    // During the disruptions the only refusals are those of an API server that serves before
+    // it is ready (`refusals` leaves them out); each was retried, nothing was rejected for what
+    // it was.
+    let refused = refusals(&kube);
+    std::fs::write(
+        format!("{dir}/refused.txt"),
+        format!("{}\nexits: {exits:?}\n", refused.join("\n")),
+    )
+    .unwrap();
+    assert!(refused.is_empty(), "refused: {refused:#?}");
+}
+
+/// The controller as its Deployment keeps it: started again when it exits.
+struct Replica {
+    controller: Controller,
+    kubeconfig: std::path::PathBuf,
+    dir: String,
+    exits: Vec<String>,
+}
+
+impl Replica {
+    /// The Diagnoses once the first counts `want` occurrences (or after 90 s); a controller
+    /// that exited meanwhile is started again.
+    fn wait_for(&mut self, kube: &KubeApi, moto: &Moto, want: u64) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(status) = self.controller.child.try_wait().unwrap() {
+                self.exits.push(status.to_string());
+                let log = format!("{}/controller-restart-{}.log", self.dir, self.exits.len());
+                self.controller =
+                    Controller::start(&self.kubeconfig, moto, Path::new(&log), "doctor-0");
+            }
+            let items = diagnoses(kube, |_| true, Duration::ZERO);
+            if occurrences(&items) >= want || Instant::now() > deadline {
+                return items;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+/// A cluster holding the seed-1 story: moto with the aws-cn IAM of seed 1, Karpenter's
+/// ServiceAccount (IRSA) and its running pod on the kubelet double's Node, whose log the test
+/// feeds.
+fn seed_1_cluster(name: &str) -> Option<(KubeApi, Moto)> {
+    let mut kube = cluster(name)?;
+    let moto = Moto::start(&format!("kubeapi-{name}"));
+    seed_china(&moto);
+    kube.start_kubelet("node-a");
+    let node = kube.node().to_string();
+    kube.apply(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "karpenter", "namespace": "kube-system",
+            "annotations": {"eks.amazonaws.com/role-arn": format!("arn:aws-cn:iam::{ACCOUNT}:role/{CONTROLLER}")}}})
+        .to_string(),
+    );
+    kube.apply(
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "karpenter-7d9f", "namespace": "kube-system",
+            "labels": {"app.kubernetes.io/name": "karpenter"}},
+            "spec": {"nodeName": node, "serviceAccountName": "karpenter",
+                "containers": [{"name": "controller", "image": "public.ecr.aws/karpenter/controller:1.15.2"}]}})
+        .to_string(),
+    );
+    Some((kube, moto))
+}
+
+/// Karpenter's log lines at seconds `from..to` (one failure each, NodeClaim default-SSS).
+fn feed(kube: &KubeApi, from: u32, to: u32) {
+    for s in from..to {
+        let time = at(s);
+        kube.feed_log(
+            "kube-system",
+            "karpenter-7d9f",
+            "controller",
+            &time,
+            &log_line(&time, &format!("default-{s:03}")),
+        );
+    }
+}
+
+/// `probe`'s answer once it has one, polled for up to `wait`.
+fn wait_for<T>(what: &str, wait: Duration, probe: impl Fn() -> Option<T>) -> T {
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+async fn diagnosis_api(kube: &KubeApi) -> Api<DynamicObject> {
+    Api::all_with(
+        kube.client().await,
+        &karpenter_doctor::cluster::resources::diagnoses(),
+    )
+}
+
+fn condition(d: &Value, type_: &str) -> (String, String) {
+    let c = d["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .cloned()
+        .unwrap_or_default();
+    (
+        c["status"].as_str().unwrap_or("").to_string(),
+        c["reason"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+/// The Diagnoses once the first is `Resolved=True FixVerified` (asserted).
+fn fix_verified(kube: &KubeApi) -> Vec<Value> {
+    let verified = |d: &Value| condition(d, "Resolved") == ("True".into(), "FixVerified".into());
+    let items = diagnoses(
+        kube,
+        |i| i.first().is_some_and(verified),
+        Duration::from_secs(30),
+    );
+    assert!(items.first().is_some_and(verified), "{items:#?}");
+    items
+}
+
+/// The Events recorded on Diagnoses, as the server holds them: (type, reason), oldest first.
+fn diagnosis_events(kube: &KubeApi) -> Vec<(String, String)> {
+    runtime().block_on(async {
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::all(kube.client().await);
+        let mut events = api.list(&Default::default()).await.unwrap().items;
+        events
+            .retain(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Diagnosis"));
+        events.sort_by_key(|e| {
+            e.metadata
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse::<u64>().ok())
+        });
+        events
+            .into_iter()
+            .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default()))
+            .collect()
+    })
+}
+
+/// `kubectl get diagnoses` as the server prints it (the Table its CRD's printer columns
+/// make): the header, then one row per Diagnosis, cells of the priority-0 columns but Age.
+fn get_diagnoses(kube: &KubeApi) -> Vec<Vec<String>> {
+    let table: Value = runtime().block_on(async {
+        let request = http::Request::get("/apis/karpenter-doctor.io/v1alpha1/diagnoses")
+            .header(
+                "Accept",
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            )
+            .body(Vec::new())
+            .unwrap();
+        kube.client().await.request(request).await.unwrap()
+    });
+    assert_eq!(table["kind"], "Table", "{table:#}");
+    let columns: Vec<(usize, String)> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c["priority"].as_i64().unwrap_or(0) == 0 && c["name"] != "Age")
+        .map(|(i, c)| (i, c["name"].as_str().unwrap().to_string()))
+        .collect();
+    let mut rows = vec![columns.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>()];
+    for row in table["rows"].as_array().unwrap() {
+        rows.push(
+            columns
+                .iter()
+                .map(|(i, _)| match &row["cells"][i] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect(),
+        );
+    }
+    rows
+}
+
+/// The seed-1 fix: PassRole allowed to EC2 under both of its names in aws-cn.
+fn fix_china_pass_role(moto: &Moto) {
+    runtime().block_on(async {
+        let iam = aws_sdk_iam::Client::new(&config(moto, "cn-northwest-1").await);
+        let doc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:PassRole",
+            "Resource": format!("arn:aws-cn:iam::{ACCOUNT}:role/{NODE_ROLE}"),
+            "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}}}]});
+        iam.put_role_policy()
+            .role_name(CONTROLLER)
+            .policy_name("PassNodeRole")
+            .policy_document(doc.to_string())
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
+/// The managedFields entry of `manager` (and `subresource`, "" for the main resource).
+fn managed<'a>(d: &'a Value, manager: &str, subresource: &str) -> Option<&'a Value> {
+    d["metadata"]["managedFields"]
+        .as_array()?
+        .iter()
+        .find(|m| m["manager"] == manager && m["subresource"].as_str().unwrap_or("") == subresource)
+}
+
+#[test]
+fn a_diagnosis_shared_with_other_writers_counts_exactly_and_resolves_when_the_fix_is_verified() {
+    let Some((kube, moto)) = seed_1_cluster("writers") else {
+        return;
+    };
+    let dir = scratch("kubeapi-writers");
+    let sa = kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA);
+    feed(&kube, 0, 3);
+    let controller = Controller::start(
+        &sa,
+        &moto,
+        Path::new(&format!("{dir}/controller-1.log")),
+        "doctor-0",
+    );
+    let items = diagnoses(&kube, |i| occurrences(i) == 3, Duration::from_secs(60));
+    assert_eq!(items.len(), 1, "{items:#?}\n{}", controller.log());
+    let d = &items[0];
+    assert_eq!(occurrences(&items), 3, "{d:#}");
+    assert_eq!(
+        d["status"]["rootCause"]["reason"],
+        "PassedToServiceMismatch"
+    );
+    assert_eq!(
+        d["spec"]["principalArn"],
+        format!("arn:aws-cn:iam::{ACCOUNT}:role/{CONTROLLER}")
+    );
+    assert_eq!(d["status"]["firstSeen"], at(0).as_str());
+    assert_eq!(
+        condition(d, "Resolved"),
+        ("False".into(), "FailureObserved".into())
+    );
+    for c in d["status"]["conditions"].as_array().unwrap() {
+        assert_eq!(c["observedGeneration"], d["metadata"]["generation"], "{c}");
+    }
+    let name = d["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("pass-role-denied-"), "{name}");
+    // Karpenter's objects are listed in pages, then watched, at the version discovery found
+    // (a watch still open has only its ResponseStarted audit event).
+    let audit = kube.audit();
+    for plural in [
+        "karpenter.sh/v1/nodeclaims",
+        "karpenter.sh/v1/nodepools",
+        "karpenter.k8s.aws/v1/ec2nodeclasses",
+    ] {
+        let seen = |verb: &str, what: &str| {
+            audit.iter().any(|e| {
+                let uri = e["requestURI"].as_str().unwrap_or("");
+                e["user"]["username"] == DOCTOR_USER
+                    && e["verb"] == verb
+                    && e["responseStatus"]["code"] == 200
+                    && uri.starts_with(&format!("/apis/{plural}?"))
+                    && uri.contains(what)
+            })
+        };
+        assert!(
+            seen("list", "limit=500") && seen("watch", "watch=true"),
+            "{plural}: {:#?}",
+            kube.requests_of(DOCTOR_USER)
+        );
+    }
+
+    // Other field managers: a label by `kubectl apply --server-side` (manager kubectl, not
+    // forced) on a spec field the doctor does not set, and an annotation by `kubectl annotate`
+    // (an update, manager kubectl-annotate).
+    let api_version = karpenter_doctor::diagnose::model::API_VERSION;
+    runtime().block_on(async {
+        let api = diagnosis_api(&kube).await;
+        let mine = json!({"apiVersion": api_version, "kind": "Diagnosis",
+            "metadata": {"name": name, "labels": {"team": "platform"}}, "spec": {"nodePool": "default"}});
+        api.patch(&name, &PatchParams::apply("kubectl"), &Patch::Apply(&mine))
+            .await
+            .unwrap();
+        let annotate = PatchParams {
+            field_manager: Some("kubectl-annotate".into()),
+            ..Default::default()
+        };
+        let note = json!({"metadata": {"annotations": {"example.com/ticket": "OPS-42"}}});
+        api.patch(&name, &annotate, &Patch::Merge(&note)).await.unwrap();
+        // A field the doctor owns is not taken by another applier without force: the server
+        // names the owner.
+        let theirs = json!({"apiVersion": api_version, "kind": "Diagnosis",
+            "metadata": {"name": name}, "spec": {"category": "ActionDenied"}});
+        match api
+            .patch(&name, &PatchParams::apply("kubectl"), &Patch::Apply(&theirs))
+            .await
+        {
+            Err(kube::Error::Api(e)) => {
+                assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"), "{e:?}");
+                assert!(e.message.contains("\"karpenter-doctor\""), "{}", e.message);
+            }
+            other => panic!("a conflict with the doctor's field: {other:?}"),
+        }
+    });
+
+    // A concurrent writer of the status (read, modify, replace, as `kubectl edit
+    // --subresource=status` or a client-go Update do): its replace on a resourceVersion the
+    // doctor has since moved on is refused with 409 Conflict; its retry lands (a wrong count);
+    // the doctor's next write counts exactly, from its own sightings.
+    let stale =
+        runtime().block_on(async { diagnosis_api(&kube).await.get_status(&name).await.unwrap() });
+    feed(&kube, 3, 4);
+    diagnoses(&kube, |i| occurrences(i) == 4, Duration::from_secs(30));
+    let editor = PostParams {
+        field_manager: Some("status-editor".into()),
+        ..Default::default()
+    };
+    let wrong = |mut object: DynamicObject| {
+        object.data["status"]["occurrences"] = json!(1000);
+        object
+    };
+    runtime().block_on(async {
+        let api = diagnosis_api(&kube).await;
+        match api.replace_status(&name, &editor, &wrong(stale)).await {
+            Err(kube::Error::Api(e)) => assert_eq!(e.code, 409, "{e:?}"),
+            other => panic!("a replace on a stale resourceVersion: {other:?}"),
+        }
+        let fresh = api.get_status(&name).await.unwrap();
+        api.replace_status(&name, &editor, &wrong(fresh))
+            .await
+            .unwrap();
+    });
+    assert_eq!(
+        occurrences(&diagnoses(&kube, |_| true, Duration::ZERO)),
+        1000
+    );
+    feed(&kube, 4, 5);
+    let items = diagnoses(&kube, |i| occurrences(i) == 5, Duration::from_secs(30));
+    assert_eq!(occurrences(&items), 5, "{:#}", items[0]);
+    // Then the same writer in a loop, racing the doctor while three more failures come in.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let racer = {
+        let (kubeconfig, name, stop, editor) = (
+            kube.kubeconfig.clone(),
+            name.clone(),
+            stop.clone(),
+            editor.clone(),
+        );
+        std::thread::spawn(move || {
+            let (mut landed, mut conflicts) = (0, 0);
+            runtime().block_on(async {
+                let api: Api<DynamicObject> = Api::all_with(
+                    client_from(&kubeconfig).await,
+                    &karpenter_doctor::cluster::resources::diagnoses(),
+                );
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let mut object = api.get_status(&name).await.unwrap();
+                    object.data["status"]["occurrences"] = json!(1000);
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    match api.replace_status(&name, &editor, &object).await {
+                        Ok(_) => landed += 1,
+                        Err(kube::Error::Api(e)) if e.code == 409 => conflicts += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            });
+            (landed, conflicts)
+        })
+    };
+    for s in 5..8 {
+        feed(&kube, s, s + 1);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (landed, conflicts) = racer.join().unwrap();
+    feed(&kube, 8, 9);
+    let items = diagnoses(&kube, |i| occurrences(i) == 9, Duration::from_secs(30));
+    assert_eq!(
+        occurrences(&items),
+        9,
+        "the racer landed {landed} and was refused {conflicts}: {:#}",
+        items[0]
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        occurrences(&diagnoses(&kube, |_| true, Duration::ZERO)),
+        9,
+        "no failure counted twice"
+    );
+    // The doctor's writes (server-side apply, no resourceVersion) are never refused.
+    let doctor_conflicts: Vec<_> = kube
+        .requests_of(DOCTOR_USER)
+        .into_iter()
+        .filter(|(_, uri, code)| *code == 409 && uri.contains("/diagnoses"))
+        .collect();
+    assert!(doctor_conflicts.is_empty(), "{doctor_conflicts:?}");
+    assert!(controller.stop().success());
+
+    // The policy is fixed in AWS. The next controller reads no new failure, so nothing derives
+    // the Diagnosis afresh: the periodic re-check (every 2 s here) verifies the fix with fresh
+    // facts and resolves it.
+    fix_china_pass_role(&moto);
+    let controller = Controller::start(
+        &sa,
+        &moto,
+        Path::new(&format!("{dir}/controller-2.log")),
+        "doctor-0",
+    );
+    let items = fix_verified(&kube);
+    assert_eq!(occurrences(&items), 9, "a re-check is no occurrence");
+    let events = wait_for("the Resolved Event", Duration::from_secs(30), || {
+        let e = diagnosis_events(&kube);
+        e.iter().any(|(_, r)| r == "Resolved").then_some(e)
+    });
+    assert_eq!(
+        events,
+        [
+            ("Warning".to_string(), "RootCauseFound".to_string()),
+            ("Normal".to_string(), "Resolved".to_string())
+        ],
+        "one Warning when found, one Normal when resolved"
+    );
+    let table = get_diagnoses(&kube);
+    // As kubectl prints the server's Table: upper-case headers, columns three spaces apart.
+    let widths: Vec<usize> = (0..table[0].len())
+        .map(|i| table.iter().map(|r| r[i].len()).max().unwrap())
+        .collect();
+    let text: String = table
+        .iter()
+        .enumerate()
+        .map(|(n, row)| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| {
+                    let c = if n == 0 { c.to_uppercase() } else { c.clone() };
+                    format!("{c:<w$}")
+                })
+                .collect();
+            format!("{}\n", cells.join("   ").trim_end())
+        })
+        .collect();
+    std::fs::write(format!("{dir}/kubectl-get-diagnoses.txt"), &text).unwrap();
+    assert_eq!(
+        table,
+        [
+            vec![
+                "Name",
+                "Category",
+                "Reason",
+                "Confidence",
+                "Resolved",
+                "Occurrences"
+            ],
+            vec![
+                name.as_str(),
+                "PassRoleDenied",
+                "PassedToServiceMismatch",
+                "Confirmed",
+                "True",
+                "9"
+            ]
+        ],
+        "every printer column resolves, as the server prints them"
+    );
+    wait_for("the resolved gauge", Duration::from_secs(30), || {
+        controller.metrics().contains("karpenter_doctor_diagnoses{category=\"PassRoleDenied\",reason=\"PassedToServiceMismatch\",state=\"resolved\"} 1")
+            .then_some(())
+    });
+    assert!(controller.stop().success());
+
+    // After every write of the doctor's, the other managers' fields are theirs and in place;
+    // the doctor owns its spec (applied) and its status (applied to the subresource, taken
+    // back from the status editor), and nothing else.
+    let d = diagnoses(&kube, |_| true, Duration::ZERO).remove(0);
+    assert_eq!(d["metadata"]["labels"]["team"], "platform", "{d:#}");
+    assert_eq!(d["metadata"]["annotations"]["example.com/ticket"], "OPS-42");
+    assert_eq!(d["spec"]["nodePool"], "default");
+    let kubectl = managed(&d, "kubectl", "").expect("kubectl's fields");
+    assert_eq!(kubectl["operation"], "Apply");
+    assert!(
+        kubectl["fieldsV1"]["f:metadata"]["f:labels"]["f:team"].is_object(),
+        "{kubectl:#}"
+    );
+    assert!(
+        kubectl["fieldsV1"]["f:spec"]["f:nodePool"].is_object(),
+        "{kubectl:#}"
+    );
+    let annotate = managed(&d, "kubectl-annotate", "").expect("kubectl-annotate's fields");
+    assert_eq!(annotate["operation"], "Update");
+    let spec = managed(&d, "karpenter-doctor", "").expect("the doctor's spec");
+    assert_eq!(spec["operation"], "Apply");
+    let owned = spec["fieldsV1"].to_string();
+    assert!(
+        owned.contains("f:category") && owned.contains("f:principalArn"),
+        "{owned}"
+    );
+    assert!(
+        !owned.contains("f:labels")
+            && !owned.contains("f:annotations")
+            && !owned.contains("f:nodePool")
+            && !owned.contains("f:status"),
+        "the doctor owns only what it applies: {owned}"
+    );
+    let status = managed(&d, "karpenter-doctor", "status").expect("the doctor's status");
+    assert_eq!(status["operation"], "Apply");
+    assert!(
+        status["fieldsV1"]["f:status"]["f:occurrences"].is_object(),
+        "{status:#}"
+    );
+    let refused = refusals(&kube);
+    assert!(refused.is_empty(), "refused: {refused:#?}");
+}
+
+/// Karpenter's v1beta1 CRDs, as a Karpenter 0.32–0.37 cluster serves them: Karpenter v1.0.8's
+/// CRDs (tests/fixtures/kube/crds-v1.0.8, verbatim: they carry v1beta1 beside v1 for the
+/// migration) with v1 and the conversion webhook taken out, v1beta1 the stored version.
+fn v1beta1_crds() -> Vec<String> {
+    let dir = format!("{ROOT}/tests/fixtures/kube/crds-v1.0.8");
+    [
+        "karpenter.sh_nodeclaims.yaml",
+        "karpenter.sh_nodepools.yaml",
+        "karpenter.k8s.aws_ec2nodeclasses.yaml",
+    ]
+    .iter()
+    .map(|f| {
+        let mut crd: Value =
+            serde_norway::from_str(&std::fs::read_to_string(format!("{dir}/{f}")).unwrap())
+                .unwrap();
+        let spec = crd["spec"].as_object_mut().unwrap();
+        spec.remove("conversion");
+        let versions = spec["versions"].as_array_mut().unwrap();
+        versions.retain(|v| v["name"] == "v1beta1");
+        assert_eq!(versions.len(), 1, "{f}: a v1beta1 version");
+        versions[0]["storage"] = json!(true);
+        crd.to_string()
+    })
+    .collect()
+}
+
+#[test]
+fn a_lost_nodeclaim_on_a_v1beta1_cluster_is_traced_to_its_kms_key_through_describe_instances() {
+    let Some(kube) = KubeApi::start("kms") else {
+        return;
+    };
+    for crd in v1beta1_crds() {
+        kube.apply(&crd);
+    }
+    kube.apply_file("manifests/karpenter-doctor.yaml");
+    let (code, body) = kube.get("/apis/karpenter.sh").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let group: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        group["versions"].as_array().unwrap().len(),
+        1,
+        "only v1beta1: {group:#}"
+    );
+    let moto = Moto::start("kubeapi-kms");
+    let key = pending_deletion_key(&moto, "us-east-1");
+    let served = key.clone();
+    let double = Double::start(&moto.endpoint, move |call| kms_ec2(call, &served));
+    kube.apply(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "karpenter", "namespace": "kube-system",
+            "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/KarpenterController-demo"}}})
+        .to_string(),
+    );
+    let dir = scratch("kubeapi-kms");
+    // The seed-2 objects as Karpenter 0.3x writes them, under its v1beta1 schemas (strict: a
+    // field v1beta1 does not have is an error): the NodeClaim right after launch (Launched
+    // only), its nodeClassRef by apiVersion (v1: by group); the EC2NodeClass with the
+    // amiFamily v1beta1 requires (v1: an alias), its AMIs' requirements.
+    let cmk = format!("{ROOT}/examples/cross-account-cmk");
+    let claims: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{cmk}/nodeclaims.json")).unwrap())
+            .unwrap();
+    let mut claim = claims["items"][0].clone();
+    claim["apiVersion"] = json!("karpenter.sh/v1beta1");
+    claim["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("creationTimestamp");
+    claim["spec"].as_object_mut().unwrap().remove("expireAfter");
+    claim["spec"]["nodeClassRef"] = json!({"apiVersion": "karpenter.k8s.aws/v1beta1", "kind": "EC2NodeClass", "name": "encrypted"});
+    claim["status"]["conditions"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|c| c["type"] == "Launched");
+    let stored = kube.apply(&claim.to_string()).remove(0);
+    assert_eq!(
+        stored["status"]["providerID"], claim["status"]["providerID"],
+        "the status went through its subresource: {stored:#}"
+    );
+    let mut class: Value =
+        serde_norway::from_str(&std::fs::read_to_string(seed2_node_class(&dir, None)).unwrap())
+            .unwrap();
+    class["apiVersion"] = json!("karpenter.k8s.aws/v1beta1");
+    class["spec"]["amiFamily"] = json!("AL2023");
+    class["spec"]["amiSelectorTerms"] = json!([{"id": "ami-0a1b2c3d4e5f60718"}]);
+    class["status"]["amis"][0]["requirements"] = ami_requirements();
+    kube.apply(&class.to_string());
+    kube.apply(
+        &json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "encrypted-7k2lp.17d", "namespace": "default"},
+            "eventTime": "2024-06-01T10:00:40.000000Z", "reportingController": "karpenter", "reportingInstance": "karpenter-7d9f",
+            "action": "Terminating", "type": "Normal", "reason": "InstanceTerminating", "note": "Instance is terminating",
+            "regarding": {"apiVersion": "karpenter.sh/v1beta1", "kind": "NodeClaim", "name": "encrypted-7k2lp"}})
+        .to_string(),
+    );
+    let sa = kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA);
+    let controller = Controller::start_with(
+        &sa,
+        &double.endpoint,
+        "us-east-1",
+        Path::new(&format!("{dir}/controller.log")),
+        "doctor-0",
+    );
+    let items = diagnoses(
+        &kube,
+        |i| {
+            i.first()
+                .is_some_and(|d| d["status"]["rootCause"].is_object())
+        },
+        Duration::from_secs(60),
+    );
+    assert_eq!(items.len(), 1, "{items:#?}\n{}", controller.log());
+    let d = &items[0];
+    assert_eq!(d["spec"]["category"], "KmsKeyUnusable", "{d:#}");
+    assert_eq!(d["spec"]["kmsKeyArn"], key.as_str());
+    assert_eq!(d["status"]["rootCause"]["reason"], "KeyPendingDeletion");
+    assert_eq!(d["status"]["rootCause"]["confidence"], "Confirmed");
+    assert_eq!(
+        d["status"]["affectedNodeClaims"],
+        json!(["encrypted-7k2lp"])
+    );
+    assert!(
+        controller.log().contains("watching karpenter.sh/v1beta1"),
+        "{}",
+        controller.log()
+    );
+    // Re-checks every 2 s and the Diagnosis's own Events wake reconciles; the dead instance
+    // is described once (cached), its AMI and snapshot too.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(double.count("DescribeInstances"), 1, "{:?}", double.calls());
+    assert_eq!(double.count("DescribeImages"), 1);
+    let metrics = controller.metrics();
+    assert!(
+        metrics.contains(
+            "karpenter_doctor_signals_total{category=\"KmsKeyUnusable\",source=\"instance\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(controller.stop().success());
+    let refused = refusals(&kube);
+    assert!(refused.is_empty(), "refused: {refused:#?}");
+}
+
+/// The Lease's holder, as the harness reads it.
+fn lease_holder(kube: &KubeApi) -> Option<String> {
+    runtime().block_on(async {
+        let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+            Api::namespaced(kube.client().await, DOCTOR_NS);
+        api.get_opt("karpenter-doctor")
+            .await
+            .unwrap()
+            .and_then(|l| l.spec?.holder_identity)
+    })
+}
+
+#[test]
+fn two_replicas_elect_one_writer_which_diagnoses_the_node_class_and_verifies_the_fix() {
+    let Some(kube) = cluster("lease") else { return };
+    let moto = Moto::start("kubeapi-lease");
+    let role = "edge-karpenter-irsa";
+    runtime().block_on(async {
+        let iam = aws_sdk_iam::Client::new(&config(&moto, "us-east-1").await);
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        iam.create_role().role_name(role).path("/eks/edge/").assume_role_policy_document(trust).send().await.unwrap();
+        let fleet = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ec2:CreateFleet","ec2:CreateLaunchTemplate"],"Resource":"*"}]}"#;
+        iam.put_role_policy().role_name(role).policy_name("fleet").policy_document(fleet).send().await.unwrap();
+    });
+    kube.apply(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "karpenter", "namespace": "kube-system",
+            "annotations": {"eks.amazonaws.com/role-arn": format!("arn:aws:iam::{ACCOUNT}:role/eks/edge/{role}")}}})
+        .to_string(),
+    );
+    // The EC2NodeClass of the validation story: Karpenter's dry run of RunInstances refused.
+    // (Karpenter's v1 schema requires each AMI's requirements, which the explain fixture
+    // leaves out.)
+    let classes: Value = serde_norway::from_str(
+        &std::fs::read_to_string(format!(
+            "{ROOT}/tests/fixtures/explain/ActionNotAllowed-nodeclass-validation/ec2nodeclasses.yaml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut class = classes["items"][0].clone();
+    class["status"]["amis"][0]["requirements"] = ami_requirements();
+    kube.apply(&class.to_string());
+    let dir = scratch("kubeapi-lease");
+    let sa = kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA);
+    let start = |pod: &str| {
+        Controller::start_with(
+            &sa,
+            &moto.endpoint,
+            "us-east-1",
+            Path::new(&format!("{dir}/{pod}.log")),
+            pod,
+        )
+    };
+    let (a, b) = (start("doctor-a"), start("doctor-b"));
+    let first = wait_for("a leader", Duration::from_secs(30), || lease_holder(&kube));
+    let items = diagnoses(
+        &kube,
+        |i| {
+            i.first()
+                .is_some_and(|d| d["status"]["rootCause"].is_object())
+        },
+        Duration::from_secs(60),
+    );
+    assert_eq!(items.len(), 1, "{items:#?}");
+    assert_eq!(
+        items[0]["status"]["rootCause"]["reason"], "ActionNotAllowed",
+        "{:#}",
+        items[0]
+    );
+    assert_eq!(items[0]["status"]["rootCause"]["confidence"], "Confirmed");
+    assert_eq!(items[0]["spec"]["nodeClass"], "default");
+    let (leader, follower) = if first.starts_with("doctor-a_") {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    wait_for("the leader's gauge", Duration::from_secs(30), || {
+        leader.leads().then_some(())
+    });
+    assert!(
+        !follower.leads(),
+        "only one replica writes: {}",
+        follower.metrics()
+    );
+
+    // The fix lands in AWS; the leader's next re-check verifies it.
+    runtime().block_on(async {
+        let iam = aws_sdk_iam::Client::new(&config(&moto, "us-east-1").await);
+        let run = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:RunInstances","Resource":"*"}]}"#;
+        iam.put_role_policy().role_name(role).policy_name("run").policy_document(run).send().await.unwrap();
+    });
+    fix_verified(&kube);
+
+    // The leader stops and gives the Lease up; the other replica takes over at once (well
+    // before the 15 s the Lease would take to expire).
+    let stopped = Instant::now();
+    assert!(leader.stop().success());
+    let second = wait_for("a new leader", Duration::from_secs(10), || {
+        lease_holder(&kube).filter(|h| *h != first)
+    });
+    assert!(second.starts_with("doctor-"), "{second}");
+    wait_for("the follower to lead", Duration::from_secs(10), || {
+        follower.leads().then_some(())
+    });
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        stopped.elapsed()
+    );
+    let writes: Vec<_> = kube
+        .requests_of(DOCTOR_USER)
+        .into_iter()
+        .filter(|(v, uri, _)| {
+            uri.contains("/diagnoses") && (v == "patch" || v == "update" || v == "create")
+        })
+        .collect();
+    assert!(!writes.is_empty());
+    assert!(follower.stop().success());
+    let refused = refusals(&kube);
+    assert!(refused.is_empty(), "refused: {refused:#?}");
+}
+
+#[test]
+fn a_conflict_while_renewing_the_lease_does_not_end_leadership() {
+    let Some(kube) = cluster("lease-conflict") else {
+        return;
+    };
+    let dir = scratch("kubeapi-lease-conflict");
+    let sa = kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA);
+    // No AWS is needed: nothing fails in this cluster.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let mut controller = Controller::start_with(
+        &sa,
+        &nowhere,
+        "us-east-1",
+        Path::new(&format!("{dir}/controller.log")),
+        "doctor-0",
+    );
+    wait_for("the Lease", Duration::from_secs(30), || {
+        controller.leads().then_some(())
+    });
+    // Another writer of the Lease (a label, as `kubectl label lease` would): the leader's
+    // renewal (a get, then a replace at that resourceVersion) now and then meets a newer
+    // resourceVersion and is refused with 409 Conflict. It still holds the Lease: that is a
+    // failed renewal, retried within the renew deadline, not a lost Lease.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let labeller = {
+        let (kubeconfig, stop) = (kube.kubeconfig.clone(), stop.clone());
+        std::thread::spawn(move || {
+            runtime().block_on(async {
+                let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+                    Api::namespaced(client_from(&kubeconfig).await, DOCTOR_NS);
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    i += 1;
+                    let label =
+                        json!({"metadata": {"labels": {"example.com/touched": i.to_string()}}});
+                    api.patch(
+                        "karpenter-doctor",
+                        &PatchParams::default(),
+                        &Patch::Merge(&label),
+                    )
+                    .await
+                    .unwrap();
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            });
+        })
+    };
+    let conflicts = || {
+        kube.requests_of(DOCTOR_USER)
+            .into_iter()
+            .filter(|(v, uri, code)| v == "update" && uri.contains("/leases/") && *code == 409)
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while conflicts() < 2 && Instant::now() < deadline && controller.exited().is_none() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    labeller.join().unwrap();
+    let seen = conflicts();
+    assert!(
+        seen >= 1,
+        "the renewals met no conflict: the test proves nothing"
+    );
+    assert!(
+        controller.exited().is_none(),
+        "{seen} conflicts on renewal ended the leader:\n{}",
+        controller.log()
+    );
+    assert!(controller.leads(), "{}", controller.metrics());
+    assert_eq!(
+        lease_holder(&kube)
+            .as_deref()
+            .map(|h| h.starts_with("doctor-0")),
+        Some(true)
+    );
+    assert!(controller.stop().success());
+}
+
+/// The chart's roles (manifests/karpenter-doctor.yaml): ClusterRole and Roles, as rendered.
+fn chart_roles() -> Vec<Value> {
+    let text = std::fs::read_to_string(format!("{ROOT}/manifests/karpenter-doctor.yaml")).unwrap();
+    serde_norway::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|d: &Value| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+        .collect()
+}
+
+/// `resource` or `resource/subresource` of an audit event.
+fn audited_resource(e: &Value) -> String {
+    let resource = e["objectRef"]["resource"].as_str().unwrap_or("");
+    match e["objectRef"]["subresource"].as_str() {
+        Some(sub) if !sub.is_empty() => format!("{resource}/{sub}"),
+        _ => resource.to_string(),
+    }
+}
+
+#[test]
+fn without_any_one_rule_of_the_charts_rbac_the_controller_degrades_visibly() {
+    let Some((kube, moto)) = seed_1_cluster("rbac") else {
+        return;
+    };
+    feed(&kube, 0, 1);
+    let dir = scratch("kubeapi-rbac");
+    let sa = kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA);
+    let mut report = String::new();
+    let mut variants = 0;
+    for role in chart_roles() {
+        let rules = role["rules"].as_array().unwrap().clone();
+        let namespace = role["metadata"]["namespace"].as_str();
+        for (i, rule) in rules.iter().enumerate() {
+            variants += 1;
+            let strings = |key: &str| -> Vec<String> {
+                rule[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect()
+            };
+            let (groups, resources, verbs) =
+                (strings("apiGroups"), strings("resources"), strings("verbs"));
+            let what = format!(
+                "{} {}: {verbs:?} {groups:?}/{resources:?}",
+                role["kind"].as_str().unwrap(),
+                role["metadata"]["name"].as_str().unwrap()
+            );
+            // A fresh start: no Diagnosis (the first write records an Event), no Lease.
+            runtime().block_on(async {
+                let client = kube.client().await;
+                let api = diagnosis_api(&kube).await;
+                api.delete_collection(&Default::default(), &Default::default())
+                    .await
+                    .unwrap();
+                let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+                    Api::namespaced(client, DOCTOR_NS);
+                let _ = leases.delete("karpenter-doctor", &Default::default()).await;
+            });
+            let mut without = role.clone();
+            without["rules"].as_array_mut().unwrap().remove(i);
+            kube.apply(&without.to_string());
+            let may = || can_i(&sa, &verbs[0], &groups[0], &resources[0], namespace);
+            wait_for("the rule to be gone", Duration::from_secs(10), || {
+                (!may()).then_some(())
+            });
+
+            let from = kube.audit().len();
+            let mut controller = Controller::start(
+                &sa,
+                &moto,
+                Path::new(&format!("{dir}/without-{variants}.log")),
+                "doctor-0",
+            );
+            // Refused by the server for lack of exactly that rule, and saying so.
+            let forbidden = || {
+                kube.audit().iter().skip(from).any(|e| {
+                    e["user"]["username"] == DOCTOR_USER
+                        && e["responseStatus"]["code"] == 403
+                        && resources.contains(&audited_resource(e))
+                })
+            };
+            let said = |c: &Controller| {
+                c.log()
+                    .lines()
+                    .find(|l| {
+                        // A warning or an error (JSON), or the fatal message on exit.
+                        (l.contains("\"level\":\"warn\"")
+                            || l.contains("\"level\":\"error\"")
+                            || l.starts_with("karpenter-doctor: "))
+                            && l.contains("forbidden")
+                    })
+                    .map(str::to_string)
+            };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !(forbidden() && said(&controller).is_some()) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let (ready, _) = controller.readyz();
+            let leads = controller.leads();
+            let exited = controller.exited();
+            let line = said(&controller);
+            report += &format!(
+                "{what}\n  readyz {ready}, leader {leads}, exited {exited:?}\n  {}\n",
+                line.as_deref().unwrap_or("(nothing said)")
+            );
+            assert!(
+                forbidden(),
+                "{what}: the controller never needed it?\n{}",
+                controller.log()
+            );
+            assert!(
+                line.is_some(),
+                "{what}: refused, and the controller said nothing:\n{}",
+                controller.log()
+            );
+            // Nothing else was refused meanwhile.
+            let others: Vec<String> = refusals_since(&kube, from)
+                .into_iter()
+                .filter(|r| {
+                    !resources.iter().any(|res| {
+                        let plural = res.split('/').next().unwrap();
+                        r.contains(&format!("/{plural}"))
+                    })
+                })
+                .collect();
+            assert!(others.is_empty(), "{what}: also refused {others:#?}");
+            drop(controller);
+
+            kube.apply(&role.to_string());
+            wait_for("the rule to be back", Duration::from_secs(10), || {
+                may().then_some(())
+            });
+        }
+    }
+    std::fs::write(format!("{dir}/degraded.txt"), &report).unwrap();
+    eprintln!("{report}");
+    assert_eq!(variants, 9, "the chart's rules: {report}");
+}
