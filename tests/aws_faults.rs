@@ -102,7 +102,8 @@ fn simulation_and_decoded_message_answers_become_evidence() {
     let evidence = rc["evidence"].to_string();
     for expected in [
         "EvalDecision=implicitDeny with iam:PassedToService=ec2.amazonaws.com.cn; allowed by organizations: yes",
-        "EvalDecision=allowed with iam:PassedToService=ec2.amazonaws.com; allowed by organizations: yes; allowed by the permissions boundary: not reported; matched statements: KarpenterController-demo",
+        // The failing call is CreateFleet: the request AWS evaluated is the .cn one alone.
+        "the failing call is ec2:CreateFleet",
         "action=iam:PassRole",
         "context: iam:PassedToService=ec2.amazonaws.com.cn, aws:Region=cn-northwest-1",
     ] {
