@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ORACLE_DIR ?= $(CURDIR)/.oracle
 export ORACLE_DIR
 
-.PHONY: demo test lint unit oracle moto kmock chart bench fuzz fuzz-cargo crd manifests image
+.PHONY: demo test lint unit oracle moto kubeapi chart bench fuzz fuzz-cargo crd manifests image
 
 CHINA := examples/china-passrole
 CMK := examples/cross-account-cmk
@@ -23,9 +23,9 @@ demo:
 ## test: the whole suite — lint, unit and integration tests, the differential test against
 ## the independent IAM evaluator (installed into .oracle/ first), the live-AWS tests against
 ## the moto emulator (installed into .venv-moto/ first), the controller end to end against a
-## Kubernetes API double (kmock, installed into .venv-kmock/ first), the Helm chart, manifests
+## real kube-apiserver and etcd (built from source into .tools/ first), the Helm chart, manifests
 ## and alert rules (helm, kubernetes-validate, promtool, installed into .tools/ first).
-test: lint oracle moto kmock chart unit
+test: lint oracle moto kubeapi chart unit
 
 lint:
 	cargo fmt --check
@@ -40,8 +40,11 @@ oracle:
 moto:
 	bash tests/aws/install-moto.sh "$(CURDIR)/.venv-moto"
 
-kmock:
-	bash tests/kube/install-kmock.sh "$(CURDIR)/.venv-kmock"
+## kubeapi: kube-apiserver and etcd, pinned by tests/kube/apiserver/go.mod, built from source
+## (~16 min cold on two cores; nothing when already built).
+KUBE_VERSION := $(shell sed -n 's|^\tk8s.io/kubernetes \(v[^ ]*\).*|\1|p' tests/kube/apiserver/go.mod)
+kubeapi:
+	bash tests/kube/build-apiserver.sh "$(CURDIR)/.tools/kube-$(KUBE_VERSION)"
 
 ## chart: helm lint --strict and helm template (default values, every toggle on), every object
 ## through kubernetes-validate --strict, hardening and RBAC assertions, manifests/ and the CRD
@@ -52,7 +55,7 @@ chart:
 ## bench: evaluations per second of the IAM engine; explain's scan against grep on a
 ## generated 256 MB Karpenter log; the controller's signal → Diagnosis latency and memory with
 ## 5 000 NodeClaims watched (not part of `test`).
-bench: moto kmock
+bench: moto kubeapi
 	cargo bench --bench evaluate
 	cargo bench --bench scan
 	cargo bench --bench controller

@@ -1,14 +1,14 @@
-//! Benchmark: the release controller against the Kubernetes API double (kmock) and moto, with
-//! 5 000 NodeClaims watched: resident memory, and signal → Diagnosis written latency (p50/p99).
+//! Benchmark: the release controller, as the chart's ServiceAccount, against a real
+//! kube-apiserver and etcd and moto, with 5 000 NodeClaims watched: resident memory, and
+//! signal → Diagnosis written latency (p50/p99).
 //! Targets (issue 5): p99 < 1 s with AWS facts cached, RSS < 64 MiB.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::apiserver::Kube;
 use common::free_port;
+use common::karpenter::{DOCTOR_NS, DOCTOR_SA, seed_1_cluster};
 use common::live::*;
-use common::moto::Moto;
 use futures_util::StreamExt;
 use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::json;
@@ -51,9 +51,9 @@ fn node_claim(i: usize) -> DynamicObject {
 }
 
 fn main() {
-    let moto = Moto::start("bench-controller");
-    seed_china(&moto);
-    let kube = Kube::start("bench-controller");
+    let Some((kube, moto)) = seed_1_cluster("bench-controller") else {
+        panic!("kube-apiserver cannot be built here");
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -61,23 +61,15 @@ fn main() {
     let started = Instant::now();
     rt.block_on(async {
         let client = kube.client().await;
-        let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "karpenter", "namespace": "kube-system",
-            "annotations": {"eks.amazonaws.com/role-arn": format!("arn:aws-cn:iam::{ACCOUNT}:role/{CONTROLLER}")}}});
-        Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), "kube-system")
-            .create(&PostParams::default(), &serde_json::from_value(sa).unwrap())
-            .await
-            .unwrap();
-        let pod = json!({"metadata": {"name": "karpenter-7d9f", "namespace": "kube-system", "labels": {"app.kubernetes.io/name": "karpenter"}},
-            "spec": {"containers": [{"name": "controller", "image": "karpenter"}]}});
-        Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), "kube-system")
-            .create(&PostParams::default(), &serde_json::from_value(pod).unwrap())
-            .await
-            .unwrap();
         let ar = karpenter_doctor::cluster::resources::node_claims("v1");
         let api: Api<DynamicObject> = Api::all_with(client, &ar);
         let mut pending = futures_util::stream::iter((0..NODE_CLAIMS).map(|i| {
             let api = api.clone();
-            async move { api.create(&PostParams::default(), &node_claim(i)).await.unwrap() }
+            async move {
+                api.create(&PostParams::default(), &node_claim(i))
+                    .await
+                    .unwrap()
+            }
         }))
         .buffer_unordered(16);
         while pending.next().await.is_some() {}
@@ -106,7 +98,10 @@ fn main() {
             "--health-probe-bind-address",
             &format!("127.0.0.1:{}", free_port()),
         ])
-        .env("KUBECONFIG", &kube.kubeconfig)
+        .env(
+            "KUBECONFIG",
+            kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA),
+        )
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env_remove("AWS_PROFILE")
@@ -156,7 +151,13 @@ fn main() {
         );
         let line = json!({"level": "ERROR", "time": time, "logger": "controller", "message": "Reconciler error",
             "controller": "nodeclaim.lifecycle", "NodeClaim": {"name": format!("default-{:05}", n % NODE_CLAIMS)}, "error": error});
-        kube.feed_log("kube-system", "karpenter-7d9f", &time, &line.to_string());
+        kube.feed_log(
+            "kube-system",
+            "karpenter-7d9f",
+            "controller",
+            &time,
+            &line.to_string(),
+        );
     };
     // The first failure: caches sync and AWS facts are fetched (not part of the latency).
     feed(0);

@@ -15,6 +15,7 @@ mod common;
 
 use common::double::{Double, kms_ec2};
 use common::free_port;
+use common::karpenter::{DOCTOR_NS, DOCTOR_SA, DOCTOR_USER, cluster, seed_1_cluster};
 use common::kubeapi::{KubeApi, client_from};
 use common::live::*;
 use common::moto::Moto;
@@ -26,27 +27,6 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const CRDS: [&str; 3] = [
-    "tests/fixtures/kube/crds/karpenter.sh_nodeclaims.yaml",
-    "tests/fixtures/kube/crds/karpenter.sh_nodepools.yaml",
-    "tests/fixtures/kube/crds/karpenter.k8s.aws_ec2nodeclasses.yaml",
-];
-/// The doctor's ServiceAccount, as the chart names it (manifests/karpenter-doctor.yaml).
-const DOCTOR_NS: &str = "karpenter-doctor";
-const DOCTOR_SA: &str = "karpenter-doctor";
-const DOCTOR_USER: &str = "system:serviceaccount:karpenter-doctor:karpenter-doctor";
-
-/// A cluster with Karpenter's CRDs and the doctor's manifests (CRD, namespace, RBAC,
-/// ServiceAccount, Deployment, … as `kubectl apply -f manifests/karpenter-doctor.yaml`).
-fn cluster(name: &str) -> Option<KubeApi> {
-    let kube = KubeApi::start(name)?;
-    for crd in CRDS {
-        kube.apply_file(crd);
-    }
-    kube.apply_file("manifests/karpenter-doctor.yaml");
-    Some(kube)
-}
 
 /// May the ServiceAccount behind `kubeconfig` do `verb` on `resource` (`resource[/sub]`) of
 /// `group` (`""`: the core group)?
@@ -566,6 +546,18 @@ fn the_controller_as_its_service_account_turns_the_seed_1_log_stream_into_one_di
     feed(&kube, 3, 5);
     let items = diagnoses(&kube, |i| occurrences(i) == 5, Duration::from_secs(30));
     assert_eq!(occurrences(&items), 5, "{:#}", items[0]);
+    let metrics = controller.metrics();
+    for line in [
+        r#"karpenter_doctor_diagnoses{category="PassRoleDenied",reason="PassedToServiceMismatch",state="active"} 1"#,
+        r#"karpenter_doctor_signals_total{category="PassRoleDenied",source="log"} 5"#,
+        r#"karpenter_doctor_aws_requests_total{operation="GetRole",outcome="ok",service="iam"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+    assert!(
+        !metrics.contains(r#"karpenter_doctor_kube_errors_total{error="forbidden""#),
+        "no Kubernetes request was refused: {metrics}"
+    );
     assert!(controller.stop().success());
     let controller = Controller::start(
         &sa,
@@ -668,30 +660,6 @@ impl Replica {
             std::thread::sleep(Duration::from_millis(250));
         }
     }
-}
-
-/// A cluster holding the seed-1 story: moto with the aws-cn IAM of seed 1, Karpenter's
-/// ServiceAccount (IRSA) and its running pod on the kubelet double's Node, whose log the test
-/// feeds.
-fn seed_1_cluster(name: &str) -> Option<(KubeApi, Moto)> {
-    let mut kube = cluster(name)?;
-    let moto = Moto::start(&format!("kubeapi-{name}"));
-    seed_china(&moto);
-    kube.start_kubelet("node-a");
-    let node = kube.node().to_string();
-    kube.apply(
-        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "karpenter", "namespace": "kube-system",
-            "annotations": {"eks.amazonaws.com/role-arn": format!("arn:aws-cn:iam::{ACCOUNT}:role/{CONTROLLER}")}}})
-        .to_string(),
-    );
-    kube.apply(
-        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "karpenter-7d9f", "namespace": "kube-system",
-            "labels": {"app.kubernetes.io/name": "karpenter"}},
-            "spec": {"nodeName": node, "serviceAccountName": "karpenter",
-                "containers": [{"name": "controller", "image": "public.ecr.aws/karpenter/controller:1.15.2"}]}})
-        .to_string(),
-    );
-    Some((kube, moto))
 }
 
 /// Karpenter's log lines at seconds `from..to` (one failure each, NodeClaim default-SSS).
@@ -1573,17 +1541,39 @@ fn without_any_one_rule_of_the_charts_rbac_the_controller_degrades_visibly() {
                     })
                     .map(str::to_string)
             };
+            // Counted, too (where the refusal is fatal, the exit is what shows).
+            let counted = |c: &Controller| -> Vec<String> {
+                c.metrics()
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with("karpenter_doctor_kube_errors_total{error=\"forbidden\"")
+                            && resources
+                                .iter()
+                                .any(|r| l.contains(&format!("resource=\"{r}\"")))
+                    })
+                    .map(str::to_string)
+                    .collect()
+            };
+            let visible = |c: &mut Controller| {
+                said(c).is_some() && (!counted(c).is_empty() || c.exited().is_some())
+            };
             let deadline = Instant::now() + Duration::from_secs(20);
-            while !(forbidden() && said(&controller).is_some()) && Instant::now() < deadline {
+            while !(forbidden() && visible(&mut controller)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(200));
             }
             let (ready, _) = controller.readyz();
             let leads = controller.leads();
             let exited = controller.exited();
             let line = said(&controller);
+            let metric = counted(&controller);
             report += &format!(
-                "{what}\n  readyz {ready}, leader {leads}, exited {exited:?}\n  {}\n",
+                "{what}\n  readyz {ready}, leader {leads}, exited {exited:?}, {metric:?}\n  {}\n",
                 line.as_deref().unwrap_or("(nothing said)")
+            );
+            assert!(
+                !metric.is_empty() || exited.is_some(),
+                "{what}: refused, and no metric counts it:\n{}",
+                controller.log()
             );
             assert!(
                 forbidden(),

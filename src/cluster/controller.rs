@@ -71,7 +71,13 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let notify = Arc::new(Notify::new());
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
-    let (stores, watchers) = watch(&client, &settings.karpenter_namespace, notify.clone()).await;
+    let (stores, watchers) = watch(
+        &client,
+        &settings.karpenter_namespace,
+        notify.clone(),
+        &metrics,
+    )
+    .await;
     for address in [&settings.metrics_address, &settings.health_address] {
         let listener = tokio::net::TcpListener::bind(address)
             .await
@@ -99,13 +105,18 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         log::info(&format!("caches synced; waiting to lead as {identity}"));
         tokio::select! {
             _ = &mut shutdown => return stop(None, &watchers, None).await,
-            _ = lead(elector) => {}
+            _ = lead(elector, &metrics) => {}
         }
-        lost = Some(tokio::spawn(keep_leading(elector.clone())));
+        lost = Some(tokio::spawn(keep_leading(elector.clone(), metrics.clone())));
     }
     metrics.leader.set(1);
     log::info("caches synced; diagnosing");
-    let mut writer = Writer::new(client.clone(), Some(identity), settings.max_diagnoses);
+    let mut writer = Writer::new(
+        client.clone(),
+        Some(identity),
+        settings.max_diagnoses,
+        metrics.clone(),
+    );
     let resume = writer
         .resume_point()
         .await
@@ -120,9 +131,12 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         Api::<Pod>::namespaced(client.clone(), &settings.karpenter_namespace),
         settings.karpenter_selector.clone(),
         since,
-        buffer.clone(),
-        notify.clone(),
-        scanner.clone(),
+        logs::Sink {
+            buffer: buffer.clone(),
+            notify: notify.clone(),
+            scanner: scanner.clone(),
+            metrics: metrics.clone(),
+        },
     ));
     let cx = Context {
         live: Live::connect(&settings.aws).await,
@@ -192,7 +206,7 @@ async fn stop(
 }
 
 /// Tries the Lease every retry period until this replica holds it.
-async fn lead(elector: &leader::Elector) {
+async fn lead(elector: &leader::Elector, metrics: &Metrics) {
     loop {
         match elector.try_acquire_or_renew().await {
             Ok(true) => {
@@ -200,24 +214,30 @@ async fn lead(elector: &leader::Elector) {
                 return;
             }
             Ok(false) => {}
-            Err(e) => log::warn(&format!("acquiring the Lease: {e}")),
+            Err(e) => {
+                metrics.kube_error("leases", &e);
+                log::warn(&format!("acquiring the Lease: {e}"));
+            }
         }
         tokio::time::sleep(leader::RETRY_PERIOD).await;
     }
 }
 
 /// Renews the Lease every retry period; returns why, once it could not for the renew deadline.
-async fn keep_leading(elector: leader::Elector) -> String {
+async fn keep_leading(elector: leader::Elector, metrics: Arc<Metrics>) -> String {
     let mut last = Instant::now();
     loop {
         tokio::time::sleep(leader::RETRY_PERIOD).await;
         match elector.try_acquire_or_renew().await {
             Ok(true) => last = Instant::now(),
             Ok(false) => return "another replica holds the Lease".into(),
-            Err(e) if last.elapsed() >= leader::RENEW_DEADLINE => {
-                return format!("could not renew the Lease: {e}");
+            Err(e) => {
+                metrics.kube_error("leases", &e);
+                if last.elapsed() >= leader::RENEW_DEADLINE {
+                    return format!("could not renew the Lease: {e}");
+                }
+                log::warn(&format!("renewing the Lease: {e}"));
             }
-            Err(e) => log::warn(&format!("renewing the Lease: {e}")),
         }
     }
 }
@@ -243,6 +263,7 @@ async fn watch(
     client: &kube::Client,
     namespace: &str,
     notify: Arc<Notify>,
+    metrics: &Arc<Metrics>,
 ) -> (Stores, Vec<tokio::task::JoinHandle<()>>) {
     let mut versions = Vec::new();
     for group in [resources::KARPENTER_GROUP, resources::AWS_GROUP] {
@@ -258,17 +279,30 @@ async fn watch(
         versions.push(version);
     }
     let mut tasks = Vec::new();
-    let dynamic = |ar: kube::api::ApiResource, tasks: &mut Vec<_>| {
+    let watched = |resource: &'static str| Watched {
+        notify: notify.clone(),
+        metrics: metrics.clone(),
+        resource,
+    };
+    let dynamic = |ar: kube::api::ApiResource, resource, tasks: &mut Vec<_>| {
         let api = Api::<Slim>::all_with(client.clone(), &ar);
         let w = reflector::store::Writer::new(ar);
         let store = w.as_reader();
         let objects = watcher(api, watcher::Config::default()).modify(Slim::trim);
-        tasks.push(spawn(reflector::reflector(w, objects), notify.clone()));
+        tasks.push(spawn(reflector::reflector(w, objects), watched(resource)));
         store
     };
-    let node_claims = dynamic(resources::node_claims(versions[0]), &mut tasks);
-    let node_pools = dynamic(resources::node_pools(versions[0]), &mut tasks);
-    let node_classes = dynamic(resources::node_classes(versions[1]), &mut tasks);
+    let node_claims = dynamic(
+        resources::node_claims(versions[0]),
+        "nodeclaims",
+        &mut tasks,
+    );
+    let node_pools = dynamic(resources::node_pools(versions[0]), "nodepools", &mut tasks);
+    let node_classes = dynamic(
+        resources::node_classes(versions[1]),
+        "ec2nodeclasses",
+        &mut tasks,
+    );
     let (events, w) = reflector::store();
     let karpenter_events = watcher(
         Api::<Event>::all(client.clone()),
@@ -285,7 +319,7 @@ async fn watch(
     });
     tasks.push(spawn(
         reflector::reflector(w, karpenter_events),
-        notify.clone(),
+        watched("events"),
     ));
     let (accounts, w) = reflector::store();
     tasks.push(spawn(
@@ -296,7 +330,7 @@ async fn watch(
                 watcher::Config::default(),
             ),
         ),
-        notify,
+        watched("serviceaccounts"),
     ));
     (
         Stores {
@@ -322,8 +356,16 @@ fn about_karpenter(event: &Event) -> bool {
     group.is_some_and(|g| [resources::KARPENTER_GROUP, resources::AWS_GROUP].contains(&g))
 }
 
-/// Drives one reflector, waking `notify` on every change; watch errors back off and re-list.
-fn spawn<S, K>(stream: S, notify: Arc<Notify>) -> tokio::task::JoinHandle<()>
+/// What one reflector reports to: the wake-up on change, and the count of its failures.
+struct Watched {
+    notify: Arc<Notify>,
+    metrics: Arc<Metrics>,
+    resource: &'static str,
+}
+
+/// Drives one reflector, waking `notify` on every change; watch errors are counted and logged,
+/// then back off and re-list.
+fn spawn<S, K>(stream: S, to: Watched) -> tokio::task::JoinHandle<()>
 where
     S: futures_util::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     K: Send + 'static,
@@ -333,8 +375,11 @@ where
         futures_util::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             match event {
-                Ok(_) => notify.notify_one(),
-                Err(e) => log::warn(&format!("watch: {e}")),
+                Ok(_) => to.notify.notify_one(),
+                Err(e) => {
+                    to.metrics.watch_error(to.resource, &e);
+                    log::warn(&format!("watch {}: {e}", to.resource));
+                }
             }
         }
     })
@@ -693,7 +738,7 @@ mod tests {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = kube::Client::new(service, "default");
         let (store, w) = reflector::store::<ServiceAccount>();
-        let notify = Arc::new(Notify::new());
+        let metrics = Arc::new(Metrics::new());
         let task = spawn(
             reflector::reflector(
                 w,
@@ -702,7 +747,11 @@ mod tests {
                     watcher::Config::default(),
                 ),
             ),
-            notify.clone(),
+            Watched {
+                notify: Arc::new(Notify::new()),
+                metrics: metrics.clone(),
+                resource: "serviceaccounts",
+            },
         );
         let list = |rv: &str, names: &[&str]| {
             serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccountList", "metadata": {"resourceVersion": rv},
@@ -737,6 +786,13 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["karpenter", "karpenter-2"]);
+        let counted =
+            r#"karpenter_doctor_kube_errors_total{error="gone",resource="serviceaccounts"} 1"#;
+        assert!(
+            metrics.encode().lines().any(|l| l == counted),
+            "{}",
+            metrics.encode()
+        );
         task.abort();
     }
 }

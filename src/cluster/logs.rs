@@ -2,6 +2,7 @@
 //! and replicas, resuming after a reconnect from the last line's time; only lines that may hold
 //! a failure are kept, within a byte budget.
 
+use super::metrics::Metrics;
 use crate::signal::Scanner;
 use futures_util::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -37,17 +38,20 @@ impl LogBuffer {
     }
 }
 
+/// Where followed lines go: the buffer (lines the scanner may recognise), the wake-up, and the
+/// count of failed reads.
+#[derive(Clone)]
+pub struct Sink {
+    pub buffer: Arc<Mutex<LogBuffer>>,
+    pub notify: Arc<Notify>,
+    pub scanner: Arc<Scanner>,
+    pub metrics: Arc<Metrics>,
+}
+
 /// Follows the logs of the pods `selector` picks in `namespace` until the task is dropped;
 /// each line the scanner may recognise is kept and wakes `notify` (the others, most of them,
 /// are dropped). `since` is where reading starts (a restart resumes there).
-pub async fn follow(
-    pods: Api<Pod>,
-    selector: String,
-    since: Option<Timestamp>,
-    buffer: Arc<Mutex<LogBuffer>>,
-    notify: Arc<Notify>,
-    scanner: Arc<Scanner>,
-) {
+pub async fn follow(pods: Api<Pod>, selector: String, since: Option<Timestamp>, sink: Sink) {
     let mut followed: BTreeMap<String, tokio::task::JoinHandle<()>> = BTreeMap::new();
     loop {
         followed.retain(|_, task| !task.is_finished());
@@ -60,32 +64,22 @@ pub async fn follow(
                     if followed.contains_key(&name) {
                         continue;
                     }
-                    let task = tokio::spawn(follow_pod(
-                        pods.clone(),
-                        name.clone(),
-                        since,
-                        buffer.clone(),
-                        notify.clone(),
-                        scanner.clone(),
-                    ));
+                    let task =
+                        tokio::spawn(follow_pod(pods.clone(), name.clone(), since, sink.clone()));
                     followed.insert(name, task);
                 }
             }
-            Err(e) => tracing_warn(&format!("listing Karpenter pods: {e}")),
+            Err(e) => {
+                sink.metrics.kube_error("pods", &e);
+                tracing_warn(&format!("listing Karpenter pods: {e}"));
+            }
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
 
 /// One pod's log, followed; after a break, resumed from the last line's timestamp.
-async fn follow_pod(
-    pods: Api<Pod>,
-    name: String,
-    mut since: Option<Timestamp>,
-    buffer: Arc<Mutex<LogBuffer>>,
-    notify: Arc<Notify>,
-    scanner: Arc<Scanner>,
-) {
+async fn follow_pod(pods: Api<Pod>, name: String, mut since: Option<Timestamp>, sink: Sink) {
     loop {
         let params = LogParams {
             follow: true,
@@ -97,6 +91,7 @@ async fn follow_pod(
             Ok(s) => s,
             Err(kube::Error::Api(e)) if e.code == 404 => return,
             Err(e) => {
+                sink.metrics.kube_error("pods/log", &e);
                 tracing_warn(&format!("reading the log of {name}: {e}"));
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 continue;
@@ -112,10 +107,10 @@ async fn follow_pod(
                         // Resume after this line: sinceTime is inclusive, so step past it.
                         since = Some(at + Duration::from_nanos(1));
                     }
-                    if scanner.may_recognise(text) {
+                    if sink.scanner.may_recognise(text) {
                         let text = crate::signal::text::cut(text, MAX_LINE);
-                        buffer.lock().expect("log buffer").push(&name, text);
-                        notify.notify_one();
+                        sink.buffer.lock().expect("log buffer").push(&name, text);
+                        sink.notify.notify_one();
                     }
                 }
                 Ok(None) => break,

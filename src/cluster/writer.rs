@@ -2,6 +2,7 @@
 //! `karpenter-doctor`), counting on from what the cluster holds, re-checks, deletions, the cap,
 //! and the Events that say when a root cause is found, changes, resolves or recurs.
 
+use super::metrics::Metrics;
 use super::resources;
 use crate::diagnose::lifecycle::{self, Verification};
 use crate::diagnose::model::{Condition, Diagnosis, DiagnosisSpec, DiagnosisStatus};
@@ -12,6 +13,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const FIELD_MANAGER: &str = "karpenter-doctor";
@@ -95,11 +97,17 @@ pub struct Writer {
     recorder: Recorder,
     known: BTreeMap<String, Known>,
     cap: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl Writer {
     /// `instance` names this replica in the Events it records; at most `cap` Diagnoses exist.
-    pub fn new(client: kube::Client, instance: Option<String>, cap: usize) -> Writer {
+    pub fn new(
+        client: kube::Client,
+        instance: Option<String>,
+        cap: usize,
+        metrics: Arc<Metrics>,
+    ) -> Writer {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance,
@@ -109,6 +117,7 @@ impl Writer {
             recorder: Recorder::new(client, reporter),
             known: BTreeMap::new(),
             cap,
+            metrics,
         }
     }
 
@@ -319,6 +328,7 @@ impl Writer {
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&event, &reference).await {
+            self.metrics.kube_error("events", &e);
             super::log::warn(&format!("recording an Event on Diagnosis {name}: {e}"));
         }
     }
@@ -576,7 +586,10 @@ mod tests {
     fn writer() -> (Writer, Handle) {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = kube::Client::new(service, "default");
-        (Writer::new(client, Some("doctor-0".into()), 10), handle)
+        (
+            Writer::new(client, Some("doctor-0".into()), 10, Default::default()),
+            handle,
+        )
     }
 
     fn conflict() -> Response<Body> {
@@ -771,7 +784,12 @@ mod tests {
     #[tokio::test]
     async fn no_new_diagnosis_is_created_at_the_cap() {
         let (service, _handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let mut writer = Writer::new(kube::Client::new(service, "default"), None, 0);
+        let mut writer = Writer::new(
+            kube::Client::new(service, "default"),
+            None,
+            0,
+            Default::default(),
+        );
         let written = writer
             .write(
                 &diagnosis(),

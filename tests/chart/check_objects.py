@@ -19,16 +19,20 @@ RELEASE_NAMESPACE = "karpenter-doctor"  # check.sh renders into this namespace
 SA = "karpenter-doctor"
 UID = 65532
 # Alerts whose runbook is not a reason code's.
-DOCTOR_RUNBOOKS = ["DoctorAwsLookupsFailing", "DoctorDown"]
+DOCTOR_RUNBOOKS = ["DoctorAwsLookupsFailing", "DoctorDown", "DoctorKubeAccessDenied"]
 EXPECTED_ALERTS = {
     "KarpenterLaunchesBlockedByIAM",
     "KarpenterKmsKeyUnusable",
     "KarpenterDoctorAwsLookupsFailing",
     "KarpenterDoctorDown",
+    "KarpenterDoctorKubeAccessDenied",
 }
 # Label values of contract §6.
 STATES = {"active", "resolved"}
 OUTCOMES = {"ok", "throttled", "denied", "error"}
+# The `error` label of karpenter_doctor_kube_errors_total (an extension of §6; metrics.rs).
+KUBE_ERRORS = {"unauthorized", "forbidden", "not_found", "conflict", "gone", "throttled",
+               "server_error", "connection", "other"}
 
 failures = []
 
@@ -409,7 +413,7 @@ def metric_names():
     return names
 
 
-@check("alert rules: the four alerts, each with severity, summary, description, runbook_url; metrics, categories and label values of the contract")
+@check("alert rules: the five alerts, each with severity, summary, description, runbook_url; metrics, categories and label values of the contract")
 def check_alerts(rules):
     problems = []
     rs = alerts(rules)
@@ -446,6 +450,9 @@ def check_alerts(rules):
         for m in re.finditer(r'outcome=~?"([^"]+)"', expr):
             if not set(m.group(1).split("|")) <= OUTCOMES:
                 problems.append(f"{a}: outcome {m.group(1)} not in {sorted(OUTCOMES)}")
+        for m in re.finditer(r'error=~?"([^"]+)"', expr):
+            if not set(m.group(1).split("|")) <= KUBE_ERRORS:
+                problems.append(f"{a}: error {m.group(1)} not in {sorted(KUBE_ERRORS)}")
     for c in sorted(categories - used_categories):
         print(f"     note: no alert names the category {c}")
     return problems

@@ -1,9 +1,9 @@
-//! Shared test helpers: the emulators (moto, kmock) and the oracle, installed on first use, and
-//! a seeded random generator.
+//! Shared test helpers: moto, the real kube-apiserver and the oracle, installed or built on first
+//! use, and a seeded random generator.
 #![allow(dead_code)]
 
-pub mod apiserver;
 pub mod double;
+pub mod karpenter;
 pub mod kubeapi;
 pub mod live;
 pub mod moto;
