@@ -4,6 +4,7 @@
 
 use super::logs::{self, LogBuffer};
 use super::metrics::Metrics;
+use super::observe::{self, Objects};
 use super::slim::Slim;
 use super::writer::{Writer, Written, category_label};
 use super::{http, leader, log, resources};
@@ -313,7 +314,7 @@ async fn watch(
         futures_util::future::ready(match event {
             Ok(
                 watcher::Event::Apply(e) | watcher::Event::InitApply(e) | watcher::Event::Delete(e),
-            ) => about_karpenter(e),
+            ) => observe::about_karpenter(e),
             _ => true,
         })
     });
@@ -342,18 +343,6 @@ async fn watch(
         },
         tasks,
     )
-}
-
-/// Whether an Event regards one of Karpenter's objects (any kind of its API groups): only those
-/// are cached (a cluster has many others), which also leaves out the doctor's own Events.
-fn about_karpenter(event: &Event) -> bool {
-    let group = event
-        .regarding
-        .as_ref()
-        .and_then(|r| r.api_version.as_deref())
-        .and_then(|v| v.split_once('/'))
-        .map(|(group, _)| group);
-    group.is_some_and(|g| [resources::KARPENTER_GROUP, resources::AWS_GROUP].contains(&g))
 }
 
 /// What one reflector reports to: the wake-up on change, and the count of its failures.
@@ -511,36 +500,27 @@ async fn reconcile(
 
 /// Scans the log buffer and reads every cached object into observations.
 fn observe(cx: &Context) -> Observations {
-    let mut obs = Observations::default();
-    let log_text: String = {
-        let buffer = cx.buffer.lock().expect("log buffer");
-        buffer.lines.iter().map(|(_, l)| format!("{l}\n")).collect()
-    };
-    let scanner = &cx.scanner;
-    if !log_text.is_empty() {
-        let _ = scanner.scan("karpenter-logs", log_text.as_bytes(), &mut obs, &mut |_| {});
-    }
     let stores = &cx.stores;
-    let slim = |store: &Store<Slim>, kind: &'static str| {
-        store.state().into_iter().map(move |o| kinded(&*o, kind))
+    let (claims, pools, classes, events, accounts) = (
+        stores.node_claims.state(),
+        stores.node_pools.state(),
+        stores.node_classes.state(),
+        stores.events.state(),
+        stores.accounts.state(),
+    );
+    let objects = Objects {
+        node_claims: claims.iter().map(|o| &**o).collect(),
+        node_pools: pools.iter().map(|o| &**o).collect(),
+        node_classes: classes.iter().map(|o| &**o).collect(),
+        events: events.iter().map(|o| &**o).collect(),
+        accounts: accounts.iter().map(|o| &**o).collect(),
     };
-    let events = stores
-        .events
-        .state()
-        .into_iter()
-        .map(|o| kinded(&*o, "Event"));
-    let accounts = stores
-        .accounts
-        .state()
-        .into_iter()
-        .map(|o| kinded(&*o, "ServiceAccount"));
-    let objects = slim(&stores.node_claims, "NodeClaim")
-        .chain(slim(&stores.node_pools, "NodePool"))
-        .chain(slim(&stores.node_classes, "EC2NodeClass"))
-        .chain(events)
-        .chain(accounts);
-    scanner.read_objects("cluster", objects, &mut obs);
-    obs
+    let buffer = cx.buffer.lock().expect("log buffer");
+    observe::observe(
+        &cx.scanner,
+        buffer.lines.iter().map(|(_, l)| l.as_str()),
+        &objects,
+    )
 }
 
 /// Re-verifies, with fresh facts, the Diagnoses in the cluster that `current` does not hold,
@@ -600,13 +580,6 @@ fn count_aws_requests(cx: &Context) {
                 .with_label_values(&[service, operation, outcome.as_str()]);
         counter.inc_by(n.saturating_sub(counter.get()));
     }
-}
-
-/// Cached objects may lack their kind (typed ones serialize without it); readers go by it.
-fn kinded<T: serde::Serialize>(obj: &T, kind: &str) -> serde_json::Value {
-    let mut v = serde_json::to_value(obj).unwrap_or_default();
-    v["kind"] = serde_json::json!(kind);
-    v
 }
 
 fn source_label(s: &crate::signal::Signal) -> &'static str {
@@ -695,33 +668,6 @@ mod tests {
             1,
             "only what was sighted within the hour is remembered"
         );
-    }
-
-    #[test]
-    fn only_events_about_karpenters_objects_are_kept() {
-        let event = |regarding: serde_json::Value| -> Event {
-            serde_json::from_value(
-                serde_json::json!({"metadata": {"name": "e", "namespace": "default"},
-                "eventTime": null, "regarding": regarding}),
-            )
-            .unwrap()
-        };
-        let about = |api_version: &str, kind: &str| {
-            about_karpenter(&event(
-                serde_json::json!({"apiVersion": api_version, "kind": kind, "name": "x"}),
-            ))
-        };
-        assert!(about("karpenter.sh/v1", "NodeClaim"));
-        assert!(about("karpenter.sh/v1beta1", "NodePool"));
-        assert!(about("karpenter.k8s.aws/v1", "EC2NodeClass"));
-        assert!(about("karpenter.sh/v1alpha5", "Machine"));
-        assert!(
-            !about("cluster.x-k8s.io/v1beta1", "Machine"),
-            "Cluster API's Machine"
-        );
-        assert!(!about("karpenter-doctor.io/v1alpha1", "Diagnosis"));
-        assert!(!about("v1", "Pod"));
-        assert!(!about_karpenter(&event(serde_json::Value::Null)));
     }
 
     #[test]

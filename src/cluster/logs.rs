@@ -4,7 +4,7 @@
 
 use super::metrics::Metrics;
 use crate::signal::Scanner;
-use futures_util::{AsyncBufReadExt, StreamExt};
+use futures_util::io::{AsyncBufRead, AsyncBufReadExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, LogParams};
@@ -97,32 +97,83 @@ async fn follow_pod(pods: Api<Pod>, name: String, mut since: Option<Timestamp>, 
                 continue;
             }
         };
-        let lines = stream.lines();
-        futures_util::pin_mut!(lines);
-        loop {
-            match lines.next().await.transpose() {
-                Ok(Some(line)) => {
-                    let (at, text) = split_timestamp(&line);
-                    if let Some(at) = at {
-                        // Resume after this line: sinceTime is inclusive, so step past it.
-                        since = Some(at + Duration::from_nanos(1));
-                    }
-                    if sink.scanner.may_recognise(text) {
-                        let text = crate::signal::text::cut(text, MAX_LINE);
-                        sink.buffer.lock().expect("log buffer").push(&name, text);
-                        sink.notify.notify_one();
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing_warn(&format!("reading the log of {name}: {e}"));
-                    break;
-                }
-            }
+        let read = read_into(stream, &name, &sink).await;
+        if read.last.is_some() {
+            // Resume after the last line: sinceTime is inclusive, so step past it.
+            since = read.last.map(|at| at + Duration::from_nanos(1));
+        }
+        if let Some(e) = read.error {
+            tracing_warn(&format!("reading the log of {name}: {e}"));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
+
+/// What reading one log stream came to.
+#[derive(Debug, Default)]
+pub struct Read {
+    /// Lines read (kept or not).
+    pub lines: u64,
+    /// The time of the last stamped line.
+    pub last: Option<Timestamp>,
+    /// The error that ended the stream early.
+    pub error: Option<std::io::Error>,
+}
+
+/// Reads a log stream (`timestamps=true`) to its end into the sink: each line the scanner may
+/// recognise is kept (cut at `MAX_LINE`, however long the line is on the wire) and wakes
+/// `notify`. Bytes that are not UTF-8 are replaced, never an end: one bad line loses nothing else.
+pub async fn read_into(stream: impl AsyncBufRead, pod: &str, sink: &Sink) -> Read {
+    let mut stream = std::pin::pin!(stream);
+    let mut read = Read::default();
+    let mut line = Vec::new();
+    let keep = |line: &[u8], read: &mut Read| {
+        read.lines += 1;
+        let line = String::from_utf8_lossy(line);
+        let (at, text) = split_timestamp(line.trim_end_matches('\r'));
+        if at.is_some() {
+            read.last = at;
+        }
+        if sink.scanner.may_recognise(text) {
+            let text = crate::signal::text::cut(text, MAX_LINE);
+            sink.buffer.lock().expect("log buffer").push(pod, text);
+            sink.notify.notify_one();
+        }
+    };
+    loop {
+        let (end, used) = match stream.as_mut().fill_buf().await {
+            Ok([]) => {
+                if !line.is_empty() {
+                    keep(&line, &mut read);
+                }
+                return read;
+            }
+            Ok(buf) => {
+                let (end, used) = match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => (true, i),
+                    None => (false, buf.len()),
+                };
+                // A line past the cap is cut: what is beyond it is skipped, not held
+                // (timestamp and message come first).
+                let room = (MAX_LINE + TIMESTAMP).saturating_sub(line.len());
+                line.extend_from_slice(&buf[..used.min(room)]);
+                (end, used)
+            }
+            Err(e) => {
+                read.error = Some(e);
+                return read;
+            }
+        };
+        stream.as_mut().consume(used + usize::from(end));
+        if end {
+            keep(&line, &mut read);
+            line.clear();
+        }
+    }
+}
+
+/// Room for the RFC 3339 time `timestamps=true` puts before each line.
+const TIMESTAMP: usize = 40;
 
 /// `2024-06-04T09:31:02.123456789Z text` → (the time, the text), as `timestamps=true` prints.
 pub fn split_timestamp(line: &str) -> (Option<Timestamp>, &str) {
@@ -141,8 +192,81 @@ fn tracing_warn(message: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::{LogBuffer, MAX_BYTES};
+    use super::{LogBuffer, MAX_BYTES, MAX_LINE, Sink, read_into};
     use crate::signal::{Observations, Scanner};
+    use std::sync::{Arc, Mutex};
+
+    fn sink() -> Sink {
+        Sink {
+            buffer: Arc::new(Mutex::new(LogBuffer::default())),
+            notify: Arc::default(),
+            scanner: Arc::new(Scanner::new().unwrap()),
+            metrics: Arc::default(),
+        }
+    }
+
+    const DENIED: &str = r#"{"level":"ERROR","message":"failed launching nodeclaim","error":"UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws:sts::111122223333:assumed-role/KarpenterController/1 is not authorized to perform: iam:PassRole on resource: arn:aws:iam::111122223333:role/KarpenterNode"}"#;
+
+    /// A byte that is not UTF-8, a line of 1 MiB, a line without its newline: each is read as
+    /// one line (replaced, cut, ended), and none of them costs the lines around it.
+    #[tokio::test]
+    async fn bad_lines_in_a_log_stream_cost_nothing_else() {
+        let mut wire = Vec::new();
+        wire.extend_from_slice(format!("2026-12-01T10:00:00.000000001Z {DENIED}\n").as_bytes());
+        wire.extend_from_slice(b"2026-12-01T10:00:01Z caf\xe9 \xff\xfe ");
+        wire.extend_from_slice(format!("{DENIED}\n").as_bytes());
+        wire.extend_from_slice(b"2026-12-01T10:00:02Z ");
+        wire.extend(std::iter::repeat_n(b'A', 1 << 20));
+        wire.extend_from_slice(b"\r\n");
+        wire.extend_from_slice(format!("2026-12-01T10:00:03Z {DENIED}").as_bytes());
+        let sink = sink();
+        // Served in small pieces, as a network stream is.
+        let pieces = wire
+            .chunks(777)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>();
+        let stream =
+            futures_util::TryStreamExt::into_async_read(futures_util::stream::iter(pieces));
+        let read = read_into(stream, "karpenter-1", &sink).await;
+        assert!(read.error.is_none(), "{:?}", read.error);
+        assert_eq!(read.lines, 4);
+        assert_eq!(
+            read.last,
+            Some("2026-12-01T10:00:03Z".parse().unwrap()),
+            "the last line's time"
+        );
+        let buffer = sink.buffer.lock().unwrap();
+        let kept: Vec<&str> = buffer.lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(
+            kept.len(),
+            3,
+            "the two denials and the replaced line: {:?}",
+            kept.iter()
+                .map(|l| &l[..40.min(l.len())])
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(kept[0], DENIED);
+        assert_eq!(kept[1], format!("caf\u{fffd} \u{fffd}\u{fffd} {DENIED}"));
+        assert_eq!(kept[2], DENIED);
+    }
+
+    #[tokio::test]
+    async fn a_line_longer_than_the_cap_is_kept_cut() {
+        let long = format!(
+            "2026-12-01T10:00:00Z {DENIED} {}\n",
+            "x".repeat(2 * MAX_LINE)
+        );
+        let sink = sink();
+        let read = read_into(long.as_bytes(), "karpenter-1", &sink).await;
+        assert_eq!(read.lines, 1);
+        let buffer = sink.buffer.lock().unwrap();
+        let (_, kept) = &buffer.lines[0];
+        assert!(
+            kept.starts_with(DENIED) && kept.len() <= MAX_LINE,
+            "{}",
+            kept.len()
+        );
+    }
 
     #[test]
     fn the_buffer_keeps_the_newest_lines_within_its_byte_budget() {

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod metrics;
 #[cfg(test)]
 mod mock;
+pub mod observe;
 pub mod resources;
 pub mod slim;
 pub mod writer;
