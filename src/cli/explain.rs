@@ -58,12 +58,22 @@ pub fn run(args: &ExplainArgs, out: &mut impl Write) -> Result<(), Failure> {
     };
     // Only what the live lookups added (DescribeInstances) is new.
     warn(&obs.warnings[scanned..]);
-    let written = match args.output {
-        Output::Json => serde_json::to_writer_pretty(&mut *out, &List::new(items))
+    print(&items, &obs, args.output, out)
+}
+
+/// The report (`text`) or the Diagnosis list (`json`, `yaml`) of `items`, found in `obs`.
+pub fn print(
+    items: &[diagnose::model::Diagnosis],
+    obs: &Observations,
+    output: Output,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let written = match output {
+        Output::Json => serde_json::to_writer_pretty(&mut *out, &List::new(items.to_vec()))
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out)),
         Output::Yaml => {
-            let text = serde_norway::to_string(&List::new(items))
+            let text = serde_norway::to_string(&List::new(items.to_vec()))
                 .map_err(|e| Failure(format!("cannot render YAML: {e}")))?;
             out.write_all(text.as_bytes())
         }
@@ -72,7 +82,7 @@ pub fn run(args: &ExplainArgs, out: &mut impl Write) -> Result<(), Failure> {
                 colour: std::io::stdout().is_terminal(),
             };
             out.write_all(
-                report::render(&items, obs.signals.len(), obs.warnings.len(), style).as_bytes(),
+                report::render(items, obs.signals.len(), obs.warnings.len(), style).as_bytes(),
             )
         }
     };
@@ -116,31 +126,39 @@ fn live_facts(
         .enable_all()
         .build()
         .map_err(|e| Failure(format!("cannot start the async runtime: {e}")))?;
-    let options = args.aws.options();
-    runtime.block_on(async {
-        let live = crate::aws::live::Live::connect(&options).await;
-        if args.verbose {
-            match live.caller().await {
-                Ok(arn) => eprintln!("karpenter-doctor: AWS caller {arn}"),
-                Err(e) => eprintln!("karpenter-doctor: AWS caller unknown: {e}"),
-            }
-        }
-        let facts =
-            crate::aws::gather::gather(&live, scanner, obs, args.facts.controller_role.as_deref())
-                .await;
-        if args.verbose {
-            for ((service, operation, outcome), n) in live.guard.counts() {
-                eprintln!(
-                    "karpenter-doctor: aws {service}:{operation} {} x{n}",
-                    outcome.as_str()
-                );
-            }
-        }
-        Ok(facts)
-    })
+    let role = args.facts.controller_role.as_deref();
+    Ok(runtime.block_on(gather_live(&args.aws, args.verbose, role, scanner, obs)))
 }
 
-fn warn(warnings: &[crate::signal::Warning]) {
+/// The live lookups of `explain --live` and `check`: the default credential chain, one lookup
+/// per distinct question; with `verbose`, who the doctor is in AWS and what it asked.
+pub async fn gather_live(
+    aws: &super::aws_args::AwsArgs,
+    verbose: bool,
+    role: Option<&str>,
+    scanner: &Scanner,
+    obs: &mut Observations,
+) -> crate::facts::fetched::FetchedFacts {
+    let live = crate::aws::live::Live::connect(&aws.options()).await;
+    if verbose {
+        match live.caller().await {
+            Ok(arn) => eprintln!("karpenter-doctor: AWS caller {arn}"),
+            Err(e) => eprintln!("karpenter-doctor: AWS caller unknown: {e}"),
+        }
+    }
+    let facts = crate::aws::gather::gather(&live, scanner, obs, role).await;
+    if verbose {
+        for ((service, operation, outcome), n) in live.guard.counts() {
+            eprintln!(
+                "karpenter-doctor: aws {service}:{operation} {} x{n}",
+                outcome.as_str()
+            );
+        }
+    }
+    facts
+}
+
+pub fn warn(warnings: &[crate::signal::Warning]) {
     for w in warnings {
         eprintln!(
             "karpenter-doctor: warning: {}:{}: {}",

@@ -2,6 +2,7 @@
 //! each subcommand's module reads its inputs, calls the pure core and renders the result.
 
 pub mod aws_args;
+pub mod check;
 pub mod controller;
 pub mod explain;
 pub mod fact_args;
@@ -33,8 +34,16 @@ pub enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Run the controller: watch Karpenter's objects and logs, write Diagnoses.
     Controller(controller::ControllerArgs),
+    /// Triage the cluster of the current kube context once: read Karpenter's objects, Events
+    /// and recent logs (read-only), look facts up in AWS, print the report.
+    Check(check::CheckArgs),
     /// Print the `Diagnosis` CustomResourceDefinition as YAML.
     Crd,
+    /// Print a shell completion script: `source <(karpenter-doctor completion bash)`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -75,9 +84,49 @@ pub fn read_file(path: &str) -> Result<String, Failure> {
     })
 }
 
-/// Runs the parsed command; exit 0 when it ran, 1 when an input file is unusable.
+/// The name the binary answers to: `kubectl karpenter-doctor` when it runs as the kubectl
+/// plugin `kubectl-karpenter_doctor` (krew's naming), else `karpenter-doctor`.
+pub fn bin_name(argv0: &str) -> &'static str {
+    let file = std::path::Path::new(argv0)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or("");
+    if file.starts_with("kubectl-") {
+        "kubectl karpenter-doctor"
+    } else {
+        "karpenter-doctor"
+    }
+}
+
+/// Parses the command line as `argv0` names the binary (usage errors exit 2, as clap does).
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let argv0 = std::env::args().next().unwrap_or_default();
+    let matches = Cli::command().bin_name(bin_name(&argv0)).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Exit status 3: `check --exit-code` found a root cause (contract §1).
+const FOUND: u8 = 3;
+
+/// Runs the parsed command; exit 0 when it ran, 1 when an input file is unusable (or, for
+/// `check`, the cluster cannot be read), 3 when `check --exit-code` found a root cause.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Check(args) => match check::run(&args, &mut std::io::stdout().lock()) {
+            Ok(true) if args.exit_code => return ExitCode::from(FOUND),
+            other => other.map(|_| ()),
+        },
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(
+                shell,
+                &mut command,
+                "karpenter-doctor",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Explain(args) => explain::run(&args, &mut std::io::stdout().lock()),
         Command::Simulate(args) => simulate::run(&args, &mut std::io::stdout().lock()),
         Command::Snapshot(args) => snapshot::run(&args, &mut std::io::stdout().lock()),

@@ -1,6 +1,7 @@
 //! The edge to Kubernetes: the `Diagnosis` CRD generated from the core's Rust types, and the
 //! controller that watches Karpenter's objects and logs and writes Diagnoses.
 
+pub mod check;
 pub mod controller;
 pub mod crd;
 pub mod http;

@@ -305,7 +305,7 @@ def rbac_rules(docs):
     return grants
 
 
-def rbac(docs, karpenter_namespace):
+def rbac(docs, karpenter_namespace, triage_groups=()):
     problems = []
     group = crd()["spec"]["group"]
     plural = crd()["spec"]["names"]["plural"]
@@ -343,6 +343,14 @@ def rbac(docs, karpenter_namespace):
     grant("Role", karpenter_namespace, "", ["pods", "serviceaccounts"], read)
     grant("Role", karpenter_namespace, "", ["pods/log"], ["get"])
     grant("Role", RELEASE_NAMESPACE, "coordination.k8s.io", ["leases"], ["get", "create", "update"])
+    if triage_groups:
+        # check's readers: list, and get of pods/log (rbac.triage).
+        grant("ClusterRole", "", "karpenter.sh", ["nodeclaims", "nodepools"], ["list"])
+        grant("ClusterRole", "", "karpenter.k8s.aws", ["ec2nodeclasses"], ["list"])
+        grant("ClusterRole", "", "events.k8s.io", ["events"], ["list"])
+        grant("ClusterRole", "", "", ["pods", "serviceaccounts"], ["list"])
+        grant("ClusterRole", "", "", ["pods/log"], ["get"])
+        grant("ClusterRole", "", group, [plural], ["list"])
     got = rbac_rules(docs)
     for extra in sorted(got - want):
         problems.append(f"grants more than least privilege: {extra}")
@@ -361,7 +369,12 @@ def rbac(docs, karpenter_namespace):
         if key not in roles:
             problems.append(f"{b['kind']} {b['metadata']['name']} binds {key}, which the chart does not render")
         bound.add(key)
-        if b["subjects"] != [{"kind": "ServiceAccount", "name": SA, "namespace": RELEASE_NAMESPACE}]:
+        if ref["name"].endswith("-triage"):
+            want_groups = [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": g}
+                           for g in triage_groups]
+            if b["subjects"] != want_groups:
+                problems.append(f"{b['kind']} {b['metadata']['name']} binds {b['subjects']}, want {want_groups}")
+        elif b["subjects"] != [{"kind": "ServiceAccount", "name": SA, "namespace": RELEASE_NAMESPACE}]:
             problems.append(f"{b['kind']} {b['metadata']['name']} binds {b['subjects']}")
     for role in sorted(roles - bound):
         problems.append(f"{role} is bound to nothing")
@@ -373,9 +386,9 @@ def check_rbac_default(docs):
     return rbac(docs, "kube-system")
 
 
-@check("every toggle on: the same RBAC, the Karpenter Role in karpenter.namespace")
+@check("every toggle on: the same RBAC, the Karpenter Role in karpenter.namespace, and the triage ClusterRole of check bound to rbac.triage.groups")
 def check_rbac_all(docs):
-    return rbac(docs, "karpenter")
+    return rbac(docs, "karpenter", ["oncall", "sre"])
 
 
 # ---------------------------------------------------------------------------------------------

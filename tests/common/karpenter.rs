@@ -1,10 +1,15 @@
 //! A real API server set up as a Karpenter cluster with the doctor installed: Karpenter's v1
-//! CRDs, the doctor's rendered manifests, and (seed 1) Karpenter's pod whose log the test feeds.
+//! CRDs, the doctor's rendered manifests; the seed-1 story (Karpenter's pod whose log the test
+//! feeds) and the seed-2 story (a lost NodeClaim on v1beta1 CRDs, its key pending deletion).
 
+use super::double::{Double, kms_ec2};
 use super::kubeapi::KubeApi;
-use super::live::{ACCOUNT, CONTROLLER, seed_china};
+use super::live::{
+    ACCOUNT, CONTROLLER, NODE_ROLE, ROOT, pending_deletion_key, scratch, seed_china,
+    seed2_node_class,
+};
 use super::moto::Moto;
-use serde_json::json;
+use serde_json::{Value, json};
 
 pub const CRDS: [&str; 3] = [
     "tests/fixtures/kube/crds/karpenter.sh_nodeclaims.yaml",
@@ -49,4 +54,133 @@ pub fn seed_1_cluster(name: &str) -> Option<(KubeApi, Moto)> {
         .to_string(),
     );
     Some((kube, moto))
+}
+
+/// An AMI's requirements as Karpenter v1 writes them in an EC2NodeClass's status.
+pub fn ami_requirements() -> Value {
+    json!([{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}])
+}
+
+/// Log times: a minute ago plus `second`.
+pub fn at(second: u32) -> String {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| k8s_openapi::jiff::Timestamp::now().as_second() - 60);
+    let t = k8s_openapi::jiff::Timestamp::from_second(base + i64::from(second)).unwrap();
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+pub fn log_line(time: &str, claim: &str) -> String {
+    let error = format!(
+        "launching nodeclaim, creating instance, with fleet error(s), UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws-cn:sts::{ACCOUNT}:assumed-role/{CONTROLLER}/1717236000 is not authorized to perform: iam:PassRole on resource: arn:aws-cn:iam::{ACCOUNT}:role/{NODE_ROLE} because no identity-based policy allows the iam:PassRole action."
+    );
+    json!({"level": "ERROR", "time": time, "logger": "controller",
+        "message": "Reconciler error", "controller": "nodeclaim.lifecycle", "NodeClaim": {"name": claim}, "error": error})
+    .to_string()
+}
+
+/// Karpenter's log lines at seconds `from..to` (one failure each, NodeClaim default-SSS).
+pub fn feed(kube: &KubeApi, from: u32, to: u32) {
+    for s in from..to {
+        let time = at(s);
+        kube.feed_log(
+            "kube-system",
+            "karpenter-7d9f",
+            "controller",
+            &time,
+            &log_line(&time, &format!("default-{s:03}")),
+        );
+    }
+}
+
+pub fn v1beta1_crds() -> Vec<String> {
+    let dir = format!("{ROOT}/tests/fixtures/kube/crds-v1.0.8");
+    [
+        "karpenter.sh_nodeclaims.yaml",
+        "karpenter.sh_nodepools.yaml",
+        "karpenter.k8s.aws_ec2nodeclasses.yaml",
+    ]
+    .iter()
+    .map(|f| {
+        let mut crd: Value =
+            serde_norway::from_str(&std::fs::read_to_string(format!("{dir}/{f}")).unwrap())
+                .unwrap();
+        let spec = crd["spec"].as_object_mut().unwrap();
+        spec.remove("conversion");
+        let versions = spec["versions"].as_array_mut().unwrap();
+        versions.retain(|v| v["name"] == "v1beta1");
+        assert_eq!(versions.len(), 1, "{f}: a v1beta1 version");
+        versions[0]["storage"] = json!(true);
+        crd.to_string()
+    })
+    .collect()
+}
+
+/// The seed-2 story on v1beta1 CRDs (only: Karpenter 0.3x), as its objects are: a NodeClaim lost
+/// right after launch, its EC2NodeClass, the Event of its termination; moto holds the key, pending
+/// deletion, and the double in front of it the dead instance (DescribeInstances) and its AMI.
+pub fn kms_cluster(name: &str) -> Option<(KubeApi, Moto, Double, String)> {
+    let kube = KubeApi::start(name)?;
+    for crd in v1beta1_crds() {
+        kube.apply(&crd);
+    }
+    kube.apply_file("manifests/karpenter-doctor.yaml");
+    let (code, body) = kube.get("/apis/karpenter.sh").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let group: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        group["versions"].as_array().unwrap().len(),
+        1,
+        "only v1beta1: {group:#}"
+    );
+    let moto = Moto::start(&format!("kubeapi-{name}"));
+    let key = pending_deletion_key(&moto, "us-east-1");
+    let served = key.clone();
+    let double = Double::start(&moto.endpoint, move |call| kms_ec2(call, &served));
+    kube.apply(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "karpenter", "namespace": "kube-system",
+            "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/KarpenterController-demo"}}})
+        .to_string(),
+    );
+    let dir = scratch(&format!("kubeapi-{name}"));
+    // The seed-2 objects as Karpenter 0.3x writes them, under its v1beta1 schemas (strict: a
+    // field v1beta1 does not have is an error): the NodeClaim right after launch (Launched
+    // only), its nodeClassRef by apiVersion (v1: by group); the EC2NodeClass with the
+    // amiFamily v1beta1 requires (v1: an alias), its AMIs' requirements.
+    let cmk = format!("{ROOT}/examples/cross-account-cmk");
+    let claims: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{cmk}/nodeclaims.json")).unwrap())
+            .unwrap();
+    let mut claim = claims["items"][0].clone();
+    claim["apiVersion"] = json!("karpenter.sh/v1beta1");
+    claim["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("creationTimestamp");
+    claim["spec"].as_object_mut().unwrap().remove("expireAfter");
+    claim["spec"]["nodeClassRef"] = json!({"apiVersion": "karpenter.k8s.aws/v1beta1", "kind": "EC2NodeClass", "name": "encrypted"});
+    claim["status"]["conditions"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|c| c["type"] == "Launched");
+    let stored = kube.apply(&claim.to_string()).remove(0);
+    assert_eq!(
+        stored["status"]["providerID"], claim["status"]["providerID"],
+        "the status went through its subresource: {stored:#}"
+    );
+    let mut class: Value =
+        serde_norway::from_str(&std::fs::read_to_string(seed2_node_class(&dir, None)).unwrap())
+            .unwrap();
+    class["apiVersion"] = json!("karpenter.k8s.aws/v1beta1");
+    class["spec"]["amiFamily"] = json!("AL2023");
+    class["spec"]["amiSelectorTerms"] = json!([{"id": "ami-0a1b2c3d4e5f60718"}]);
+    class["status"]["amis"][0]["requirements"] = ami_requirements();
+    kube.apply(&class.to_string());
+    kube.apply(
+        &json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "encrypted-7k2lp.17d", "namespace": "default"},
+            "eventTime": "2024-06-01T10:00:40.000000Z", "reportingController": "karpenter", "reportingInstance": "karpenter-7d9f",
+            "action": "Terminating", "type": "Normal", "reason": "InstanceTerminating", "note": "Instance is terminating",
+            "regarding": {"apiVersion": "karpenter.sh/v1beta1", "kind": "NodeClaim", "name": "encrypted-7k2lp"}})
+        .to_string(),
+    );
+    Some((kube, moto, double, key))
 }

@@ -644,10 +644,29 @@ impl KubeApi {
     /// Appends lines to a container's log as the container runtime writes it, stamped `time`
     /// (RFC 3339, with or without fraction); the first call makes the container "running".
     pub fn feed_log(&self, namespace: &str, pod: &str, container: &str, time: &str, lines: &str) {
+        self.append_log(self.pod_log(namespace, pod, container), time, lines);
+    }
+
+    /// Appends lines to the log of the container before its restart (`logs --previous`).
+    pub fn feed_previous_log(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        time: &str,
+        lines: &str,
+    ) {
+        let path = self
+            .pod_log(namespace, pod, container)
+            .with_extension("previous.log");
+        self.append_log(path, time, lines);
+    }
+
+    fn append_log(&self, path: PathBuf, time: &str, lines: &str) {
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.pod_log(namespace, pod, container))
+            .open(path)
             .unwrap();
         let text: String = lines
             .lines()

@@ -9,6 +9,8 @@
 // RFC3339Nano time when timestamps=true; sinceTime as the kube-apiserver forwards it (whole
 // seconds, RFC 3339) and inclusive; tailLines counted after sinceTime; with follow=true it goes
 // on until LOGDIR/NS_POD_CONTAINER.log.exited appears (the container ended) or the client goes.
+// previous=true reads LOGDIR/NS_POD_CONTAINER.previous.log (the container before its restart; a
+// 400 when there is none, as the kubelet answers).
 // A pod without a log file is 404, as the kubelet answers for a pod it does not run.
 //
 // TLS: the serving certificate CERT/KEY; clients must present a certificate that CA signed
@@ -52,7 +54,18 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) {
-		serveLog(w, r, filepath.Join(logDir, r.PathValue("namespace")+"_"+r.PathValue("pod")+"_"+r.PathValue("container")+".log"))
+		base := filepath.Join(logDir, r.PathValue("namespace")+"_"+r.PathValue("pod")+"_"+r.PathValue("container"))
+		if r.URL.Query().Get("previous") == "true" {
+			// The container before its last restart: its own file; none, as the kubelet answers.
+			if _, err := os.Stat(base + ".previous.log"); err != nil {
+				http.Error(w, fmt.Sprintf("previous terminated container %q in pod %q not found",
+					r.PathValue("container"), r.PathValue("pod")), http.StatusBadRequest)
+				return
+			}
+			serveLog(w, r, base+".previous.log")
+			return
+		}
+		serveLog(w, r, base+".log")
 	})
 	server := &http.Server{
 		Handler: logRequests(mux),

@@ -1,0 +1,416 @@
+//! `karpenter-doctor check` end to end: the real binary against a real kube-apiserver and etcd
+//! (tests/common/kubeapi.rs) and moto, as a user bound to the chart's triage ClusterRole only.
+//! The seed-1 story from a pod's current log; a credentials failure only in the previous
+//! container of a restarted pod; the seed-2 story on v1beta1 CRDs through DescribeInstances; a
+//! user forbidden to read logs (said, and the rest still diagnosed); no Karpenter at all (exit
+//! 1); `--exit-code`; the doctor's own Diagnoses listed beside check's findings.
+
+mod common;
+
+use common::karpenter::{at, cluster, feed, kms_cluster, log_line, seed_1_cluster};
+use common::kubeapi::KubeApi;
+use common::live::*;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What one run of `check` printed, and its exit status.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn items(&self) -> Vec<Value> {
+        let list: Value = serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", self.stdout, self.stderr));
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+fn check(kubeconfig: &Path, endpoint: &str, region: &str, args: &[&str]) -> Run {
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--endpoint-url", endpoint, "--region", region])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The chart rendered with the triage ClusterRole bound to `group`, as `helm template` does.
+fn triage_role(group: &str) -> String {
+    let tools = format!("{ROOT}/.tools");
+    let status = Command::new("bash")
+        .arg(format!("{ROOT}/tests/chart/install-tools.sh"))
+        .args([&tools, "helm"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "installing helm");
+    let out = Command::new(format!("{tools}/bin/helm"))
+        .args(["template", "karpenter-doctor"])
+        .arg(format!("{ROOT}/charts/karpenter-doctor"))
+        .args(["--namespace", "karpenter-doctor"])
+        .args(["--show-only", "templates/clusterrole-triage.yaml"])
+        .args(["--set", "rbac.triage.create=true"])
+        .args(["--set", &format!("rbac.triage.groups={{{group}}}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A person on call: the ServiceAccount `alice` of namespace `oncall`, whose group
+/// `system:serviceaccounts:oncall` the triage ClusterRole is bound to; nothing else.
+fn on_call(kube: &KubeApi) -> PathBuf {
+    kube.apply(&triage_role("system:serviceaccounts:oncall"));
+    kube.namespace("oncall");
+    kube.service_account("oncall", "alice");
+    kube.service_account_kubeconfig("oncall", "alice")
+}
+
+const ALICE: &str = "system:serviceaccount:oncall:alice";
+
+/// (verb, resource[/subresource]) of every request `user` made, and those refused.
+fn requests(kube: &KubeApi, user: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let mut made = Vec::new();
+    let mut refused = Vec::new();
+    for e in kube.audit() {
+        if e["user"]["username"] != user || e["stage"] != "ResponseComplete" {
+            continue;
+        }
+        let resource = match (
+            e["objectRef"]["resource"].as_str(),
+            e["objectRef"]["subresource"].as_str(),
+        ) {
+            (Some(r), Some(s)) if !s.is_empty() => format!("{r}/{s}"),
+            (Some(r), _) => r.to_string(),
+            (None, _) => continue, // discovery and /version: every authenticated user may
+        };
+        let verb = e["verb"].as_str().unwrap_or("").to_string();
+        if e["responseStatus"]["code"] == 403 {
+            refused.push(format!("{verb} {}", e["requestURI"]));
+        }
+        made.push((verb, resource));
+    }
+    made.sort();
+    made.dedup();
+    (made, refused)
+}
+
+#[test]
+fn check_as_the_triage_role_diagnoses_the_seed_1_log_and_agrees_with_the_controller() {
+    let Some((kube, moto)) = seed_1_cluster("check") else {
+        return;
+    };
+    feed(&kube, 0, 3);
+    let alice = on_call(&kube);
+
+    // The doctor's controller has written the same Diagnosis (here: explain's, applied).
+    let dir = scratch("check-seed-1");
+    let log = format!("{dir}/karpenter.log");
+    std::fs::write(&log, format!("{}\n", log_line(&at(0), "default-000"))).unwrap();
+    let (explained, _) = explain_live(&moto, "cn-northwest-1", &[&log]);
+    let mut written = explained["items"][0].clone();
+    let name = written["metadata"]["name"].as_str().unwrap().to_string();
+    written.as_object_mut().unwrap().remove("status");
+    kube.apply(&written.to_string());
+
+    let run = check(&alice, &moto.endpoint, "cn-northwest-1", &["-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let items = run.items();
+    assert_eq!(items.len(), 1, "{items:#?}\n{}", run.stderr);
+    let d = &items[0];
+    assert_eq!(d["metadata"]["name"], name.as_str(), "{d:#}");
+    assert_eq!(d["spec"]["category"], "PassRoleDenied");
+    assert_eq!(
+        d["status"]["rootCause"]["reason"],
+        "PassedToServiceMismatch"
+    );
+    assert_eq!(d["status"]["rootCause"]["confidence"], "Confirmed");
+    assert_eq!(d["status"]["occurrences"], 3, "{d:#}");
+    // What was read heads the report; with -o json it is on standard error, stdout is the list.
+    let (_, accounts) = kube
+        .get("/api/v1/namespaces/kube-system/serviceaccounts")
+        .unwrap();
+    let accounts: Value = serde_json::from_str(&accounts).unwrap();
+    let accounts = format!(
+        "{} ServiceAccounts in kube-system",
+        accounts["items"].as_array().unwrap().len()
+    );
+    for said in [
+        "Cluster: context ",
+        "Kubernetes v1.37.2",
+        "0 NodeClaims, 0 NodePools, 0 EC2NodeClasses (karpenter.sh/v1)",
+        &accounts,
+        "Logs:    3 lines of the last 1h from 1 pod in kube-system (karpenter-7d9f/controller)",
+        "AWS:     live lookups",
+        &format!("The doctor's controller runs here: 1 active Diagnosis (1 in all): {name}"),
+    ] {
+        assert!(run.stderr.contains(said), "{said:?} in\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("Not read"), "{}", run.stderr);
+
+    // Text: the same head, then explain's report. --exit-code: 3 for a root cause found.
+    let text = check(
+        &alice,
+        &moto.endpoint,
+        "cn-northwest-1",
+        &["--exit-code", "--since", "10m"],
+    );
+    assert_eq!(text.code, 3, "{}", text.stderr);
+    assert!(
+        text.stdout.starts_with("Cluster: context "),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("of the last 10m")
+            && text.stdout.contains("\n1 root cause found (3 signals)"),
+        "{}",
+        text.stdout
+    );
+
+    // Exactly what the triage ClusterRole grants was used, and nothing was refused.
+    let (made, refused) = requests(&kube, ALICE);
+    assert!(refused.is_empty(), "refused: {refused:#?}");
+    let rendered = triage_role("system:serviceaccounts:oncall");
+    let role: Value = serde_norway::Deserializer::from_str(&rendered)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .find(|d: &Value| d["kind"] == "ClusterRole")
+        .unwrap();
+    let mut granted: Vec<(String, String)> = Vec::new();
+    for rule in role["rules"].as_array().unwrap() {
+        for resource in rule["resources"].as_array().unwrap() {
+            for verb in rule["verbs"].as_array().unwrap() {
+                granted.push((
+                    verb.as_str().unwrap().into(),
+                    resource.as_str().unwrap().into(),
+                ));
+            }
+        }
+    }
+    granted.sort();
+    assert_eq!(
+        made, granted,
+        "check's requests are the triage role's rules"
+    );
+
+    // Without pods/log: said, and what the objects show is still diagnosed (a NodeClaim whose
+    // Launched condition holds the same failure, as Karpenter v1.0 cuts it).
+    let mut role = role;
+    role["rules"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["resources"] != json!(["pods/log"]));
+    kube.apply(&role.to_string());
+    let error = log_line(&at(0), "default-000");
+    let error: Value = serde_json::from_str(&error).unwrap();
+    let message: String = error["error"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("launching nodeclaim, ")
+        .chars()
+        .take(300)
+        .collect();
+    kube.apply(
+        &json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+            "metadata": {"name": "default-000", "labels": {"karpenter.sh/nodepool": "default"}},
+            "spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+                "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]}]},
+            "status": {"conditions": [{"type": "Launched", "status": "Unknown", "reason": "LaunchFailed",
+                "message": message, "lastTransitionTime": at(0)}]}})
+        .to_string(),
+    );
+    let before = requests(&kube, ALICE).1.len();
+    let denied = check(&alice, &moto.endpoint, "cn-northwest-1", &["-o", "json"]);
+    assert_eq!(denied.code, 0, "{}", denied.stderr);
+    assert!(
+        denied
+            .stderr
+            .contains("Not read:\n  - the log of karpenter-7d9f/controller: forbidden"),
+        "{}",
+        denied.stderr
+    );
+    assert!(denied.stderr.contains("1 NodeClaim,"), "{}", denied.stderr);
+    let items = denied.items();
+    assert_eq!(items.len(), 1, "{items:#?}\n{}", denied.stderr);
+    assert_eq!(items[0]["spec"]["category"], "PassRoleDenied");
+    assert_eq!(
+        items[0]["status"]["affectedNodeClaims"],
+        json!(["default-000"])
+    );
+    assert_eq!(
+        requests(&kube, ALICE).1.len(),
+        before + 1,
+        "only the log refused"
+    );
+}
+
+#[test]
+fn a_credentials_failure_only_in_the_previous_container_of_a_restarted_pod_is_found() {
+    let Some(mut kube) = cluster("check-credentials") else {
+        return;
+    };
+    kube.start_kubelet("node-a");
+    let node = kube.node().to_string();
+    kube.namespace("karpenter");
+    kube.apply(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "karpenter", "namespace": "karpenter",
+            "annotations": {"eks.amazonaws.com/role-arn": format!("arn:aws:iam::{ACCOUNT}:role/{CONTROLLER}")}}})
+        .to_string(),
+    );
+    // Karpenter v1 crash-looping: its container restarted 4 times; the current one has only
+    // started, the previous one said why it exited (aws-sdk-go-v2's credential chain).
+    kube.apply(
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "karpenter-5b8c", "namespace": "karpenter",
+            "labels": {"app.kubernetes.io/name": "karpenter"}},
+            "spec": {"nodeName": node, "serviceAccountName": "karpenter",
+                "containers": [{"name": "controller", "image": "public.ecr.aws/karpenter/controller:1.15.2"}]},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "controller", "ready": false, "restartCount": 4,
+                "image": "public.ecr.aws/karpenter/controller:1.15.2", "imageID": "",
+                "state": {"running": {"startedAt": at(30)}},
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": at(0), "finishedAt": at(2)}}}]}})
+        .to_string(),
+    );
+    let started = json!({"level": "INFO", "time": at(30), "logger": "controller", "message": "discovered karpenter version", "version": "1.15.2"});
+    kube.feed_log(
+        "karpenter",
+        "karpenter-5b8c",
+        "controller",
+        &at(30),
+        &started.to_string(),
+    );
+    let failed = json!({"level": "ERROR", "time": at(1), "logger": "controller", "message": "ec2 api connectivity check failed", "commit": "62a726c",
+        "error": "operation error EC2: DescribeInstanceTypes, get identity: get credentials: failed to refresh cached credentials, failed to retrieve credentials, operation error STS: AssumeRoleWithWebIdentity, https response error StatusCode: 403, RequestID: 5c3f9ce5-ba7d-495e-98b1-ffcd5cf85133, api error AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity"});
+    kube.feed_previous_log(
+        "karpenter",
+        "karpenter-5b8c",
+        "controller",
+        &at(1),
+        &failed.to_string(),
+    );
+    let alice = on_call(&kube);
+    let run = check(
+        &alice,
+        "http://127.0.0.1:9",
+        "us-east-1",
+        &[
+            "--offline",
+            "--karpenter-namespace",
+            "karpenter",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let items = run.items();
+    assert_eq!(items.len(), 1, "{items:#?}\n{}", run.stderr);
+    assert_eq!(items[0]["spec"]["category"], "CredentialsDenied");
+    assert_eq!(items[0]["spec"]["action"], "sts:AssumeRoleWithWebIdentity");
+    assert!(
+        run.stderr.contains(
+            "Logs:    2 lines of the last 1h from 1 pod in karpenter (karpenter-5b8c/controller, karpenter-5b8c/controller (previous))"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("AWS:     not asked (--offline)"));
+    let (_, refused) = requests(&kube, ALICE);
+    assert!(refused.is_empty(), "refused: {refused:#?}");
+}
+
+#[test]
+fn the_seed_2_story_on_v1beta1_crds_is_traced_to_its_key_without_karpenters_pods() {
+    let Some((kube, _moto, double, key)) = kms_cluster("check-kms") else {
+        return;
+    };
+    let alice = on_call(&kube);
+    let run = check(&alice, &double.endpoint, "us-east-1", &["-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let items = run.items();
+    assert_eq!(items.len(), 1, "{items:#?}\n{}", run.stderr);
+    let d = &items[0];
+    assert_eq!(d["spec"]["category"], "KmsKeyUnusable", "{d:#}");
+    assert_eq!(d["spec"]["kmsKeyArn"], key.as_str());
+    assert_eq!(d["status"]["rootCause"]["reason"], "KeyPendingDeletion");
+    assert_eq!(d["status"]["rootCause"]["confidence"], "Confirmed");
+    for said in [
+        "1 NodeClaim, 0 NodePools, 1 EC2NodeClass (karpenter.sh/v1beta1); 1 Event regarding them",
+        "Logs:    0 lines of the last 1h from 0 pods in kube-system (none read)",
+        "Not read:\n  - no pods match app.kubernetes.io/name=karpenter in kube-system",
+        "The doctor's controller runs here: 0 active Diagnoses (0 in all)",
+    ] {
+        assert!(run.stderr.contains(said), "{said:?} in\n{}", run.stderr);
+    }
+    assert_eq!(double.count("DescribeInstances"), 1);
+}
+
+#[test]
+fn without_karpenter_or_without_a_cluster_check_says_so_and_exits_1() {
+    let dir = scratch("check-nothing");
+    // Nothing listens on the cluster's address.
+    let nowhere = format!("{dir}/kubeconfig");
+    std::fs::write(
+        &nowhere,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:{}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: u\ncurrent-context: gone\n",
+            common::free_port()
+        ),
+    )
+    .unwrap();
+    let run = check(
+        Path::new(&nowhere),
+        "http://127.0.0.1:9",
+        "us-east-1",
+        &["--offline"],
+    );
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("context gone (https://127.0.0.1:")
+            && run.stderr.contains("cannot read the cluster"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty());
+    // Usage errors: 2.
+    let usage = check(
+        Path::new(&nowhere),
+        "http://127.0.0.1:9",
+        "us-east-1",
+        &["--since", "soon"],
+    );
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
+
+    // A real cluster without Karpenter: neither its API group nor its pods.
+    let Some(kube) = KubeApi::start("check-nothing") else {
+        return;
+    };
+    let run = check(
+        &kube.kubeconfig,
+        "http://127.0.0.1:9",
+        "us-east-1",
+        &["--offline"],
+    );
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("no Karpenter here: the API group karpenter.sh is not served and no pods match app.kubernetes.io/name=karpenter in kube-system"),
+        "{}",
+        run.stderr
+    );
+}
