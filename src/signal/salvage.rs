@@ -60,6 +60,9 @@ pub(crate) fn members(json: &str) -> Map<String, Value> {
 
 /// A key starting at the quote at `at` and followed by `:`: the key and where its value starts.
 fn key_at(json: &str, at: usize) -> Option<(String, usize)> {
+    if json.as_bytes().get(at) != Some(&b'"') {
+        return None;
+    }
     let rest = &json[at + 1..];
     let len = rest
         .bytes()
@@ -121,7 +124,7 @@ fn string_at(json: &str, start: usize) -> (String, usize) {
 /// `"name": "x"` as the first member of the object starting at `start`.
 fn nested_name(json: &str, start: usize) -> Option<String> {
     let at = skip_space(json.as_bytes(), start);
-    let (key, value_at) = key_at(json, at).filter(|_| json.as_bytes().get(at) == Some(&b'"'))?;
+    let (key, value_at) = key_at(json, at)?;
     let value_at = skip_space(json.as_bytes(), value_at);
     (key == "name" && json.as_bytes().get(value_at) == Some(&b'"'))
         .then(|| string_at(json, value_at + 1).0)
@@ -131,6 +134,27 @@ fn nested_name(json: &str, start: usize) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by cargo-fuzz (fuzz/, target `scan`): a nested object cut short right after its
+    /// `{`, or followed by a character of more than one byte, made the key reader slice past
+    /// the end or inside a character.
+    #[test]
+    fn an_object_cut_short_after_its_brace_is_no_panic() {
+        for text in [
+            r#"{"level":"ERROR","NodeClaim":{"#,
+            r#"{"level":"ERROR","NodeClaim":{ "#,
+            "{\"level\":\"ERROR\",\"NodeClaim\":{\u{e9}\"name\":\"x\"}}",
+            "{\"NodeClaim\":{\u{ff}",
+        ] {
+            let m = members(text);
+            assert_eq!(
+                m.get("level").map(|v| v == "ERROR"),
+                text.contains("level").then_some(true),
+                "{text}"
+            );
+            assert!(m.get("NodeClaim").is_none(), "{text}: {m:?}");
+        }
+    }
 
     #[test]
     fn reads_a_line_cut_short() {
