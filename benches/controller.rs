@@ -7,7 +7,7 @@
 mod common;
 
 use common::free_port;
-use common::karpenter::{DOCTOR_NS, DOCTOR_SA, seed_1_cluster};
+use common::karpenter::{DOCTOR_NS, DOCTOR_SA, healthy_node_claim, seed_1_cluster};
 use common::live::*;
 use futures_util::StreamExt;
 use kube::api::{Api, DynamicObject, PostParams};
@@ -32,24 +32,6 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// A healthy NodeClaim as Karpenter 1.x writes it: launched, registered, initialized.
-fn node_claim(i: usize) -> DynamicObject {
-    let conditions: Vec<_> = ["Launched", "Registered", "Initialized", "Ready"]
-        .iter()
-        .map(|t| json!({"type": t, "status": "True", "reason": t, "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}))
-        .collect();
-    serde_json::from_value(json!({
-        "apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
-        "metadata": {"name": format!("default-{i:05}"), "labels": {"karpenter.sh/nodepool": "default"}},
-        "spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
-            "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]}]},
-        "status": {"providerID": format!("aws:///cn-northwest-1a/i-{i:017x}"), "imageID": "ami-0123456789abcdef0",
-            "nodeName": format!("ip-10-0-{}-{}.cn-northwest-1.compute.internal", i / 250, i % 250),
-            "conditions": conditions}
-    }))
-    .unwrap()
-}
-
 fn main() {
     let Some((kube, moto)) = seed_1_cluster("bench-controller") else {
         panic!("kube-apiserver cannot be built here");
@@ -66,7 +48,7 @@ fn main() {
         let mut pending = futures_util::stream::iter((0..NODE_CLAIMS).map(|i| {
             let api = api.clone();
             async move {
-                api.create(&PostParams::default(), &node_claim(i))
+                api.create(&PostParams::default(), &healthy_node_claim(i))
                     .await
                     .unwrap()
             }

@@ -449,25 +449,9 @@ fn refusals_since(kube: &KubeApi, from: usize) -> Vec<String> {
 
 #[test]
 fn the_controller_as_its_service_account_turns_the_seed_1_log_stream_into_one_diagnosis() {
-    let Some(mut kube) = cluster("controller") else {
+    let Some((mut kube, moto)) = seed_1_cluster("controller") else {
         return;
     };
-    let moto = Moto::start("kubeapi-controller");
-    seed_china(&moto);
-    kube.start_kubelet("node-a");
-    let node = kube.node().to_string();
-    kube.apply(
-        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "karpenter", "namespace": "kube-system",
-            "annotations": {"eks.amazonaws.com/role-arn": format!("arn:aws-cn:iam::{ACCOUNT}:role/{CONTROLLER}")}}})
-        .to_string(),
-    );
-    kube.apply(
-        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "karpenter-7d9f", "namespace": "kube-system",
-            "labels": {"app.kubernetes.io/name": "karpenter"}},
-            "spec": {"nodeName": node, "serviceAccountName": "karpenter",
-                "containers": [{"name": "controller", "image": "public.ecr.aws/karpenter/controller:1.15.2"}]}})
-        .to_string(),
-    );
     feed(&kube, 0, 3);
     // The log reaches a client through the API server, proxied to the kubelet double.
     let (code, body) = kube

@@ -21,16 +21,8 @@ pub struct CheckArgs {
     /// The kubeconfig context [default: its current context].
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
-    /// The namespace Karpenter runs in.
-    #[arg(long, default_value = "kube-system", value_name = "NS")]
-    pub karpenter_namespace: String,
-    /// The pods whose logs are read.
-    #[arg(
-        long,
-        default_value = "app.kubernetes.io/name=karpenter",
-        value_name = "SELECTOR"
-    )]
-    pub karpenter_selector: String,
+    #[command(flatten)]
+    pub karpenter: super::karpenter_args::KarpenterArgs,
     /// How far back to read the logs: 90s, 30m, 1h, 2h30m, 1d.
     #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = parse_duration)]
     pub since: Duration,
@@ -66,8 +58,8 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<bool, Failure> {
     runtime.block_on(async {
         let (client, cluster) = connect(args).await?;
         let request = Request {
-            namespace: args.karpenter_namespace.clone(),
-            selector: args.karpenter_selector.clone(),
+            namespace: args.karpenter.namespace.clone(),
+            selector: args.karpenter.selector.clone(),
             since: args.since,
         };
         let show = std::io::stderr().is_terminal();

@@ -35,16 +35,8 @@ pub struct ControllerArgs {
     /// Keep at most this many Diagnoses.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub max_diagnoses: usize,
-    /// The namespace Karpenter runs in.
-    #[arg(long, default_value = "kube-system", value_name = "NS")]
-    pub karpenter_namespace: String,
-    /// The pods whose logs are read.
-    #[arg(
-        long,
-        default_value = "app.kubernetes.io/name=karpenter",
-        value_name = "SELECTOR"
-    )]
-    pub karpenter_selector: String,
+    #[command(flatten)]
+    pub karpenter: super::karpenter_args::KarpenterArgs,
     /// Quiet time after a change before diagnosing, in milliseconds.
     #[arg(long, default_value_t = 200, value_name = "MS")]
     pub debounce_ms: u64,
@@ -62,8 +54,8 @@ pub fn run(args: &ControllerArgs) -> Result<(), Failure> {
     }
     let snapshots = args.facts.load()?;
     let settings = Settings {
-        karpenter_namespace: args.karpenter_namespace.clone(),
-        karpenter_selector: args.karpenter_selector.clone(),
+        karpenter_namespace: args.karpenter.namespace.clone(),
+        karpenter_selector: args.karpenter.selector.clone(),
         controller_role: args.facts.controller_role.clone(),
         metrics_address: args.metrics_bind_address.clone(),
         health_address: args.health_probe_bind_address.clone(),
@@ -75,7 +67,7 @@ pub fn run(args: &ControllerArgs) -> Result<(), Failure> {
             args.leader_election_namespace
                 .clone()
                 .or_else(|| std::env::var("POD_NAMESPACE").ok())
-                .unwrap_or_else(|| args.karpenter_namespace.clone())
+                .unwrap_or_else(|| args.karpenter.namespace.clone())
         }),
         aws: args.aws.options(),
         snapshots,

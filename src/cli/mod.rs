@@ -6,6 +6,7 @@ pub mod check;
 pub mod controller;
 pub mod explain;
 pub mod fact_args;
+pub mod karpenter_args;
 pub mod report;
 pub mod simulate;
 pub mod snapshot;

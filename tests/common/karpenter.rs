@@ -184,3 +184,21 @@ pub fn kms_cluster(name: &str) -> Option<(KubeApi, Moto, Double, String)> {
     );
     Some((kube, moto, double, key))
 }
+
+/// A healthy NodeClaim `default-NNNNN` as Karpenter 1.x writes it (the benchmarks' thousands).
+pub fn healthy_node_claim(i: usize) -> kube::api::DynamicObject {
+    let conditions: Vec<_> = ["Launched", "Registered", "Initialized", "Ready"]
+        .iter()
+        .map(|t| json!({"type": t, "status": "True", "reason": t, "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}))
+        .collect();
+    serde_json::from_value(json!({
+        "apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+        "metadata": {"name": format!("default-{i:05}"), "labels": {"karpenter.sh/nodepool": "default"}},
+        "spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+            "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]}]},
+        "status": {"providerID": format!("aws:///cn-northwest-1a/i-{i:017x}"), "imageID": "ami-0123456789abcdef0",
+            "nodeName": format!("ip-10-0-{}-{}.cn-northwest-1.compute.internal", i / 250, i % 250),
+            "conditions": conditions}
+    }))
+    .unwrap()
+}
