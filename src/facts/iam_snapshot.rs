@@ -12,6 +12,8 @@ pub struct PrincipalPolicies {
     pub arn: String,
     pub identity: Vec<Policy>,
     pub boundary: Option<Policy>,
+    /// A role's trust policy (`AssumeRolePolicyDocument`); `None` for users, or when not given.
+    pub trust: Option<Policy>,
     /// Where the facts come from (`iam snapshot FILE`, `live IAM`), for evidence lines.
     pub source: String,
 }
@@ -140,10 +142,18 @@ impl IamSnapshot {
             Some(b) => self.managed(b)?,
             None => None,
         };
+        let trust = match entry.get("AssumeRolePolicyDocument") {
+            Some(doc) if !doc.is_null() => Some(trust_document(
+                doc,
+                &format!("{path}.AssumeRolePolicyDocument"),
+            )?),
+            _ => None,
+        };
         Ok(PrincipalPolicies {
             arn,
             identity,
             boundary,
+            trust,
             source: "iam snapshot".into(),
         })
     }
@@ -189,6 +199,25 @@ fn array<'a>(entry: &'a Value, key: &str, path: &str) -> Result<&'a [Value], Par
 }
 
 /// A policy document given as a JSON object, a JSON string, or a URL-encoded JSON string.
+/// A trust policy, decoded or URL-encoded (`get-account-authorization-details` gives either).
+fn trust_document(doc: &Value, path: &str) -> Result<Policy, ParseError> {
+    let decoded = match doc {
+        Value::String(text) => {
+            let text = percent_encoding::percent_decode_str(text)
+                .decode_utf8()
+                .map_err(|_| err(path, "URL-encoded document is not UTF-8"))?;
+            serde_json::from_str(&text).map_err(|e| err(path, format!("not valid JSON: {e}")))?
+        }
+        v => v.clone(),
+    };
+    Policy::trust_from_value("trust", &decoded).map_err(|e| {
+        err(
+            &format!("{path}{}", e.path.trim_start_matches('$')),
+            e.message,
+        )
+    })
+}
+
 fn document(name: &str, doc: &Value, path: &str) -> Result<Policy, ParseError> {
     let reroot = |e: ParseError| {
         err(

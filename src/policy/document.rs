@@ -87,6 +87,26 @@ impl Policy {
         Policy::from_value(name, &value)
     }
 
+    /// Parses a role's trust policy: its statements name no resource (the role is the resource),
+    /// read as `"Resource": "*"`.
+    pub fn trust_from_value(name: &str, value: &Value) -> Result<Policy, ParseError> {
+        let mut value = value.clone();
+        let statements = match value.get_mut("Statement") {
+            Some(Value::Array(list)) => list.iter_mut().collect::<Vec<_>>(),
+            Some(one) => vec![one],
+            None => Vec::new(),
+        };
+        for st in statements {
+            if let Some(st) = st.as_object_mut()
+                && !st.contains_key("Resource")
+                && !st.contains_key("NotResource")
+            {
+                st.insert("Resource".into(), Value::String("*".into()));
+            }
+        }
+        Policy::from_value(name, &value)
+    }
+
     /// Parses an already decoded policy document.
     pub fn from_value(name: &str, value: &Value) -> Result<Policy, ParseError> {
         let doc = value

@@ -174,11 +174,11 @@ fn principal_match(principals: Option<&Principals>, req: &Request) -> Option<Pri
             .iter()
             .filter_map(|v| aws_principal_match(v, &req.principal))
             .max();
-        let service = p
-            .service
-            .contains(&req.principal)
+        // A service principal, or a federated one (an OIDC or SAML provider's ARN, as
+        // `sts:AssumeRoleWithWebIdentity` names the caller), is named exactly.
+        let named = (p.service.contains(&req.principal) || p.federated.contains(&req.principal))
             .then_some(PrincipalMatch::Role);
-        aws.max(service)
+        aws.max(named)
     };
     // `NotPrincipal` leaving the caller out names it no more specifically than its role: a grant
     // through it is capped by a permissions boundary like a grant to the role ARN.
@@ -251,6 +251,10 @@ mod tests {
             ),
             (r#"{"AWS":"444455556666"}"#, None),
             (r#"{"Service":"ec2.amazonaws.com"}"#, None),
+            (
+                r#"{"Federated":"arn:aws:iam::111122223333:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"}"#,
+                None,
+            ),
         ];
         for (principal, expected) in cases {
             let p = policy(&format!(
@@ -263,6 +267,25 @@ mod tests {
             );
             assert_eq!(applies(&p, &p.statements[0], &req), expected, "{principal}");
         }
+    }
+
+    /// IRSA: the trust policy names the cluster's OIDC provider as a federated principal, and
+    /// the web identity request is made by that provider's ARN.
+    #[test]
+    fn a_federated_principal_is_the_provider_named_exactly() {
+        let provider = "arn:aws:iam::111122223333:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
+        let p = policy(&format!(
+            r#"{{"Statement":{{"Effect":"Allow","Principal":{{"Federated":"{provider}"}},"Action":"sts:AssumeRoleWithWebIdentity","Resource":"*"}}}}"#
+        ));
+        let role = "arn:aws:iam::111122223333:role/KarpenterController";
+        let req = Request::new(provider, "sts:AssumeRoleWithWebIdentity", role);
+        assert_eq!(
+            applies(&p, &p.statements[0], &req),
+            Some(PrincipalMatch::Role)
+        );
+        let other = provider.replace("EXAMPLED539", "0THERCLUSTER");
+        let req = Request::new(&other, "sts:AssumeRoleWithWebIdentity", role);
+        assert_eq!(applies(&p, &p.statements[0], &req), None);
     }
 
     #[test]
