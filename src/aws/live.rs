@@ -143,13 +143,11 @@ impl Live {
         }
         // The trust policy matters to credentials failures only: one that cannot be read is
         // unknown there, and costs the identity policies nothing.
-        let trust = role
-            .assume_role_policy_document()
-            .and_then(|doc| {
-                let text = percent_encoding::percent_decode_str(doc).decode_utf8_lossy();
-                let value = serde_json::from_str(&text).ok()?;
-                Policy::trust_from_value("trust", &value).ok()
-            });
+        let trust = role.assume_role_policy_document().and_then(|doc| {
+            let text = percent_encoding::percent_decode_str(doc).decode_utf8_lossy();
+            let value = serde_json::from_str(&text).ok()?;
+            Policy::trust_from_value("trust", &value).ok()
+        });
         let boundary = role
             .permissions_boundary()
             .and_then(|b| b.permissions_boundary_arn())

@@ -1,9 +1,16 @@
 //! Root cause of a credentials failure (Karpenter gets no AWS identity: IRSA or EKS Pod
-//! Identity not in effect), inferred from the error text; the remediation names the fix.
+//! Identity not in effect). For IRSA, proven where the facts allow: the role's trust policy
+//! evaluated for the token STS was given (the cluster's provider, Karpenter's `sub`, `aud`), and
+//! the account's OIDC providers; else inferred from the error text, saying what is missing.
 
-use super::finding::{CredentialsPath, Finding, Fix, evidence};
+use super::finding::{CredentialsFix, CredentialsPath, Finding, Fix, evidence};
 use super::model::{Confidence, ReasonCode};
-use crate::signal::{PolicyLayer, Signal};
+use crate::facts::{Facts, Lookup};
+use crate::partition::Partition;
+use crate::policy::arn::Arn;
+use crate::policy::{Decision, PolicySet, PolicyType, Request, StatementRef};
+use crate::signal::{AccountInfo, PolicyLayer, Signal};
+use serde_json::{Map, Value, json};
 
 /// One credentials failure to explain.
 pub struct CredentialsCase<'a> {
@@ -11,9 +18,20 @@ pub struct CredentialsCase<'a> {
     /// The role Karpenter was to run as: the ServiceAccount's, `--controller-role`, or the
     /// role the message names.
     pub role: Option<&'a str>,
+    /// Karpenter's ServiceAccount (the token's `sub`).
+    pub account: Option<&'a AccountInfo>,
+    /// The cluster's OIDC issuer URL (the token's `iss`).
+    pub issuer: Option<&'a str>,
+    /// The account's IAM OIDC providers, where listed.
+    pub providers: Option<&'a [String]>,
+    pub partition: &'static Partition,
 }
 
-pub fn reason(case: &CredentialsCase<'_>) -> Finding {
+/// The audience EKS gives IRSA tokens.
+const AUDIENCE: &str = "sts.amazonaws.com";
+const WEB_IDENTITY: &str = "sts:AssumeRoleWithWebIdentity";
+
+pub fn reason(case: &CredentialsCase<'_>, facts: &dyn Facts) -> Finding {
     let s = case.signal;
     let action = s.action.as_deref().unwrap_or("");
     let role = case.role.map(str::to_string);
@@ -84,13 +102,26 @@ pub fn reason(case: &CredentialsCase<'_>) -> Finding {
             },
         };
     };
+    let fix = CredentialsFix {
+        how,
+        role: s
+            .resource
+            .clone()
+            .filter(|_| how == CredentialsPath::AssumeRole)
+            .or(role),
+        issuer: case.issuer.map(str::to_string),
+        caller: s.principal.clone(),
+        account: case.account.map(|a| (a.namespace.clone(), a.name.clone())),
+        trust: None,
+    };
     let missing = match how {
-        CredentialsPath::OidcProvider => {
-            "the account's OIDC providers (aws iam list-open-id-connect-providers) and the cluster's issuer (aws eks describe-cluster) would confirm it"
+        CredentialsPath::WebIdentity | CredentialsPath::OidcProvider => {
+            match web_identity(case, facts, &fix) {
+                Ok(proven) => return proven,
+                Err(missing) => format!("{} would confirm it", missing.join(", ")),
+            }
         }
-        _ => {
-            "the role's trust policy, the cluster's OIDC issuer and Karpenter's ServiceAccount would confirm it and name the statement at fault"
-        }
+        _ => "the role's trust policy would confirm it and name the statement at fault".into(),
     };
     Finding {
         reason,
@@ -108,15 +139,273 @@ pub fn reason(case: &CredentialsCase<'_>) -> Finding {
             ),
         )],
         statement: None,
-        fix: Fix::Credentials {
-            how,
-            role: s
-                .resource
-                .clone()
-                .filter(|_| how == CredentialsPath::AssumeRole)
-                .or(role),
-            issuer: s.oidc_issuer.clone(),
-            caller: s.principal.clone(),
-        },
+        fix: Fix::Credentials(fix),
     }
+}
+
+/// IRSA from the facts: the account's OIDC providers lack the cluster's issuer
+/// (`OidcProviderMissing`), or the trust policy refuses the token STS was given
+/// (`TrustPolicyMismatch`): both `Confirmed`. `Err`: what is missing to tell.
+fn web_identity(
+    case: &CredentialsCase<'_>,
+    facts: &dyn Facts,
+    fix: &CredentialsFix,
+) -> Result<Finding, Vec<String>> {
+    let mut missing = Vec::new();
+    let role = case.role.and_then(Arn::parse);
+    if role.is_none() {
+        missing
+            .push("the controller role (Karpenter's ServiceAccount, or --controller-role)".into());
+    }
+    let host = case
+        .issuer
+        .map(|i| i.trim_start_matches("https://").trim_end_matches('/'));
+    if host.is_none() {
+        missing.push("the cluster's OIDC issuer (aws eks describe-cluster)".into());
+    }
+    let provider = role.as_ref().zip(host).map(|(r, host)| {
+        format!(
+            "arn:{}:iam::{}:oidc-provider/{host}",
+            case.partition.id, r.account
+        )
+    });
+    if let (Some(provider), Some(providers)) = (&provider, case.providers)
+        && !providers.contains(provider)
+    {
+        return Ok(provider_missing(case, provider, providers, fix));
+    }
+    if fix.how == CredentialsPath::OidcProvider && case.providers.is_none() {
+        missing
+            .push("the account's OIDC providers (aws iam list-open-id-connect-providers)".into());
+    }
+    let trust = match case.role.map(|r| facts.principal(r)) {
+        Some(Lookup::Found(p)) => match p.trust {
+            Some(trust) => Some((trust, p.source)),
+            None => {
+                missing.push(format!(
+                    "the trust policy of {} ({} has none)",
+                    p.arn, p.source
+                ));
+                None
+            }
+        },
+        Some(Lookup::Absent(why) | Lookup::Unknown(why)) => {
+            missing.push(format!("the role's trust policy ({why})"));
+            None
+        }
+        None => None,
+    };
+    if case.account.is_none() {
+        missing.push("Karpenter's ServiceAccount (kubectl get serviceaccount -o yaml)".into());
+    }
+    let (Some((trust, source)), Some(provider), Some(host), Some(account), Some(role_arn)) =
+        (trust, provider, host, case.account, case.role)
+    else {
+        return Err(missing);
+    };
+    let sub = format!(
+        "system:serviceaccount:{}:{}",
+        account.namespace, account.name
+    );
+    let mut request = Request::new(&provider, WEB_IDENTITY, role_arn);
+    request.context.insert(&format!("{host}:sub"), sub.clone());
+    request.context.insert(&format!("{host}:aud"), AUDIENCE);
+    let set = PolicySet {
+        resource: Some(trust.clone()),
+        ..PolicySet::default()
+    };
+    let explanation = set.explain(&request);
+    let token = format!(
+        "the token of {}/{} ({host}:sub = {sub}, aud {AUDIENCE}) from {provider}",
+        account.namespace, account.name
+    );
+    if explanation.decision == Decision::Allowed {
+        return match case.providers {
+            Some(_) => Ok(Finding {
+                reason: ReasonCode::Undetermined,
+                confidence: Confidence::Inferred,
+                summary: format!(
+                    "The trust policy of {role_arn} lets Karpenter's ServiceAccount in and the account has the cluster's OIDC provider, yet STS refused"
+                ),
+                evidence: vec![
+                    evidence(source.as_str(), format!("the trust policy allows {token}")),
+                    evidence("oidc providers", format!("{provider} is registered")),
+                ],
+                statement: None,
+                fix: Fix::Credentials(fix.clone()),
+            }),
+            None => {
+                missing.push(format!("the account's OIDC providers (aws iam list-open-id-connect-providers): the trust policy allows {token}, so the provider is the likely gap"));
+                Err(missing)
+            }
+        };
+    }
+    // The statements that name this provider for web identity: the one to correct.
+    let naming: Vec<_> = explanation
+        .statements
+        .iter()
+        .filter(|t| t.policy_type == PolicyType::ResourcePolicy && t.action_matched)
+        .collect();
+    let mut evidence_lines = vec![evidence(
+        source.as_str(),
+        format!("the trust policy of {role_arn} refuses {token}"),
+    )];
+    for t in &naming {
+        let st = &trust.statements[t.index];
+        let what = match t.principal_matched {
+            Some(false) => format!(
+                "names {} as Federated principal, not this cluster's provider",
+                st.principals
+                    .as_ref()
+                    .map(|p| p.federated.join(", "))
+                    .filter(|f| !f.is_empty())
+                    .unwrap_or_else(|| "another principal".into())
+            ),
+            _ => {
+                let failed: Vec<String> = t
+                    .conditions
+                    .iter()
+                    .filter(|c| !c.matched)
+                    .map(|c| {
+                        format!(
+                            "{} {} {:?} is not met by {:?}",
+                            c.operator,
+                            c.key,
+                            c.values,
+                            c.request_values.clone().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                if failed.is_empty() {
+                    "does not apply".into()
+                } else {
+                    failed.join("; ")
+                }
+            }
+        };
+        evidence_lines.push(evidence(
+            source.as_str(),
+            format!(
+                "statement {}{}: {what}",
+                t.index,
+                t.sid
+                    .as_deref()
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let at_fault = naming.iter().find(|t| t.principal_matched != Some(false));
+    let corrected = corrected_trust(&trust, at_fault.map(|t| t.index), &provider, host, &sub);
+    Ok(Finding {
+        reason: ReasonCode::TrustPolicyMismatch,
+        confidence: Confidence::Confirmed,
+        summary: match at_fault {
+            Some(_) => format!(
+                "The trust policy of {role_arn} names the cluster's OIDC provider but its conditions refuse Karpenter's ServiceAccount {}/{}",
+                account.namespace, account.name
+            ),
+            None => format!(
+                "The trust policy of {role_arn} does not name the cluster's OIDC provider {provider}: Karpenter's ServiceAccount token is refused"
+            ),
+        },
+        evidence: evidence_lines,
+        statement: at_fault.map(|t| StatementRef {
+            policy: "trust".into(),
+            sid: t.sid.clone(),
+            index: Some(t.index),
+        }),
+        fix: Fix::Credentials(CredentialsFix {
+            trust: Some(corrected),
+            ..fix.clone()
+        }),
+    })
+}
+
+fn provider_missing(
+    case: &CredentialsCase<'_>,
+    provider: &str,
+    providers: &[String],
+    fix: &CredentialsFix,
+) -> Finding {
+    Finding {
+        reason: ReasonCode::OidcProviderMissing,
+        confidence: Confidence::Confirmed,
+        summary: format!(
+            "The cluster's OIDC issuer {} is not an IAM OIDC provider of the role's account: IRSA cannot work until it is registered",
+            case.issuer.unwrap_or_default()
+        ),
+        evidence: vec![evidence(
+            "oidc providers",
+            format!(
+                "{provider} is not among the account's {} OIDC provider(s){}",
+                providers.len(),
+                if providers.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", providers.join(", "))
+                }
+            ),
+        )],
+        statement: None,
+        fix: Fix::Credentials(CredentialsFix {
+            how: CredentialsPath::OidcProvider,
+            ..fix.clone()
+        }),
+    }
+}
+
+/// The trust policy with Karpenter's web identity allowed, every other statement kept: the
+/// statement `at` (it names the provider) gets the right `sub` and `aud`; with none, one is
+/// added.
+fn corrected_trust(
+    trust: &crate::policy::Policy,
+    at: Option<usize>,
+    provider: &str,
+    host: &str,
+    sub: &str,
+) -> Value {
+    let (sub_key, aud_key) = (format!("{host}:sub"), format!("{host}:aud"));
+    let mut statements: Vec<Value> = trust
+        .statements
+        .iter()
+        .map(|st| {
+            let mut source = st.source.clone();
+            // IAM refuses `Resource` in a trust policy: it is only there as the parser read it.
+            source.remove("Resource");
+            if Some(st.index) == at {
+                let mut conditions = match source.remove("Condition") {
+                    Some(Value::Object(c)) => c,
+                    _ => Map::new(),
+                };
+                // The keys of this provider move to StringEquals with the right values; other
+                // keys (other tests the owner wrote) stay.
+                for (_, keys) in conditions.iter_mut() {
+                    if let Value::Object(keys) = keys {
+                        keys.retain(|k, _| {
+                            !k.eq_ignore_ascii_case(&sub_key) && !k.eq_ignore_ascii_case(&aud_key)
+                        });
+                    }
+                }
+                conditions.retain(|_, keys| keys.as_object().is_none_or(|k| !k.is_empty()));
+                let equals = conditions
+                    .entry("StringEquals")
+                    .or_insert_with(|| json!({}));
+                if let Value::Object(equals) = equals {
+                    equals.insert(sub_key.clone(), json!(sub));
+                    equals.insert(aud_key.clone(), json!(AUDIENCE));
+                }
+                source.insert("Condition".into(), Value::Object(conditions));
+            }
+            Value::Object(source)
+        })
+        .collect();
+    if at.is_none() {
+        statements.push(
+            json!({"Effect": "Allow", "Principal": {"Federated": provider},
+            "Action": WEB_IDENTITY,
+            "Condition": {"StringEquals": {sub_key: sub, aud_key: AUDIENCE}}}),
+        );
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
 }

@@ -69,15 +69,7 @@ pub enum Fix {
     },
     /// Karpenter cannot get its credentials: the controller role's trust (or the account's
     /// OIDC provider) must let its ServiceAccount in.
-    Credentials {
-        how: CredentialsPath,
-        /// The controller role, where known.
-        role: Option<String>,
-        /// The cluster's OIDC issuer URL, where known.
-        issuer: Option<String>,
-        /// Who was refused `sts:AssumeRole` (role chaining), where the message names it.
-        caller: Option<String>,
-    },
+    Credentials(CredentialsFix),
     /// Karpenter runs as the wrong principal: IRSA / Pod Identity not in effect.
     Principal {
         caller: String,
@@ -111,6 +103,22 @@ pub enum Fix {
 pub enum OrgPolicy {
     ServiceControl,
     ResourceControl,
+}
+
+/// What the credentials remediation fills in: each part where known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CredentialsFix {
+    pub how: CredentialsPath,
+    /// The controller role.
+    pub role: Option<String>,
+    /// The cluster's OIDC issuer URL.
+    pub issuer: Option<String>,
+    /// Who was refused `sts:AssumeRole` (role chaining), where the message names it.
+    pub caller: Option<String>,
+    /// Karpenter's ServiceAccount, `(namespace, name)`: the token's `sub`.
+    pub account: Option<(String, String)>,
+    /// The whole corrected trust policy (every other statement kept).
+    pub trust: Option<serde_json::Value>,
 }
 
 /// How Karpenter was to get its credentials.

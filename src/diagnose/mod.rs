@@ -118,14 +118,9 @@ pub fn diagnose(
     controller_role: Option<&str>,
 ) -> Vec<Diagnosis> {
     let (controller, incidents) = resolve(obs, facts, controller_role);
-    let node_roles: Vec<String> = obs
-        .node_classes
-        .iter()
-        .filter_map(|n| n.role.clone())
-        .collect();
     let mut out: Vec<Diagnosis> = group::group(incidents)
         .iter()
-        .map(|g| render(g, obs, facts, controller.as_deref(), &node_roles))
+        .map(|g| render(g, obs, facts, controller.as_deref()))
         .collect();
     out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     out
@@ -260,7 +255,6 @@ fn render(
     obs: &Observations,
     facts: &dyn Facts,
     controller: Option<&str>,
-    node_roles: &[String],
 ) -> Diagnosis {
     let key = &g.key;
     let latest = g.latest();
@@ -270,7 +264,7 @@ fn render(
         latest.signal,
         facts,
         controller,
-        node_roles,
+        obs,
         partition,
         region.as_deref(),
     );
@@ -414,7 +408,7 @@ fn reason(
     latest: &Signal,
     facts: &dyn Facts,
     controller: Option<&str>,
-    node_roles: &[String],
+    obs: &Observations,
     partition: &'static Partition,
     region: Option<&str>,
 ) -> Finding {
@@ -438,11 +432,24 @@ fn reason(
         .find(|s| s.principal.is_some())
         .unwrap_or(latest);
     if key.category == Category::CredentialsDenied {
+        let role = key.principal.as_deref();
         let case = credentials::CredentialsCase {
             signal: latest,
-            role: key.principal.as_deref(),
+            role,
+            // The ServiceAccount that names the role (else the only one there is).
+            account: obs
+                .accounts
+                .iter()
+                .find(|a| Some(a.role.as_str()) == role)
+                .or_else(|| obs.accounts.first().filter(|_| obs.accounts.len() == 1)),
+            issuer: latest
+                .oidc_issuer
+                .as_deref()
+                .or(obs.oidc_issuers.first().map(String::as_str)),
+            providers: obs.oidc_providers.as_deref(),
+            partition,
         };
-        return credentials::reason(&case);
+        return credentials::reason(&case, facts);
     }
     let caller = g
         .incidents
@@ -450,6 +457,11 @@ fn reason(
         .rev()
         .find_map(|i| i.signal.principal.as_deref())
         .or(key.principal.as_deref());
+    let node_roles: Vec<String> = obs
+        .node_classes
+        .iter()
+        .filter_map(|n| n.role.clone())
+        .collect();
     match (caller, key.principal.as_deref(), key.action.as_deref()) {
         (Some(caller), Some(role), Some(action)) => {
             let case = iam::IamCase {
@@ -459,7 +471,7 @@ fn reason(
                 resource: key.resource.as_deref(),
                 layer: latest.layer,
                 partition,
-                node_roles,
+                node_roles: &node_roles,
                 controller_role: controller,
                 policy_arn: latest.policy_arn.as_deref().filter(|p| complete_arn(p)),
                 call: latest.call.as_deref(),

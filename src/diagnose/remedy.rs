@@ -149,19 +149,7 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
             principal,
             *explicit_deny,
         ),
-        Fix::Credentials {
-            how,
-            role,
-            issuer,
-            caller,
-        } => layers::credentials(
-            &mut r,
-            *how,
-            role.as_deref(),
-            issuer.as_deref(),
-            caller.as_deref(),
-            partition,
-        ),
+        Fix::Credentials(fix) => layers::credentials(&mut r, fix, partition),
         Fix::Principal { caller, controller } => {
             r.summary =
                 "Make Karpenter run as its controller role (IRSA or EKS Pod Identity)".into();

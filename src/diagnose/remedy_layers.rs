@@ -1,12 +1,12 @@
 //! Remediation for what lies outside the role's own policies: organization SCPs and RCPs, VPC
 //! endpoint, session and resource policies, and Karpenter's credentials (IRSA, Pod Identity).
 
-use super::finding::{CredentialsPath, OrgPolicy};
+use super::finding::{CredentialsFix, CredentialsPath, OrgPolicy};
 use super::model::Remediation;
 use super::remedy::{pretty, region_flag, role_name, shell_arg};
 use crate::partition::Partition;
 use crate::policy::arn::{Arn, role_arn_of};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// `p-…` of an Organizations policy ARN (`…/service_control_policy/p-2kgnabcd`).
 fn policy_id(arn: &str) -> Option<&str> {
@@ -146,19 +146,20 @@ pub(super) fn resource_policy(
     }
 }
 
-pub(super) fn credentials(
-    r: &mut Remediation,
-    how: CredentialsPath,
-    role: Option<&str>,
-    issuer: Option<&str>,
-    caller: Option<&str>,
-    partition: &Partition,
-) {
+pub(super) fn credentials(r: &mut Remediation, fix: &CredentialsFix, partition: &Partition) {
+    let (how, role, issuer, caller) = (
+        fix.how,
+        fix.role.as_deref(),
+        fix.issuer.as_deref(),
+        fix.caller.as_deref(),
+    );
+    let (namespace, account) = match &fix.account {
+        Some((ns, name)) => (ns.as_str(), name.as_str()),
+        None => ("<karpenter namespace>", "<service account>"),
+    };
     let role_label = role.unwrap_or("Karpenter's controller role");
     let role_arg = role.map_or("<controller role name>", role_name);
-    let issuer_host = issuer.map(|i| i.trim_start_matches("https://"));
-    let restart =
-        "kubectl -n <karpenter namespace> rollout restart deployment/karpenter".to_string();
+    let restart = format!("kubectl -n {namespace} rollout restart deployment/karpenter");
     match how {
         CredentialsPath::OidcProvider => {
             r.summary = format!(
@@ -183,19 +184,14 @@ pub(super) fn credentials(
             r.summary = format!(
                 "Let Karpenter's ServiceAccount assume {role_label}: correct its trust policy"
             );
-            r.steps.push(format!("STS refused sts:AssumeRoleWithWebIdentity: the trust policy of {role_label} must name the cluster's OIDC provider as Federated principal, with <issuer>:sub = system:serviceaccount:<karpenter namespace>:<service account> and <issuer>:aud = sts.amazonaws.com. Compare it with the cluster's issuer and Karpenter's ServiceAccount."));
-            let account = role
-                .and_then(Arn::parse)
-                .map_or("<account>".to_string(), |a| a.account.to_string());
-            let host = issuer_host.unwrap_or("<issuer host and path>");
-            let statement = json!({"Effect": "Allow",
-                "Principal": {"Federated": format!("arn:{}:iam::{account}:oidc-provider/{host}", partition.id)},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {"StringEquals": {
-                    format!("{host}:sub"): "system:serviceaccount:<karpenter namespace>:<service account>",
-                    format!("{host}:aud"): "sts.amazonaws.com"}}});
-            r.policy_patch = Some(pretty(&statement));
-            r.commands.push("kubectl -n <karpenter namespace> get serviceaccount karpenter -o jsonpath='{.metadata.annotations.eks\\.amazonaws\\.com/role-arn}'".into());
+            let host = issuer.map_or("<issuer>", |i| i.trim_start_matches("https://"));
+            r.steps.push(format!("STS refused sts:AssumeRoleWithWebIdentity: the trust policy of {role_label} must name the cluster's OIDC provider as Federated principal, with {host}:sub = system:serviceaccount:{namespace}:{account} and {host}:aud = sts.amazonaws.com. Compare it with the cluster's issuer and Karpenter's ServiceAccount."));
+            let statement = web_identity_statement(role, issuer, fix.account.as_ref(), partition);
+            r.policy_patch = Some(pretty(fix.trust.as_ref().unwrap_or(&statement)));
+            if fix.trust.is_some() {
+                r.steps.push("The corrected trust policy below is the whole document: its other statements are kept. Save it as trust.json.".into());
+            }
+            r.commands.push(format!("kubectl -n {namespace} get serviceaccount {} -o jsonpath='{{.metadata.annotations.eks\\.amazonaws\\.com/role-arn}}'", if fix.account.is_some() { account } else { "karpenter" }));
             r.commands.push(
                 "aws eks describe-cluster --name <cluster> --query cluster.identity.oidc.issuer --output text"
                     .into(),
@@ -240,4 +236,27 @@ pub(super) fn credentials(
     r.steps
         .push("Restart Karpenter so that its pods pick up the credentials at once.".into());
     r.commands.push(restart);
+}
+
+/// The trust statement IRSA needs for Karpenter's ServiceAccount, with what is known filled in.
+pub(super) fn web_identity_statement(
+    role: Option<&str>,
+    issuer: Option<&str>,
+    account: Option<&(String, String)>,
+    partition: &Partition,
+) -> Value {
+    let owner = role
+        .and_then(Arn::parse)
+        .map_or("<account>".to_string(), |a| a.account.to_string());
+    let host = issuer.map_or("<issuer host and path>", |i| {
+        i.trim_start_matches("https://")
+    });
+    let sub = account.map_or(
+        "system:serviceaccount:<karpenter namespace>:<service account>".to_string(),
+        |(ns, name)| format!("system:serviceaccount:{ns}:{name}"),
+    );
+    json!({"Effect": "Allow",
+        "Principal": {"Federated": format!("arn:{}:iam::{owner}:oidc-provider/{host}", partition.id)},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {format!("{host}:sub"): sub, format!("{host}:aud"): "sts.amazonaws.com"}}})
 }

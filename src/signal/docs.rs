@@ -153,6 +153,20 @@ fn walk(value: &Value, line: usize, list: Option<&str>, sink: &mut Sink<'_>) {
                 instances::reservation(value, line, sink);
             } else if map.contains_key("InstanceId") {
                 instances::instance(value, line, sink);
+            } else if let Some(issuer) = value
+                .pointer("/cluster/identity/oidc/issuer")
+                .and_then(Value::as_str)
+            {
+                // `aws eks describe-cluster`: the issuer of the cluster's ServiceAccount tokens.
+                sink.oidc_issuer(issuer);
+            } else if let Some(Value::Array(list)) = map.get("OpenIDConnectProviderList") {
+                // `aws iam list-open-id-connect-providers`: the account's providers.
+                let arns = list
+                    .iter()
+                    .filter_map(|p| p.get("Arn").and_then(Value::as_str))
+                    .map(str::to_string)
+                    .collect();
+                sink.oidc_providers(arns);
             } else if let Some(Value::Array(items)) = map.get("items") {
                 let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
                 let item_kind = kind.strip_suffix("List").unwrap_or("");

@@ -242,6 +242,16 @@ fn service_account(value: &Value, in_list: bool, sink: &mut Sink<'_>) {
             .is_some_and(|labels| labels.values().filter_map(Value::as_str).any(karpenter));
     if is_karpenter || !in_list {
         sink.controller_role(role);
+        if let (Some(namespace), Some(name)) = (
+            str_at(metadata, &["namespace"]),
+            str_at(metadata, &["name"]),
+        ) {
+            sink.account(super::AccountInfo {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                role: role.to_string(),
+            });
+        }
     }
 }
 

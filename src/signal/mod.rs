@@ -228,5 +228,20 @@ pub struct Observations {
     pub instances: Vec<InstanceInfo>,
     /// The Karpenter controller role ARN from a ServiceAccount's `eks.amazonaws.com/role-arn`.
     pub controller_roles: Vec<String>,
+    /// Karpenter's ServiceAccounts that name a role: what its web identity token's `sub` is.
+    pub accounts: Vec<AccountInfo>,
+    /// The cluster's OIDC issuer URLs (`aws eks describe-cluster`).
+    pub oidc_issuers: Vec<String>,
+    /// The account's IAM OIDC providers (`aws iam list-open-id-connect-providers`); `None`:
+    /// not given.
+    pub oidc_providers: Option<Vec<String>>,
     pub warnings: Vec<Warning>,
+}
+
+/// A ServiceAccount with the role it names (`eks.amazonaws.com/role-arn`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountInfo {
+    pub namespace: String,
+    pub name: String,
+    pub role: String,
 }

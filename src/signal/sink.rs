@@ -229,6 +229,27 @@ impl<'a> Sink<'a> {
         }
     }
 
+    pub(crate) fn account(&mut self, account: super::AccountInfo) {
+        if !self.out.accounts.contains(&account) {
+            self.out.accounts.push(account);
+        }
+    }
+
+    pub(crate) fn oidc_issuer(&mut self, issuer: &str) {
+        if !self.out.oidc_issuers.iter().any(|i| i == issuer) {
+            self.out.oidc_issuers.push(issuer.to_string());
+        }
+    }
+
+    pub(crate) fn oidc_providers(&mut self, arns: Vec<String>) {
+        let known = self.out.oidc_providers.get_or_insert_with(Vec::new);
+        for arn in arns {
+            if !known.contains(&arn) {
+                known.push(arn);
+            }
+        }
+    }
+
     /// Ends the input: reports how many warnings were held back.
     pub(crate) fn finish(self) {
         if self.suppressed > 0 {
