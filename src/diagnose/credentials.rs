@@ -27,7 +27,7 @@ pub struct CredentialsCase<'a> {
     pub partition: &'static Partition,
 }
 
-/// The audience EKS gives IRSA tokens.
+/// The audience EKS gives IRSA tokens unless the ServiceAccount names another.
 const AUDIENCE: &str = "sts.amazonaws.com";
 const WEB_IDENTITY: &str = "sts:AssumeRoleWithWebIdentity";
 
@@ -207,16 +207,17 @@ fn web_identity(
         "system:serviceaccount:{}:{}",
         account.namespace, account.name
     );
+    let audience = account.audience.as_deref().unwrap_or(AUDIENCE);
     let mut request = Request::new(&provider, WEB_IDENTITY, role_arn);
     request.context.insert(&format!("{host}:sub"), sub.clone());
-    request.context.insert(&format!("{host}:aud"), AUDIENCE);
+    request.context.insert(&format!("{host}:aud"), audience);
     let set = PolicySet {
         resource: Some(trust.clone()),
         ..PolicySet::default()
     };
     let explanation = set.explain(&request);
     let token = format!(
-        "the token of {}/{} ({host}:sub = {sub}, aud {AUDIENCE}) from {provider}",
+        "the token of {}/{} ({host}:sub = {sub}, aud {audience}) from {provider}",
         account.namespace, account.name
     );
     if explanation.decision == Decision::Allowed {
@@ -296,7 +297,14 @@ fn web_identity(
         ));
     }
     let at_fault = naming.iter().find(|t| t.principal_matched != Some(false));
-    let corrected = corrected_trust(&trust, at_fault.map(|t| t.index), &provider, host, &sub);
+    let corrected = corrected_trust(
+        &trust,
+        at_fault.map(|t| t.index),
+        &provider,
+        host,
+        &sub,
+        audience,
+    );
     Ok(Finding {
         reason: ReasonCode::TrustPolicyMismatch,
         confidence: Confidence::Confirmed,
@@ -364,6 +372,7 @@ fn corrected_trust(
     provider: &str,
     host: &str,
     sub: &str,
+    audience: &str,
 ) -> Value {
     let (sub_key, aud_key) = (format!("{host}:sub"), format!("{host}:aud"));
     let mut statements: Vec<Value> = trust
@@ -393,7 +402,7 @@ fn corrected_trust(
                     .or_insert_with(|| json!({}));
                 if let Value::Object(equals) = equals {
                     equals.insert(sub_key.clone(), json!(sub));
-                    equals.insert(aud_key.clone(), json!(AUDIENCE));
+                    equals.insert(aud_key.clone(), json!(audience));
                 }
                 source.insert("Condition".into(), Value::Object(conditions));
             }
@@ -404,7 +413,7 @@ fn corrected_trust(
         statements.push(
             json!({"Effect": "Allow", "Principal": {"Federated": provider},
             "Action": WEB_IDENTITY,
-            "Condition": {"StringEquals": {sub_key: sub, aud_key: AUDIENCE}}}),
+            "Condition": {"StringEquals": {sub_key: sub, aud_key: audience}}}),
         );
     }
     json!({"Version": "2012-10-17", "Statement": statements})

@@ -442,10 +442,15 @@ fn reason(
                 .iter()
                 .find(|a| Some(a.role.as_str()) == role)
                 .or_else(|| obs.accounts.first().filter(|_| obs.accounts.len() == 1)),
+            // The issuer the message names, else the cluster's: only when one cluster was
+            // described (with several, which token STS was given is not known).
             issuer: latest
                 .oidc_issuer
                 .as_deref()
-                .or(obs.oidc_issuers.first().map(String::as_str)),
+                .or(match obs.oidc_issuers.as_slice() {
+                    [only] => Some(only.as_str()),
+                    _ => None,
+                }),
             providers: obs.oidc_providers.as_deref(),
             partition,
         };

@@ -250,6 +250,11 @@ fn service_account(value: &Value, in_list: bool, sink: &mut Sink<'_>) {
                 namespace: namespace.to_string(),
                 name: name.to_string(),
                 role: role.to_string(),
+                audience: metadata
+                    .get("annotations")
+                    .and_then(|a| a.get("eks.amazonaws.com/audience"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             });
         }
     }

@@ -244,4 +244,6 @@ pub struct AccountInfo {
     pub namespace: String,
     pub name: String,
     pub role: String,
+    /// `eks.amazonaws.com/audience`: the token's `aud`, where it is not `sts.amazonaws.com`.
+    pub audience: Option<String>,
 }
