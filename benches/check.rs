@@ -5,10 +5,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::karpenter::{healthy_node_claim, log_line, seed_1_cluster};
+use common::karpenter::{create_healthy_node_claims, log_line, seed_1_cluster};
 use common::live::*;
-use futures_util::StreamExt;
-use kube::api::{Api, DynamicObject, PostParams};
+use common::rss_kib;
 use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,40 +35,12 @@ fn chatter(time: &str, n: usize) -> String {
     line.to_string()
 }
 
-fn peak_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn main() {
     let Some((kube, moto)) = seed_1_cluster("bench-check") else {
         panic!("kube-apiserver cannot be built here");
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let started = Instant::now();
-    rt.block_on(async {
-        let api: Api<DynamicObject> = Api::all_with(
-            kube.client().await,
-            &karpenter_doctor::cluster::resources::node_claims("v1"),
-        );
-        let mut pending = futures_util::stream::iter((0..NODE_CLAIMS).map(|i| {
-            let api = api.clone();
-            async move {
-                api.create(&PostParams::default(), &healthy_node_claim(i))
-                    .await
-                    .unwrap()
-            }
-        }))
-        .buffer_unordered(16);
-        while pending.next().await.is_some() {}
-    });
+    create_healthy_node_claims(&kube, NODE_CLAIMS);
     let base = k8s_openapi::jiff::Timestamp::now().as_second() - SECONDS;
     let mut bytes = 0;
     for s in 0..SECONDS {
@@ -109,7 +80,7 @@ fn main() {
         let pid = child.id();
         let mut peak = 0;
         while child.try_wait().unwrap().is_none() {
-            peak = peak.max(peak_kib(pid));
+            peak = peak.max(rss_kib(pid).1);
             std::thread::sleep(Duration::from_millis(5));
         }
         let out = child.wait_with_output().unwrap();

@@ -6,31 +6,17 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::free_port;
-use common::karpenter::{DOCTOR_NS, DOCTOR_SA, healthy_node_claim, seed_1_cluster};
+use common::karpenter::{DOCTOR_NS, DOCTOR_SA, create_healthy_node_claims, seed_1_cluster};
 use common::live::*;
+use common::{free_port, rss_kib};
 use futures_util::StreamExt;
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, DynamicObject};
 use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const NODE_CLAIMS: usize = 5_000;
 const SAMPLES: usize = 100;
-
-/// (current, peak) resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 fn main() {
     let Some((kube, moto)) = seed_1_cluster("bench-controller") else {
@@ -41,21 +27,7 @@ fn main() {
         .build()
         .unwrap();
     let started = Instant::now();
-    rt.block_on(async {
-        let client = kube.client().await;
-        let ar = karpenter_doctor::cluster::resources::node_claims("v1");
-        let api: Api<DynamicObject> = Api::all_with(client, &ar);
-        let mut pending = futures_util::stream::iter((0..NODE_CLAIMS).map(|i| {
-            let api = api.clone();
-            async move {
-                api.create(&PostParams::default(), &healthy_node_claim(i))
-                    .await
-                    .unwrap()
-            }
-        }))
-        .buffer_unordered(16);
-        while pending.next().await.is_some() {}
-    });
+    create_healthy_node_claims(&kube, NODE_CLAIMS);
     eprintln!(
         "created {NODE_CLAIMS} NodeClaims in {:.1} s",
         started.elapsed().as_secs_f64()

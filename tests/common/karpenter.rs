@@ -202,3 +202,25 @@ pub fn healthy_node_claim(i: usize) -> kube::api::DynamicObject {
     }))
     .unwrap()
 }
+
+/// Creates `n` healthy NodeClaims (`healthy_node_claim`), 16 requests at a time.
+pub fn create_healthy_node_claims(kube: &KubeApi, n: usize) {
+    use futures_util::StreamExt;
+    use kube::api::{Api, DynamicObject, PostParams};
+    super::live::runtime().block_on(async {
+        let api: Api<DynamicObject> = Api::all_with(
+            kube.client().await,
+            &karpenter_doctor::cluster::resources::node_claims("v1"),
+        );
+        let mut pending = futures_util::stream::iter((0..n).map(|i| {
+            let api = api.clone();
+            async move {
+                api.create(&PostParams::default(), &healthy_node_claim(i))
+                    .await
+                    .unwrap()
+            }
+        }))
+        .buffer_unordered(16);
+        while pending.next().await.is_some() {}
+    });
+}

@@ -34,3 +34,17 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// (current, peak) resident memory of a process, in KiB (`VmRSS`, `VmHWM`); 0 once it is gone.
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
