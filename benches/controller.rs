@@ -8,7 +8,7 @@ mod common;
 
 use common::karpenter::{DOCTOR_NS, DOCTOR_SA, create_healthy_node_claims, seed_1_cluster};
 use common::live::*;
-use common::{free_port, rss_kib};
+use common::rss_kib;
 use futures_util::StreamExt;
 use kube::api::{Api, DynamicObject};
 use serde_json::json;
@@ -33,7 +33,7 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     let dir = scratch("bench-controller");
-    let metrics_port = free_port();
+    let log = std::path::PathBuf::from(format!("{dir}/controller.log"));
     let mut child = Command::new(BIN)
         .args([
             "controller",
@@ -44,14 +44,8 @@ fn main() {
             "--log-level",
             "debug",
         ])
-        .args([
-            "--metrics-bind-address",
-            &format!("127.0.0.1:{metrics_port}"),
-        ])
-        .args([
-            "--health-probe-bind-address",
-            &format!("127.0.0.1:{}", free_port()),
-        ])
+        .args(["--metrics-bind-address", "127.0.0.1:0"])
+        .args(["--health-probe-bind-address", "127.0.0.1:0"])
         .env(
             "KUBECONFIG",
             kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA),
@@ -60,7 +54,7 @@ fn main() {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env_remove("AWS_PROFILE")
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(format!("{dir}/controller.log")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     // Diagnosis writes are watched, and stamped as they arrive: the measure adds no polling load.
@@ -125,7 +119,7 @@ fn main() {
         latencies.push(wait_for(n as u64 + 1, Duration::from_secs(30)) - t);
     }
     let (rss_after, peak_after) = rss_kib(child.id());
-    let metrics = scrape(metrics_port);
+    let metrics = scrape(served_port(&log, "metrics"));
     let _ = child.kill();
     let _ = child.wait();
     let metric = |name: &str| {

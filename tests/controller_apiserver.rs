@@ -248,8 +248,6 @@ fn every_diagnosis_explain_writes_is_stored_unchanged_under_strict_field_validat
 
 struct Controller {
     child: Child,
-    metrics: u16,
-    health: u16,
     log: std::path::PathBuf,
 }
 
@@ -269,15 +267,11 @@ impl Controller {
         log: &Path,
         pod: &str,
     ) -> Controller {
-        let (metrics, health) = (free_port(), free_port());
         let child = Command::new(BIN)
             .args(["controller", "--region", region])
             .args(["--endpoint-url", endpoint, "--aws-max-attempts", "1"])
-            .args(["--metrics-bind-address", &format!("127.0.0.1:{metrics}")])
-            .args([
-                "--health-probe-bind-address",
-                &format!("127.0.0.1:{health}"),
-            ])
+            .args(["--metrics-bind-address", "127.0.0.1:0"])
+            .args(["--health-probe-bind-address", "127.0.0.1:0"])
             .args(["--debounce-ms", "100", "--recheck-interval-seconds", "2"])
             .args(["--leader-elect", "--leader-election-namespace", DOCTOR_NS])
             .env("KUBECONFIG", kubeconfig)
@@ -292,8 +286,6 @@ impl Controller {
             .unwrap();
         Controller {
             child,
-            metrics,
-            health,
             log: log.to_path_buf(),
         }
     }
@@ -317,7 +309,7 @@ impl Controller {
     }
 
     fn metrics(&self) -> String {
-        scrape(self.metrics)
+        scrape(served_port(&self.log, "metrics"))
     }
 
     fn leads(&self) -> bool {
@@ -329,7 +321,9 @@ impl Controller {
     /// The answer of `/readyz`: (status code, body); (0, "") when it does not answer.
     fn readyz(&self) -> (u16, String) {
         use std::io::{Read, Write};
-        let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.health)) else {
+        let port = served_port(&self.log, "health probes");
+        let Some(Ok(mut conn)) = port.map(|p| std::net::TcpStream::connect(("127.0.0.1", p)))
+        else {
             return (0, String::new());
         };
         let _ = conn.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -488,7 +482,7 @@ fn the_controller_as_its_service_account_turns_the_seed_1_log_stream_into_one_di
         "{d:#}"
     );
     assert_eq!(d["status"]["rootCause"]["confidence"], "Confirmed");
-    let metrics = scrape(controller.metrics);
+    let metrics = controller.metrics();
     assert!(
         metrics.lines().any(|l| l == "karpenter_doctor_leader 1"),
         "it holds the Lease: {metrics}"

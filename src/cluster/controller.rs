@@ -79,10 +79,17 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         &metrics,
     )
     .await;
-    for address in [&settings.metrics_address, &settings.health_address] {
+    for (serves, address) in [
+        ("metrics", &settings.metrics_address),
+        ("health probes", &settings.health_address),
+    ] {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        // The bound address, not the asked one: with port 0 the kernel chooses it.
+        if let Ok(bound) = listener.local_addr() {
+            log::info(&format!("serving {serves} on {bound}"));
+        }
         tokio::spawn(http::serve(listener, metrics.clone(), ready.clone()));
     }
     let (a, b, c, d, e) = (

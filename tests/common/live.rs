@@ -143,10 +143,26 @@ pub fn seed2_node_class(dir: &str, key: Option<&str>) -> String {
     path
 }
 
+/// The port a controller started with `127.0.0.1:0` says (in its log) it serves `what` on
+/// ("metrics", "health probes"); none before it listens. Ports chosen by the kernel at bind time
+/// cannot be taken by another process between asking and binding, as a port asked for in advance
+/// can.
+pub fn served_port(log: &std::path::Path, what: &str) -> Option<u16> {
+    let marker = format!("serving {what} on ");
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let rest = &l[l.find(&marker)? + marker.len()..];
+            let address: String = rest.chars().take_while(|c| *c != '"').collect();
+            address.rsplit(':').next()?.parse().ok()
+        })
+}
+
 /// The text a controller serves on `/metrics` at `port` (empty when it does not answer).
-pub fn scrape(port: u16) -> String {
+pub fn scrape(port: Option<u16>) -> String {
     use std::io::{Read, Write};
-    let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+    let Some(Ok(mut conn)) = port.map(|p| std::net::TcpStream::connect(("127.0.0.1", p))) else {
         return String::new();
     };
     let _ = conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");

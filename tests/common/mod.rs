@@ -26,13 +26,23 @@ pub fn install(script: &str, into: &std::path::Path) {
     );
 }
 
-/// A loopback port free at the time of asking.
+/// A loopback port free at the time of asking, and never handed out twice in this process (tests
+/// run in parallel threads; the kernel may offer a port again as soon as it is released). Where
+/// the program under test can bind port 0 and say which port it got, prefer that.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// (current, peak) resident memory of a process, in KiB (`VmRSS`, `VmHWM`); 0 once it is gone.
