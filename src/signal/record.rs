@@ -199,11 +199,24 @@ fn paragraph(
             .map_or(region.len(), |i| start + i);
         let first = text(&region[start..first_end]);
         let wrapped = same_width(width(s, e), width(start, first_end));
-        if t.is_empty() || is_member(t) || t == "{" || t == "}" || !continues(t, wrapped, first) {
+        // A complete record line (not cut by a terminal, not stopping mid-sentence) is not the
+        // start of a sentence that opens on the next line (`User: …`); an error chain it
+        // carries over real newlines (`caused by:`, `perform: …`) still continues it.
+        let record = logline::is_record(t);
+        let opens_sentence = ["User: ", "arn:", "\"arn:"]
+            .iter()
+            .any(|o| first.starts_with(o));
+        if t.is_empty()
+            || is_member(t)
+            || t == "{"
+            || t == "}"
+            || !continues(t, wrapped, first)
+            || (record && opens_sentence && !wrapped && !t.ends_with([':', ',']))
+        {
             break;
         }
         start = s;
-        if logline::is_record(t) {
+        if record {
             break;
         }
     }
@@ -317,6 +330,12 @@ mod tests {
         let text = format!("{long}\n{next}\ndone\n2024-01-01T00:00:00Z ERROR next\n");
         let (got, _) = spans(&text, "ching");
         assert_eq!(got, format!("{long}\n{next}\ndone"));
+        // A complete record line before a wrapped sentence is not its first line (found by
+        // cargo-fuzz: the sentence was dated and sourced by the record before it).
+        let text = "2024-06-01T10:00:00.000Z\tINFO\tcontroller\tstart\nUser: arn:aws:sts::1:assumed-role/n/i-1 is not authorized to\nperform: secretsmanager:GetSecretValue\n";
+        let (got, shape) = spans(text, "User: ");
+        assert_eq!(shape, Shape::Paragraph);
+        assert!(got.starts_with("User: "), "{got}");
         // Complete lines side by side stay lines of their own.
         let text = "one\nAccessDenied: User: a is not authorized to perform: iam:PassRole\nthree\n";
         let (got, shape) = spans(text, "AccessDenied");
