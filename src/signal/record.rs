@@ -136,7 +136,7 @@ fn indent(line: &[u8]) -> usize {
 /// `…operation:`, `…,`), `next` opens with a part of AWS's denial sentence, or a terminal cut a
 /// long line mid-word.
 fn continues(prev: &str, wrapped: bool, next: &str) -> bool {
-    const OPENINGS: [&str; 15] = [
+    const OPENINGS: [&str; 12] = [
         "is not authorized",
         "perform: ",
         "on resource",
@@ -147,13 +147,13 @@ fn continues(prev: &str, wrapped: bool, next: &str) -> bool {
         "with policy ARN",
         "Go to https://",
         "or call the GetRequestAuthorizationDetails",
-        "arn:",
-        "\"arn:",
         "caused by:",
         "status code:",
-        "User: ",
     ];
-    if prev.ends_with([':', ',']) || OPENINGS.iter().any(|o| next.starts_with(o)) {
+    if prev.ends_with([':', ','])
+        || OPENINGS.iter().any(|o| next.starts_with(o))
+        || opens_sentence(next)
+    {
         return true;
     }
     // `s3:GetObject because …`: the action on a line of its own.
@@ -168,6 +168,14 @@ fn continues(prev: &str, wrapped: bool, next: &str) -> bool {
         return true;
     }
     wrapped && prev.ends_with(|c: char| c.is_alphanumeric()) && !next.is_empty()
+}
+
+/// Whether `line` opens a part of AWS's denial sentence that can also begin one (`User: …`, an
+/// ARN), rather than only go on with it.
+fn opens_sentence(line: &str) -> bool {
+    ["User: ", "arn:", "\"arn:"]
+        .iter()
+        .any(|o| line.starts_with(o))
 }
 
 /// Two full lines of one terminal width: a wrap, when long enough.
@@ -203,15 +211,12 @@ fn paragraph(
         // start of a sentence that opens on the next line (`User: …`); an error chain it
         // carries over real newlines (`caused by:`, `perform: …`) still continues it.
         let record = logline::is_record(t);
-        let opens_sentence = ["User: ", "arn:", "\"arn:"]
-            .iter()
-            .any(|o| first.starts_with(o));
         if t.is_empty()
             || is_member(t)
             || t == "{"
             || t == "}"
             || !continues(t, wrapped, first)
-            || (record && opens_sentence && !wrapped && !t.ends_with([':', ',']))
+            || (record && opens_sentence(first) && !wrapped && !t.ends_with([':', ',']))
         {
             break;
         }
