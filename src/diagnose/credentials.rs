@@ -8,7 +8,8 @@ use super::model::{Confidence, ReasonCode};
 use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
 use crate::policy::arn::Arn;
-use crate::policy::{Decision, PolicySet, PolicyType, Request, StatementRef};
+use crate::policy::statement::{ConditionTrace, StatementTrace};
+use crate::policy::{Decision, Effect, Explanation, PolicySet, PolicyType, Request, StatementRef};
 use crate::signal::{AccountInfo, PolicyLayer, Signal};
 use serde_json::{Map, Value, json};
 
@@ -241,6 +242,11 @@ fn web_identity(
             }
         };
     }
+    let undecided = undecided_refusal(&explanation);
+    if !undecided.is_empty() {
+        missing.extend(undecided);
+        return Err(missing);
+    }
     // The statements that name this provider for web identity: the one to correct.
     let naming: Vec<_> = explanation
         .statements
@@ -262,6 +268,7 @@ fn web_identity(
                     .filter(|f| !f.is_empty())
                     .unwrap_or_else(|| "another principal".into())
             ),
+            _ if t.matched && t.effect == Effect::Deny => "denies it explicitly".into(),
             _ => {
                 let failed: Vec<String> = t
                     .conditions
@@ -286,14 +293,7 @@ fn web_identity(
         };
         evidence_lines.push(evidence(
             source.as_str(),
-            format!(
-                "statement {}{}: {what}",
-                t.index,
-                t.sid
-                    .as_deref()
-                    .map(|s| format!(" ({s})"))
-                    .unwrap_or_default()
-            ),
+            format!("{}: {what}", statement_label(t)),
         ));
     }
     let at_fault = naming.iter().find(|t| t.principal_matched != Some(false));
@@ -328,6 +328,76 @@ fn web_identity(
             ..fix.clone()
         }),
     })
+}
+
+/// Where a trust policy's refusal rests only on conditions the doctor cannot decide (a key
+/// STS's request may carry that the doctor does not know of, an unknown operator): what would
+/// decide each. Empty when the refusal is proven by what is known.
+fn undecided_refusal(explanation: &Explanation) -> Vec<String> {
+    let trust = explanation.statements.iter().filter(|t| {
+        t.policy_type == PolicyType::ResourcePolicy && t.action_matched && t.resource_matched
+    });
+    let open: Vec<(&StatementTrace, Vec<&ConditionTrace>)> =
+        if explanation.decision == Decision::ExplicitDeny {
+            let denies: Vec<_> = trust
+                .filter(|t| t.matched && t.effect == Effect::Deny)
+                .collect();
+            if denies
+                .iter()
+                .any(|t| t.conditions.iter().all(|c| !c.undecided()))
+            {
+                return Vec::new();
+            }
+            denies
+                .into_iter()
+                .map(|t| (t, t.conditions.iter().filter(|c| c.undecided()).collect()))
+                .collect()
+        } else {
+            // Refused for sure where each statement that could let the token in fails on its
+            // principal or on a condition the doctor can decide.
+            trust
+                .filter(|t| t.effect == Effect::Allow && t.principal_matched != Some(false))
+                .filter_map(|t| {
+                    let failed: Vec<_> = t.conditions.iter().filter(|c| !c.matched).collect();
+                    failed.iter().all(|c| c.undecided()).then_some((t, failed))
+                })
+                .collect()
+        };
+    let mut what: Vec<String> = Vec::new();
+    for (t, conditions) in open {
+        for c in conditions {
+            let line = match &c.warning {
+                Some(w) => format!(
+                    "how AWS reads {} {} in {} ({w})",
+                    c.operator,
+                    c.key,
+                    statement_label(t)
+                ),
+                None => format!(
+                    "the value of {} in STS's request ({} tests it with {}; the doctor knows only the token's sub and aud)",
+                    c.key,
+                    statement_label(t),
+                    c.operator
+                ),
+            };
+            if !what.contains(&line) {
+                what.push(line);
+            }
+        }
+    }
+    what
+}
+
+/// `statement N (Sid)` of a trust policy.
+fn statement_label(t: &StatementTrace) -> String {
+    format!(
+        "statement {}{}",
+        t.index,
+        t.sid
+            .as_deref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default()
+    )
 }
 
 fn provider_missing(

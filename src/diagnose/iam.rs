@@ -400,11 +400,9 @@ fn confirmed(
     });
     let role = policies.arn.clone();
     // Conditions on keys the request did not carry (request tags, say) may hold in the real
-    // request, `Null` tests included: then the near miss is likely, not proven.
-    let unknown_keys = denial
-        .failed_conditions
-        .iter()
-        .any(|c| c.request_values.is_none());
+    // request, `Null` tests included, and an unknown operator is AWS's to decide: then the near
+    // miss is likely, not proven.
+    let unknown_keys = denial.failed_conditions.iter().any(|c| c.undecided());
     let confidence = if unknown_keys {
         Confidence::Inferred
     } else {

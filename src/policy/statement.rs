@@ -59,6 +59,14 @@ pub struct ConditionTrace {
     pub warning: Option<String>,
 }
 
+impl ConditionTrace {
+    /// The doctor cannot tell how AWS decided this condition: its key is not in the request as
+    /// the doctor knows it (the real request may carry it), or its operator is unknown.
+    pub fn undecided(&self) -> bool {
+        self.request_values.is_none() || self.warning.is_some()
+    }
+}
+
 /// The outcome of matching a statement: `None` when it does not apply; otherwise how the
 /// principal matched (`Role` for statements without a `Principal`).
 pub type Applies = Option<PrincipalMatch>;
