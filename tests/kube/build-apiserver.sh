@@ -62,9 +62,11 @@ log "building kube-apiserver $KUBE, etcd $ETCD and the helpers into $DIR"
 go build -trimpath -ldflags "-s -w $versions" -o "$DIR/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
 go build -trimpath -ldflags "-s -w" -o "$DIR/etcd" go.etcd.io/etcd/server/v3
 go build -trimpath -ldflags "-s -w" -o "$DIR/" ./kubeapi-pki ./kubelet-double
-"$DIR/kube-apiserver" --version | grep -qx "Kubernetes $KUBE" ||
-  { log "kube-apiserver says $("$DIR/kube-apiserver" --version), expected $KUBE"; exit 1; }
-"$DIR/etcd" --version | grep -q "etcd Version: ${ETCD#v}" ||
-  { log "etcd says $("$DIR/etcd" --version | head -1), expected $ETCD"; exit 1; }
+# Each version is read whole before it is matched: `cmd | grep -q` under pipefail fails whenever
+# grep exits at its match before cmd has written the rest (SIGPIPE), as etcd's three lines can.
+said=$("$DIR/kube-apiserver" --version)
+grep -qx "Kubernetes $KUBE" <<<"$said" || { log "kube-apiserver says $said, expected $KUBE"; exit 1; }
+said=$("$DIR/etcd" --version)
+grep -q "^etcd Version: ${ETCD#v}$" <<<"$said" || { log "etcd says ${said%%$'\n'*}, expected $ETCD"; exit 1; }
 echo "$STAMP" >"$DIR/stamp"
 log "built in $(( $(date +%s) - start )) s"
