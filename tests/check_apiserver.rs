@@ -158,6 +158,7 @@ fn check_as_the_triage_role_diagnoses_the_seed_1_log_and_agrees_with_the_control
         "Kubernetes v1.37.2",
         "0 NodeClaims, 0 NodePools, 0 EC2NodeClasses (karpenter.sh/v1)",
         &accounts,
+        "Karpenter: Deployment karpenter 1/2 ready (ServiceAccount karpenter)\n",
         "Logs:    3 lines of the last 1h from 1 pod in kube-system (karpenter-7d9f/controller)",
         "AWS:     live lookups",
         &format!("The doctor's controller runs here: 1 active Diagnosis (1 in all): {name}"),
@@ -353,6 +354,7 @@ fn the_seed_2_story_on_v1beta1_crds_is_traced_to_its_key_without_karpenters_pods
     for said in [
         "1 NodeClaim, 0 NodePools, 1 EC2NodeClass (karpenter.sh/v1beta1); 1 Event regarding them",
         "Logs:    0 lines of the last 1h from 0 pods in kube-system (none read)",
+        "Karpenter: no Deployment matches app.kubernetes.io/name=karpenter in kube-system\n",
         "Not read:\n  - no pods match app.kubernetes.io/name=karpenter in kube-system",
         "The doctor's controller runs here: 0 active Diagnoses (0 in all)",
     ] {
@@ -409,7 +411,7 @@ fn without_karpenter_or_without_a_cluster_check_says_so_and_exits_1() {
     );
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(
-        run.stderr.contains("no Karpenter here: the API group karpenter.sh is not served and no pods match app.kubernetes.io/name=karpenter in kube-system"),
+        run.stderr.contains("no Karpenter here: the API group karpenter.sh is not served and no Deployment or pod matches app.kubernetes.io/name=karpenter in kube-system"),
         "{}",
         run.stderr
     );

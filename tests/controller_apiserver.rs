@@ -391,7 +391,8 @@ fn occurrences(items: &[Value]) -> u64 {
 /// URI`, one per distinct refusal (the audit log), with how often. Not refusals: 404 on a get
 /// (the Lease before the first leader creates it), 410 on a watch or list (resumed from a
 /// compacted resourceVersion: the reflector lists again), 409 on a Lease write (another
-/// replica wrote first), 5xx or none while the control plane was down, 429 (throttled, or
+/// replica wrote first) or on a Diagnosis's spec apply (a field another manager holds: left to
+/// it), 5xx or none while the control plane was down, 429 (throttled, or
 /// "storage is (re)initializing": a resource whose watch cache is still filling, as a CRD's
 /// just after it is established; kube's client retries it), and the 403 of a restarted API
 /// server that serves before it is ready (its RBAC cache still empty), received between its
@@ -419,7 +420,11 @@ fn refusals_since(kube: &KubeApi, from: usize) -> Vec<String> {
                 .any(|(start, ready)| *start <= t && t <= *ready + Duration::from_secs(1))
         });
         let lease = e["objectRef"]["resource"] == "leases";
+        let spec_apply = e["objectRef"]["resource"] == "diagnoses"
+            && verb == "patch"
+            && e["objectRef"]["subresource"].is_null();
         let expected = (verb == "get" && code == 404)
+            || (spec_apply && code == 409)
             || ((verb == "watch" || verb == "list") && code == 410)
             || (lease && code == 409 && (verb == "update" || verb == "create"))
             || code >= 500
@@ -539,23 +544,58 @@ fn the_controller_as_its_service_account_turns_the_seed_1_log_stream_into_one_di
     };
     kube.restart_apiserver();
     feed(&kube, 6, 7);
-    let items = replica.wait_for(&kube, &moto, 7);
+    let items = replica.wait_for(&kube, &moto, 7, "an API server restart", false);
     assert_eq!(
         occurrences(&items),
         7,
         "after an API server restart: {:#}",
         items[0]
     );
+    // How often the running controller's watch of `resource` met 410 Gone (a fresh API
+    // server's watch cache starts at etcd's revision, so a plain restart may already cause one).
+    let gone = |metrics: &str, resource: &str| -> u64 {
+        let name =
+            format!(r#"karpenter_doctor_kube_errors_total{{error="gone",resource="{resource}"}} "#);
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&name))
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    let before = replica.controller.metrics();
+    kube.stop_apiserver();
     kube.compact_etcd();
-    kube.restart_apiserver();
+    kube.start_apiserver();
     feed(&kube, 7, 8);
-    let items = replica.wait_for(&kube, &moto, 8);
+    let items = replica.wait_for(&kube, &moto, 8, "a compaction", false);
     assert_eq!(occurrences(&items), 8, "after a compaction: {:#}", items[0]);
+    // The same process (it did not exit) met 410 Gone on its watches once more and listed
+    // again: the count above is exact through a re-list, not a fresh start.
+    // (The log stream may deliver the failure before the watches are back: they are waited
+    // for. Which of the watches meets it varies from run to run, measured: in some runs the
+    // nodeclaims watch resumed without one within 60 s, in others the events watch.)
+    let watched = [
+        "nodeclaims",
+        "nodepools",
+        "ec2nodeclasses",
+        "events",
+        "serviceaccounts",
+    ];
+    wait_for(
+        "410 Gone on a watch after the compaction",
+        Duration::from_secs(60),
+        || {
+            let now = replica.controller.metrics();
+            watched
+                .iter()
+                .any(|r| gone(&now, r) > gone(&before, r))
+                .then_some(())
+        },
+    );
     kube.stop_etcd();
     std::thread::sleep(Duration::from_secs(3));
     kube.start_etcd();
     feed(&kube, 8, 9);
-    let items = replica.wait_for(&kube, &moto, 9);
+    let items = replica.wait_for(&kube, &moto, 9, "etcd down", true);
     assert_eq!(
         occurrences(&items),
         9,
@@ -588,13 +628,26 @@ struct Replica {
 }
 
 impl Replica {
-    /// The Diagnoses once the first counts `want` occurrences (or after 90 s); a controller
-    /// that exited meanwhile is started again.
-    fn wait_for(&mut self, kube: &KubeApi, moto: &Moto, want: u64) -> Vec<Value> {
+    /// The Diagnoses once the first counts `want` occurrences (or after 90 s). Where
+    /// `may_lose_lease` (etcd away: the Lease cannot be renewed), a controller that exited
+    /// because its renew deadline passed is started again; any other exit fails the test.
+    fn wait_for(
+        &mut self,
+        kube: &KubeApi,
+        moto: &Moto,
+        want: u64,
+        phase: &str,
+        may_lose_lease: bool,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Some(status) = self.controller.child.try_wait().unwrap() {
-                self.exits.push(status.to_string());
+                let log = self.controller.log();
+                assert!(
+                    may_lose_lease && log.contains("leadership lost"),
+                    "the controller exited ({status}) during {phase}: it must reconnect and carry on\n{log}"
+                );
+                self.exits.push(format!("{phase}: {status}"));
                 let log = format!("{}/controller-restart-{}.log", self.dir, self.exits.len());
                 self.controller =
                     Controller::start(&self.kubeconfig, moto, Path::new(&log), "doctor-0");
@@ -798,7 +851,7 @@ fn a_diagnosis_shared_with_other_writers_counts_exactly_and_resolves_when_the_fi
     // forced) on a spec field the doctor does not set, and an annotation by `kubectl annotate`
     // (an update, manager kubectl-annotate).
     let api_version = karpenter_doctor::diagnose::model::API_VERSION;
-    runtime().block_on(async {
+    let taken = runtime().block_on(async {
         let api = diagnosis_api(&kube).await;
         let mine = json!({"apiVersion": api_version, "kind": "Diagnosis",
             "metadata": {"name": name, "labels": {"team": "platform"}}, "spec": {"nodePool": "default"}});
@@ -825,6 +878,21 @@ fn a_diagnosis_shared_with_other_writers_counts_exactly_and_resolves_when_the_fi
             }
             other => panic!("a conflict with the doctor's field: {other:?}"),
         }
+        // One that does force (`kubectl apply --server-side --force-conflicts`) takes the
+        // doctor's spec.errorCode: the doctor does not take it back, it leaves it out of its
+        // applies (one 409, below) and says so.
+        let held = api.get(&name).await.unwrap();
+        assert_eq!(held.data["spec"]["errorCode"], "UnauthorizedOperation");
+        let taken = "AccessDenied";
+        // The same manager's whole configuration again, now with the field (an apply leaves
+        // out of the object what its manager alone held and no longer sends).
+        let force = json!({"apiVersion": api_version, "kind": "Diagnosis",
+            "metadata": {"name": name, "labels": {"team": "platform"}},
+            "spec": {"nodePool": "default", "errorCode": taken}});
+        api.patch(&name, &PatchParams::apply("kubectl").force(), &Patch::Apply(&force))
+            .await
+            .unwrap();
+        taken
     });
 
     // A concurrent writer of the status (read, modify, replace, as `kubectl edit
@@ -911,13 +979,32 @@ fn a_diagnosis_shared_with_other_writers_counts_exactly_and_resolves_when_the_fi
         9,
         "no failure counted twice"
     );
-    // The doctor's writes (server-side apply, no resourceVersion) are never refused.
+    // The doctor's writes (server-side apply, no resourceVersion) are refused once only: the
+    // spec apply that met kubectl's forced spec.errorCode, after which the field is left out.
     let doctor_conflicts: Vec<_> = kube
         .requests_of(DOCTOR_USER)
         .into_iter()
         .filter(|(_, uri, code)| *code == 409 && uri.contains("/diagnoses"))
         .collect();
-    assert!(doctor_conflicts.is_empty(), "{doctor_conflicts:?}");
+    assert_eq!(doctor_conflicts.len(), 1, "{doctor_conflicts:?}");
+    assert!(
+        !doctor_conflicts[0].1.contains("/status") && !doctor_conflicts[0].1.contains("force=true"),
+        "{doctor_conflicts:?}"
+    );
+    let metrics = controller.metrics();
+    assert!(
+        metrics.contains(
+            r#"karpenter_doctor_kube_errors_total{error="conflict",resource="diagnoses"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        controller
+            .log()
+            .contains("spec.errorCode is held by field manager kubectl"),
+        "{}",
+        controller.log()
+    );
     assert!(controller.stop().success());
 
     // The policy is fixed in AWS. The next controller reads no new failure, so nothing derives
@@ -1000,7 +1087,12 @@ fn a_diagnosis_shared_with_other_writers_counts_exactly_and_resolves_when_the_fi
     assert_eq!(d["metadata"]["labels"]["team"], "platform", "{d:#}");
     assert_eq!(d["metadata"]["annotations"]["example.com/ticket"], "OPS-42");
     assert_eq!(d["spec"]["nodePool"], "default");
+    assert_eq!(d["spec"]["errorCode"], taken, "{d:#}");
     let kubectl = managed(&d, "kubectl", "").expect("kubectl's fields");
+    assert!(
+        kubectl["fieldsV1"]["f:spec"]["f:errorCode"].is_object(),
+        "spec.errorCode stays kubectl's: {kubectl:#}"
+    );
     assert_eq!(kubectl["operation"], "Apply");
     assert!(
         kubectl["fieldsV1"]["f:metadata"]["f:labels"]["f:team"].is_object(),
@@ -1023,6 +1115,7 @@ fn a_diagnosis_shared_with_other_writers_counts_exactly_and_resolves_when_the_fi
         !owned.contains("f:labels")
             && !owned.contains("f:annotations")
             && !owned.contains("f:nodePool")
+            && !owned.contains("f:errorCode")
             && !owned.contains("f:status"),
         "the doctor owns only what it applies: {owned}"
     );

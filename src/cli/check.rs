@@ -73,11 +73,14 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<bool, Failure> {
             eprint!("\r\x1b[K");
         }
         let reading = reading.map_err(|e| Failure(format!("{cluster}: {e}")))?;
-        if reading.karpenter_version.is_none() && reading.pods.is_empty() {
+        if reading.karpenter_version.is_none()
+            && reading.pods.is_empty()
+            && reading.deployments.is_empty()
+        {
             return Err(Failure(format!(
                 "{cluster}: no Karpenter here: the API group karpenter.sh is not served and no \
-                 pods match {} in {} (another context? --context, --karpenter-namespace, \
-                 --karpenter-selector)",
+                 Deployment or pod matches {} in {} (another context? --context, \
+                 --karpenter-namespace, --karpenter-selector)",
                 request.selector, request.namespace
             )));
         }
@@ -176,6 +179,24 @@ fn header(cluster: &str, request: &Request, reading: &Reading, offline: bool) ->
             plural(reading.accounts.len(), "ServiceAccount", "ServiceAccounts"),
             request.namespace
         ),
+    };
+    out += &if reading.deployments.is_empty() {
+        format!(
+            "Karpenter: no Deployment matches {} in {}\n",
+            request.selector, request.namespace
+        )
+    } else {
+        let each: Vec<String> = reading
+            .deployments
+            .iter()
+            .map(|d| {
+                format!(
+                    "Deployment {} {}/{} ready (ServiceAccount {})",
+                    d.name, d.ready, d.desired, d.service_account
+                )
+            })
+            .collect();
+        format!("Karpenter: {}\n", each.join(", "))
     };
     let lines: u64 = reading.logs.iter().map(|l| l.lines).sum();
     let from: Vec<String> = reading

@@ -1,5 +1,5 @@
 //! `check`'s one read of a cluster, read-only: Karpenter's objects (v1 or v1beta1 by discovery),
-//! the Events regarding them, its ServiceAccounts, the last `since` of every Karpenter pod's
+//! the Events regarding them, its ServiceAccounts and Deployment, the last `since` of every Karpenter pod's
 //! logs (a restarted container's previous one too), and the doctor's own Diagnoses where its
 //! CRD is served. What cannot be read is said and the rest still read; only a cluster that
 //! does not answer at all is an error.
@@ -9,6 +9,7 @@ use super::observe::{Objects, about_karpenter};
 use super::slim::Slim;
 use super::{crd, resources};
 use crate::signal::Scanner;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DynamicObject, ListParams, LogParams};
@@ -33,6 +34,33 @@ pub struct LogRead {
     pub lines: u64,
 }
 
+/// One Karpenter Deployment: its replicas and the ServiceAccount its pods run as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentRead {
+    pub name: String,
+    pub ready: i32,
+    pub desired: i32,
+    pub service_account: String,
+}
+
+impl DeploymentRead {
+    fn of(d: &Deployment) -> DeploymentRead {
+        let pod = d.spec.template.spec.as_ref();
+        DeploymentRead {
+            name: d.metadata.name.clone().unwrap_or_default(),
+            ready: d
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0),
+            desired: d.spec.replicas.unwrap_or(1),
+            service_account: pod
+                .and_then(|p| p.service_account_name.clone())
+                .unwrap_or_else(|| "default".into()),
+        }
+    }
+}
+
 /// Everything one read found, and what it could not read.
 #[derive(Default)]
 pub struct Reading {
@@ -45,6 +73,8 @@ pub struct Reading {
     pub node_classes: Vec<Slim>,
     pub events: Vec<Event>,
     pub accounts: Vec<ServiceAccount>,
+    /// Karpenter's Deployments the selector found.
+    pub deployments: Vec<DeploymentRead>,
     /// Karpenter's pods the selector found.
     pub pods: Vec<String>,
     pub logs: Vec<LogRead>,
@@ -184,6 +214,19 @@ async fn read_logs(
     reading: &mut Reading,
     progress: &mut dyn FnMut(&str),
 ) {
+    progress("Karpenter's Deployment");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &request.namespace);
+    match deployments
+        .list(&ListParams::default().labels(&request.selector))
+        .await
+    {
+        Ok(list) => reading.deployments = list.items.iter().map(DeploymentRead::of).collect(),
+        Err(e) => reading.problems.push(format!(
+            "deployments in {}: {}",
+            request.namespace,
+            short(&e)
+        )),
+    }
     let pods: Api<Pod> = Api::namespaced(client.clone(), &request.namespace);
     progress("Karpenter's pods");
     let list = match pods

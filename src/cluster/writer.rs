@@ -96,6 +96,8 @@ pub struct Writer {
     api: Api<DynamicObject>,
     recorder: Recorder,
     known: BTreeMap<String, Known>,
+    /// Per Diagnosis, the spec fields another field manager holds: left to it.
+    yielded: BTreeMap<String, std::collections::BTreeSet<String>>,
     cap: usize,
     metrics: Arc<Metrics>,
 }
@@ -116,6 +118,7 @@ impl Writer {
             api: Api::all_with(client.clone(), &resources::diagnoses()),
             recorder: Recorder::new(client, reporter),
             known: BTreeMap::new(),
+            yielded: BTreeMap::new(),
             cap,
             metrics,
         }
@@ -175,10 +178,8 @@ impl Writer {
         if !self.known.contains_key(name) && self.known.len() >= self.cap {
             return Ok(Written::AtCap);
         }
-        let params = PatchParams::apply(FIELD_MANAGER).force();
         let body = json!({"apiVersion": d.api_version, "kind": d.kind, "metadata": {"name": name}, "spec": d.spec});
-        let patch = Patch::Apply(&body);
-        let applied = retry_conflicts(|| self.api.patch(name, &params, &patch)).await?;
+        let applied = self.apply_spec(name, body).await?;
         let held_raw = applied.data.get("status").cloned();
         let held: Option<DiagnosisStatusView> = held_raw
             .as_ref()
@@ -205,7 +206,7 @@ impl Writer {
         observe_generation(&mut status, applied.metadata.generation);
         let view: DiagnosisStatusView = serde_json::from_value(status.clone()).unwrap_or_default();
         let body = json!({"apiVersion": d.api_version, "kind": d.kind, "metadata": {"name": name}, "status": status});
-        let patch = Patch::Apply(&body);
+        let (patch, params) = (Patch::Apply(&body), status_params());
         retry_conflicts(|| self.api.patch_status(name, &params, &patch)).await?;
         let previous = held
             .as_ref()
@@ -265,8 +266,7 @@ impl Writer {
         observe_generation(&mut full, stored.generation);
         let body = json!({"apiVersion": crate::diagnose::model::API_VERSION, "kind": crate::diagnose::model::KIND,
             "metadata": {"name": stored.name}, "status": full});
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let patch = Patch::Apply(&body);
+        let (patch, params) = (Patch::Apply(&body), status_params());
         retry_conflicts(|| self.api.patch_status(&stored.name, &params, &patch)).await?;
         self.note(&stored.name, stored.uid.clone(), &previous, &conditions)
             .await;
@@ -274,6 +274,44 @@ impl Writer {
             k.resolved = is_true(&conditions, "Resolved");
         }
         Ok(kept)
+    }
+
+    /// Server-side apply of a Diagnosis's spec, never forced: a field another field manager
+    /// holds (the server's 409 names it) is left out of this and every later apply by this
+    /// process and stays theirs, logged and counted once
+    /// (`kube_errors_total{error="conflict",resource="diagnoses"}`).
+    async fn apply_spec(
+        &mut self,
+        name: &str,
+        mut body: Value,
+    ) -> Result<DynamicObject, kube::Error> {
+        let params = PatchParams::apply(FIELD_MANAGER);
+        let yielded = self.yielded.entry(name.to_string()).or_default();
+        for field in yielded.iter() {
+            drop_field(&mut body, field);
+        }
+        let mut attempt = 1;
+        loop {
+            let e = match self.api.patch(name, &params, &Patch::Apply(&body)).await {
+                Err(kube::Error::Api(e)) if e.code == 409 && attempt < CONFLICT_ATTEMPTS => e,
+                other => return other,
+            };
+            attempt += 1;
+            let held = held_by_others(&e);
+            if held.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+                continue;
+            }
+            self.metrics
+                .kube_error("diagnoses", &kube::Error::Api(e.clone()));
+            for (field, manager) in held {
+                super::log::warn(&format!(
+                    "Diagnosis {name}: {field} is held by field manager {manager}; left to it, not forced"
+                ));
+                drop_field(&mut body, &field);
+                yielded.insert(field);
+            }
+        }
     }
 
     /// Deletes a Diagnosis (retention, the cap); one already gone is fine.
@@ -284,6 +322,7 @@ impl Writer {
             Err(e) => return Err(e),
         }
         self.known.remove(name);
+        self.yielded.remove(name);
         Ok(())
     }
 
@@ -412,6 +451,46 @@ fn is_true(conditions: &[Condition], type_: &str) -> bool {
 
 /// Runs a write again when the API server answers 409 Conflict (another writer got there
 /// first), a few times with a short pause.
+/// How status is applied: forced. The status subresource is the doctor's alone (the CRD's
+/// one writer of status), so what a status editor wrote over it is taken back; spec and
+/// metadata are never forced (`Writer::apply_spec`).
+fn status_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
+}
+
+/// The fields a server-side apply conflict names, with the manager holding each
+/// (`conflict with "kubectl" using …`), from the 409's causes.
+fn held_by_others(status: &kube::core::Status) -> Vec<(String, String)> {
+    let causes = status.details.as_ref().map(|d| d.causes.as_slice());
+    causes
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c.reason == "FieldManagerConflict" && c.field.starts_with('.'))
+        .map(|c| {
+            let manager = c.message.split('"').nth(1).unwrap_or("another manager");
+            (c.field.clone(), manager.to_string())
+        })
+        .collect()
+}
+
+/// Removes the field at `path` (`.spec.category`; from a list element on, `.spec.x[…]`, the
+/// whole list) from an apply body; a path not in it changes nothing.
+fn drop_field(body: &mut Value, path: &str) {
+    let path = path.split('[').next().unwrap_or_default();
+    let mut keys: Vec<&str> = path.split('.').filter(|k| !k.is_empty()).collect();
+    let Some(last) = keys.pop() else { return };
+    let mut at = body;
+    for k in keys {
+        match at.get_mut(k) {
+            Some(next) => at = next,
+            None => return,
+        }
+    }
+    if let Some(map) = at.as_object_mut() {
+        map.remove(last);
+    }
+}
+
 async fn retry_conflicts<T, Fut>(mut write: impl FnMut() -> Fut) -> Result<T, kube::Error>
 where
     Fut: Future<Output = Result<T, kube::Error>>,
@@ -630,15 +709,18 @@ mod tests {
                 "{uri}"
             );
             assert!(
-                uri.contains("fieldManager=karpenter-doctor") && uri.contains("force=true"),
-                "{uri}"
+                uri.contains("fieldManager=karpenter-doctor") && !uri.contains("force=true"),
+                "the spec is never forced: {uri}"
             );
             assert!(
                 body.get("status").is_none(),
                 "the spec apply carries no status"
             );
             let (_, uri, _) = expect(&mut handle, conflict()).await;
-            assert!(uri.contains("/status?"), "{uri}");
+            assert!(
+                uri.contains("/status?") && uri.contains("force=true"),
+                "{uri}"
+            );
             let (method, uri, body) = expect(&mut handle, answer(200, applied)).await;
             assert_eq!(method, "PATCH");
             assert!(uri.contains("/status?"), "the conflict is retried: {uri}");
@@ -690,6 +772,90 @@ mod tests {
             )]
         );
         assert!(name.starts_with("pass-role-denied-"));
+    }
+
+    #[tokio::test]
+    async fn a_spec_field_another_manager_holds_is_left_to_it_not_forced() {
+        let d = diagnosis();
+        let code = d.spec.error_code.clone();
+        assert!(code.is_some(), "the seed names its error code");
+        let (mut writer, mut handle) = writer();
+        let held = answer(
+            409,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "Apply failed with 1 conflict: conflict with \"kubectl\" using karpenter-doctor.io/v1alpha1: .spec.errorCode",
+                "reason": "Conflict", "code": 409, "details": {"causes": [{"reason": "FieldManagerConflict",
+                    "message": "conflict with \"kubectl\" using karpenter-doctor.io/v1alpha1", "field": ".spec.errorCode"}]}}),
+        );
+        let server = tokio::spawn(async move {
+            let applied = json!({"apiVersion": "karpenter-doctor.io/v1alpha1", "kind": "Diagnosis",
+                "metadata": {"name": "x", "uid": "u-1"}, "spec": {}});
+            let (_, _, first) = expect(&mut handle, held).await;
+            let (method, uri, second) = expect(&mut handle, answer(200, applied.clone())).await;
+            assert_eq!(method, "PATCH");
+            assert!(
+                !uri.contains("/status") && !uri.contains("force=true"),
+                "{uri}"
+            );
+            let (_, uri, _) = expect(&mut handle, answer(200, applied.clone())).await;
+            assert!(uri.contains("/status?"), "{uri}");
+            let _ = expect(&mut handle, answer(201, json!({}))).await;
+            // The next write leaves the field out from the start: no second conflict.
+            let (_, uri, third) = expect(&mut handle, answer(200, applied.clone())).await;
+            assert!(!uri.contains("/status"), "{uri}");
+            let _ = expect(&mut handle, answer(200, applied)).await;
+            let _ = expect(&mut handle, answer(201, json!({}))).await;
+            (first, second, third)
+        });
+        for _ in 0..2 {
+            writer
+                .write(&d, &Verification::Unknown(String::new()), false, 0)
+                .await
+                .unwrap();
+        }
+        let (first, second, third) = server.await.unwrap();
+        assert_eq!(third, second);
+        assert_eq!(first["spec"]["errorCode"], json!(code));
+        assert!(second["spec"].get("errorCode").is_none(), "{second:#}");
+        let mut rest = first.clone();
+        rest["spec"].as_object_mut().unwrap().remove("errorCode");
+        assert_eq!(second, rest, "only the held field is left out");
+        let metrics = writer.metrics.encode();
+        assert!(
+            metrics.contains(
+                r#"karpenter_doctor_kube_errors_total{error="conflict",resource="diagnoses"} 1"#
+            ),
+            "{metrics}"
+        );
+    }
+
+    #[test]
+    fn a_held_field_is_dropped_from_the_apply_body_by_its_path() {
+        let mut body = json!({"spec": {"a": 1, "list": [1, 2], "deep": {"b": 2, "c": 3}}});
+        for path in [
+            ".spec.deep.b",
+            ".spec.list[0]",
+            ".spec.missing.x",
+            ".status",
+            "",
+            ".",
+        ] {
+            drop_field(&mut body, path);
+        }
+        assert_eq!(body, json!({"spec": {"a": 1, "deep": {"c": 3}}}));
+        let status: kube::core::Status = serde_json::from_value(json!({"code": 409,
+            "details": {"causes": [
+                {"reason": "FieldManagerConflict", "message": "conflict with \"kubectl\" using v1", "field": ".spec.a"},
+                {"reason": "FieldManagerConflict", "message": "no manager named", "field": ".spec.b"},
+                {"reason": "FieldValueInvalid", "message": "x", "field": "spec.c"}]}}))
+        .unwrap();
+        assert_eq!(
+            held_by_others(&status),
+            [
+                (".spec.a".to_string(), "kubectl".to_string()),
+                (".spec.b".to_string(), "another manager".to_string())
+            ]
+        );
     }
 
     #[tokio::test]

@@ -350,6 +350,7 @@ def rbac(docs, karpenter_namespace, triage_groups=()):
         grant("ClusterRole", "", "events.k8s.io", ["events"], ["list"])
         grant("ClusterRole", "", "", ["pods", "serviceaccounts"], ["list"])
         grant("ClusterRole", "", "", ["pods/log"], ["get"])
+        grant("ClusterRole", "", "apps", ["deployments"], ["list"])
         grant("ClusterRole", "", group, [plural], ["list"])
     got = rbac_rules(docs)
     for extra in sorted(got - want):

@@ -46,6 +46,18 @@ pub fn seed_1_cluster(name: &str) -> Option<(KubeApi, Moto)> {
             "annotations": {"eks.amazonaws.com/role-arn": format!("arn:aws-cn:iam::{ACCOUNT}:role/{CONTROLLER}")}}})
         .to_string(),
     );
+    // Its Deployment as the chart makes it (one of two replicas ready, as kube-controller-manager
+    // would say: it is not running here, so the status is applied as it would write it).
+    kube.apply(
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "karpenter", "namespace": "kube-system",
+            "labels": {"app.kubernetes.io/name": "karpenter"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app.kubernetes.io/name": "karpenter"}},
+                "template": {"metadata": {"labels": {"app.kubernetes.io/name": "karpenter"}},
+                    "spec": {"serviceAccountName": "karpenter",
+                        "containers": [{"name": "controller", "image": "public.ecr.aws/karpenter/controller:1.15.2"}]}}},
+            "status": {"replicas": 2, "readyReplicas": 1, "availableReplicas": 1}})
+        .to_string(),
+    );
     kube.apply(
         &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "karpenter-7d9f", "namespace": "kube-system",
             "labels": {"app.kubernetes.io/name": "karpenter"}},

@@ -231,11 +231,22 @@ impl KubeApi {
         }
     }
 
-    /// Compacts etcd's history up to its current revision (through its JSON gateway), as the
-    /// API server does every 5 minutes: watches and lists from an older resourceVersion that
-    /// reach etcd answer 410 Gone. (The API server's watch cache keeps serving its own window;
-    /// `restart_apiserver` after this empties it.) Returns the revision compacted at.
+    /// Compacts etcd's history up to a revision newer than any resourceVersion a client has
+    /// seen (a key outside the API server's prefix is written first, through etcd's JSON
+    /// gateway), as the API server does every 5 minutes: watches and lists from an older
+    /// resourceVersion that reach etcd answer 410 Gone. The API server's watch cache keeps
+    /// serving its own window: stop it first (`stop_apiserver`) and start it after, so that no
+    /// bookmark of its shutdown moves a watch past the compaction. Returns the revision.
     pub fn compact_etcd(&self) -> i64 {
+        // key "kubeapi-tests/compaction", value "1"
+        let (code, body) = http(
+            self.etcd_port,
+            "POST",
+            "/v3/kv/put",
+            r#"{"key":"a3ViZWFwaS10ZXN0cy9jb21wYWN0aW9u","value":"MQ=="}"#,
+        )
+        .expect("etcd put");
+        assert_eq!(code, 200, "etcd put: {body}");
         let (code, body) = http(
             self.etcd_port,
             "POST",
