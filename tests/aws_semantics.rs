@@ -481,3 +481,41 @@ fn an_unknown_operator_never_matches_and_is_reported() {
         e.warnings
     );
 }
+
+/// IAM User Guide, "Role trust policies" and EKS User Guide, "EKS Pod Identity": a service
+/// principal taking a role is allowed by the role's trust policy alone (it has no identity
+/// policy or boundary of its own); an action the trust policy does not name is refused; a Deny
+/// still wins.
+#[test]
+fn a_service_principal_is_let_in_by_the_trust_policy_alone() {
+    const ROLE_ARN: &str = "arn:aws:iam::111122223333:role/KarpenterController";
+    // A trust policy names no Resource: the role it belongs to is the resource.
+    let trust = |statements: Value| PolicySet {
+        resource: Some(
+            Policy::trust_from_value(
+                "trust",
+                &json!({"Version": "2012-10-17", "Statement": statements}),
+            )
+            .unwrap(),
+        ),
+        ..PolicySet::default()
+    };
+    let eks = |action: &str| Request::new("pods.eks.amazonaws.com", action, ROLE_ARN);
+    let set = trust(
+        json!([{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+        "Action": "sts:AssumeRole"}]),
+    );
+    assert_eq!(set.decide(&eks("sts:AssumeRole")), Decision::Allowed);
+    assert_eq!(set.decide(&eks("sts:TagSession")), Decision::ImplicitDeny);
+    let other = Request::new("ec2.amazonaws.com", "sts:AssumeRole", ROLE_ARN);
+    assert_eq!(
+        set.decide(&other),
+        Decision::ImplicitDeny,
+        "another service"
+    );
+    let set = trust(json!([
+        {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]},
+        {"Effect": "Deny", "Principal": "*", "Action": "sts:TagSession"}]));
+    assert_eq!(set.decide(&eks("sts:AssumeRole")), Decision::Allowed);
+    assert_eq!(set.decide(&eks("sts:TagSession")), Decision::ExplicitDeny);
+}

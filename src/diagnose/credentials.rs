@@ -1,7 +1,8 @@
 //! Root cause of a credentials failure (Karpenter gets no AWS identity: IRSA or EKS Pod
-//! Identity not in effect). For IRSA, proven where the facts allow: the role's trust policy
-//! evaluated for the token STS was given (the cluster's provider, Karpenter's `sub`, `aud`), and
-//! the account's OIDC providers; else inferred from the error text, saying what is missing.
+//! Identity not in effect). Proven where the facts allow: the role's trust policy evaluated for
+//! the token STS was given (the cluster's provider, Karpenter's `sub`, `aud`) and the account's
+//! OIDC providers, or for EKS Auth (`pods.eks.amazonaws.com`: sts:AssumeRole, sts:TagSession);
+//! else inferred from the error text, saying what is missing.
 
 use super::finding::{CredentialsFix, CredentialsPath, Finding, Fix, evidence};
 use super::model::{Confidence, ReasonCode};
@@ -10,7 +11,7 @@ use crate::partition::Partition;
 use crate::policy::arn::Arn;
 use crate::policy::statement::{ConditionTrace, StatementTrace};
 use crate::policy::{Decision, Effect, Explanation, PolicySet, PolicyType, Request, StatementRef};
-use crate::signal::{AccountInfo, PolicyLayer, Signal};
+use crate::signal::{AccountInfo, Observations, PodIdentityInfo, PolicyLayer, Signal};
 use serde_json::{Map, Value, json};
 
 /// One credentials failure to explain.
@@ -25,8 +26,32 @@ pub struct CredentialsCase<'a> {
     pub issuer: Option<&'a str>,
     /// The account's IAM OIDC providers, where listed.
     pub providers: Option<&'a [String]>,
+    /// Karpenter's EKS Pod Identity association, where one is given.
+    pub association: Option<&'a PodIdentityInfo>,
     pub partition: &'static Partition,
 }
+
+/// Karpenter's Pod Identity association among those given: the only one that names a role,
+/// else the one for a ServiceAccount named `karpenter` (the chart's name).
+pub fn karpenter_association(obs: &Observations) -> Option<&PodIdentityInfo> {
+    let named: Vec<_> = obs
+        .pod_identities
+        .iter()
+        .filter(|a| a.role.is_some())
+        .collect();
+    match named.as_slice() {
+        [only] => Some(only),
+        _ => obs
+            .pod_identities
+            .iter()
+            .find(|a| a.service_account == "karpenter"),
+    }
+}
+
+/// The service principal EKS Pod Identity assumes roles as (the China regions too).
+const POD_IDENTITY: &str = "pods.eks.amazonaws.com";
+/// What EKS Auth asks of the role's trust policy, both needed.
+const POD_IDENTITY_ACTIONS: [&str; 2] = ["sts:AssumeRole", "sts:TagSession"];
 
 /// The audience EKS gives IRSA tokens unless the ServiceAccount names another.
 const AUDIENCE: &str = "sts.amazonaws.com";
@@ -103,6 +128,10 @@ pub fn reason(case: &CredentialsCase<'_>, facts: &dyn Facts) -> Finding {
             },
         };
     };
+    let pod_account = case
+        .association
+        .filter(|_| how == CredentialsPath::PodIdentity)
+        .map(|a| (a.namespace.clone(), a.service_account.clone()));
     let fix = CredentialsFix {
         how,
         role: s
@@ -112,17 +141,22 @@ pub fn reason(case: &CredentialsCase<'_>, facts: &dyn Facts) -> Finding {
             .or(role),
         issuer: case.issuer.map(str::to_string),
         caller: s.principal.clone(),
-        account: case.account.map(|a| (a.namespace.clone(), a.name.clone())),
+        account: pod_account
+            .or_else(|| case.account.map(|a| (a.namespace.clone(), a.name.clone()))),
         trust: None,
     };
-    let missing = match how {
+    let proven = match how {
         CredentialsPath::WebIdentity | CredentialsPath::OidcProvider => {
-            match web_identity(case, facts, &fix) {
-                Ok(proven) => return proven,
-                Err(missing) => format!("{} would confirm it", missing.join(", ")),
-            }
+            web_identity(case, facts, &fix)
         }
-        _ => "the role's trust policy would confirm it and name the statement at fault".into(),
+        CredentialsPath::PodIdentity => pod_identity(case, facts, &fix),
+        CredentialsPath::AssumeRole => Err(vec![
+            "the role's trust policy (it would name the statement at fault)".into(),
+        ]),
+    };
+    let missing = match proven {
+        Ok(proven) => return proven,
+        Err(missing) => format!("{} would confirm it", missing.join(", ")),
     };
     Finding {
         reason,
@@ -179,23 +213,7 @@ fn web_identity(
         missing
             .push("the account's OIDC providers (aws iam list-open-id-connect-providers)".into());
     }
-    let trust = match case.role.map(|r| facts.principal(r)) {
-        Some(Lookup::Found(p)) => match p.trust {
-            Some(trust) => Some((trust, p.source)),
-            None => {
-                missing.push(format!(
-                    "the trust policy of {} ({} has none)",
-                    p.arn, p.source
-                ));
-                None
-            }
-        },
-        Some(Lookup::Absent(why) | Lookup::Unknown(why)) => {
-            missing.push(format!("the role's trust policy ({why})"));
-            None
-        }
-        None => None,
-    };
+    let trust = trust_policy(case.role, facts, &mut missing);
     if case.account.is_none() {
         missing.push("Karpenter's ServiceAccount (kubectl get serviceaccount -o yaml)".into());
     }
@@ -242,7 +260,7 @@ fn web_identity(
             }
         };
     }
-    let undecided = undecided_refusal(&explanation);
+    let undecided = undecided_refusal(&explanation, "the token's sub and aud");
     if !undecided.is_empty() {
         missing.extend(undecided);
         return Err(missing);
@@ -330,10 +348,209 @@ fn web_identity(
     })
 }
 
+/// The trust policy of `role` and where it was read; what is missing otherwise.
+fn trust_policy(
+    role: Option<&str>,
+    facts: &dyn Facts,
+    missing: &mut Vec<String>,
+) -> Option<(crate::policy::Policy, String)> {
+    match role.map(|r| facts.principal(r)) {
+        Some(Lookup::Found(p)) => match p.trust {
+            Some(trust) => Some((trust, p.source)),
+            None => {
+                missing.push(format!(
+                    "the trust policy of {} ({} has none)",
+                    p.arn, p.source
+                ));
+                None
+            }
+        },
+        Some(Lookup::Absent(why) | Lookup::Unknown(why)) => {
+            missing.push(format!("the role's trust policy ({why})"));
+            None
+        }
+        None => None,
+    }
+}
+
+/// EKS Pod Identity from the facts: the associated role's trust policy evaluated for EKS
+/// Auth's two requests (`pods.eks.amazonaws.com`: sts:AssumeRole, sts:TagSession, with the
+/// session tags EKS sets where the association names them). `Confirmed` where one is refused
+/// on what is known; `Err`: what is missing to tell.
+fn pod_identity(
+    case: &CredentialsCase<'_>,
+    facts: &dyn Facts,
+    fix: &CredentialsFix,
+) -> Result<Finding, Vec<String>> {
+    let mut missing = Vec::new();
+    let Some(role_arn) = case.role.filter(|r| Arn::parse(r).is_some()) else {
+        return Err(vec![
+            "the associated role (aws eks describe-pod-identity-association, or --controller-role)"
+                .into(),
+        ]);
+    };
+    let Some((trust, source)) = trust_policy(Some(role_arn), facts, &mut missing) else {
+        return Err(missing);
+    };
+    let set = PolicySet {
+        resource: Some(trust.clone()),
+        ..PolicySet::default()
+    };
+    let mut refused = Vec::new();
+    let mut evidence_lines = Vec::new();
+    for action in POD_IDENTITY_ACTIONS {
+        let mut request = Request::new(POD_IDENTITY, action, role_arn);
+        if let Some(a) = case.association {
+            let tags = [
+                ("kubernetes-namespace", Some(&a.namespace)),
+                ("kubernetes-service-account", Some(&a.service_account)),
+                ("eks-cluster-name", a.cluster.as_ref()),
+            ];
+            for (tag, value) in tags {
+                if let Some(v) = value {
+                    request
+                        .context
+                        .insert(&format!("aws:RequestTag/{tag}"), v.clone());
+                }
+            }
+        }
+        let explanation = set.explain(&request);
+        if explanation.decision == Decision::Allowed {
+            evidence_lines.push(evidence(
+                source.as_str(),
+                format!("the trust policy of {role_arn} allows {POD_IDENTITY} {action}"),
+            ));
+            continue;
+        }
+        let undecided = undecided_refusal(&explanation, "the session tags EKS sets");
+        if !undecided.is_empty() {
+            for line in undecided {
+                if !missing.contains(&line) {
+                    missing.push(line);
+                }
+            }
+            continue;
+        }
+        let naming = explanation.statements.iter().find(|t| {
+            t.policy_type == PolicyType::ResourcePolicy
+                && t.principal_matched == Some(true)
+                && t.effect == Effect::Allow
+        });
+        let why = match (explanation.decision, naming) {
+            (Decision::ExplicitDeny, _) => "a Deny statement matches it".to_string(),
+            (_, Some(t)) => format!(
+                "{} names {POD_IDENTITY} but not this action",
+                statement_label(t)
+            ),
+            (_, None) => format!("no statement names {POD_IDENTITY}"),
+        };
+        evidence_lines.push(evidence(
+            source.as_str(),
+            format!("the trust policy of {role_arn} refuses {POD_IDENTITY} {action}: {why}"),
+        ));
+        refused.push((
+            action,
+            explanation.decision,
+            naming.map(|t| (t.index, t.sid.clone())),
+        ));
+    }
+    if !missing.is_empty() {
+        return Err(missing);
+    }
+    let Some((_, decision, at)) = refused.first().cloned() else {
+        return Ok(Finding {
+            reason: ReasonCode::Undetermined,
+            confidence: Confidence::Inferred,
+            summary: format!(
+                "The trust policy of {role_arn} lets EKS Pod Identity in ({}), yet EKS Auth refused: check the association's role and that Karpenter's pods were restarted after it was made",
+                POD_IDENTITY_ACTIONS.join(", ")
+            ),
+            evidence: evidence_lines,
+            statement: None,
+            fix: Fix::Credentials(fix.clone()),
+        });
+    };
+    let actions: Vec<&str> = refused.iter().map(|(a, ..)| *a).collect();
+    let corrected = (decision != Decision::ExplicitDeny)
+        .then(|| corrected_pod_trust(&trust, at.as_ref().map(|(i, _)| *i), &actions));
+    Ok(Finding {
+        reason: ReasonCode::TrustPolicyMismatch,
+        confidence: Confidence::Confirmed,
+        summary: format!(
+            "The trust policy of {role_arn} does not let EKS Pod Identity ({POD_IDENTITY}) {}: EKS Auth cannot give Karpenter its credentials",
+            actions.join(" or ")
+        ),
+        evidence: evidence_lines,
+        statement: at.map(|(index, sid)| StatementRef {
+            policy: "trust".into(),
+            sid,
+            index: Some(index),
+        }),
+        fix: Fix::Credentials(CredentialsFix {
+            trust: corrected,
+            ..fix.clone()
+        }),
+    })
+}
+
+/// The trust policy with EKS Pod Identity's `actions` allowed, every other statement kept: the
+/// statement `at` (it names `pods.eks.amazonaws.com`) gets them; with none, one is added.
+fn corrected_pod_trust(
+    trust: &crate::policy::Policy,
+    at: Option<usize>,
+    actions: &[&str],
+) -> Value {
+    let added = json!({"Effect": "Allow", "Principal": {"Service": POD_IDENTITY},
+        "Action": POD_IDENTITY_ACTIONS});
+    corrected(trust, at, added, |source| {
+        let mut all: Vec<Value> = match source.remove("Action") {
+            Some(Value::Array(a)) => a,
+            Some(one) => vec![one],
+            None => Vec::new(),
+        };
+        for a in actions {
+            if !all
+                .iter()
+                .any(|x| x.as_str().is_some_and(|x| x.eq_ignore_ascii_case(a)))
+            {
+                all.push(json!(a));
+            }
+        }
+        source.insert("Action".into(), Value::Array(all));
+    })
+}
+
+/// A trust policy corrected: every statement kept as written (without the `Resource` the
+/// parser may have read: IAM refuses it in a trust policy), `edit` applied to statement `at`;
+/// with none, `added` appended.
+fn corrected(
+    trust: &crate::policy::Policy,
+    at: Option<usize>,
+    added: Value,
+    edit: impl Fn(&mut Map<String, Value>),
+) -> Value {
+    let mut statements: Vec<Value> = trust
+        .statements
+        .iter()
+        .map(|st| {
+            let mut source = st.source.clone();
+            source.remove("Resource");
+            if Some(st.index) == at {
+                edit(&mut source);
+            }
+            Value::Object(source)
+        })
+        .collect();
+    if at.is_none() {
+        statements.push(added);
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
 /// Where a trust policy's refusal rests only on conditions the doctor cannot decide (a key
 /// STS's request may carry that the doctor does not know of, an unknown operator): what would
 /// decide each. Empty when the refusal is proven by what is known.
-fn undecided_refusal(explanation: &Explanation) -> Vec<String> {
+fn undecided_refusal(explanation: &Explanation, known: &str) -> Vec<String> {
     let trust = explanation.statements.iter().filter(|t| {
         t.policy_type == PolicyType::ResourcePolicy && t.action_matched && t.resource_matched
     });
@@ -374,7 +591,7 @@ fn undecided_refusal(explanation: &Explanation) -> Vec<String> {
                     statement_label(t)
                 ),
                 None => format!(
-                    "the value of {} in STS's request ({} tests it with {}; the doctor knows only the token's sub and aud)",
+                    "the value of {} in STS's request ({} tests it with {}; the doctor knows only {known})",
                     c.key,
                     statement_label(t),
                     c.operator
@@ -445,46 +662,31 @@ fn corrected_trust(
     audience: &str,
 ) -> Value {
     let (sub_key, aud_key) = (format!("{host}:sub"), format!("{host}:aud"));
-    let mut statements: Vec<Value> = trust
-        .statements
-        .iter()
-        .map(|st| {
-            let mut source = st.source.clone();
-            // IAM refuses `Resource` in a trust policy: it is only there as the parser read it.
-            source.remove("Resource");
-            if Some(st.index) == at {
-                let mut conditions = match source.remove("Condition") {
-                    Some(Value::Object(c)) => c,
-                    _ => Map::new(),
-                };
-                // The keys of this provider move to StringEquals with the right values; other
-                // keys (other tests the owner wrote) stay.
-                for (_, keys) in conditions.iter_mut() {
-                    if let Value::Object(keys) = keys {
-                        keys.retain(|k, _| {
-                            !k.eq_ignore_ascii_case(&sub_key) && !k.eq_ignore_ascii_case(&aud_key)
-                        });
-                    }
-                }
-                conditions.retain(|_, keys| keys.as_object().is_none_or(|k| !k.is_empty()));
-                let equals = conditions
-                    .entry("StringEquals")
-                    .or_insert_with(|| json!({}));
-                if let Value::Object(equals) = equals {
-                    equals.insert(sub_key.clone(), json!(sub));
-                    equals.insert(aud_key.clone(), json!(audience));
-                }
-                source.insert("Condition".into(), Value::Object(conditions));
+    let added = json!({"Effect": "Allow", "Principal": {"Federated": provider},
+        "Action": WEB_IDENTITY,
+        "Condition": {"StringEquals": {&sub_key: sub, &aud_key: audience}}});
+    corrected(trust, at, added, |source| {
+        let mut conditions = match source.remove("Condition") {
+            Some(Value::Object(c)) => c,
+            _ => Map::new(),
+        };
+        // The keys of this provider move to StringEquals with the right values; other keys
+        // (other tests the owner wrote) stay.
+        for (_, keys) in conditions.iter_mut() {
+            if let Value::Object(keys) = keys {
+                keys.retain(|k, _| {
+                    !k.eq_ignore_ascii_case(&sub_key) && !k.eq_ignore_ascii_case(&aud_key)
+                });
             }
-            Value::Object(source)
-        })
-        .collect();
-    if at.is_none() {
-        statements.push(
-            json!({"Effect": "Allow", "Principal": {"Federated": provider},
-            "Action": WEB_IDENTITY,
-            "Condition": {"StringEquals": {sub_key: sub, aud_key: audience}}}),
-        );
-    }
-    json!({"Version": "2012-10-17", "Statement": statements})
+        }
+        conditions.retain(|_, keys| keys.as_object().is_none_or(|k| !k.is_empty()));
+        let equals = conditions
+            .entry("StringEquals")
+            .or_insert_with(|| json!({}));
+        if let Value::Object(equals) = equals {
+            equals.insert(sub_key.clone(), json!(sub));
+            equals.insert(aud_key.clone(), json!(audience));
+        }
+        source.insert("Condition".into(), Value::Object(conditions));
+    })
 }

@@ -45,8 +45,9 @@ pub struct Questions {
     pub images: std::collections::BTreeSet<String>,
 }
 
-/// The controller role (given, or from the ServiceAccount; resolved to its path through the
-/// facts) and every signal resolved into an incident.
+/// The controller role (given, or from the ServiceAccount, or from Karpenter's Pod Identity
+/// association; resolved to its path through the facts) and every signal resolved into an
+/// incident.
 fn resolve<'a>(
     obs: &'a Observations,
     facts: &dyn Facts,
@@ -55,6 +56,7 @@ fn resolve<'a>(
     let controller = controller_role
         .map(str::to_string)
         .or_else(|| obs.controller_roles.first().cloned())
+        .or_else(|| credentials::karpenter_association(obs).and_then(|a| a.role.clone()))
         .map(|c| resolve_role(&c, facts));
     let incidents = obs
         .signals
@@ -452,6 +454,7 @@ fn reason(
                     _ => None,
                 }),
             providers: obs.oidc_providers.as_deref(),
+            association: credentials::karpenter_association(obs),
             partition,
         };
         return credentials::reason(&case, facts);

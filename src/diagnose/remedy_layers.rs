@@ -187,10 +187,7 @@ pub(super) fn credentials(r: &mut Remediation, fix: &CredentialsFix, partition: 
             let host = issuer.map_or("<issuer>", |i| i.trim_start_matches("https://"));
             r.steps.push(format!("STS refused sts:AssumeRoleWithWebIdentity: the trust policy of {role_label} must name the cluster's OIDC provider as Federated principal, with {host}:sub = system:serviceaccount:{namespace}:{account} and {host}:aud = sts.amazonaws.com. Compare it with the cluster's issuer and Karpenter's ServiceAccount."));
             let statement = web_identity_statement(role, issuer, fix.account.as_ref(), partition);
-            r.policy_patch = Some(pretty(fix.trust.as_ref().unwrap_or(&statement)));
-            if fix.trust.is_some() {
-                r.steps.push("The corrected trust policy below is the whole document: its other statements are kept. Save it as trust.json.".into());
-            }
+            trust_patch(r, fix, &statement);
             r.commands.push(format!("kubectl -n {namespace} get serviceaccount {} -o jsonpath='{{.metadata.annotations.eks\\.amazonaws\\.com/role-arn}}'", if fix.account.is_some() { account } else { "karpenter" }));
             r.commands.push(
                 "aws eks describe-cluster --name <cluster> --query cluster.identity.oidc.issuer --output text"
@@ -208,12 +205,12 @@ pub(super) fn credentials(r: &mut Remediation, fix: &CredentialsFix, partition: 
             r.steps.push(format!("EKS Auth could not assume {role_label} for Karpenter's pod: its trust policy must allow the service principal pods.eks.amazonaws.com (in the China regions too) both sts:AssumeRole and sts:TagSession, and an association must exist for Karpenter's namespace and ServiceAccount."));
             let statement = json!({"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
                 "Action": ["sts:AssumeRole", "sts:TagSession"]});
-            r.policy_patch = Some(pretty(&statement));
+            trust_patch(r, fix, &statement);
             r.commands.push(format!(
                 "aws iam get-role --role-name {role_arg} --query Role.AssumeRolePolicyDocument"
             ));
             r.commands.push(format!("aws iam update-assume-role-policy --role-name {role_arg} --policy-document file://trust.json"));
-            r.commands.push("aws eks list-pod-identity-associations --cluster-name <cluster> --namespace <karpenter namespace>".into());
+            r.commands.push(format!("aws eks list-pod-identity-associations --cluster-name <cluster> --namespace {namespace}"));
         }
         CredentialsPath::AssumeRole => {
             let caller_role = caller.map(role_arn_of);
@@ -236,6 +233,15 @@ pub(super) fn credentials(r: &mut Remediation, fix: &CredentialsFix, partition: 
     r.steps
         .push("Restart Karpenter so that its pods pick up the credentials at once.".into());
     r.commands.push(restart);
+}
+
+/// The policy patch of a trust policy fix: the corrected whole document where the trust
+/// policy was read, else the `statement` to add.
+fn trust_patch(r: &mut Remediation, fix: &CredentialsFix, statement: &Value) {
+    r.policy_patch = Some(pretty(fix.trust.as_ref().unwrap_or(statement)));
+    if fix.trust.is_some() {
+        r.steps.push("The corrected trust policy below is the whole document: its other statements are kept. Save it as trust.json.".into());
+    }
 }
 
 /// The trust statement IRSA needs for Karpenter's ServiceAccount, with what is known filled in.

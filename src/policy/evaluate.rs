@@ -229,6 +229,14 @@ fn combine(o: &Outcomes, req: &Request) -> (Decision, Option<Cause>) {
     let key_policy = Arn::parse(&req.resource)
         .is_some_and(|a| a.service == "kms" && a.resource.starts_with("key/"));
     let allowed = || (Decision::Allowed, None);
+    // A service principal (EKS Auth taking a role) has no policies of its own: the resource's
+    // policy (a trust policy) alone decides.
+    if req.is_service_principal() {
+        return match granted {
+            Some(_) => allowed(),
+            None => implicit(Cause::ResourcePolicyNotAllowing),
+        };
+    }
     if req.is_cross_account() {
         return match (granted, identity_ok) {
             (Some(_), true) => allowed(),

@@ -123,6 +123,11 @@ impl Request {
         }
     }
 
+    /// Whether the caller is an AWS service principal (`pods.eks.amazonaws.com`), not an ARN.
+    pub fn is_service_principal(&self) -> bool {
+        Arn::parse(&self.principal).is_none() && self.principal.contains(".amazonaws.com")
+    }
+
     /// Whether the resource lives in another account than the principal.
     pub fn is_cross_account(&self) -> bool {
         self.resource_owner() != self.principal_account()

@@ -167,6 +167,14 @@ fn walk(value: &Value, line: usize, list: Option<&str>, sink: &mut Sink<'_>) {
                     .map(str::to_string)
                     .collect();
                 sink.oidc_providers(arns);
+            } else if let Some(association) = map.get("association").filter(|a| a.is_object()) {
+                // `aws eks describe-pod-identity-association`.
+                pod_identity(association, sink);
+            } else if let Some(Value::Array(list)) = map.get("associations") {
+                // `aws eks list-pod-identity-associations` (no role named).
+                for association in list {
+                    pod_identity(association, sink);
+                }
             } else if let Some(Value::Array(items)) = map.get("items") {
                 let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
                 let item_kind = kind.strip_suffix("List").unwrap_or("");
@@ -181,9 +189,64 @@ fn walk(value: &Value, line: usize, list: Option<&str>, sink: &mut Sink<'_>) {
     }
 }
 
+/// One Pod Identity association as the EKS API prints it; one without a namespace and
+/// ServiceAccount is no association.
+fn pod_identity(value: &Value, sink: &mut Sink<'_>) {
+    let text = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_string);
+    if let (Some(namespace), Some(service_account)) = (text("namespace"), text("serviceAccount")) {
+        sink.pod_identity(super::PodIdentityInfo {
+            cluster: text("clusterName"),
+            namespace,
+            service_account,
+            role: text("roleArn"),
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pod_identity_associations_listed_then_described_name_their_role_once() {
+        let scanner = crate::signal::Scanner::new().unwrap();
+        let mut obs = crate::signal::Observations::default();
+        let listed = br#"{"associations": [
+            {"clusterName": "prod", "namespace": "kube-system", "serviceAccount": "karpenter", "associationId": "a-1"},
+            {"clusterName": "prod", "namespace": "apps", "serviceAccount": "web", "associationId": "a-2"},
+            {"clusterName": "prod", "associationId": "a-3"}]}"#;
+        let described = br#"{"association": {"clusterName": "prod", "namespace": "kube-system",
+            "serviceAccount": "karpenter", "roleArn": "arn:aws:iam::111122223333:role/K"}}"#;
+        for (name, text) in [
+            ("list.json", &listed[..]),
+            ("describe.json", &described[..]),
+        ] {
+            scanner.scan(name, text, &mut obs, &mut |_| {}).unwrap();
+        }
+        let got: Vec<_> = obs
+            .pod_identities
+            .iter()
+            .map(|a| {
+                (
+                    a.namespace.as_str(),
+                    a.service_account.as_str(),
+                    a.role.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "kube-system",
+                    "karpenter",
+                    Some("arn:aws:iam::111122223333:role/K")
+                ),
+                ("apps", "web", None)
+            ],
+            "one without namespace and ServiceAccount is none"
+        );
+    }
 
     #[test]
     fn documents_over_the_cap_are_refused_without_reading_on() {

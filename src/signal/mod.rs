@@ -235,7 +235,21 @@ pub struct Observations {
     /// The account's IAM OIDC providers (`aws iam list-open-id-connect-providers`); `None`:
     /// not given.
     pub oidc_providers: Option<Vec<String>>,
+    /// EKS Pod Identity associations (`aws eks describe-pod-identity-association`, or
+    /// `list-pod-identity-associations`, which does not name the role).
+    pub pod_identities: Vec<PodIdentityInfo>,
     pub warnings: Vec<Warning>,
+}
+
+/// An EKS Pod Identity association: the role EKS Auth gives a namespace's ServiceAccount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodIdentityInfo {
+    pub cluster: Option<String>,
+    pub namespace: String,
+    pub service_account: String,
+    /// `None` where only listed.
+    pub role: Option<String>,
 }
 
 /// A ServiceAccount with the role it names (`eks.amazonaws.com/role-arn`).

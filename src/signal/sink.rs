@@ -250,6 +250,21 @@ impl<'a> Sink<'a> {
         }
     }
 
+    /// A Pod Identity association; a described one (naming its role) replaces the same one
+    /// listed.
+    pub(crate) fn pod_identity(&mut self, info: super::PodIdentityInfo) {
+        let same = |k: &super::PodIdentityInfo| {
+            k.namespace == info.namespace
+                && k.service_account == info.service_account
+                && k.cluster == info.cluster
+        };
+        match self.out.pod_identities.iter_mut().find(|k| same(k)) {
+            Some(known) if known.role.is_none() => *known = info,
+            Some(_) => {}
+            None => self.out.pod_identities.push(info),
+        }
+    }
+
     /// Ends the input: reports how many warnings were held back.
     pub(crate) fn finish(self) {
         if self.suppressed > 0 {
