@@ -9,7 +9,7 @@ use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
 use crate::policy::arn::{Arn, role_name_of, session_name_of};
 use crate::policy::{Context, Decision, Explanation, PolicySet, Reason, Request};
-use crate::signal::PolicyLayer;
+use crate::signal::{PodCredentials, PodInfo, PolicyLayer};
 use serde_json::{Map, Value, json};
 
 /// One IAM denial to explain.
@@ -30,6 +30,8 @@ pub struct IamCase<'a> {
     pub policy_arn: Option<&'a str>,
     /// The AWS call that failed (`ec2:CreateFleet`), where the text names it.
     pub call: Option<&'a str>,
+    /// Karpenter's pods, where given: how each gets its credentials.
+    pub pods: &'a [PodInfo],
 }
 
 impl IamCase<'_> {
@@ -142,14 +144,55 @@ fn wrong_principal(case: &IamCase<'_>) -> Option<Finding> {
     } else {
         return None;
     };
+    let mut lines = vec![evidence("error message", detail)];
+    // Proven where AWS's own message names an instance-profile session and Karpenter's role is
+    // known to be another: the request was evaluated as the node, not as Karpenter.
+    let confirmed = match (instance_session, other_than_controller) {
+        (true, Some(controller)) => {
+            lines.push(evidence(
+                "service account",
+                format!("Karpenter's controller role is {controller}: the request AWS evaluated was not made as it"),
+            ));
+            true
+        }
+        (true, None) => {
+            lines.push(evidence(
+                "error message",
+                "Karpenter's ServiceAccount (the role it names) or --controller-role would confirm it",
+            ));
+            false
+        }
+        _ => false,
+    };
+    for pod in case.pods {
+        let said = match pod.credentials {
+            PodCredentials::None => {
+                "its containers have neither AWS_WEB_IDENTITY_TOKEN_FILE (IRSA) nor AWS_CONTAINER_CREDENTIALS_FULL_URI (EKS Pod Identity): the SDK falls back to the node's instance profile. A pod created before its ServiceAccount was annotated (or its association made) gets them only when restarted"
+            }
+            PodCredentials::WebIdentity => {
+                "it has IRSA's token (AWS_WEB_IDENTITY_TOKEN_FILE), yet the call was made as another role: look for a credentials error before this one"
+            }
+            PodCredentials::PodIdentity => {
+                "it has EKS Pod Identity's AWS_CONTAINER_CREDENTIALS_FULL_URI, yet the call was made as another role: look for a credentials error before this one"
+            }
+        };
+        lines.push(evidence(
+            format!("pod {}/{}", pod.namespace, pod.name),
+            format!("ServiceAccount {}: {said}", pod.service_account),
+        ));
+    }
     Some(Finding {
         reason: ReasonCode::WrongPrincipal,
-        confidence: Confidence::Inferred,
+        confidence: if confirmed {
+            Confidence::Confirmed
+        } else {
+            Confidence::Inferred
+        },
         summary: format!(
             "Karpenter called {} as {} instead of its controller role: IRSA or EKS Pod Identity is not in effect for the Karpenter pod",
             case.action, case.role
         ),
-        evidence: vec![evidence("error message", detail)],
+        evidence: lines,
         statement: None,
         fix: Fix::Principal {
             caller: case.role.to_string(),

@@ -483,6 +483,7 @@ fn reason(
                 controller_role: controller,
                 policy_arn: latest.policy_arn.as_deref().filter(|p| complete_arn(p)),
                 call: latest.call.as_deref(),
+                pods: &obs.karpenter_pods,
             };
             iam::reason(&case, facts)
         }

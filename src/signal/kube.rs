@@ -1,5 +1,6 @@
 //! Kubernetes objects as kubectl prints them: NodeClaims (and v0.3x Machines), NodePools,
-//! EC2NodeClasses (and AWSNodeTemplates), Events, ServiceAccounts; failure texts and links.
+//! EC2NodeClasses (and AWSNodeTemplates), Events, ServiceAccounts, Karpenter's Pods; failure
+//! texts and links.
 
 use super::sink::{Context, Sink};
 use super::{NodeClaimInfo, NodeClassInfo, NodePoolInfo, Source};
@@ -17,6 +18,7 @@ pub(crate) fn object(value: &Value, line: usize, list: Option<&str>, sink: &mut 
         "EC2NodeClass" | "AWSNodeTemplate" => node_class(value, line, sink),
         "Event" => event(value, line, sink),
         "ServiceAccount" => service_account(value, list.is_some(), sink),
+        "Pod" => pod(value, list.is_some(), sink),
         "NodePool" => node_pool(value, line, sink),
         // v0.3x Provisioners carry no failure text the rules know, nor registration health.
         _ => {}
@@ -221,6 +223,58 @@ fn event(value: &Value, line: usize, sink: &mut Sink<'_>) {
 
 /// The controller role from IRSA's annotation. In a list only Karpenter's own service account
 /// counts (its name, namespace or a label says karpenter); a lone object was chosen by the user.
+/// Whether an object's name, namespace or a label value says Karpenter.
+fn names_karpenter(metadata: &Value) -> bool {
+    let karpenter = |s: &str| s.to_ascii_lowercase().contains("karpenter");
+    str_at(metadata, &["name"]).is_some_and(karpenter)
+        || str_at(metadata, &["namespace"]).is_some_and(karpenter)
+        || metadata
+            .get("labels")
+            .and_then(Value::as_object)
+            .is_some_and(|labels| labels.values().filter_map(Value::as_str).any(karpenter))
+}
+
+/// A Karpenter pod (alone, or a list item that names Karpenter): the credentials the EKS
+/// webhooks gave its containers.
+fn pod(value: &Value, in_list: bool, sink: &mut Sink<'_>) {
+    let Some(metadata) = value.get("metadata") else {
+        return;
+    };
+    if in_list && !names_karpenter(metadata) {
+        return;
+    }
+    let (Some(namespace), Some(name)) = (
+        str_at(metadata, &["namespace"]),
+        str_at(metadata, &["name"]),
+    ) else {
+        return;
+    };
+    let env: Vec<&str> = value
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("env").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|e| str_at(e, &["name"]))
+        .collect();
+    let credentials = if env.contains(&"AWS_WEB_IDENTITY_TOKEN_FILE") {
+        super::PodCredentials::WebIdentity
+    } else if env.contains(&"AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+        super::PodCredentials::PodIdentity
+    } else {
+        super::PodCredentials::None
+    };
+    sink.karpenter_pod(super::PodInfo {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        service_account: str_at(value, &["spec", "serviceAccountName"])
+            .unwrap_or("default")
+            .to_string(),
+        credentials,
+    });
+}
+
 fn service_account(value: &Value, in_list: bool, sink: &mut Sink<'_>) {
     let Some(metadata) = value.get("metadata") else {
         return;
@@ -233,14 +287,7 @@ fn service_account(value: &Value, in_list: bool, sink: &mut Sink<'_>) {
     else {
         return;
     };
-    let karpenter = |s: &str| s.to_ascii_lowercase().contains("karpenter");
-    let is_karpenter = str_at(metadata, &["name"]).is_some_and(karpenter)
-        || str_at(metadata, &["namespace"]).is_some_and(karpenter)
-        || metadata
-            .get("labels")
-            .and_then(Value::as_object)
-            .is_some_and(|labels| labels.values().filter_map(Value::as_str).any(karpenter));
-    if is_karpenter || !in_list {
+    if names_karpenter(metadata) || !in_list {
         sink.controller_role(role);
         if let (Some(namespace), Some(name)) = (
             str_at(metadata, &["namespace"]),

@@ -238,7 +238,30 @@ pub struct Observations {
     /// EKS Pod Identity associations (`aws eks describe-pod-identity-association`, or
     /// `list-pod-identity-associations`, which does not name the role).
     pub pod_identities: Vec<PodIdentityInfo>,
+    /// Karpenter's pods (`kubectl get pod -o yaml`): how each gets its AWS credentials.
+    pub karpenter_pods: Vec<PodInfo>,
     pub warnings: Vec<Warning>,
+}
+
+/// One Karpenter pod and the AWS credentials its containers were given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    pub service_account: String,
+    pub credentials: PodCredentials,
+}
+
+/// What the EKS webhooks put into a pod's environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PodCredentials {
+    /// IRSA: `AWS_ROLE_ARN` and `AWS_WEB_IDENTITY_TOKEN_FILE` (a projected token).
+    WebIdentity,
+    /// EKS Pod Identity: `AWS_CONTAINER_CREDENTIALS_FULL_URI`.
+    PodIdentity,
+    /// Neither: the SDK falls back to the node's instance profile.
+    None,
 }
 
 /// An EKS Pod Identity association: the role EKS Auth gives a namespace's ServiceAccount.

@@ -265,6 +265,12 @@ impl<'a> Sink<'a> {
         }
     }
 
+    pub(crate) fn karpenter_pod(&mut self, pod: super::PodInfo) {
+        if !self.out.karpenter_pods.contains(&pod) {
+            self.out.karpenter_pods.push(pod);
+        }
+    }
+
     /// Ends the input: reports how many warnings were held back.
     pub(crate) fn finish(self) {
         if self.suppressed > 0 {
