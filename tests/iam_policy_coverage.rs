@@ -92,11 +92,19 @@ fn the_policy_works_in_every_partition_and_grants_no_writes() {
         let doctor = format!("arn:{partition}:sts::111122223333:assumed-role/karpenter-doctor/1");
         let role = format!("arn:{partition}:iam::111122223333:role/KarpenterController");
         let key = format!("arn:{partition}:kms:cn-north-1:111122223333:key/k");
+        let cluster = format!("arn:{partition}:eks:cn-north-1:111122223333:cluster/prod");
+        let association = format!(
+            "arn:{partition}:eks:cn-north-1:111122223333:podidentityassociation/prod/a-1b2c3d4e5f6a7b8c9"
+        );
         for (action, resource) in [
             ("iam:GetRole", role.as_str()),
             ("iam:SimulatePrincipalPolicy", &role),
             ("kms:ListGrants", &key),
             ("ec2:DescribeInstances", "*"),
+            ("iam:ListOpenIDConnectProviders", "*"),
+            ("eks:DescribeCluster", &cluster),
+            ("eks:ListPodIdentityAssociations", &cluster),
+            ("eks:DescribePodIdentityAssociation", &association),
         ] {
             assert_eq!(
                 set.decide(&Request::new(&doctor, action, resource)),
@@ -117,6 +125,8 @@ fn the_policy_works_in_every_partition_and_grants_no_writes() {
             ("kms:CreateGrant", &key),
             ("iam:CreatePolicyVersion", "*"),
             ("kms:CancelKeyDeletion", &key),
+            ("eks:CreatePodIdentityAssociation", &cluster),
+            ("iam:CreateOpenIDConnectProvider", "*"),
         ] {
             assert_ne!(
                 set.decide(&Request::new(&doctor, action, resource)),

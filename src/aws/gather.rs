@@ -19,6 +19,11 @@ pub async fn gather(
     controller_role: Option<&str>,
 ) -> FetchedFacts {
     let mut facts = FetchedFacts::default();
+    if let Some(name) = &live.cluster_name
+        && !obs.cluster_names.contains(name)
+    {
+        obs.cluster_names.insert(0, name.clone());
+    }
     let first = diagnose::questions(obs, &facts, controller_role);
     if !first.instances.is_empty() {
         let ids: Vec<String> = first
@@ -32,15 +37,10 @@ pub async fn gather(
                 let text = doc.to_string();
                 let _ = scanner.scan("ec2:DescribeInstances", text.as_bytes(), obs, &mut |_| {});
             }
-            Err(e) => obs.warnings.push(crate::signal::Warning {
-                origin: crate::signal::Origin {
-                    file: "ec2:DescribeInstances".into(),
-                    line: 0,
-                },
-                message: e.to_string(),
-            }),
+            Err(e) => obs.warn("ec2:DescribeInstances", e.to_string()),
         }
     }
+    credential_facts(live, obs, &first).await;
     let Questions {
         principals, images, ..
     } = diagnose::questions(obs, &facts, controller_role);
@@ -63,6 +63,43 @@ pub async fn gather(
     facts.simulations = simulations;
     facts.decoded = decoded;
     facts
+}
+
+/// What a credentials failure needs from AWS, into the observations as if given as inputs:
+/// the cluster's OIDC issuer, the account's OIDC providers, Karpenter's Pod Identity
+/// associations. A lookup that fails is a warning.
+async fn credential_facts(live: &Live, obs: &mut Observations, q: &Questions) {
+    let (issuers, providers, associations) = tokio::join!(
+        all(q.clusters.clone(), |c| async move {
+            live.cluster_issuer(&c).await
+        }),
+        async {
+            match q.oidc_providers {
+                true => Some(live.oidc_providers().await),
+                false => None,
+            }
+        },
+        all(q.pod_identities.clone(), |(c, ns)| async move {
+            live.pod_identities(&c, ns.as_deref()).await
+        }),
+    );
+    for (cluster, issuer) in issuers {
+        match issuer {
+            Ok(issuer) => obs.add_oidc_issuer(&issuer),
+            Err(e) => obs.warn("eks:DescribeCluster", format!("{cluster}: {e}")),
+        }
+    }
+    match providers {
+        Some(Ok(arns)) => obs.oidc_providers = Some(arns),
+        Some(Err(e)) => obs.warn("iam:ListOpenIDConnectProviders", e.to_string()),
+        None => {}
+    }
+    for ((cluster, _), found) in associations {
+        match found {
+            Ok(found) => found.into_iter().for_each(|a| obs.add_pod_identity(a)),
+            Err(e) => obs.warn("eks:ListPodIdentityAssociations", format!("{cluster}: {e}")),
+        }
+    }
 }
 
 /// Fetches what re-checking stored Diagnoses needs: each one's principal and KMS key.

@@ -1,6 +1,7 @@
 //! The lookups, one method per fact: a role's policies (GetRole, ListRolePolicies,
 //! GetRolePolicy, ListAttachedRolePolicies, GetPolicy, GetPolicyVersion), SimulatePrincipalPolicy,
-//! a key's state, grants and policy, STS identity and decoding, EC2 instances.
+//! a key's state, grants and policy, STS identity and decoding, EC2 instances, and for
+//! credentials failures a cluster's OIDC issuer, the OIDC providers, Pod Identity associations.
 
 use super::cache::Cache;
 use super::guard::{AwsError, Guard};
@@ -10,6 +11,7 @@ use crate::facts::iam_snapshot::PrincipalPolicies;
 use crate::facts::kms_snapshot::{Grant, KeyFacts};
 use crate::policy::Policy;
 use crate::policy::arn::{Arn, role_name_of};
+use crate::signal::PodIdentityInfo;
 use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum};
@@ -17,7 +19,7 @@ use std::collections::BTreeMap;
 
 /// Every AWS operation the doctor can call, as `service:Operation` (the IAM action it needs).
 /// `manifests/iam-policy.json` must allow exactly these (a test checks).
-pub const OPERATIONS: [&str; 16] = [
+pub const OPERATIONS: [&str; 20] = [
     "iam:GetRole",
     "iam:ListRolePolicies",
     "iam:GetRolePolicy",
@@ -33,9 +35,16 @@ pub const OPERATIONS: [&str; 16] = [
     "ec2:DescribeInstances",
     "ec2:DescribeImages",
     "ec2:DescribeSnapshots",
+    "iam:ListOpenIDConnectProviders",
+    "eks:DescribeCluster",
+    "eks:ListPodIdentityAssociations",
+    "eks:DescribePodIdentityAssociation",
     // Only with --assume-role, by the SDK's credential provider (see `Live::connect`).
     "sts:AssumeRole",
 ];
+
+/// At most this many Pod Identity associations are described per cluster and namespace.
+const MAX_ASSOCIATIONS: usize = 20;
 
 /// A handle on live AWS.
 pub struct Live {
@@ -45,6 +54,9 @@ pub struct Live {
     kms_in: BTreeMap<String, (String, aws_sdk_kms::Client)>,
     sts: aws_sdk_sts::Client,
     ec2: aws_sdk_ec2::Client,
+    eks: aws_sdk_eks::Client,
+    /// `--cluster-name`.
+    pub cluster_name: Option<String>,
     pub guard: Guard,
     principals: Cache<PrincipalPolicies>,
     keys: Cache<KeyFacts>,
@@ -52,6 +64,9 @@ pub struct Live {
     decoded: Cache<String>,
     images: Cache<Vec<String>>,
     instances: Cache<serde_json::Value>,
+    issuers: Cache<String>,
+    providers: Cache<Vec<String>>,
+    associations: Cache<Vec<PodIdentityInfo>>,
 }
 
 impl Live {
@@ -81,6 +96,8 @@ impl Live {
             kms_in,
             sts: aws_sdk_sts::Client::new(&config),
             ec2: aws_sdk_ec2::Client::new(&config),
+            eks: aws_sdk_eks::Client::new(&config),
+            cluster_name: options.cluster_name.clone(),
             guard: Guard::new(&options.rates),
             principals: Cache::new(ttl, error_ttl),
             keys: Cache::new(ttl, error_ttl),
@@ -88,15 +105,121 @@ impl Live {
             decoded: Cache::new(ttl, error_ttl),
             images: Cache::new(ttl, error_ttl),
             instances: Cache::new(ttl, error_ttl),
+            issuers: Cache::new(ttl, error_ttl),
+            providers: Cache::new(ttl, error_ttl),
+            associations: Cache::new(ttl, error_ttl),
         }
     }
 
-    /// Forgets the answers that a fix changes (policies, keys, simulations), so that a
-    /// re-check sees AWS as it is now.
+    /// Forgets the answers that a fix changes (policies, keys, simulations, OIDC providers,
+    /// Pod Identity associations), so that a re-check sees AWS as it is now.
     pub fn forget_answers(&self) {
         self.principals.clear();
         self.keys.clear();
         self.simulations.clear();
+        self.providers.clear();
+        self.associations.clear();
+    }
+
+    /// The OIDC issuer of an EKS cluster's ServiceAccount tokens (`eks:DescribeCluster`).
+    pub async fn cluster_issuer(&self, cluster: &str) -> Result<String, AwsError> {
+        self.issuers
+            .get(cluster, || async {
+                let out = self
+                    .guard
+                    .call("eks", "DescribeCluster", || {
+                        self.eks.describe_cluster().name(cluster).send()
+                    })
+                    .await?;
+                out.cluster()
+                    .and_then(|c| c.identity())
+                    .and_then(|i| i.oidc())
+                    .and_then(|o| o.issuer())
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        missing("eks", "DescribeCluster", "cluster.identity.oidc.issuer")
+                    })
+            })
+            .await
+    }
+
+    /// The ARNs of the account's IAM OIDC providers (`iam:ListOpenIDConnectProviders`).
+    pub async fn oidc_providers(&self) -> Result<Vec<String>, AwsError> {
+        self.providers
+            .get("", || async {
+                let out = self
+                    .guard
+                    .call("iam", "ListOpenIDConnectProviders", || {
+                        self.iam.list_open_id_connect_providers().send()
+                    })
+                    .await?;
+                Ok(out
+                    .open_id_connect_provider_list()
+                    .iter()
+                    .filter_map(|p| p.arn().map(str::to_string))
+                    .collect())
+            })
+            .await
+    }
+
+    /// The Pod Identity associations of `cluster` (in `namespace`, where given), each described
+    /// for its role (`eks:ListPodIdentityAssociations`, `eks:DescribePodIdentityAssociation`;
+    /// at most `MAX_ASSOCIATIONS` described).
+    pub async fn pod_identities(
+        &self,
+        cluster: &str,
+        namespace: Option<&str>,
+    ) -> Result<Vec<PodIdentityInfo>, AwsError> {
+        let key = format!("{cluster}/{}", namespace.unwrap_or(""));
+        self.associations
+            .get(&key, || async {
+                let listed = every_page(|token| async move {
+                    let out = self
+                        .guard
+                        .call("eks", "ListPodIdentityAssociations", || {
+                            self.eks
+                                .list_pod_identity_associations()
+                                .cluster_name(cluster)
+                                .set_namespace(namespace.map(str::to_string))
+                                .set_next_token(token)
+                                .send()
+                        })
+                        .await?;
+                    let ids: Vec<String> = out
+                        .associations()
+                        .iter()
+                        .filter_map(|a| a.association_id().map(str::to_string))
+                        .collect();
+                    Ok((ids, out.next_token().map(str::to_string)))
+                })
+                .await?;
+                let mut found = Vec::new();
+                for id in listed.iter().take(MAX_ASSOCIATIONS) {
+                    let out = self
+                        .guard
+                        .call("eks", "DescribePodIdentityAssociation", || {
+                            self.eks
+                                .describe_pod_identity_association()
+                                .cluster_name(cluster)
+                                .association_id(id)
+                                .send()
+                        })
+                        .await?;
+                    if let Some(a) = out.association()
+                        && let (Some(namespace), Some(account)) =
+                            (a.namespace(), a.service_account())
+                    {
+                        found.push(PodIdentityInfo {
+                            cluster: Some(cluster.to_string()),
+                            namespace: namespace.to_string(),
+                            service_account: account.to_string(),
+                            role: a.role_arn().map(str::to_string),
+                        });
+                    }
+                }
+                Ok(found)
+            })
+            .await
     }
 
     /// Who the doctor is (`sts:GetCallerIdentity`).

@@ -30,6 +30,9 @@ pub struct AwsOptions {
     pub static_credentials: Option<(String, String)>,
     /// Roles to assume to read KMS keys of other accounts: (account id, role ARN).
     pub assume_roles: Vec<(String, String)>,
+    /// The EKS cluster whose OIDC issuer and Pod Identity associations credentials failures
+    /// need (else what the inputs name: Karpenter's CLUSTER_NAME).
+    pub cluster_name: Option<String>,
 }
 
 impl Default for AwsOptions {
@@ -38,6 +41,7 @@ impl Default for AwsOptions {
             region: None,
             endpoint_url: None,
             max_attempts: 3,
+            cluster_name: None,
             timeout: Duration::from_secs(10),
             ttl: Duration::from_secs(300),
             rates: ["iam", "kms", "sts", "ec2"]

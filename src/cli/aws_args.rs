@@ -23,6 +23,10 @@ pub struct AwsArgs {
     /// Read KMS keys of ACCOUNT as ROLE_ARN (repeatable): ACCOUNT=ROLE_ARN.
     #[arg(long = "assume-role", value_name = "ACCOUNT=ROLE_ARN", value_parser = parse_assume_role)]
     pub assume_roles: Vec<(String, String)>,
+    /// The EKS cluster, for credentials failures: its OIDC issuer (eks:DescribeCluster) and
+    /// Pod Identity associations [default: Karpenter's CLUSTER_NAME where an input shows it].
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
 }
 
 impl AwsArgs {
@@ -34,6 +38,7 @@ impl AwsArgs {
             max_attempts: self.aws_max_attempts,
             timeout: self.aws_timeout,
             assume_roles: self.assume_roles.clone(),
+            cluster_name: self.cluster_name.clone(),
             ..AwsOptions::default()
         }
     }

@@ -57,16 +57,39 @@ const POD_IDENTITY_ACTIONS: [&str; 2] = ["sts:AssumeRole", "sts:TagSession"];
 const AUDIENCE: &str = "sts.amazonaws.com";
 const WEB_IDENTITY: &str = "sts:AssumeRoleWithWebIdentity";
 
-pub fn reason(case: &CredentialsCase<'_>, facts: &dyn Facts) -> Finding {
-    let s = case.signal;
+/// How Karpenter was to get its credentials, as a credentials failure says; `None`: it does
+/// not say.
+pub fn path_of(s: &Signal) -> Option<CredentialsPath> {
     let action = s.action.as_deref().unwrap_or("");
-    let role = case.role.map(str::to_string);
     let oidc = s
         .error_code
         .as_deref()
         .is_some_and(|c| c.starts_with("InvalidIdentityToken"))
         || s.oidc_issuer.is_some();
-    let (reason, how, summary) = if oidc {
+    if oidc {
+        Some(CredentialsPath::OidcProvider)
+    } else if action.eq_ignore_ascii_case(WEB_IDENTITY) {
+        Some(CredentialsPath::WebIdentity)
+    } else if action.eq_ignore_ascii_case("eks-auth:AssumeRoleForPodIdentity") {
+        Some(CredentialsPath::PodIdentity)
+    } else if action.to_ascii_lowercase().starts_with("sts:assumerole")
+        || matches!(
+            s.layer,
+            Some(PolicyLayer::NoTrustPolicy | PolicyLayer::TrustExplicitDeny)
+        )
+    {
+        Some(CredentialsPath::AssumeRole)
+    } else {
+        None
+    }
+}
+
+pub fn reason(case: &CredentialsCase<'_>, facts: &dyn Facts) -> Finding {
+    let s = case.signal;
+    let action = s.action.as_deref().unwrap_or("");
+    let role = case.role.map(str::to_string);
+    let path = path_of(s);
+    let (reason, how, summary) = if path == Some(CredentialsPath::OidcProvider) {
         (
             ReasonCode::OidcProviderMissing,
             CredentialsPath::OidcProvider,
@@ -78,7 +101,7 @@ pub fn reason(case: &CredentialsCase<'_>, facts: &dyn Facts) -> Finding {
                     .unwrap_or_default()
             ),
         )
-    } else if action.eq_ignore_ascii_case("sts:AssumeRoleWithWebIdentity") {
+    } else if path == Some(CredentialsPath::WebIdentity) {
         (
             ReasonCode::TrustPolicyMismatch,
             CredentialsPath::WebIdentity,
@@ -87,7 +110,7 @@ pub fn reason(case: &CredentialsCase<'_>, facts: &dyn Facts) -> Finding {
                 case.role.unwrap_or("the controller role")
             ),
         )
-    } else if action.eq_ignore_ascii_case("eks-auth:AssumeRoleForPodIdentity") {
+    } else if path == Some(CredentialsPath::PodIdentity) {
         (
             ReasonCode::TrustPolicyMismatch,
             CredentialsPath::PodIdentity,
@@ -96,12 +119,7 @@ pub fn reason(case: &CredentialsCase<'_>, facts: &dyn Facts) -> Finding {
                 case.role.unwrap_or("the associated role")
             ),
         )
-    } else if action.to_ascii_lowercase().starts_with("sts:assumerole")
-        || matches!(
-            s.layer,
-            Some(PolicyLayer::NoTrustPolicy | PolicyLayer::TrustExplicitDeny)
-        )
-    {
+    } else if path == Some(CredentialsPath::AssumeRole) {
         (
             ReasonCode::TrustPolicyMismatch,
             CredentialsPath::AssumeRole,

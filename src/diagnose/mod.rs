@@ -43,6 +43,13 @@ pub struct Questions {
     pub instances: std::collections::BTreeSet<String>,
     /// AMIs of instances that died of an unusable KMS key no input names.
     pub images: std::collections::BTreeSet<String>,
+    /// EKS clusters whose OIDC issuer a web identity failure needs (no input names it).
+    pub clusters: std::collections::BTreeSet<String>,
+    /// Whether a web identity failure needs the account's OIDC providers (no input lists them).
+    pub oidc_providers: bool,
+    /// (cluster, Karpenter's namespace) whose Pod Identity associations a Pod Identity
+    /// failure needs (no input names the associated role).
+    pub pod_identities: std::collections::BTreeSet<(String, Option<String>)>,
 }
 
 /// The controller role (given, or from the ServiceAccount, or from Karpenter's Pod Identity
@@ -102,6 +109,7 @@ pub fn questions(
             }
         }
     }
+    credential_questions(obs, &mut q);
     q.instances = obs
         .node_claims
         .iter()
@@ -110,6 +118,38 @@ pub fn questions(
         .filter(|id| !obs.instances.iter().any(|i| &i.instance_id == id))
         .collect();
     q
+}
+
+/// What a credentials failure needs that no input gave: the cluster's issuer and the account's
+/// OIDC providers (IRSA), Karpenter's Pod Identity association (Pod Identity).
+fn credential_questions(obs: &Observations, q: &mut Questions) {
+    use finding::CredentialsPath as P;
+    let paths: Vec<P> = obs
+        .signals
+        .iter()
+        .filter(|s| s.category == Category::CredentialsDenied)
+        .filter_map(credentials::path_of)
+        .collect();
+    if paths
+        .iter()
+        .any(|p| matches!(p, P::WebIdentity | P::OidcProvider))
+    {
+        if obs.oidc_issuers.is_empty() {
+            q.clusters.extend(obs.cluster_names.iter().cloned());
+        }
+        q.oidc_providers = obs.oidc_providers.is_none();
+    }
+    let associated = credentials::karpenter_association(obs).is_some_and(|a| a.role.is_some());
+    if paths.contains(&P::PodIdentity) && !associated {
+        let namespace = match obs.karpenter_pods.as_slice() {
+            [pod, ..] => Some(pod.namespace.clone()),
+            [] => None,
+        };
+        for cluster in &obs.cluster_names {
+            q.pod_identities
+                .insert((cluster.clone(), namespace.clone()));
+        }
+    }
 }
 
 /// One Diagnosis per root cause found in `obs`, sorted by name. The same input always gives

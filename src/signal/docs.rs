@@ -159,6 +159,9 @@ fn walk(value: &Value, line: usize, list: Option<&str>, sink: &mut Sink<'_>) {
             {
                 // `aws eks describe-cluster`: the issuer of the cluster's ServiceAccount tokens.
                 sink.oidc_issuer(issuer);
+                if let Some(name) = value.pointer("/cluster/name").and_then(Value::as_str) {
+                    sink.cluster_name(name);
+                }
             } else if let Some(Value::Array(list)) = map.get("OpenIDConnectProviderList") {
                 // `aws iam list-open-id-connect-providers`: the account's providers.
                 let arns = list

@@ -249,15 +249,23 @@ fn pod(value: &Value, in_list: bool, sink: &mut Sink<'_>) {
     ) else {
         return;
     };
-    let env: Vec<&str> = value
+    let vars: Vec<&Value> = value
         .pointer("/spec/containers")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|c| c.get("env").and_then(Value::as_array))
         .flatten()
-        .filter_map(|e| str_at(e, &["name"]))
         .collect();
+    let env: Vec<&str> = vars.iter().filter_map(|e| str_at(e, &["name"])).collect();
+    // Karpenter's chart sets its cluster's name (settings.clusterName) as CLUSTER_NAME.
+    if let Some(cluster) = vars
+        .iter()
+        .find(|e| str_at(e, &["name"]) == Some("CLUSTER_NAME"))
+        .and_then(|e| str_at(e, &["value"]))
+    {
+        sink.cluster_name(cluster);
+    }
     let credentials = if env.contains(&"AWS_WEB_IDENTITY_TOKEN_FILE") {
         super::PodCredentials::WebIdentity
     } else if env.contains(&"AWS_CONTAINER_CREDENTIALS_FULL_URI") {

@@ -240,6 +240,9 @@ pub struct Observations {
     pub pod_identities: Vec<PodIdentityInfo>,
     /// Karpenter's pods (`kubectl get pod -o yaml`): how each gets its AWS credentials.
     pub karpenter_pods: Vec<PodInfo>,
+    /// The EKS cluster's name: `--cluster-name`, Karpenter's `CLUSTER_NAME`, or
+    /// `aws eks describe-cluster` output.
+    pub cluster_names: Vec<String>,
     pub warnings: Vec<Warning>,
 }
 
@@ -262,6 +265,41 @@ pub enum PodCredentials {
     PodIdentity,
     /// Neither: the SDK falls back to the node's instance profile.
     None,
+}
+
+impl Observations {
+    /// A cluster's OIDC issuer, once.
+    pub fn add_oidc_issuer(&mut self, issuer: &str) {
+        if !self.oidc_issuers.iter().any(|i| i == issuer) {
+            self.oidc_issuers.push(issuer.to_string());
+        }
+    }
+
+    /// A Pod Identity association; a described one (naming its role) replaces the same one
+    /// listed.
+    pub fn add_pod_identity(&mut self, info: PodIdentityInfo) {
+        let same = |k: &PodIdentityInfo| {
+            k.namespace == info.namespace
+                && k.service_account == info.service_account
+                && k.cluster == info.cluster
+        };
+        match self.pod_identities.iter_mut().find(|k| same(k)) {
+            Some(known) if known.role.is_none() => *known = info,
+            Some(_) => {}
+            None => self.pod_identities.push(info),
+        }
+    }
+
+    /// A warning about an AWS lookup (`file` names the call).
+    pub fn warn(&mut self, file: &str, message: String) {
+        self.warnings.push(Warning {
+            origin: Origin {
+                file: file.into(),
+                line: 0,
+            },
+            message,
+        });
+    }
 }
 
 /// An EKS Pod Identity association: the role EKS Auth gives a namespace's ServiceAccount.

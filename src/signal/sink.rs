@@ -236,9 +236,7 @@ impl<'a> Sink<'a> {
     }
 
     pub(crate) fn oidc_issuer(&mut self, issuer: &str) {
-        if !self.out.oidc_issuers.iter().any(|i| i == issuer) {
-            self.out.oidc_issuers.push(issuer.to_string());
-        }
+        self.out.add_oidc_issuer(issuer);
     }
 
     pub(crate) fn oidc_providers(&mut self, arns: Vec<String>) {
@@ -253,15 +251,12 @@ impl<'a> Sink<'a> {
     /// A Pod Identity association; a described one (naming its role) replaces the same one
     /// listed.
     pub(crate) fn pod_identity(&mut self, info: super::PodIdentityInfo) {
-        let same = |k: &super::PodIdentityInfo| {
-            k.namespace == info.namespace
-                && k.service_account == info.service_account
-                && k.cluster == info.cluster
-        };
-        match self.out.pod_identities.iter_mut().find(|k| same(k)) {
-            Some(known) if known.role.is_none() => *known = info,
-            Some(_) => {}
-            None => self.out.pod_identities.push(info),
+        self.out.add_pod_identity(info);
+    }
+
+    pub(crate) fn cluster_name(&mut self, name: &str) {
+        if !self.out.cluster_names.iter().any(|n| n == name) {
+            self.out.cluster_names.push(name.to_string());
         }
     }
 

@@ -18,8 +18,8 @@ pub enum Reply {
     Slow(Duration, Box<Reply>),
 }
 
-/// One request as the double saw it: the operation (`Action=` of the query protocols, or the
-/// `X-Amz-Target` of the JSON protocols) and the body.
+/// One request as the double saw it: the operation (`Action=` of the query protocols, the
+/// `X-Amz-Target` of the JSON protocols, `METHOD /path` of the REST ones) and the body.
 pub struct Call {
     pub operation: String,
     pub body: String,
@@ -116,10 +116,17 @@ fn serve(
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
         let body_text = String::from_utf8_lossy(&body).to_string();
+        // REST protocols (EKS) name the operation by method and path: `GET /clusters/prod/…`.
+        let rest = head[0]
+            .split(' ')
+            .take(2)
+            .map(|part| part.split('?').next().unwrap_or(part))
+            .collect::<Vec<_>>()
+            .join(" ");
         let operation = header("x-amz-target")
             .map(|t| t.rsplit('.').next().unwrap_or(&t).to_string())
             .or_else(|| form_value(&body_text, "Action"))
-            .unwrap_or_default();
+            .unwrap_or(rest);
         seen.lock().unwrap().push(operation.clone());
         let call = Call {
             operation,

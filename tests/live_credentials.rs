@@ -1,0 +1,254 @@
+//! Credentials failures diagnosed with `explain --live` through the real SDK clients: the
+//! cluster's OIDC issuer from `eks:DescribeCluster` and the account's providers from
+//! `iam:ListOpenIDConnectProviders` (moto serves both), Karpenter's Pod Identity association
+//! from `eks:ListPodIdentityAssociations` / `DescribePodIdentityAssociation` (moto lacks them:
+//! the double answers in the EKS API Reference's shapes), the role's trust policy from GetRole.
+
+mod common;
+
+use common::double::{Double, Reply};
+use common::live::*;
+use common::moto::Moto;
+use serde_json::{Value, json};
+
+const REGION: &str = "us-west-2";
+const ROLE: &str = "KarpenterController-prod";
+
+fn role_arn() -> String {
+    format!("arn:aws:iam::{ACCOUNT}:role/{ROLE}")
+}
+
+/// An EKS cluster `prod` in moto; its OIDC issuer URL.
+fn create_cluster(moto: &Moto) -> String {
+    runtime().block_on(async {
+        let eks = aws_sdk_eks::Client::new(&config(moto, REGION).await);
+        let vpc = aws_sdk_eks::types::VpcConfigRequest::builder()
+            .subnet_ids("subnet-0a1b2c3d4e5f60718")
+            .build();
+        let out = eks
+            .create_cluster()
+            .name("prod")
+            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/eks-cluster"))
+            .resources_vpc_config(vpc)
+            .send()
+            .await
+            .unwrap();
+        out.cluster()
+            .and_then(|c| c.identity())
+            .and_then(|i| i.oidc())
+            .and_then(|o| o.issuer())
+            .expect("moto gives the cluster an issuer")
+            .to_string()
+    })
+}
+
+/// The controller role with `trust` as its trust policy; with `provider`, the IAM OIDC
+/// provider of that issuer URL too.
+fn create_role(moto: &Moto, trust: &Value, provider: Option<&str>) {
+    runtime().block_on(async {
+        let iam = aws_sdk_iam::Client::new(&config(moto, REGION).await);
+        iam.create_role()
+            .role_name(ROLE)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .unwrap();
+        if let Some(url) = provider {
+            iam.create_open_id_connect_provider()
+                .url(url)
+                .client_id_list("sts.amazonaws.com")
+                .thumbprint_list("9e99a48a9960b14926bb7f3b02e22da2b0ab7280")
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+}
+
+/// A Karpenter v1 log line: IRSA refused, as aws-sdk-go-v2 says it.
+fn web_identity_log(dir: &str) -> String {
+    let line = json!({"level": "ERROR", "time": "2026-02-09T17:21:05.331Z", "logger": "controller",
+        "message": "failed listing instance types for default", "controller": "nodeclass",
+        "EC2NodeClass": {"name": "default"},
+        "error": "describing instance types, operation error EC2: DescribeInstanceTypes, get identity: get credentials: failed to refresh cached credentials, failed to retrieve credentials, operation error STS: AssumeRoleWithWebIdentity, https response error StatusCode: 403, RequestID: 552909e8-e4c8-43ad-bd34-0dbcbbe18d60, api error AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity"});
+    let path = format!("{dir}/karpenter.log");
+    std::fs::write(&path, format!("{line}\n")).unwrap();
+    path
+}
+
+/// Karpenter's ServiceAccount (IRSA) and its pod, whose CLUSTER_NAME names the cluster.
+fn karpenter_objects(dir: &str, pod_env: &[(&str, &str)]) -> String {
+    let env: Vec<Value> = [("CLUSTER_NAME", "prod")]
+        .iter()
+        .chain(pod_env)
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect();
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "karpenter", "namespace": "kube-system",
+            "annotations": {"eks.amazonaws.com/role-arn": role_arn()}}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "karpenter-6c9d8b7f54-x2k4q", "namespace": "kube-system",
+            "labels": {"app.kubernetes.io/name": "karpenter"}},
+            "spec": {"serviceAccountName": "karpenter", "containers": [{"name": "controller",
+                "image": "public.ecr.aws/karpenter/controller:1.2.1", "env": env}]}}]});
+    let path = format!("{dir}/karpenter-objects.json");
+    std::fs::write(&path, list.to_string()).unwrap();
+    path
+}
+
+fn root_cause(list: &Value) -> &Value {
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list:#}");
+    &list["items"][0]["status"]["rootCause"]
+}
+
+#[test]
+fn a_cluster_whose_issuer_is_no_iam_provider_is_confirmed_from_live_eks_and_iam() {
+    let moto = Moto::start("credentials-oidc");
+    let issuer = create_cluster(&moto);
+    let host = issuer.trim_start_matches("https://");
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Federated": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{host}")},
+        "Action": "sts:AssumeRoleWithWebIdentity"}]});
+    create_role(&moto, &trust, None);
+    let dir = scratch("credentials-oidc");
+    let log = web_identity_log(&dir);
+    let objects = karpenter_objects(&dir, &[]);
+    // The cluster by --cluster-name here (Karpenter's CLUSTER_NAME in the next test).
+    let (list, stderr) = explain_live(
+        &moto,
+        REGION,
+        &[&log, &objects, "--cluster-name", "prod", "--verbose"],
+    );
+    let rc = root_cause(&list);
+    assert_eq!(rc["reason"], "OidcProviderMissing", "{rc:#}\n{stderr}");
+    assert_eq!(rc["confidence"], "Confirmed");
+    assert!(
+        rc["evidence"].to_string().contains(&format!(
+            "oidc-provider/{host} is not among the account's 0 OIDC provider(s)"
+        )),
+        "{rc:#}"
+    );
+    let commands = list["items"][0]["status"]["remediation"]["commands"].to_string();
+    assert!(
+        commands.contains(&format!(
+            "aws iam create-open-id-connect-provider --url {issuer}"
+        )),
+        "{commands}"
+    );
+    // What the doctor asked, as --verbose counts it: each lookup once.
+    for operation in ["eks:DescribeCluster", "iam:ListOpenIDConnectProviders"] {
+        assert!(
+            stderr.contains(&format!("karpenter-doctor: aws {operation} ok x1")),
+            "{operation} once: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_trust_policy_for_another_namespace_is_confirmed_from_live_iam() {
+    let moto = Moto::start("credentials-trust");
+    let issuer = create_cluster(&moto);
+    let host = issuer.trim_start_matches("https://");
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Sid": "KarpenterIRSA", "Effect": "Allow",
+        "Principal": {"Federated": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{host}")},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {format!("{host}:sub"): "system:serviceaccount:karpenter:karpenter",
+            format!("{host}:aud"): "sts.amazonaws.com"}}}]});
+    create_role(&moto, &trust, Some(&issuer));
+    let dir = scratch("credentials-trust");
+    let log = web_identity_log(&dir);
+    let objects = karpenter_objects(&dir, &[]);
+    let (list, stderr) = explain_live(&moto, REGION, &[&log, &objects]);
+    let rc = root_cause(&list);
+    assert_eq!(rc["reason"], "TrustPolicyMismatch", "{rc:#}\n{stderr}");
+    assert_eq!(rc["confidence"], "Confirmed", "{rc:#}");
+    assert_eq!(rc["statement"]["sid"], "KarpenterIRSA");
+    let evidence = rc["evidence"].to_string();
+    assert!(evidence.contains("live IAM"), "{evidence}");
+    assert!(
+        evidence.contains("system:serviceaccount:kube-system:karpenter"),
+        "the token's sub is named: {evidence}"
+    );
+    let patch = list["items"][0]["status"]["remediation"]["policyPatch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let patch: Value = serde_json::from_str(&patch).unwrap();
+    assert_eq!(
+        patch["Statement"][0]["Condition"]["StringEquals"][format!("{host}:sub")],
+        "system:serviceaccount:kube-system:karpenter"
+    );
+}
+
+#[test]
+fn pod_identity_without_tag_session_is_confirmed_from_the_live_association_and_trust_policy() {
+    let moto = Moto::start("credentials-pod-identity");
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Sid": "AllowEksAuthToAssumeRoleForPodIdentity",
+        "Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    create_role(&moto, &trust, None);
+    const ID: &str = "a-1b2c3d4e5f6a7b8c9";
+    let association = |role: bool| {
+        let mut a = json!({"clusterName": "prod", "namespace": "kube-system", "serviceAccount": "karpenter",
+            "associationArn": format!("arn:aws:eks:{REGION}:{ACCOUNT}:podidentityassociation/prod/{ID}"),
+            "associationId": ID});
+        if role {
+            a["roleArn"] = json!(role_arn());
+            a["createdAt"] = json!(1768035912.345);
+            a["modifiedAt"] = json!(1768035912.345);
+            a["tags"] = json!({});
+            a["disableSessionTags"] = json!(false);
+        }
+        a
+    };
+    let (list_page, described) = (
+        json!({"associations": [association(false)]}).to_string(),
+        json!({"association": association(true)}).to_string(),
+    );
+    let double = Double::start(&moto.endpoint, move |call| match call.operation.as_str() {
+        "GET /clusters/prod/pod-identity-associations" => {
+            Reply::Respond(200, "application/json", list_page.clone())
+        }
+        o if o == format!("GET /clusters/prod/pod-identity-associations/{ID}") => {
+            Reply::Respond(200, "application/json", described.clone())
+        }
+        _ => Reply::Forward,
+    });
+    let dir = scratch("credentials-pod-identity");
+    let paste = format!("{dir}/pod-credentials.txt");
+    std::fs::write(&paste, "Error when retrieving credentials from container-role: Error retrieving metadata: Received non 200 response 500 from container metadata: unable to fetch credentials from EKS Auth: operation error EKS Auth: AssumeRoleForPodIdentity, https response error StatusCode: 400, RequestID: 3b1f6a2c-9d4e-4f7a-8c21-5e6d7f8a9b0c, AccessDeniedException: Unauthorized Exception! EKS does not have permissions to assume the associated role.\n").unwrap();
+    // Karpenter's pod as Pod Identity's webhook leaves it; its ServiceAccount names no role.
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "karpenter-6c9d8b7f54-x2k4q", "namespace": "kube-system"},
+        "spec": {"serviceAccountName": "karpenter", "containers": [{"name": "controller", "env": [
+            {"name": "CLUSTER_NAME", "value": "prod"},
+            {"name": "AWS_CONTAINER_CREDENTIALS_FULL_URI", "value": "http://169.254.170.23/v1/credentials"}]}]}});
+    let objects = format!("{dir}/pod.json");
+    std::fs::write(&objects, pod.to_string()).unwrap();
+    let (list, stderr) = explain_at(
+        &double.endpoint,
+        REGION,
+        &[&paste, &objects, "--aws-max-attempts", "1"],
+    );
+    let rc = root_cause(&list);
+    assert_eq!(rc["reason"], "TrustPolicyMismatch", "{rc:#}\n{stderr}");
+    assert_eq!(rc["confidence"], "Confirmed", "{rc:#}");
+    assert_eq!(
+        rc["statement"]["sid"],
+        "AllowEksAuthToAssumeRoleForPodIdentity"
+    );
+    assert_eq!(list["items"][0]["spec"]["principalArn"], role_arn());
+    let evidence = rc["evidence"].to_string();
+    assert!(
+        evidence.contains("refuses pods.eks.amazonaws.com sts:TagSession")
+            && evidence.contains("allows pods.eks.amazonaws.com sts:AssumeRole"),
+        "{evidence}"
+    );
+    assert_eq!(
+        double.count("GET /clusters/prod/pod-identity-associations"),
+        1
+    );
+    assert_eq!(
+        double.count(&format!(
+            "GET /clusters/prod/pod-identity-associations/{ID}"
+        )),
+        1
+    );
+}
