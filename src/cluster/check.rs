@@ -76,7 +76,7 @@ pub struct Reading {
     /// Karpenter's Deployments the selector found.
     pub deployments: Vec<DeploymentRead>,
     /// Karpenter's pods the selector found.
-    pub pods: Vec<String>,
+    pub pods: Vec<Pod>,
     pub logs: Vec<LogRead>,
     /// The log lines that may hold a failure, as the controller keeps them.
     pub kept: LogBuffer,
@@ -95,6 +95,7 @@ impl Reading {
             node_classes: self.node_classes.iter().collect(),
             events: self.events.iter().collect(),
             accounts: self.accounts.iter().collect(),
+            pods: self.pods.iter().collect(),
         }
     }
 }
@@ -254,13 +255,14 @@ async fn read_logs(
         notify: Arc::default(),
         scanner,
         metrics: Arc::default(),
+        pods: Arc::default(),
     };
     let since = i64::try_from(request.since.as_secs()).unwrap_or(i64::MAX);
     for pod in &list {
         let Some(name) = pod.metadata.name.clone() else {
             continue;
         };
-        reading.pods.push(name.clone());
+        reading.pods.push(pod.clone());
         for (container, restarted) in containers(pod) {
             for previous in [false, true] {
                 if previous && !restarted {

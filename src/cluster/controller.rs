@@ -59,6 +59,8 @@ struct Context {
     settings: Settings,
     stores: Stores,
     buffer: Arc<Mutex<LogBuffer>>,
+    /// Karpenter's pods, as the log follower last listed them.
+    pods: Arc<Mutex<Vec<Pod>>>,
     scanner: Arc<Scanner>,
     live: Live,
     metrics: Arc<Metrics>,
@@ -134,6 +136,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
         .map(|t| t + Duration::from_secs(1));
     let buffer = Arc::new(Mutex::new(LogBuffer::default()));
+    let pods = Arc::new(Mutex::new(Vec::new()));
     let scanner = Arc::new(Scanner::new().map_err(|e| format!("invalid recognition rules: {e}"))?);
     let follower = tokio::spawn(logs::follow(
         Api::<Pod>::namespaced(client.clone(), &settings.karpenter_namespace),
@@ -144,6 +147,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             notify: notify.clone(),
             scanner: scanner.clone(),
             metrics: metrics.clone(),
+            pods: pods.clone(),
         },
     ));
     let cx = Context {
@@ -152,6 +156,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         settings,
         stores,
         buffer,
+        pods,
         metrics,
     };
     let mut counted = BTreeMap::new();
@@ -515,12 +520,14 @@ fn observe(cx: &Context) -> Observations {
         stores.events.state(),
         stores.accounts.state(),
     );
+    let pods = cx.pods.lock().expect("pods").clone();
     let objects = Objects {
         node_claims: claims.iter().map(|o| &**o).collect(),
         node_pools: pools.iter().map(|o| &**o).collect(),
         node_classes: classes.iter().map(|o| &**o).collect(),
         events: events.iter().map(|o| &**o).collect(),
         accounts: accounts.iter().map(|o| &**o).collect(),
+        pods: pods.iter().collect(),
     };
     let buffer = cx.buffer.lock().expect("log buffer");
     observe::observe(

@@ -38,14 +38,16 @@ impl LogBuffer {
     }
 }
 
-/// Where followed lines go: the buffer (lines the scanner may recognise), the wake-up, and the
-/// count of failed reads.
+/// Where followed lines go: the buffer (lines the scanner may recognise), the wake-up, the
+/// count of failed reads; and the pods last listed.
 #[derive(Clone)]
 pub struct Sink {
     pub buffer: Arc<Mutex<LogBuffer>>,
     pub notify: Arc<Notify>,
     pub scanner: Arc<Scanner>,
     pub metrics: Arc<Metrics>,
+    /// Karpenter's pods as last listed (how each gets its AWS credentials is evidence).
+    pub pods: Arc<Mutex<Vec<Pod>>>,
 }
 
 /// Follows the logs of the pods `selector` picks in `namespace` until the task is dropped;
@@ -57,6 +59,7 @@ pub async fn follow(pods: Api<Pod>, selector: String, since: Option<Timestamp>, 
         followed.retain(|_, task| !task.is_finished());
         match pods.list(&ListParams::default().labels(&selector)).await {
             Ok(list) => {
+                *sink.pods.lock().expect("pods") = list.items.clone();
                 for pod in list.items {
                     let Some(name) = pod.metadata.name else {
                         continue;
@@ -202,6 +205,7 @@ mod tests {
             notify: Arc::default(),
             scanner: Arc::new(Scanner::new().unwrap()),
             metrics: Arc::default(),
+            pods: Arc::default(),
         }
     }
 

@@ -4,7 +4,7 @@
 use super::resources;
 use super::slim::Slim;
 use crate::signal::{Observations, Scanner};
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 
 /// What was read of the cluster, borrowed from wherever it is kept.
@@ -14,6 +14,8 @@ pub struct Objects<'a> {
     pub node_classes: Vec<&'a Slim>,
     pub events: Vec<&'a Event>,
     pub accounts: Vec<&'a ServiceAccount>,
+    /// Karpenter's pods (the selector's).
+    pub pods: Vec<&'a Pod>,
 }
 
 /// Scans the kept log lines (oldest first) and reads every object into observations.
@@ -42,7 +44,8 @@ pub fn observe<'a>(
                 .accounts
                 .iter()
                 .map(|a| kinded(*a, "ServiceAccount")),
-        );
+        )
+        .chain(objects.pods.iter().map(|p| kinded(*p, "Pod")));
     scanner.read_objects("cluster", all, &mut obs);
     obs
 }
