@@ -15,8 +15,8 @@ mod common;
 
 use common::free_port;
 use common::karpenter::{
-    DOCTOR_NS, DOCTOR_SA, DOCTOR_USER, ami_requirements, at, cluster, feed, kms_cluster,
-    seed_1_cluster,
+    DOCTOR_NS, DOCTOR_SA, DOCTOR_USER, ami_requirements, at, cluster, feed, feed_at, karpenter_pod,
+    kms_cluster, seed_1_cluster,
 };
 use common::kubeapi::{KubeApi, client_from};
 use common::live::*;
@@ -1548,4 +1548,79 @@ fn without_any_one_rule_of_the_charts_rbac_the_controller_degrades_visibly() {
     std::fs::write(format!("{dir}/degraded.txt"), &report).unwrap();
     eprintln!("{report}");
     assert_eq!(variants, 9, "the chart's rules: {report}");
+}
+
+/// IRSA refused: every Karpenter controller fails the same way (nodeclass, interruption,
+/// provisioner), the trust policy names another namespace. One Diagnosis, `Confirmed` from the
+/// cluster's issuer (eks:DescribeCluster, the cluster named by Karpenter's CLUSTER_NAME), the
+/// account's providers and the trust policy; once the trust policy is fixed in AWS, the next
+/// controller's re-check verifies it (the log is not read again: it resumes after its last line).
+#[test]
+fn a_refused_service_account_token_is_one_diagnosis_resolved_by_the_fixed_trust_policy() {
+    use common::credentials::*;
+    let Some(mut kube) = cluster("credentials") else {
+        return;
+    };
+    let moto = Moto::start("kubeapi-credentials");
+    let issuer = create_cluster(&moto);
+    create_role(&moto, &irsa_trust(&issuer, "karpenter"), Some(&issuer));
+    kube.start_kubelet("node-a");
+    let node = kube.node().to_string();
+    kube.apply(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "karpenter", "namespace": "kube-system",
+            "annotations": {"eks.amazonaws.com/role-arn": role_arn()}}})
+        .to_string(),
+    );
+    karpenter_pod(
+        &kube,
+        &node,
+        json!([{"name": "CLUSTER_NAME", "value": "prod"}]),
+    );
+    for (s, controller) in [(0, "nodeclass"), (1, "interruption"), (2, "provisioner")] {
+        feed_at(&kube, s, |time| web_identity_line(time, controller));
+    }
+    let sa = kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA);
+    let dir = scratch("kubeapi-credentials");
+    let start = |n: u32| {
+        Controller::start_with(
+            &sa,
+            &moto.endpoint,
+            REGION,
+            Path::new(&format!("{dir}/controller-{n}.log")),
+            "doctor-0",
+        )
+    };
+    let controller = start(1);
+    let items = diagnoses(&kube, |i| occurrences(i) == 3, Duration::from_secs(60));
+    assert_eq!(
+        items.len(),
+        1,
+        "one Diagnosis for every failing controller: {items:#?}"
+    );
+    let d = &items[0];
+    assert_eq!(d["spec"]["category"], "CredentialsDenied", "{d:#}");
+    assert_eq!(d["spec"]["principalArn"], role_arn());
+    let rc = &d["status"]["rootCause"];
+    assert_eq!(
+        rc["reason"],
+        "TrustPolicyMismatch",
+        "{d:#}\n{}",
+        controller.log()
+    );
+    assert_eq!(rc["confidence"], "Confirmed", "{d:#}");
+    assert_eq!(rc["statement"]["sid"], "KarpenterIRSA");
+    let metrics = controller.metrics();
+    assert!(
+        metrics.contains(r#"karpenter_doctor_aws_requests_total{operation="DescribeCluster",outcome="ok",service="eks"} 1"#),
+        "{metrics}"
+    );
+    assert!(controller.stop().success());
+
+    update_trust(&moto, &irsa_trust(&issuer, "kube-system"));
+    let controller = start(2);
+    let items = fix_verified(&kube);
+    assert_eq!(occurrences(&items), 3, "a re-check is no occurrence");
+    assert!(controller.stop().success());
+    let refused = refusals(&kube);
+    assert!(refused.is_empty(), "refused: {refused:#?}");
 }

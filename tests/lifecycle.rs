@@ -66,7 +66,7 @@ fn seed(path: &str) -> String {
 #[test]
 fn the_china_story_is_still_failing_until_both_principals_are_allowed() {
     let before = seed("china-passrole/iam-snapshot.json");
-    let v = verify(&china(), &iam_facts(&before));
+    let v = verify(&china(), &iam_facts(&before), &Observations::default());
     assert!(
         matches!(&v, Verification::StillFailing(d) if d.contains("with iam:PassedToService=ec2.amazonaws.com.cn")),
         "{v:?}"
@@ -77,19 +77,23 @@ fn the_china_story_is_still_failing_until_both_principals_are_allowed() {
         r#""iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]"#,
     );
     assert_ne!(fixed, before, "the fixture still has the broken condition");
-    let v = verify(&china(), &iam_facts(&fixed));
+    let v = verify(&china(), &iam_facts(&fixed), &Observations::default());
     assert!(matches!(v, Verification::Fixed(_)), "{v:?}");
     // Only the China principal: still broken, the instance-profile step needs the other.
     let half = before.replace(
         r#""iam:PassedToService": "ec2.amazonaws.com""#,
         r#""iam:PassedToService": "ec2.amazonaws.com.cn""#,
     );
-    let v = verify(&china(), &iam_facts(&half));
+    let v = verify(&china(), &iam_facts(&half), &Observations::default());
     assert!(
         matches!(&v, Verification::StillFailing(d) if d.ends_with("with iam:PassedToService=ec2.amazonaws.com")),
         "{v:?}"
     );
-    let v = verify(&china(), &SnapshotFacts::default());
+    let v = verify(
+        &china(),
+        &SnapshotFacts::default(),
+        &Observations::default(),
+    );
     assert!(matches!(v, Verification::Unknown(_)), "no facts: {v:?}");
 }
 
@@ -121,16 +125,24 @@ fn kms_facts(text: &str) -> SnapshotFacts {
 #[test]
 fn the_cross_account_key_is_fixed_by_a_grant_to_the_controller_role() {
     let before = seed("cross-account-cmk/kms-snapshot.json");
-    let v = verify(&cmk(), &kms_facts(&before));
+    let v = verify(&cmk(), &kms_facts(&before), &Observations::default());
     assert!(matches!(v, Verification::StillFailing(_)), "{v:?}");
     let mut doc: serde_json::Value = serde_json::from_str(&before).unwrap();
     doc["Keys"][0]["Grants"].as_array_mut().unwrap().push(serde_json::json!({
         "GrantId": "g-fix", "GranteePrincipal": "arn:aws:iam::111122223333:role/KarpenterController-demo",
         "Operations": ["Decrypt", "ReEncryptFrom", "ReEncryptTo", "GenerateDataKeyWithoutPlaintext", "CreateGrant", "DescribeKey"]}));
-    let v = verify(&cmk(), &kms_facts(&doc.to_string()));
+    let v = verify(
+        &cmk(),
+        &kms_facts(&doc.to_string()),
+        &Observations::default(),
+    );
     assert!(matches!(v, Verification::Fixed(_)), "{v:?}");
     doc["Keys"][0]["KeyMetadata"]["KeyState"] = serde_json::json!("Disabled");
-    let v = verify(&cmk(), &kms_facts(&doc.to_string()));
+    let v = verify(
+        &cmk(),
+        &kms_facts(&doc.to_string()),
+        &Observations::default(),
+    );
     assert!(
         matches!(&v, Verification::StillFailing(d) if d.ends_with("is Disabled")),
         "{v:?}"
@@ -332,4 +344,98 @@ fn a_failure_is_ongoing_while_an_object_still_reports_it() {
     let name = failing.node_claim.clone().unwrap();
     assert!(ongoing(&by_claim, &[name], &claims));
     assert!(!ongoing(&by_claim, &["other".into()], &claims));
+}
+
+/// What the doctor knows of Karpenter's identity in a cluster: its inputs scanned.
+fn observed(inputs: &[&str]) -> Observations {
+    let scanner = Scanner::new().unwrap();
+    let mut obs = Observations::default();
+    for path in inputs {
+        let text = std::fs::read(format!("{ROOT}/tests/fixtures/explain/{path}")).unwrap();
+        scanner
+            .scan(path, &text[..], &mut obs, &mut |_| {})
+            .unwrap();
+    }
+    obs
+}
+
+#[test]
+fn an_irsa_diagnosis_resolves_once_the_trust_policy_lets_the_service_account_in() {
+    const CASE: &str = "TrustPolicyMismatch-wrong-namespace";
+    let spec = spec(
+        Category::CredentialsDenied,
+        &[
+            (
+                "principal",
+                "arn:aws:iam::111122223333:role/KarpenterController-prod",
+            ),
+            ("action", "sts:AssumeRoleWithWebIdentity"),
+            ("partition", "aws"),
+        ],
+    );
+    let before = std::fs::read_to_string(format!(
+        "{ROOT}/tests/fixtures/explain/{CASE}/iam-snapshot.json"
+    ))
+    .unwrap();
+    let everything = observed(&[
+        &format!("{CASE}/serviceaccount.yaml"),
+        &format!("{CASE}/describe-cluster.json"),
+        &format!("{CASE}/oidc-providers.json"),
+    ]);
+    let v = verify(&spec, &iam_facts(&before), &everything);
+    assert!(matches!(v, Verification::StillFailing(_)), "{v:?}");
+    let fixed = before.replace(
+        "system:serviceaccount:karpenter:karpenter",
+        "system:serviceaccount:kube-system:karpenter",
+    );
+    assert_ne!(fixed, before);
+    let v = verify(&spec, &iam_facts(&fixed), &everything);
+    assert!(matches!(v, Verification::Fixed(_)), "{v:?}");
+    // Without the account's providers the fixed trust policy proves nothing yet.
+    let no_providers = observed(&[
+        &format!("{CASE}/serviceaccount.yaml"),
+        &format!("{CASE}/describe-cluster.json"),
+    ]);
+    let v = verify(&spec, &iam_facts(&fixed), &no_providers);
+    assert!(
+        matches!(&v, Verification::Unknown(why) if why.contains("OIDC providers")),
+        "{v:?}"
+    );
+    let v = verify(&spec, &iam_facts(&fixed), &Observations::default());
+    assert!(matches!(v, Verification::Unknown(_)), "{v:?}");
+}
+
+#[test]
+fn a_pod_identity_diagnosis_resolves_once_the_trust_policy_allows_tag_session() {
+    const CASE: &str = "TrustPolicyMismatch-pod-identity-no-tagsession";
+    let spec = spec(
+        Category::CredentialsDenied,
+        &[
+            (
+                "principal",
+                "arn:aws:iam::111122223333:role/KarpenterController-prod",
+            ),
+            ("action", "eks-auth:AssumeRoleForPodIdentity"),
+            ("partition", "aws"),
+        ],
+    );
+    let before = std::fs::read_to_string(format!(
+        "{ROOT}/tests/fixtures/explain/{CASE}/iam-snapshot.json"
+    ))
+    .unwrap();
+    let obs = observed(&[&format!("{CASE}/pod-identity-association.json")]);
+    let v = verify(&spec, &iam_facts(&before), &obs);
+    assert!(matches!(v, Verification::StillFailing(_)), "{v:?}");
+    let fixed = before.replace(
+        r#""Action": "sts:AssumeRole""#,
+        r#""Action": ["sts:AssumeRole", "sts:TagSession"]"#,
+    );
+    assert_ne!(fixed, before);
+    let v = verify(&spec, &iam_facts(&fixed), &obs);
+    assert!(matches!(v, Verification::Fixed(_)), "{v:?}");
+    let v = verify(&spec, &SnapshotFacts::default(), &obs);
+    assert!(
+        matches!(v, Verification::Unknown(_)),
+        "no trust policy: {v:?}"
+    );
 }

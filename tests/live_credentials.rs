@@ -6,75 +6,11 @@
 
 mod common;
 
+use common::credentials::*;
 use common::double::{Double, Reply};
 use common::live::*;
 use common::moto::Moto;
 use serde_json::{Value, json};
-
-const REGION: &str = "us-west-2";
-const ROLE: &str = "KarpenterController-prod";
-
-fn role_arn() -> String {
-    format!("arn:aws:iam::{ACCOUNT}:role/{ROLE}")
-}
-
-/// An EKS cluster `prod` in moto; its OIDC issuer URL.
-fn create_cluster(moto: &Moto) -> String {
-    runtime().block_on(async {
-        let eks = aws_sdk_eks::Client::new(&config(moto, REGION).await);
-        let vpc = aws_sdk_eks::types::VpcConfigRequest::builder()
-            .subnet_ids("subnet-0a1b2c3d4e5f60718")
-            .build();
-        let out = eks
-            .create_cluster()
-            .name("prod")
-            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/eks-cluster"))
-            .resources_vpc_config(vpc)
-            .send()
-            .await
-            .unwrap();
-        out.cluster()
-            .and_then(|c| c.identity())
-            .and_then(|i| i.oidc())
-            .and_then(|o| o.issuer())
-            .expect("moto gives the cluster an issuer")
-            .to_string()
-    })
-}
-
-/// The controller role with `trust` as its trust policy; with `provider`, the IAM OIDC
-/// provider of that issuer URL too.
-fn create_role(moto: &Moto, trust: &Value, provider: Option<&str>) {
-    runtime().block_on(async {
-        let iam = aws_sdk_iam::Client::new(&config(moto, REGION).await);
-        iam.create_role()
-            .role_name(ROLE)
-            .assume_role_policy_document(trust.to_string())
-            .send()
-            .await
-            .unwrap();
-        if let Some(url) = provider {
-            iam.create_open_id_connect_provider()
-                .url(url)
-                .client_id_list("sts.amazonaws.com")
-                .thumbprint_list("9e99a48a9960b14926bb7f3b02e22da2b0ab7280")
-                .send()
-                .await
-                .unwrap();
-        }
-    });
-}
-
-/// A Karpenter v1 log line: IRSA refused, as aws-sdk-go-v2 says it.
-fn web_identity_log(dir: &str) -> String {
-    let line = json!({"level": "ERROR", "time": "2026-02-09T17:21:05.331Z", "logger": "controller",
-        "message": "failed listing instance types for default", "controller": "nodeclass",
-        "EC2NodeClass": {"name": "default"},
-        "error": "describing instance types, operation error EC2: DescribeInstanceTypes, get identity: get credentials: failed to refresh cached credentials, failed to retrieve credentials, operation error STS: AssumeRoleWithWebIdentity, https response error StatusCode: 403, RequestID: 552909e8-e4c8-43ad-bd34-0dbcbbe18d60, api error AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity"});
-    let path = format!("{dir}/karpenter.log");
-    std::fs::write(&path, format!("{line}\n")).unwrap();
-    path
-}
 
 /// Karpenter's ServiceAccount (IRSA) and its pod, whose CLUSTER_NAME names the cluster.
 fn karpenter_objects(dir: &str, pod_env: &[(&str, &str)]) -> String {
@@ -148,12 +84,7 @@ fn a_trust_policy_for_another_namespace_is_confirmed_from_live_iam() {
     let moto = Moto::start("credentials-trust");
     let issuer = create_cluster(&moto);
     let host = issuer.trim_start_matches("https://");
-    let trust = json!({"Version": "2012-10-17", "Statement": [{"Sid": "KarpenterIRSA", "Effect": "Allow",
-        "Principal": {"Federated": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{host}")},
-        "Action": "sts:AssumeRoleWithWebIdentity",
-        "Condition": {"StringEquals": {format!("{host}:sub"): "system:serviceaccount:karpenter:karpenter",
-            format!("{host}:aud"): "sts.amazonaws.com"}}}]});
-    create_role(&moto, &trust, Some(&issuer));
+    create_role(&moto, &irsa_trust(&issuer, "karpenter"), Some(&issuer));
     let dir = scratch("credentials-trust");
     let log = web_identity_log(&dir);
     let objects = karpenter_objects(&dir, &[]);

@@ -19,11 +19,7 @@ pub async fn gather(
     controller_role: Option<&str>,
 ) -> FetchedFacts {
     let mut facts = FetchedFacts::default();
-    if let Some(name) = &live.cluster_name
-        && !obs.cluster_names.contains(name)
-    {
-        obs.cluster_names.insert(0, name.clone());
-    }
+    with_cluster_name(live, obs);
     let first = diagnose::questions(obs, &facts, controller_role);
     if !first.instances.is_empty() {
         let ids: Vec<String> = first
@@ -65,6 +61,15 @@ pub async fn gather(
     facts
 }
 
+/// `--cluster-name` first among the cluster names the inputs give.
+fn with_cluster_name(live: &Live, obs: &mut Observations) {
+    if let Some(name) = &live.cluster_name
+        && !obs.cluster_names.contains(name)
+    {
+        obs.cluster_names.insert(0, name.clone());
+    }
+}
+
 /// What a credentials failure needs from AWS, into the observations as if given as inputs:
 /// the cluster's OIDC issuer, the account's OIDC providers, Karpenter's Pod Identity
 /// associations. A lookup that fails is a warning.
@@ -102,19 +107,26 @@ async fn credential_facts(live: &Live, obs: &mut Observations, q: &Questions) {
     }
 }
 
-/// Fetches what re-checking stored Diagnoses needs: each one's principal and KMS key.
+/// Fetches what re-checking stored Diagnoses needs: each one's principal and KMS key; for
+/// credentials ones, what `diagnose::recheck_questions` asks, into `obs`.
 pub async fn gather_for_specs<'a>(
     live: &Live,
     specs: impl Iterator<Item = &'a crate::diagnose::model::DiagnosisSpec>,
+    obs: &mut Observations,
 ) -> FetchedFacts {
     let (mut principals, mut keys) = (
         std::collections::BTreeSet::new(),
         std::collections::BTreeSet::new(),
     );
+    let mut credentials = Vec::new();
     for spec in specs {
         principals.extend(spec.principal_arn.clone());
         keys.extend(spec.kms_key_arn.clone());
+        credentials.push(spec);
     }
+    with_cluster_name(live, obs);
+    let q = diagnose::recheck_questions(obs, credentials.into_iter());
+    credential_facts(live, obs, &q).await;
     let mut facts = FetchedFacts::default();
     (facts.principals, facts.keys) = tokio::join!(
         all(principals, |p| async move { live.principal(&p).await }),

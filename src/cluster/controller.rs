@@ -466,7 +466,7 @@ async fn reconcile(
     let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
     let mut at_cap = 0;
     for d in &items {
-        let verification = lifecycle::verify(&d.spec, &facts);
+        let verification = lifecycle::verify(&d.spec, &facts, &obs);
         let ongoing = lifecycle::ongoing(&d.spec, &d.status.affected_node_claims, &obs);
         let written = writer
             .write(d, &verification, ongoing, now_ms)
@@ -551,9 +551,14 @@ async fn recheck_untouched(
         .await
         .map_err(|e| ("list", format!("listing Diagnoses: {e}")))?;
     let untouched = stored.iter().filter(|s| !current.contains(s.name.as_str()));
-    let fetched =
-        crate::aws::gather::gather_for_specs(&cx.live, untouched.filter_map(|s| s.spec.as_ref()))
-            .await;
+    // Credentials re-checks need the cluster's issuer and Pod Identity associations afresh.
+    let mut obs = obs.clone();
+    let fetched = crate::aws::gather::gather_for_specs(
+        &cx.live,
+        untouched.filter_map(|s| s.spec.as_ref()),
+        &mut obs,
+    )
+    .await;
     let facts = Overlay {
         first: &cx.settings.snapshots,
         then: &fetched,
@@ -565,11 +570,11 @@ async fn recheck_untouched(
             continue;
         }
         let verification = match &s.spec {
-            Some(spec) => lifecycle::verify(spec, &facts),
+            Some(spec) => lifecycle::verify(spec, &facts, &obs),
             None => lifecycle::Verification::Unknown("the stored spec cannot be read".into()),
         };
         let now = writer
-            .recheck(s, &verification, s.ongoing(obs), now_ms)
+            .recheck(s, &verification, s.ongoing(&obs), now_ms)
             .await
             .map_err(|e| ("write", format!("re-checking Diagnosis {}: {e}", s.name)))?;
         kept.push(now);

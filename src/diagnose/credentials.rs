@@ -16,7 +16,6 @@ use serde_json::{Map, Value, json};
 
 /// One credentials failure to explain.
 pub struct CredentialsCase<'a> {
-    pub signal: &'a Signal,
     /// The role Karpenter was to run as: the ServiceAccount's, `--controller-role`, or the
     /// role the message names.
     pub role: Option<&'a str>,
@@ -29,6 +28,36 @@ pub struct CredentialsCase<'a> {
     /// Karpenter's EKS Pod Identity association, where one is given.
     pub association: Option<&'a PodIdentityInfo>,
     pub partition: &'static Partition,
+}
+
+impl<'a> CredentialsCase<'a> {
+    /// The case of Karpenter's `role` from the observations; `named_issuer` is the issuer the
+    /// failure's text names, if any.
+    pub fn of(
+        obs: &'a Observations,
+        role: Option<&'a str>,
+        named_issuer: Option<&'a str>,
+        partition: &'static Partition,
+    ) -> CredentialsCase<'a> {
+        CredentialsCase {
+            role,
+            // The ServiceAccount that names the role (else the only one there is).
+            account: obs
+                .accounts
+                .iter()
+                .find(|a| Some(a.role.as_str()) == role)
+                .or_else(|| obs.accounts.first().filter(|_| obs.accounts.len() == 1)),
+            // The issuer the message names, else the cluster's: only when one cluster was
+            // described (with several, which token STS was given is not known).
+            issuer: named_issuer.or(match obs.oidc_issuers.as_slice() {
+                [only] => Some(only.as_str()),
+                _ => None,
+            }),
+            providers: obs.oidc_providers.as_deref(),
+            association: karpenter_association(obs),
+            partition,
+        }
+    }
 }
 
 /// Karpenter's Pod Identity association among those given: the only one that names a role,
@@ -60,12 +89,29 @@ const WEB_IDENTITY: &str = "sts:AssumeRoleWithWebIdentity";
 /// How Karpenter was to get its credentials, as a credentials failure says; `None`: it does
 /// not say.
 pub fn path_of(s: &Signal) -> Option<CredentialsPath> {
-    let action = s.action.as_deref().unwrap_or("");
-    let oidc = s
-        .error_code
-        .as_deref()
-        .is_some_and(|c| c.starts_with("InvalidIdentityToken"))
-        || s.oidc_issuer.is_some();
+    path(
+        s.action.as_deref(),
+        s.error_code.as_deref(),
+        s.oidc_issuer.is_some(),
+        s.layer,
+    )
+}
+
+/// `path_of` for a stored Diagnosis: its action and error code.
+pub fn path_of_spec(action: Option<&str>, error_code: Option<&str>) -> Option<CredentialsPath> {
+    path(action, error_code, false, None)
+}
+
+/// `path_of` from what is known of the failure: the refused action, AWS's error code, whether
+/// the text names an OIDC issuer, the policy layer it names.
+fn path(
+    action: Option<&str>,
+    error_code: Option<&str>,
+    names_issuer: bool,
+    layer: Option<PolicyLayer>,
+) -> Option<CredentialsPath> {
+    let action = action.unwrap_or("");
+    let oidc = error_code.is_some_and(|c| c.starts_with("InvalidIdentityToken")) || names_issuer;
     if oidc {
         Some(CredentialsPath::OidcProvider)
     } else if action.eq_ignore_ascii_case(WEB_IDENTITY) {
@@ -74,7 +120,7 @@ pub fn path_of(s: &Signal) -> Option<CredentialsPath> {
         Some(CredentialsPath::PodIdentity)
     } else if action.to_ascii_lowercase().starts_with("sts:assumerole")
         || matches!(
-            s.layer,
+            layer,
             Some(PolicyLayer::NoTrustPolicy | PolicyLayer::TrustExplicitDeny)
         )
     {
@@ -84,8 +130,39 @@ pub fn path_of(s: &Signal) -> Option<CredentialsPath> {
     }
 }
 
-pub fn reason(case: &CredentialsCase<'_>, facts: &dyn Facts) -> Finding {
-    let s = case.signal;
+/// Re-checks a credentials root cause (a Diagnosis's action and error code) with the facts
+/// of now: `Ok(true)` when the trust policy (and, for IRSA, the account's OIDC providers) now
+/// let Karpenter in, `Ok(false)` when they still refuse it; `Err`: what is missing to tell.
+pub fn recheck(
+    action: Option<&str>,
+    error_code: Option<&str>,
+    case: &CredentialsCase<'_>,
+    facts: &dyn Facts,
+) -> Result<bool, String> {
+    let how = path_of_spec(action, error_code)
+        .ok_or_else(|| "a credentials failure the doctor cannot re-check".to_string())?;
+    let fix = CredentialsFix {
+        how,
+        role: case.role.map(str::to_string),
+        issuer: None,
+        caller: None,
+        account: None,
+        trust: None,
+    };
+    let proven = match how {
+        CredentialsPath::WebIdentity | CredentialsPath::OidcProvider => {
+            web_identity(case, facts, &fix)
+        }
+        CredentialsPath::PodIdentity => pod_identity(case, facts, &fix),
+        CredentialsPath::AssumeRole => Err(vec!["the caller that assumes the role".into()]),
+    };
+    match proven {
+        Ok(f) => Ok(f.reason == ReasonCode::Undetermined),
+        Err(missing) => Err(missing.join(", ")),
+    }
+}
+
+pub fn reason(s: &Signal, case: &CredentialsCase<'_>, facts: &dyn Facts) -> Finding {
     let action = s.action.as_deref().unwrap_or("");
     let role = case.role.map(str::to_string);
     let path = path_of(s);

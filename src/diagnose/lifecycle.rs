@@ -1,6 +1,7 @@
 //! How a Diagnosis moves over time, as plain functions: re-checking its root cause against
 //! fresh facts, the Resolved condition (fix verified, not recurring, recurred), metav1 rules.
 
+use super::credentials::{CredentialsCase, recheck};
 use super::iam::request_contexts;
 use super::kms::{KmsCase, key_side};
 use super::model::{Condition, DiagnosisSpec};
@@ -24,9 +25,10 @@ pub enum Verification {
 }
 
 /// Re-checks the root cause a Diagnosis names: the IAM request against the role's policies
-/// now (for `iam:PassRole`, with every EC2 principal of the partition), or the KMS key's state
-/// and key side now.
-pub fn verify(spec: &DiagnosisSpec, facts: &dyn Facts) -> Verification {
+/// now (for `iam:PassRole`, with every EC2 principal of the partition), the KMS key's state
+/// and key side now, or for credentials the role's trust policy (and OIDC providers) now, for
+/// Karpenter's ServiceAccount and cluster as `obs` show them.
+pub fn verify(spec: &DiagnosisSpec, facts: &dyn Facts, obs: &Observations) -> Verification {
     let partition = spec
         .partition
         .as_deref()
@@ -37,6 +39,19 @@ pub fn verify(spec: &DiagnosisSpec, facts: &dyn Facts) -> Verification {
     };
     if spec.category == Category::KmsKeyUnusable {
         return verify_key(spec, principal, partition, facts);
+    }
+    if spec.category == Category::CredentialsDenied {
+        let case = CredentialsCase::of(obs, Some(principal), None, partition);
+        let action = spec.action.as_deref();
+        return match recheck(action, spec.error_code.as_deref(), &case, facts) {
+            Ok(true) => Verification::Fixed(format!(
+                "the trust policy of {principal} now lets Karpenter's credentials in"
+            )),
+            Ok(false) => Verification::StillFailing(format!(
+                "the trust policy of {principal} (or the account's OIDC providers) still refuses Karpenter's credentials"
+            )),
+            Err(missing) => Verification::Unknown(format!("{missing} would tell")),
+        };
     }
     let Some(action) = spec.action.as_deref() else {
         return Verification::Unknown("the Diagnosis names no action".into());

@@ -120,16 +120,34 @@ pub fn questions(
     q
 }
 
+/// What re-checking stored credentials Diagnoses needs: as for their failures seen afresh.
+pub fn recheck_questions<'a>(
+    obs: &Observations,
+    specs: impl Iterator<Item = &'a model::DiagnosisSpec>,
+) -> Questions {
+    let paths: Vec<finding::CredentialsPath> = specs
+        .filter(|s| s.category == Category::CredentialsDenied)
+        .filter_map(|s| credentials::path_of_spec(s.action.as_deref(), s.error_code.as_deref()))
+        .collect();
+    let mut q = Questions::default();
+    credential_needs(obs, &paths, &mut q);
+    q
+}
+
 /// What a credentials failure needs that no input gave: the cluster's issuer and the account's
 /// OIDC providers (IRSA), Karpenter's Pod Identity association (Pod Identity).
 fn credential_questions(obs: &Observations, q: &mut Questions) {
-    use finding::CredentialsPath as P;
-    let paths: Vec<P> = obs
+    let paths: Vec<finding::CredentialsPath> = obs
         .signals
         .iter()
         .filter(|s| s.category == Category::CredentialsDenied)
         .filter_map(credentials::path_of)
         .collect();
+    credential_needs(obs, &paths, q);
+}
+
+fn credential_needs(obs: &Observations, paths: &[finding::CredentialsPath], q: &mut Questions) {
+    use finding::CredentialsPath as P;
     if paths
         .iter()
         .any(|p| matches!(p, P::WebIdentity | P::OidcProvider))
@@ -474,30 +492,13 @@ fn reason(
         .find(|s| s.principal.is_some())
         .unwrap_or(latest);
     if key.category == Category::CredentialsDenied {
-        let role = key.principal.as_deref();
-        let case = credentials::CredentialsCase {
-            signal: latest,
-            role,
-            // The ServiceAccount that names the role (else the only one there is).
-            account: obs
-                .accounts
-                .iter()
-                .find(|a| Some(a.role.as_str()) == role)
-                .or_else(|| obs.accounts.first().filter(|_| obs.accounts.len() == 1)),
-            // The issuer the message names, else the cluster's: only when one cluster was
-            // described (with several, which token STS was given is not known).
-            issuer: latest
-                .oidc_issuer
-                .as_deref()
-                .or(match obs.oidc_issuers.as_slice() {
-                    [only] => Some(only.as_str()),
-                    _ => None,
-                }),
-            providers: obs.oidc_providers.as_deref(),
-            association: credentials::karpenter_association(obs),
+        let case = credentials::CredentialsCase::of(
+            obs,
+            key.principal.as_deref(),
+            latest.oidc_issuer.as_deref(),
             partition,
-        };
-        return credentials::reason(&case, facts);
+        );
+        return credentials::reason(latest, &case, facts);
     }
     let caller = g
         .incidents

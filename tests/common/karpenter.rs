@@ -58,14 +58,19 @@ pub fn seed_1_cluster(name: &str) -> Option<(KubeApi, Moto)> {
             "status": {"replicas": 2, "readyReplicas": 1, "availableReplicas": 1}})
         .to_string(),
     );
+    karpenter_pod(&kube, &node, json!([]));
+    Some((kube, moto))
+}
+
+/// Karpenter's pod karpenter-7d9f in kube-system on `node`, its container's `env` as given.
+pub fn karpenter_pod(kube: &KubeApi, node: &str, env: Value) {
     kube.apply(
         &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "karpenter-7d9f", "namespace": "kube-system",
             "labels": {"app.kubernetes.io/name": "karpenter"}},
             "spec": {"nodeName": node, "serviceAccountName": "karpenter",
-                "containers": [{"name": "controller", "image": "public.ecr.aws/karpenter/controller:1.15.2"}]}})
+                "containers": [{"name": "controller", "image": "public.ecr.aws/karpenter/controller:1.15.2", "env": env}]}})
         .to_string(),
     );
-    Some((kube, moto))
 }
 
 /// An AMI's requirements as Karpenter v1 writes them in an EC2NodeClass's status.
@@ -93,15 +98,20 @@ pub fn log_line(time: &str, claim: &str) -> String {
 /// Karpenter's log lines at seconds `from..to` (one failure each, NodeClaim default-SSS).
 pub fn feed(kube: &KubeApi, from: u32, to: u32) {
     for s in from..to {
-        let time = at(s);
-        kube.feed_log(
-            "kube-system",
-            "karpenter-7d9f",
-            "controller",
-            &time,
-            &log_line(&time, &format!("default-{s:03}")),
-        );
+        feed_at(kube, s, |time| log_line(time, &format!("default-{s:03}")));
     }
+}
+
+/// The line `line(time)` in Karpenter's log at `second`.
+pub fn feed_at(kube: &KubeApi, second: u32, line: impl Fn(&str) -> String) {
+    let time = at(second);
+    kube.feed_log(
+        "kube-system",
+        "karpenter-7d9f",
+        "controller",
+        &time,
+        &line(&time),
+    );
 }
 
 pub fn v1beta1_crds() -> Vec<String> {

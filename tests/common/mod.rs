@@ -2,6 +2,7 @@
 //! use, and a seeded random generator.
 #![allow(dead_code)]
 
+pub mod credentials;
 pub mod double;
 pub mod karpenter;
 pub mod kubeapi;
