@@ -74,6 +74,10 @@ pub enum Fix {
     Principal {
         caller: String,
         controller: Option<String>,
+        /// Karpenter's (namespace, ServiceAccount), where its pod was seen.
+        account: Option<(String, String)>,
+        /// The EKS cluster's name, where known.
+        cluster: Option<String>,
     },
     /// The KMS key's state must change.
     KeyState { key: String, state: String },

@@ -10,6 +10,9 @@ use crate::partition::Partition;
 use crate::policy::arn::{Arn, role_name_of, session_name_of};
 use crate::policy::{Context, Decision, Explanation, PolicySet, Reason, Request};
 use crate::signal::{PodCredentials, PodInfo, PolicyLayer};
+
+/// The ServiceAccount annotation IRSA reads the role from.
+const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 use serde_json::{Map, Value, json};
 
 /// One IAM denial to explain.
@@ -32,6 +35,10 @@ pub struct IamCase<'a> {
     pub call: Option<&'a str>,
     /// Karpenter's pods, where given: how each gets its credentials.
     pub pods: &'a [PodInfo],
+    /// The EKS cluster's name, where known.
+    pub cluster: Option<&'a str>,
+    /// Karpenter's ServiceAccounts without IRSA's annotation (`namespace/name`).
+    pub unannotated_accounts: &'a [String],
 }
 
 impl IamCase<'_> {
@@ -158,12 +165,18 @@ fn wrong_principal(case: &IamCase<'_>) -> Option<Finding> {
         (true, None) => {
             lines.push(evidence(
                 "error message",
-                "Karpenter's ServiceAccount (the role it names) or --controller-role would confirm it",
+                "Karpenter's controller role (its ServiceAccount's annotation, its Pod Identity association, or --controller-role) would confirm it",
             ));
             false
         }
         _ => false,
     };
+    for account in case.unannotated_accounts {
+        lines.push(evidence(
+            format!("serviceaccount {account}"),
+            format!("it has no {ROLE_ANNOTATION} annotation: IRSA gives its pods no role (unless an EKS Pod Identity association does)"),
+        ));
+    }
     for pod in case.pods {
         let said = match pod.credentials {
             PodCredentials::None => {
@@ -197,6 +210,11 @@ fn wrong_principal(case: &IamCase<'_>) -> Option<Finding> {
         fix: Fix::Principal {
             caller: case.role.to_string(),
             controller: case.controller_role.map(str::to_string),
+            account: case
+                .pods
+                .first()
+                .map(|p| (p.namespace.clone(), p.service_account.clone())),
+            cluster: case.cluster.map(str::to_string),
         },
     })
 }

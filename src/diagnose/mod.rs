@@ -525,6 +525,8 @@ fn reason(
                 policy_arn: latest.policy_arn.as_deref().filter(|p| complete_arn(p)),
                 call: latest.call.as_deref(),
                 pods: &obs.karpenter_pods,
+                cluster: obs.cluster_names.first().map(String::as_str),
+                unannotated_accounts: &obs.unannotated_accounts,
             };
             iam::reason(&case, facts)
         }

@@ -150,20 +150,39 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
             *explicit_deny,
         ),
         Fix::Credentials(fix) => layers::credentials(&mut r, fix, partition),
-        Fix::Principal { caller, controller } => {
+        Fix::Principal {
+            caller,
+            controller,
+            account,
+            cluster,
+        } => {
+            let (ns, sa) = account
+                .as_ref()
+                .map_or(("kube-system", "karpenter"), |(n, s)| {
+                    (n.as_str(), s.as_str())
+                });
+            let cluster = cluster.as_deref().unwrap_or("<cluster>");
             r.summary =
                 "Make Karpenter run as its controller role (IRSA or EKS Pod Identity)".into();
             r.steps.push(format!(
                 "The calls are made as {caller}: the pod falls back to the node's instance profile."
             ));
-            r.steps.push("Check the karpenter ServiceAccount's eks.amazonaws.com/role-arn annotation (IRSA) or the cluster's Pod Identity association, then restart the Karpenter deployment so new pods get the credentials.".into());
-            r.commands.push("kubectl -n kube-system get serviceaccount karpenter -o jsonpath='{.metadata.annotations.eks\\.amazonaws\\.com/role-arn}'".into());
+            r.steps.push(format!("Give the {ns}/{sa} ServiceAccount its role, either by IRSA (the eks.amazonaws.com/role-arn annotation) or by an EKS Pod Identity association, then restart the Karpenter deployment so new pods get the credentials."));
+            r.commands.push(format!("kubectl -n {ns} get serviceaccount {sa} -o jsonpath='{{.metadata.annotations.eks\\.amazonaws\\.com/role-arn}}'"));
             if let Some(c) = controller {
-                r.commands.push(format!("kubectl -n kube-system annotate serviceaccount karpenter eks.amazonaws.com/role-arn={c} --overwrite"));
+                r.commands.push(format!(
+                    "kubectl -n {ns} annotate serviceaccount {sa} eks.amazonaws.com/role-arn={c} --overwrite"
+                ));
             }
-            r.commands.push("aws eks list-pod-identity-associations --cluster-name <cluster> --namespace kube-system".into());
-            r.commands
-                .push("kubectl -n kube-system rollout restart deployment karpenter".into());
+            r.commands.push(format!(
+                "aws eks list-pod-identity-associations --cluster-name {cluster} --namespace {ns}"
+            ));
+            if let Some(c) = controller {
+                r.commands.push(format!("aws eks create-pod-identity-association --cluster-name {cluster} --namespace {ns} --service-account {sa} --role-arn {c}"));
+            }
+            r.commands.push(format!(
+                "kubectl -n {ns} rollout restart deployment karpenter"
+            ));
         }
         Fix::KeyState { key, state } => key_state(&mut r, key, state),
         Fix::KeyAccess {

@@ -293,6 +293,14 @@ fn service_account(value: &Value, in_list: bool, sink: &mut Sink<'_>) {
         .and_then(Value::as_str)
         .filter(|r| r.starts_with("arn:"))
     else {
+        // Karpenter's own, without IRSA's annotation: evidence when calls come as the node.
+        if let (true, Some(namespace), Some(name)) = (
+            names_karpenter(metadata),
+            str_at(metadata, &["namespace"]),
+            str_at(metadata, &["name"]),
+        ) {
+            sink.unannotated_account(format!("{namespace}/{name}"));
+        }
         return;
     };
     if names_karpenter(metadata) || !in_list {

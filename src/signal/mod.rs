@@ -238,6 +238,8 @@ pub struct Observations {
     /// EKS Pod Identity associations (`aws eks describe-pod-identity-association`, or
     /// `list-pod-identity-associations`, which does not name the role).
     pub pod_identities: Vec<PodIdentityInfo>,
+    /// Karpenter's ServiceAccounts that name no role (`namespace/name`): IRSA is not set up.
+    pub unannotated_accounts: Vec<String>,
     /// Karpenter's pods (`kubectl get pod -o yaml`): how each gets its AWS credentials.
     pub karpenter_pods: Vec<PodInfo>,
     /// The EKS cluster's name: `--cluster-name`, Karpenter's `CLUSTER_NAME`, or

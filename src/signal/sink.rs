@@ -254,6 +254,12 @@ impl<'a> Sink<'a> {
         self.out.add_pod_identity(info);
     }
 
+    pub(crate) fn unannotated_account(&mut self, account: String) {
+        if !self.out.unannotated_accounts.contains(&account) {
+            self.out.unannotated_accounts.push(account);
+        }
+    }
+
     pub(crate) fn cluster_name(&mut self, name: &str) {
         if !self.out.cluster_names.iter().any(|n| n == name) {
             self.out.cluster_names.push(name.to_string());
