@@ -173,7 +173,9 @@ fn identity_near_miss(traces: &[StatementTrace], req: &Request, what: &str) -> D
 
 /// The Allow statement of `layer` closest to applying: it must name the action (and, in a
 /// resource policy, the principal); covering the resource beats covering it only in another
-/// partition, which beats not covering it; fewer failed conditions beat more; the first in
+/// partition, which beats not covering it; failing only on conditions the request decides beats
+/// failing on one it cannot (a key it does not carry, an unknown operator: AWS denied, so that
+/// statement failed too, but why is not known); fewer failed conditions beat more; the first in
 /// order wins ties.
 fn nearest(traces: &[StatementTrace], layer: PolicyType) -> Option<&StatementTrace> {
     traces
@@ -182,12 +184,18 @@ fn nearest(traces: &[StatementTrace], layer: PolicyType) -> Option<&StatementTra
         .filter(|t| t.principal_matched != Some(false) || layer == PolicyType::ResourcePolicy)
         .min_by_key(|t| {
             let failed = t.conditions.iter().filter(|c| !c.matched).count();
+            let undecided = t.conditions.iter().any(|c| !c.matched && c.undecided());
             let resource_miss = match (t.resource_matched, t.resource_other_partition) {
                 (true, _) => 0,
                 (false, true) => 1,
                 (false, false) => 2,
             };
-            (t.principal_matched == Some(false), resource_miss, failed)
+            (
+                t.principal_matched == Some(false),
+                resource_miss,
+                undecided,
+                failed,
+            )
         })
 }
 
