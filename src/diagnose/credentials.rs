@@ -2,7 +2,7 @@
 //! Identity not in effect). Proven where the facts allow: the role's trust policy evaluated for
 //! the token STS was given (the cluster's provider, Karpenter's `sub`, `aud`) and the account's
 //! OIDC providers, or for EKS Auth (`pods.eks.amazonaws.com`: sts:AssumeRole, sts:TagSession);
-//! else inferred from the error text, saying what is missing.
+//! else inferred, saying what is missing.
 
 use super::finding::{CredentialsFix, CredentialsPath, Finding, Fix, evidence};
 use super::model::{Confidence, ReasonCode};
@@ -260,7 +260,7 @@ pub fn reason(s: &Signal, case: &CredentialsCase<'_>, facts: &dyn Facts) -> Find
         evidence: vec![evidence(
             "error message",
             format!(
-                "{} was refused: inferred from the error text; {missing}",
+                "{} was refused; the cause is inferred, not proven: {missing}",
                 if action.is_empty() {
                     "Karpenter's credentials"
                 } else {
@@ -355,7 +355,7 @@ fn web_identity(
             }
         };
     }
-    let undecided = undecided_refusal(&explanation, "the token's sub and aud");
+    let undecided = undecided_refusal(&explanation, "the token's sub and aud", &source);
     if !undecided.is_empty() {
         missing.extend(undecided);
         return Err(missing);
@@ -517,7 +517,7 @@ fn pod_identity(
             ));
             continue;
         }
-        let undecided = undecided_refusal(&explanation, "the session tags EKS sets");
+        let undecided = undecided_refusal(&explanation, "the session tags EKS sets", &source);
         if !undecided.is_empty() {
             for line in undecided {
                 if !missing.contains(&line) {
@@ -645,7 +645,7 @@ fn corrected(
 /// Where a trust policy's refusal rests only on conditions the doctor cannot decide (a key
 /// STS's request may carry that the doctor does not know of, an unknown operator): what would
 /// decide each. Empty when the refusal is proven by what is known.
-fn undecided_refusal(explanation: &Explanation, known: &str) -> Vec<String> {
+fn undecided_refusal(explanation: &Explanation, known: &str, source: &str) -> Vec<String> {
     let trust = explanation.statements.iter().filter(|t| {
         t.policy_type == PolicyType::ResourcePolicy && t.action_matched && t.resource_matched
     });
@@ -680,13 +680,13 @@ fn undecided_refusal(explanation: &Explanation, known: &str) -> Vec<String> {
         for c in conditions {
             let line = match &c.warning {
                 Some(w) => format!(
-                    "how AWS reads {} {} in {} ({w})",
+                    "how AWS reads {} {} in {} of the trust policy read from {source} ({w})",
                     c.operator,
                     c.key,
                     statement_label(t)
                 ),
                 None => format!(
-                    "the value of {} in STS's request ({} tests it with {}; the doctor knows only {known})",
+                    "the value of {} in STS's request (the trust policy read from {source} refuses it only there: {} tests it with {}; the doctor knows only {known})",
                     c.key,
                     statement_label(t),
                     c.operator
