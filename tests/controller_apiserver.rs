@@ -320,15 +320,7 @@ impl Controller {
 
     /// The answer of `/readyz`: (status code, body); (0, "") when it does not answer.
     fn readyz(&self) -> (u16, String) {
-        use std::io::{Read, Write};
-        let port = served_port(&self.log, "health probes");
-        let Some(Ok(mut conn)) = port.map(|p| std::net::TcpStream::connect(("127.0.0.1", p)))
-        else {
-            return (0, String::new());
-        };
-        let _ = conn.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        let mut text = String::new();
-        let _ = conn.read_to_string(&mut text);
+        let text = http_get(served_port(&self.log, "health probes"), "/readyz");
         let code = text
             .split_whitespace()
             .nth(1)

@@ -161,11 +161,18 @@ pub fn served_port(log: &std::path::Path, what: &str) -> Option<u16> {
 
 /// The text a controller serves on `/metrics` at `port` (empty when it does not answer).
 pub fn scrape(port: Option<u16>) -> String {
+    http_get(port, "/metrics")
+}
+
+/// The whole HTTP/1.1 response (status line, headers, body) to `GET path` on a loopback port;
+/// empty when there is no port or nothing answers.
+pub fn http_get(port: Option<u16>, path: &str) -> String {
     use std::io::{Read, Write};
     let Some(Ok(mut conn)) = port.map(|p| std::net::TcpStream::connect(("127.0.0.1", p))) else {
         return String::new();
     };
-    let _ = conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let _ = conn.write_all(request.as_bytes());
     let mut text = String::new();
     let _ = conn.read_to_string(&mut text);
     text
