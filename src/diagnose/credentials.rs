@@ -60,20 +60,30 @@ impl<'a> CredentialsCase<'a> {
     }
 }
 
-/// Karpenter's Pod Identity association among those given: the only one that names a role,
-/// else the one for a ServiceAccount named `karpenter` (the chart's name).
+/// Karpenter's Pod Identity association among those given: the one for the ServiceAccount a
+/// Karpenter pod runs as; else the only one, among those naming a role, whose namespace or
+/// ServiceAccount says Karpenter. An association of another workload is never taken for it.
 pub fn karpenter_association(obs: &Observations) -> Option<&PodIdentityInfo> {
-    let named: Vec<_> = obs
+    let ran_as = |a: &&PodIdentityInfo| {
+        obs.karpenter_pods
+            .iter()
+            .any(|p| p.namespace == a.namespace && p.service_account == a.service_account)
+    };
+    let says_karpenter = |a: &&PodIdentityInfo| {
+        [&a.namespace, &a.service_account]
+            .iter()
+            .any(|s| s.to_ascii_lowercase().contains("karpenter"))
+    };
+    let by_pod: Vec<_> = obs.pod_identities.iter().filter(ran_as).collect();
+    let by_name: Vec<_> = obs
         .pod_identities
         .iter()
+        .filter(says_karpenter)
         .filter(|a| a.role.is_some())
         .collect();
-    match named.as_slice() {
-        [only] => Some(only),
-        _ => obs
-            .pod_identities
-            .iter()
-            .find(|a| a.service_account == "karpenter"),
+    match (by_pod.as_slice(), by_name.as_slice()) {
+        ([only], _) | ([], [only]) => Some(only),
+        _ => None,
     }
 }
 
@@ -784,4 +794,62 @@ fn corrected_trust(
         }
         source.insert("Condition".into(), Value::Object(conditions));
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn association(namespace: &str, account: &str, role: Option<&str>) -> PodIdentityInfo {
+        PodIdentityInfo {
+            cluster: Some("prod".into()),
+            namespace: namespace.into(),
+            service_account: account.into(),
+            role: role.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn only_karpenters_own_association_names_its_role() {
+        let mut obs = Observations::default();
+        obs.pod_identities = vec![association(
+            "kube-system",
+            "ebs-csi-controller-sa",
+            Some("arn:aws:iam::1:role/ebs"),
+        )];
+        assert_eq!(karpenter_association(&obs), None, "another workload's");
+        obs.pod_identities.push(association(
+            "kube-system",
+            "karpenter",
+            Some("arn:aws:iam::1:role/k"),
+        ));
+        assert_eq!(
+            karpenter_association(&obs).and_then(|a| a.role.as_deref()),
+            Some("arn:aws:iam::1:role/k")
+        );
+        // The ServiceAccount Karpenter's pod runs as decides, whatever it is called.
+        obs.pod_identities.push(association(
+            "autoscaling",
+            "provisioner",
+            Some("arn:aws:iam::1:role/p"),
+        ));
+        obs.karpenter_pods.push(crate::signal::PodInfo {
+            namespace: "autoscaling".into(),
+            name: "karpenter-0".into(),
+            service_account: "provisioner".into(),
+            credentials: crate::signal::PodCredentials::PodIdentity,
+        });
+        assert_eq!(
+            karpenter_association(&obs).and_then(|a| a.role.as_deref()),
+            Some("arn:aws:iam::1:role/p")
+        );
+        // Two Karpenter-named ones and no pod: which is not known.
+        obs.karpenter_pods.clear();
+        obs.pod_identities.push(association(
+            "karpenter",
+            "karpenter",
+            Some("arn:aws:iam::1:role/k2"),
+        ));
+        assert_eq!(karpenter_association(&obs), None);
+    }
 }
