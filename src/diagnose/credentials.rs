@@ -811,12 +811,14 @@ mod tests {
 
     #[test]
     fn only_karpenters_own_association_names_its_role() {
-        let mut obs = Observations::default();
-        obs.pod_identities = vec![association(
-            "kube-system",
-            "ebs-csi-controller-sa",
-            Some("arn:aws:iam::1:role/ebs"),
-        )];
+        let mut obs = Observations {
+            pod_identities: vec![association(
+                "kube-system",
+                "ebs-csi-controller-sa",
+                Some("arn:aws:iam::1:role/ebs"),
+            )],
+            ..Observations::default()
+        };
         assert_eq!(karpenter_association(&obs), None, "another workload's");
         obs.pod_identities.push(association(
             "kube-system",
