@@ -1,0 +1,196 @@
+//! The Karpenter controller policies people really deploy (rendered from their sources:
+//! tests/fixtures/policies/README.md and real/README-*.md), in both partitions, on both paths
+//! that pass the node role: CreateFleet (EC2's principal of the partition) and the EC2NodeClass
+//! instance-profile step (AddRoleToInstanceProfile: always `ec2.amazonaws.com`). For each, the
+//! failure Karpenter would log is diagnosed with the policy as the role's only policy:
+//! `Confirmed` only where the engine denies the request that failed (and then the patch allows
+//! both paths); where the policy allows that request, never `Confirmed`.
+
+use karpenter_doctor::diagnose::diagnose;
+use karpenter_doctor::diagnose::model::Confidence;
+use karpenter_doctor::facts::SnapshotFacts;
+use karpenter_doctor::facts::iam_snapshot::IamSnapshot;
+use karpenter_doctor::policy::{Context, Decision, Policy, PolicySet, Request};
+use karpenter_doctor::signal::{Observations, Scanner};
+use serde_json::{Value, json};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const ACCOUNT: &str = "111122223333";
+
+/// Every rendered controller policy: (file name, partition, document).
+fn policies() -> Vec<(String, &'static str, Value)> {
+    let mut out = Vec::new();
+    for dir in ["tests/fixtures/policies", "tests/fixtures/policies/real"] {
+        let Ok(entries) = std::fs::read_dir(format!("{ROOT}/{dir}")) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        names.sort();
+        for name in names {
+            let controller = name.starts_with("karpenter-controller.")
+                || name.starts_with("tf-eks-")
+                || dir.ends_with("real");
+            if !controller {
+                continue;
+            }
+            let partition = if name.contains(".aws-cn.") {
+                "aws-cn"
+            } else {
+                "aws"
+            };
+            let text = std::fs::read_to_string(format!("{ROOT}/{dir}/{name}")).unwrap();
+            out.push((name, partition, serde_json::from_str(&text).unwrap()));
+        }
+    }
+    out
+}
+
+/// The node role the policy's PassRole statement names (a pattern's literal prefix works too).
+fn node_role(doc: &Value, partition: &str) -> String {
+    let statements = match &doc["Statement"] {
+        Value::Array(s) => s.clone(),
+        one => vec![one.clone()],
+    };
+    let names_pass_role = |s: &Value| {
+        let actions = match &s["Action"] {
+            Value::Array(a) => a.clone(),
+            one => vec![one.clone()],
+        };
+        actions.iter().any(|a| a == "iam:PassRole")
+    };
+    let resource = statements
+        .iter()
+        .find(|s| names_pass_role(s))
+        .map(|s| match &s["Resource"] {
+            Value::Array(r) => r[0].as_str().unwrap_or("*").to_string(),
+            one => one.as_str().unwrap_or("*").to_string(),
+        })
+        .unwrap_or_else(|| "*".into());
+    if resource.contains(":role/") && !resource.contains('*') {
+        resource
+    } else {
+        format!("arn:{partition}:iam::{ACCOUNT}:role/KarpenterNodeRole-demo")
+    }
+}
+
+/// The two paths: (name, the service the role is passed to, Karpenter's log line).
+fn paths(partition: &str, role: &str) -> Vec<(&'static str, &'static str, String)> {
+    let caller =
+        format!("arn:{partition}:sts::{ACCOUNT}:assumed-role/KarpenterController-demo/1717236000");
+    let fleet = json!({"level": "ERROR", "time": "2024-06-04T09:30:00.000Z", "logger": "controller",
+        "message": "Reconciler error", "controller": "nodeclaim.lifecycle", "NodeClaim": {"name": "default-00001"},
+        "error": format!("launching nodeclaim, creating instance, with fleet error(s), UnauthorizedOperation: You are not authorized to perform this operation. User: {caller} is not authorized to perform: iam:PassRole on resource: {role} because no identity-based policy allows the iam:PassRole action.")});
+    let name = role.rsplit('/').next().unwrap_or(role);
+    let profile = json!({"level": "ERROR", "time": "2024-06-04T09:30:00.000Z", "logger": "controller",
+        "message": "Reconciler error", "controller": "nodeclass", "EC2NodeClass": {"name": "default"},
+        "error": format!("creating instance profile, adding role \"{name}\" to instance profile \"demo_14529573185526392175\", operation error IAM: AddRoleToInstanceProfile, https response error StatusCode: 403, RequestID: 5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a, api error AccessDenied: User: {caller} is not authorized to perform: iam:PassRole on resource: {role} because no identity-based policy allows the iam:PassRole action")});
+    let ec2 = if partition == "aws-cn" {
+        "ec2.amazonaws.com.cn"
+    } else {
+        "ec2.amazonaws.com"
+    };
+    vec![
+        ("CreateFleet", ec2, fleet.to_string()),
+        (
+            "AddRoleToInstanceProfile",
+            "ec2.amazonaws.com",
+            profile.to_string(),
+        ),
+    ]
+}
+
+fn engine_allows(policy: &Policy, partition: &str, role: &str, service: &str) -> bool {
+    let set = PolicySet {
+        identity: vec![policy.clone()],
+        ..PolicySet::default()
+    };
+    let mut context = Context::default();
+    context.insert("iam:PassedToService", service);
+    let caller =
+        format!("arn:{partition}:sts::{ACCOUNT}:assumed-role/KarpenterController-demo/1717236000");
+    set.decide(&Request::new(&caller, "iam:PassRole", role).with_context(context))
+        == Decision::Allowed
+}
+
+#[test]
+fn confirmed_only_where_the_real_policy_denies_the_request_that_failed() {
+    let scanner = Scanner::new().unwrap();
+    let mut seen = 0;
+    let mut outcomes = Vec::new();
+    for (file, partition, doc) in policies() {
+        let policy = Policy::from_value(&file, &doc).unwrap();
+        let role = node_role(&doc, partition);
+        let controller = format!("arn:{partition}:iam::{ACCOUNT}:role/KarpenterController-demo");
+        let snapshot = json!({"RoleDetailList": [{"Path": "/", "RoleName": "KarpenterController-demo",
+            "Arn": controller, "RolePolicyList": [{"PolicyName": "controller", "PolicyDocument": doc}],
+            "AttachedManagedPolicies": []}], "Policies": []});
+        let facts = SnapshotFacts {
+            iam: vec![(
+                "iam.json".into(),
+                IamSnapshot::parse(&snapshot.to_string()).unwrap(),
+            )],
+            ..SnapshotFacts::default()
+        };
+        for (path, service, line) in paths(partition, &role) {
+            seen += 1;
+            let allowed = engine_allows(&policy, partition, &role, service);
+            let mut obs = Observations::default();
+            scanner
+                .scan("karpenter.log", line.as_bytes(), &mut obs, &mut |_| {})
+                .unwrap();
+            let items = diagnose(&obs, &facts, None);
+            assert_eq!(items.len(), 1, "{file} {path}: {items:#?}");
+            let rc = &items[0].status.root_cause;
+            let case = format!(
+                "{file} {path} (PassedToService {service}): {} {:?} {:?}",
+                if allowed { "allowed" } else { "denied" },
+                rc.reason,
+                rc.confidence
+            );
+            if allowed {
+                assert_ne!(
+                    rc.confidence,
+                    Confidence::Confirmed,
+                    "a false Confirmed: {case}\n{:#?}",
+                    rc.evidence
+                );
+            } else {
+                assert_eq!(
+                    rc.confidence,
+                    Confidence::Confirmed,
+                    "{case}\n{:#?}",
+                    rc.evidence
+                );
+                assert!(rc.statement.is_some(), "the statement is named: {case}");
+                // The patch lets both paths through.
+                let patch = items[0].status.remediation.policy_patch.clone().unwrap();
+                let patched: Value = serde_json::from_str(&patch).unwrap();
+                let patched = Policy::from_value("patched", &patched)
+                    .or_else(|_| {
+                        Policy::from_value(
+                            "patched",
+                            &json!({"Version": "2012-10-17", "Statement": [patched]}),
+                        )
+                    })
+                    .unwrap();
+                for (other, service, _) in paths(partition, &role) {
+                    assert!(
+                        engine_allows(&patched, partition, &role, service),
+                        "{case}: the patch does not allow {other} ({service}):\n{patch}"
+                    );
+                }
+            }
+            outcomes.push(case);
+        }
+    }
+    std::fs::create_dir_all(format!("{ROOT}/target/tmp")).unwrap();
+    std::fs::write(
+        format!("{ROOT}/target/tmp/real-policies.txt"),
+        outcomes.join("\n") + "\n",
+    )
+    .unwrap();
+    assert!(seen >= 6, "the fixtures are there: {seen} cases");
+}
