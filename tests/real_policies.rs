@@ -151,6 +151,15 @@ fn confirmed_only_where_the_real_policy_denies_the_request_that_failed() {
                 rc.confidence
             );
             if allowed {
+                // The other path's defect, where there is one, is said: not the cause, a warning.
+                let other_denied = paths(partition, &role)
+                    .into_iter()
+                    .any(|(_, s, _)| !engine_allows(&policy, partition, &role, s));
+                let said = serde_json::to_string(&rc.evidence).unwrap();
+                assert!(
+                    !other_denied || said.contains("warning"),
+                    "{case}: the other path's defect is not said:\n{said}"
+                );
                 assert_ne!(
                     rc.confidence,
                     Confidence::Confirmed,
