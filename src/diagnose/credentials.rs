@@ -11,7 +11,7 @@ use crate::partition::Partition;
 use crate::policy::arn::Arn;
 use crate::policy::statement::{ConditionTrace, StatementTrace};
 use crate::policy::{Decision, Effect, Explanation, PolicySet, PolicyType, Request, StatementRef};
-use crate::signal::{AccountInfo, Observations, PodIdentityInfo, PolicyLayer, Signal};
+use crate::signal::{AccountInfo, Observations, PodIdentityInfo, PolicyLayer, RoleTrust, Signal};
 use serde_json::{Map, Value, json};
 
 /// One credentials failure to explain.
@@ -27,6 +27,8 @@ pub struct CredentialsCase<'a> {
     pub providers: Option<&'a [String]>,
     /// Karpenter's EKS Pod Identity association, where one is given.
     pub association: Option<&'a PodIdentityInfo>,
+    /// Trust policies given as `aws iam get-role` output (the facts' win).
+    pub trusts: &'a [RoleTrust],
     pub partition: &'static Partition,
 }
 
@@ -55,6 +57,7 @@ impl<'a> CredentialsCase<'a> {
             }),
             providers: obs.oidc_providers.as_deref(),
             association: karpenter_association(obs),
+            trusts: &obs.role_trusts,
             partition,
         }
     }
@@ -318,7 +321,7 @@ fn web_identity(
         missing
             .push("the account's OIDC providers (aws iam list-open-id-connect-providers)".into());
     }
-    let trust = trust_policy(case.role, facts, &mut missing);
+    let trust = trust_policy(case.role, facts, case.trusts, &mut missing);
     if case.account.is_none() {
         missing.push("Karpenter's ServiceAccount (kubectl get serviceaccount -o yaml)".into());
     }
@@ -453,12 +456,39 @@ fn web_identity(
     })
 }
 
-/// The trust policy of `role` and where it was read; what is missing otherwise.
+/// The trust policy of `role` and where it was read (the facts, else `aws iam get-role`
+/// output); what is missing otherwise.
 fn trust_policy(
     role: Option<&str>,
     facts: &dyn Facts,
+    trusts: &[RoleTrust],
     missing: &mut Vec<String>,
 ) -> Option<(crate::policy::Policy, String)> {
+    let given = role.and_then(|r| trusts.iter().find(|t| t.arn == r));
+    let from_get_role = |missing: &mut Vec<String>| {
+        let t = given?;
+        match crate::facts::iam_snapshot::trust_document(
+            &t.document,
+            "$.Role.AssumeRolePolicyDocument",
+        ) {
+            Ok(policy) => Some((policy, "aws iam get-role".to_string())),
+            Err(e) => {
+                missing.push(format!(
+                    "a readable trust policy of {} (aws iam get-role: {e})",
+                    t.arn
+                ));
+                None
+            }
+        }
+    };
+    if let Some(Lookup::Found(p)) = role.map(|r| facts.principal(r))
+        && let Some(trust) = p.trust
+    {
+        return Some((trust, p.source));
+    }
+    if given.is_some() {
+        return from_get_role(missing);
+    }
     match role.map(|r| facts.principal(r)) {
         Some(Lookup::Found(p)) => match p.trust {
             Some(trust) => Some((trust, p.source)),
@@ -494,7 +524,8 @@ fn pod_identity(
                 .into(),
         ]);
     };
-    let Some((trust, source)) = trust_policy(Some(role_arn), facts, &mut missing) else {
+    let Some((trust, source)) = trust_policy(Some(role_arn), facts, case.trusts, &mut missing)
+    else {
         return Err(missing);
     };
     let set = PolicySet {

@@ -198,9 +198,9 @@ fn array<'a>(entry: &'a Value, key: &str, path: &str) -> Result<&'a [Value], Par
     }
 }
 
-/// A policy document given as a JSON object, a JSON string, or a URL-encoded JSON string.
-/// A trust policy, decoded or URL-encoded (`get-account-authorization-details` gives either).
-fn trust_document(doc: &Value, path: &str) -> Result<Policy, ParseError> {
+/// A trust policy given as a JSON object, a JSON string, or a URL-encoded JSON string
+/// (`get-account-authorization-details` and `get-role` give either).
+pub fn trust_document(doc: &Value, path: &str) -> Result<Policy, ParseError> {
     let decoded = match doc {
         Value::String(text) => {
             let text = percent_encoding::percent_decode_str(text)

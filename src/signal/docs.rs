@@ -170,6 +170,15 @@ fn walk(value: &Value, line: usize, list: Option<&str>, sink: &mut Sink<'_>) {
                     .map(str::to_string)
                     .collect();
                 sink.oidc_providers(arns);
+            } else if let Some((arn, document)) = map
+                .get("Role")
+                .and_then(|r| Some((r.get("Arn")?.as_str()?, r.get("AssumeRolePolicyDocument")?)))
+            {
+                // `aws iam get-role`: the role's trust policy.
+                sink.role_trust(super::RoleTrust {
+                    arn: arn.to_string(),
+                    document: document.clone(),
+                });
             } else if let Some(association) = map.get("association").filter(|a| a.is_object()) {
                 // `aws eks describe-pod-identity-association`.
                 pod_identity(association, sink);

@@ -242,10 +242,20 @@ pub struct Observations {
     pub unannotated_accounts: Vec<String>,
     /// Karpenter's pods (`kubectl get pod -o yaml`): how each gets its AWS credentials.
     pub karpenter_pods: Vec<PodInfo>,
+    /// Roles' trust policies as `aws iam get-role` prints them (the role's ARN, the document).
+    pub role_trusts: Vec<RoleTrust>,
     /// The EKS cluster's name: `--cluster-name`, Karpenter's `CLUSTER_NAME`, or
     /// `aws eks describe-cluster` output.
     pub cluster_names: Vec<String>,
     pub warnings: Vec<Warning>,
+}
+
+/// A role's trust policy from `aws iam get-role`: the document as printed (a JSON object, or
+/// the API's URL-encoded string).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleTrust {
+    pub arn: String,
+    pub document: serde_json::Value,
 }
 
 /// One Karpenter pod and the AWS credentials its containers were given.

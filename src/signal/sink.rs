@@ -260,6 +260,12 @@ impl<'a> Sink<'a> {
         }
     }
 
+    pub(crate) fn role_trust(&mut self, trust: super::RoleTrust) {
+        if !self.out.role_trusts.iter().any(|t| t.arn == trust.arn) {
+            self.out.role_trusts.push(trust);
+        }
+    }
+
     pub(crate) fn cluster_name(&mut self, name: &str) {
         if !self.out.cluster_names.iter().any(|n| n == name) {
             self.out.cluster_names.push(name.to_string());
