@@ -118,14 +118,13 @@ pub async fn gather_for_specs<'a>(
         std::collections::BTreeSet::new(),
         std::collections::BTreeSet::new(),
     );
-    let mut credentials = Vec::new();
-    for spec in specs {
+    let specs: Vec<_> = specs.collect();
+    for spec in &specs {
         principals.extend(spec.principal_arn.clone());
         keys.extend(spec.kms_key_arn.clone());
-        credentials.push(spec);
     }
     with_cluster_name(live, obs);
-    let q = diagnose::recheck_questions(obs, credentials.into_iter());
+    let q = diagnose::recheck_questions(obs, specs.into_iter());
     credential_facts(live, obs, &q).await;
     let mut facts = FetchedFacts::default();
     (facts.principals, facts.keys) = tokio::join!(

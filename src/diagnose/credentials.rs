@@ -162,16 +162,28 @@ pub fn recheck(
         account: None,
         trust: None,
     };
-    let proven = match how {
-        CredentialsPath::WebIdentity | CredentialsPath::OidcProvider => {
-            web_identity(case, facts, &fix)
-        }
-        CredentialsPath::PodIdentity => pod_identity(case, facts, &fix),
-        CredentialsPath::AssumeRole => Err(vec!["the caller that assumes the role".into()]),
-    };
+    let proven = prove(how, case, facts, &fix)
+        .unwrap_or_else(|| Err(vec!["the caller that assumes the role".into()]));
     match proven {
         Ok(f) => Ok(f.reason == ReasonCode::Undetermined),
         Err(missing) => Err(missing.join(", ")),
+    }
+}
+
+/// The proof `how` allows from the facts: IRSA's (web identity, OIDC provider) or Pod
+/// Identity's; `None` for another role's sts:AssumeRole, which the doctor does not evaluate.
+fn prove(
+    how: CredentialsPath,
+    case: &CredentialsCase<'_>,
+    facts: &dyn Facts,
+    fix: &CredentialsFix,
+) -> Option<Result<Finding, Vec<String>>> {
+    match how {
+        CredentialsPath::WebIdentity | CredentialsPath::OidcProvider => {
+            Some(web_identity(case, facts, fix))
+        }
+        CredentialsPath::PodIdentity => Some(pod_identity(case, facts, fix)),
+        CredentialsPath::AssumeRole => None,
     }
 }
 
@@ -253,15 +265,11 @@ pub fn reason(s: &Signal, case: &CredentialsCase<'_>, facts: &dyn Facts) -> Find
             .or_else(|| case.account.map(|a| (a.namespace.clone(), a.name.clone()))),
         trust: None,
     };
-    let proven = match how {
-        CredentialsPath::WebIdentity | CredentialsPath::OidcProvider => {
-            web_identity(case, facts, &fix)
-        }
-        CredentialsPath::PodIdentity => pod_identity(case, facts, &fix),
-        CredentialsPath::AssumeRole => Err(vec![
+    let proven = prove(how, case, facts, &fix).unwrap_or_else(|| {
+        Err(vec![
             "the role's trust policy (it would name the statement at fault)".into(),
-        ]),
-    };
+        ])
+    });
     let missing = match proven {
         Ok(proven) => return proven,
         Err(missing) => format!("{} would confirm it", missing.join(", ")),
@@ -464,13 +472,19 @@ fn trust_policy(
     trusts: &[RoleTrust],
     missing: &mut Vec<String>,
 ) -> Option<(crate::policy::Policy, String)> {
-    let given = role.and_then(|r| trusts.iter().find(|t| t.arn == r));
-    let from_get_role = |missing: &mut Vec<String>| {
-        let t = given?;
-        match crate::facts::iam_snapshot::trust_document(
+    let role = role?;
+    let looked = facts.principal(role);
+    if let Lookup::Found(p) = &looked
+        && let Some(trust) = &p.trust
+    {
+        return Some((trust.clone(), p.source.clone()));
+    }
+    if let Some(t) = trusts.iter().find(|t| t.arn == role) {
+        let read = crate::facts::iam_snapshot::trust_document(
             &t.document,
             "$.Role.AssumeRolePolicyDocument",
-        ) {
+        );
+        return match read {
             Ok(policy) => Some((policy, "aws iam get-role".to_string())),
             Err(e) => {
                 missing.push(format!(
@@ -479,33 +493,18 @@ fn trust_policy(
                 ));
                 None
             }
+        };
+    }
+    match looked {
+        Lookup::Found(p) => missing.push(format!(
+            "the trust policy of {} ({} has none)",
+            p.arn, p.source
+        )),
+        Lookup::Absent(why) | Lookup::Unknown(why) => {
+            missing.push(format!("the role's trust policy ({why})"))
         }
-    };
-    if let Some(Lookup::Found(p)) = role.map(|r| facts.principal(r))
-        && let Some(trust) = p.trust
-    {
-        return Some((trust, p.source));
     }
-    if given.is_some() {
-        return from_get_role(missing);
-    }
-    match role.map(|r| facts.principal(r)) {
-        Some(Lookup::Found(p)) => match p.trust {
-            Some(trust) => Some((trust, p.source)),
-            None => {
-                missing.push(format!(
-                    "the trust policy of {} ({} has none)",
-                    p.arn, p.source
-                ));
-                None
-            }
-        },
-        Some(Lookup::Absent(why) | Lookup::Unknown(why)) => {
-            missing.push(format!("the role's trust policy ({why})"));
-            None
-        }
-        None => None,
-    }
+    None
 }
 
 /// EKS Pod Identity from the facts: the associated role's trust policy evaluated for EKS

@@ -9,10 +9,7 @@ use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
 use crate::policy::arn::{Arn, role_name_of, session_name_of};
 use crate::policy::{Context, Decision, Explanation, PolicySet, Reason, Request};
-use crate::signal::{PodCredentials, PodInfo, PolicyLayer};
-
-/// The ServiceAccount annotation IRSA reads the role from.
-const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+use crate::signal::{PodCredentials, PodInfo, PolicyLayer, ROLE_ANNOTATION};
 use serde_json::{Map, Value, json};
 
 /// One IAM denial to explain.

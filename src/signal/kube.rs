@@ -3,11 +3,8 @@
 //! texts and links.
 
 use super::sink::{Context, Sink};
-use super::{NodeClaimInfo, NodeClassInfo, NodePoolInfo, Source};
+use super::{NodeClaimInfo, NodeClassInfo, NodePoolInfo, ROLE_ANNOTATION, Source};
 use serde_json::Value;
-
-/// The annotation IRSA reads the role from.
-const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 
 /// Reads one object; objects of other kinds are ignored. `list` is set when the object is a
 /// list's item, to the kind the list implies for items that do not state theirs.
@@ -221,8 +218,6 @@ fn event(value: &Value, line: usize, sink: &mut Sink<'_>) {
     sink.recognise(&context, text);
 }
 
-/// The controller role from IRSA's annotation. In a list only Karpenter's own service account
-/// counts (its name, namespace or a label says karpenter); a lone object was chosen by the user.
 /// Whether an object's name, namespace or a label value says Karpenter.
 fn names_karpenter(metadata: &Value) -> bool {
     let karpenter = |s: &str| s.to_ascii_lowercase().contains("karpenter");
@@ -283,6 +278,8 @@ fn pod(value: &Value, in_list: bool, sink: &mut Sink<'_>) {
     });
 }
 
+/// The controller role from IRSA's annotation. In a list only Karpenter's own service account
+/// counts (its name, namespace or a label says karpenter); a lone object was chosen by the user.
 fn service_account(value: &Value, in_list: bool, sink: &mut Sink<'_>) {
     let Some(metadata) = value.get("metadata") else {
         return;

@@ -279,12 +279,18 @@ pub enum PodCredentials {
     None,
 }
 
+/// Appends `item` unless `list` already holds it: the observations keep each fact once, in
+/// the order first seen.
+pub(crate) fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
 impl Observations {
     /// A cluster's OIDC issuer, once.
     pub fn add_oidc_issuer(&mut self, issuer: &str) {
-        if !self.oidc_issuers.iter().any(|i| i == issuer) {
-            self.oidc_issuers.push(issuer.to_string());
-        }
+        push_new(&mut self.oidc_issuers, issuer.to_string());
     }
 
     /// A Pod Identity association; a described one (naming its role) replaces the same one
@@ -324,6 +330,9 @@ pub struct PodIdentityInfo {
     /// `None` where only listed.
     pub role: Option<String>,
 }
+
+/// The ServiceAccount annotation IRSA reads the role from.
+pub const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 
 /// A ServiceAccount with the role it names (`eks.amazonaws.com/role-arn`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -5,7 +5,7 @@ use super::rules::{MAX_FINDINGS, RuleSet};
 use super::text::cut;
 use super::{
     InstanceInfo, NodeClaimInfo, NodeClassInfo, NodePoolInfo, Observations, Origin, Signal, Source,
-    Warning,
+    Warning, push_new,
 };
 use std::collections::HashMap;
 
@@ -224,15 +224,11 @@ impl<'a> Sink<'a> {
     }
 
     pub(crate) fn controller_role(&mut self, arn: &str) {
-        if !self.out.controller_roles.iter().any(|r| r == arn) {
-            self.out.controller_roles.push(arn.to_string());
-        }
+        push_new(&mut self.out.controller_roles, arn.to_string());
     }
 
     pub(crate) fn account(&mut self, account: super::AccountInfo) {
-        if !self.out.accounts.contains(&account) {
-            self.out.accounts.push(account);
-        }
+        push_new(&mut self.out.accounts, account);
     }
 
     pub(crate) fn oidc_issuer(&mut self, issuer: &str) {
@@ -240,12 +236,7 @@ impl<'a> Sink<'a> {
     }
 
     pub(crate) fn oidc_providers(&mut self, arns: Vec<String>) {
-        let known = self.out.oidc_providers.get_or_insert_with(Vec::new);
-        for arn in arns {
-            if !known.contains(&arn) {
-                known.push(arn);
-            }
-        }
+        extend_unique(self.out.oidc_providers.get_or_insert_with(Vec::new), arns);
     }
 
     /// A Pod Identity association; a described one (naming its role) replaces the same one
@@ -255,9 +246,7 @@ impl<'a> Sink<'a> {
     }
 
     pub(crate) fn unannotated_account(&mut self, account: String) {
-        if !self.out.unannotated_accounts.contains(&account) {
-            self.out.unannotated_accounts.push(account);
-        }
+        push_new(&mut self.out.unannotated_accounts, account);
     }
 
     pub(crate) fn role_trust(&mut self, trust: super::RoleTrust) {
@@ -267,15 +256,11 @@ impl<'a> Sink<'a> {
     }
 
     pub(crate) fn cluster_name(&mut self, name: &str) {
-        if !self.out.cluster_names.iter().any(|n| n == name) {
-            self.out.cluster_names.push(name.to_string());
-        }
+        push_new(&mut self.out.cluster_names, name.to_string());
     }
 
     pub(crate) fn karpenter_pod(&mut self, pod: super::PodInfo) {
-        if !self.out.karpenter_pods.contains(&pod) {
-            self.out.karpenter_pods.push(pod);
-        }
+        push_new(&mut self.out.karpenter_pods, pod);
     }
 
     /// Ends the input: reports how many warnings were held back.
@@ -301,9 +286,7 @@ fn fill(known: &mut Option<String>, new: Option<String>) {
 
 fn extend_unique(known: &mut Vec<String>, new: Vec<String>) {
     for item in new {
-        if !known.contains(&item) {
-            known.push(item);
-        }
+        push_new(known, item);
     }
 }
 
