@@ -1,8 +1,8 @@
 //! `check`'s one read of a cluster, read-only: Karpenter's objects (v1 or v1beta1 by discovery),
-//! the Events regarding them, its ServiceAccounts and Deployment, the last `since` of every Karpenter pod's
-//! logs (a restarted container's previous one too), and the doctor's own Diagnoses where its
-//! CRD is served. What cannot be read is said and the rest still read; only a cluster that
-//! does not answer at all is an error.
+//! the Events regarding them, its ServiceAccounts and Deployment, the last `since` of every
+//! Karpenter pod's logs (a restarted container's previous one too), and the doctor's own
+//! Diagnoses where its CRD is served. What cannot be read is said and the rest still read; only
+//! a cluster that does not answer at all is an error.
 
 use super::logs::{LogBuffer, Sink, read_into};
 use super::observe::{Objects, about_karpenter};

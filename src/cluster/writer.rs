@@ -299,7 +299,7 @@ impl Writer {
             attempt += 1;
             let held = held_by_others(&e);
             if held.is_empty() {
-                tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+                conflict_backoff(attempt).await;
                 continue;
             }
             self.metrics
@@ -491,6 +491,11 @@ fn drop_field(body: &mut Value, path: &str) {
     }
 }
 
+/// The wait before attempt `attempt` of a write refused with 409.
+async fn conflict_backoff(attempt: usize) {
+    tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+}
+
 async fn retry_conflicts<T, Fut>(mut write: impl FnMut() -> Fut) -> Result<T, kube::Error>
 where
     Fut: Future<Output = Result<T, kube::Error>>,
@@ -500,7 +505,7 @@ where
         match write().await {
             Err(kube::Error::Api(e)) if e.code == 409 && attempt < CONFLICT_ATTEMPTS => {
                 attempt += 1;
-                tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+                conflict_backoff(attempt).await;
             }
             other => return other,
         }
