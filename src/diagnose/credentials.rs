@@ -523,6 +523,12 @@ fn pod_identity(
                 .into(),
         ]);
     };
+    // Proven only for the role EKS Auth assumed: the one Karpenter's association names.
+    if case.association.and_then(|a| a.role.as_deref()) != Some(role_arn) {
+        missing.push(format!(
+            "Karpenter's Pod Identity association naming {role_arn} as its role (aws eks describe-pod-identity-association)"
+        ));
+    }
     let Some((trust, source)) = trust_policy(Some(role_arn), facts, case.trusts, &mut missing)
     else {
         return Err(missing);

@@ -274,10 +274,15 @@ fn incident<'a>(
             .as_deref()
             .filter(|p| complete_arn(p))
             .map(|p| resolve_role(p, facts));
+        // EKS Auth assumes the role Karpenter's association names, whatever else names one.
+        let associated = (credentials::path_of(s) == Some(finding::CredentialsPath::PodIdentity))
+            .then(|| credentials::karpenter_association(obs).and_then(|a| a.role.clone()))
+            .flatten();
         Key {
             category: s.category,
             principal: assumed
                 .map(str::to_string)
+                .or(associated)
                 .or_else(|| controller.map(str::to_string))
                 .or(caller),
             action: s.action.clone(),
