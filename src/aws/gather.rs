@@ -38,11 +38,18 @@ pub async fn gather(
     }
     credential_facts(live, obs, &first).await;
     let Questions {
-        principals, images, ..
+        principals,
+        images,
+        authorizations,
+        ..
     } = diagnose::questions(obs, &facts, controller_role);
-    (facts.principals, facts.images) = tokio::join!(
+    (facts.principals, facts.images, facts.authorizations) = tokio::join!(
         all(principals, |p| async move { live.principal(&p).await }),
         all(images, |i| async move { live.image_keys(&i).await }),
+        all(
+            authorizations,
+            |id| async move { live.authorization(&id).await }
+        ),
     );
     let Questions {
         keys,

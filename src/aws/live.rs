@@ -6,6 +6,7 @@
 use super::cache::Cache;
 use super::guard::{AwsError, Guard};
 use super::{AwsOptions, sdk_config};
+use crate::facts::authorization::AuthorizationDetails;
 use crate::facts::fetched::{Simulation, SimulationKey};
 use crate::facts::iam_snapshot::PrincipalPolicies;
 use crate::facts::kms_snapshot::{Grant, KeyFacts};
@@ -15,11 +16,13 @@ use crate::signal::PodIdentityInfo;
 use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum};
+use aws_smithy_types::Document;
+use serde_json::json;
 use std::collections::BTreeMap;
 
 /// Every AWS operation the doctor can call, as `service:Operation` (the IAM action it needs).
 /// `manifests/iam-policy.json` must allow exactly these (a test checks).
-pub const OPERATIONS: [&str; 20] = [
+pub const OPERATIONS: [&str; 21] = [
     "iam:GetRole",
     "iam:ListRolePolicies",
     "iam:GetRolePolicy",
@@ -39,6 +42,7 @@ pub const OPERATIONS: [&str; 20] = [
     "eks:DescribeCluster",
     "eks:ListPodIdentityAssociations",
     "eks:DescribePodIdentityAssociation",
+    "iam:GetRequestAuthorizationDetails",
     // Only with --assume-role, by the SDK's credential provider (see `Live::connect`).
     "sts:AssumeRole",
 ];
@@ -55,6 +59,7 @@ pub struct Live {
     sts: aws_sdk_sts::Client,
     ec2: aws_sdk_ec2::Client,
     eks: aws_sdk_eks::Client,
+    toolbox: aws_sdk_iamtoolbox::Client,
     /// `--cluster-name`.
     pub cluster_name: Option<String>,
     pub guard: Guard,
@@ -67,6 +72,7 @@ pub struct Live {
     issuers: Cache<String>,
     providers: Cache<Vec<String>>,
     associations: Cache<Vec<PodIdentityInfo>>,
+    authorizations: Cache<AuthorizationDetails>,
 }
 
 impl Live {
@@ -97,6 +103,7 @@ impl Live {
             sts: aws_sdk_sts::Client::new(&config),
             ec2: aws_sdk_ec2::Client::new(&config),
             eks: aws_sdk_eks::Client::new(&config),
+            toolbox: aws_sdk_iamtoolbox::Client::new(&config),
             cluster_name: options.cluster_name.clone(),
             guard: Guard::new(&options.rates),
             principals: Cache::new(ttl, error_ttl),
@@ -108,6 +115,7 @@ impl Live {
             issuers: Cache::new(ttl, error_ttl),
             providers: Cache::new(ttl, error_ttl),
             associations: Cache::new(ttl, error_ttl),
+            authorizations: Cache::new(ttl, error_ttl),
         }
     }
 
@@ -218,6 +226,42 @@ impl Live {
                     }
                 }
                 Ok(found)
+            })
+            .await
+    }
+
+    /// What IAM's Access Troubleshooter recorded of a denied request
+    /// (`iam:GetRequestAuthorizationDetails`, every page). The record does not change, so it
+    /// is kept until it ages out of the cache.
+    pub async fn authorization(&self, id: &str) -> Result<AuthorizationDetails, AwsError> {
+        self.authorizations
+            .get(id, || async {
+                let mut doc = json!({"requestContext": {}, "evaluations": [], "policies": []});
+                let mut token: Option<String> = None;
+                loop {
+                    let out = self
+                        .guard
+                        .call("iam", "GetRequestAuthorizationDetails", || {
+                            self.toolbox
+                                .get_request_authorization_details()
+                                .authorization_id(id)
+                                .set_next_token(token.clone())
+                                .send()
+                        })
+                        .await?;
+                    toolbox_page(&out, &mut doc);
+                    token = out.next_token().map(str::to_string);
+                    if token.is_none() {
+                        break;
+                    }
+                }
+                AuthorizationDetails::from_value(&doc, Some(id.to_string()), "live iam-toolbox")
+                    .map_err(|e| AwsError {
+                        service: "iam",
+                        operation: "GetRequestAuthorizationDetails",
+                        outcome: super::guard::Outcome::Error,
+                        message: format!("unreadable answer: {e}"),
+                    })
             })
             .await
     }
@@ -676,6 +720,84 @@ where
         if token.is_none() {
             return Ok(items);
         }
+    }
+}
+
+/// One page of `GetRequestAuthorizationDetails` added to `doc`, in the API's JSON shape.
+fn toolbox_page(
+    out: &aws_sdk_iamtoolbox::operation::get_request_authorization_details::GetRequestAuthorizationDetailsOutput,
+    doc: &mut serde_json::Value,
+) {
+    let context = |map: &std::collections::HashMap<String, Document>| {
+        let mut sorted: Vec<_> = map.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        serde_json::Value::Object(
+            sorted
+                .into_iter()
+                .map(|(k, v)| (k.clone(), document_json(v)))
+                .collect(),
+        )
+    };
+    if let Some(serde_json::Value::Object(into)) = doc.get_mut("requestContext")
+        && let serde_json::Value::Object(page) = context(out.request_context())
+    {
+        into.extend(page);
+    }
+    let evaluations = out.evaluations().iter().map(|e| {
+        json!({
+            "action": e.action(),
+            "resource": e.resource(),
+            "evaluatedEffect": e.evaluated_effect().map(|x| x.as_str()),
+            "context": e.context().map(context),
+            "matchedPolicies": e.matched_policies().iter().map(|m| json!({
+                "uri": m.uri(),
+                "matchedStatements": m.matched_statements().iter().map(|st| json!({
+                    "sid": st.sid(),
+                    "evaluatedEffect": st.evaluated_effect().map(|x| x.as_str()),
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })
+    });
+    if let Some(serde_json::Value::Array(into)) = doc.get_mut("evaluations") {
+        into.extend(evaluations);
+    }
+    let policies = out.policies().iter().map(|p| {
+        json!({
+            "type": p.r#type().map(|t| t.as_str()),
+            "inline": p.inline(),
+            "uri": p.uri(),
+            "attachedTo": p.attached_to().iter().map(|a| json!({"arn": a.arn()})).collect::<Vec<_>>(),
+        })
+    });
+    if let Some(serde_json::Value::Array(into)) = doc.get_mut("policies") {
+        into.extend(policies);
+    }
+}
+
+/// A smithy `Document` as JSON.
+fn document_json(d: &Document) -> serde_json::Value {
+    match d {
+        Document::Object(map) => {
+            let mut sorted: Vec<_> = map.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(b.0));
+            serde_json::Value::Object(
+                sorted
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), document_json(v)))
+                    .collect(),
+            )
+        }
+        Document::Array(items) => {
+            serde_json::Value::Array(items.iter().map(document_json).collect())
+        }
+        Document::Number(n) => match *n {
+            aws_smithy_types::Number::PosInt(i) => json!(i),
+            aws_smithy_types::Number::NegInt(i) => json!(i),
+            aws_smithy_types::Number::Float(f) => json!(f),
+        },
+        Document::String(s) => json!(s),
+        Document::Bool(b) => json!(b),
+        Document::Null => serde_json::Value::Null,
     }
 }
 

@@ -94,6 +94,8 @@ pub enum Fix {
         key: String,
         missing: Vec<String>,
     },
+    /// Several layers refuse: each must change, in this order.
+    Layers(Vec<Fix>),
     /// Nothing proven: the remediation says how to find out.
     Investigate {
         role: Option<String>,

@@ -1,8 +1,10 @@
 //! Root cause of an IAM denial: confirmed by evaluating the role's real policies with the
 //! engine (both EC2 principals for PassRole in China), else inferred from the denial sentence.
 
+use super::authorization;
 use super::finding::{Finding, Fix, OrgPolicy, evidence};
 use super::model::{Confidence, Evidence, ReasonCode};
+use crate::facts::authorization::AuthorizationDetails;
 use crate::facts::fetched::{Simulation, SimulationKey};
 use crate::facts::iam_snapshot::PrincipalPolicies;
 use crate::facts::{Facts, Lookup};
@@ -13,6 +15,7 @@ use crate::signal::{PodCredentials, PodInfo, PolicyLayer, ROLE_ANNOTATION};
 use serde_json::{Map, Value, json};
 
 /// One IAM denial to explain.
+#[derive(Clone, Copy)]
 pub struct IamCase<'a> {
     /// The caller as the message names it (an assumed-role session ARN, usually).
     pub caller: &'a str,
@@ -36,6 +39,8 @@ pub struct IamCase<'a> {
     pub cluster: Option<&'a str>,
     /// Karpenter's ServiceAccounts without IRSA's annotation (`namespace/name`).
     pub unannotated_accounts: &'a [String],
+    /// What IAM's Access Troubleshooter says of this request, where known.
+    pub authorization: Option<&'a AuthorizationDetails>,
 }
 
 impl IamCase<'_> {
@@ -52,6 +57,28 @@ pub fn reason(case: &IamCase<'_>, facts: &dyn Facts) -> Finding {
     if let Some(finding) = wrong_principal(case) {
         return finding;
     }
+    let verdict = case
+        .authorization
+        .and_then(|d| Some((d, d.verdict(case.action, case.resource)?)));
+    let Some((details, verdict)) = verdict.filter(|(_, v)| !v.refusals.is_empty()) else {
+        return from_facts(case, facts);
+    };
+    // AWS's own evaluation names the refusing layer and policy: reason from it.
+    let first = &verdict.refusals[0];
+    let named = IamCase {
+        layer: Some(first.layer),
+        policy_arn: first
+            .policy
+            .as_deref()
+            .filter(|p| Arn::parse(p).is_some())
+            .or(case.policy_arn),
+        ..*case
+    };
+    let finding = from_facts(&named, facts);
+    authorization::proven(&named, finding, details, &verdict)
+}
+
+fn from_facts(case: &IamCase<'_>, facts: &dyn Facts) -> Finding {
     match facts.principal(case.role) {
         Lookup::Found(policies) => from_policies(case, &policies, facts),
         Lookup::Absent(why) | Lookup::Unknown(why) => {
@@ -115,6 +142,12 @@ pub fn simulation_key(
             .flat_map(|(k, vs)| vs.iter().map(move |v| (k.to_string(), v.clone())))
             .collect(),
     }
+}
+
+/// The `iam:PassedToService` of the request AWS evaluated, where its authorization details say.
+fn evaluated_passed_to(case: &IamCase<'_>) -> Option<String> {
+    let verdict = case.authorization?.verdict(case.action, case.resource)?;
+    verdict.context.get("iam:PassedToService")?.first().cloned()
 }
 
 /// The caller is not the controller role: a node role (session named after an instance), or
@@ -227,7 +260,23 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
         resource: None,
     };
     let contexts = request_contexts(case.action, case.partition, None);
-    let failing = request_contexts(case.action, case.partition, case.call);
+    // AWS's record of the request, where given, says what the role was passed to.
+    let failing: Vec<(String, Context)> = match evaluated_passed_to(case) {
+        Some(svc) => contexts
+            .iter()
+            .filter(|(_, ctx)| {
+                ctx.get("iam:PassedToService")
+                    .is_some_and(|v| v.contains(&svc))
+            })
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
+    let failing = if failing.is_empty() {
+        request_contexts(case.action, case.partition, case.call)
+    } else {
+        failing
+    };
     let call_known = failing.len() < contexts.len();
     let mut evidence_lines = vec![evidence(
         source,
@@ -354,12 +403,42 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
         .filter(|l| beyond_the_facts(*l, denied.as_ref().map(|(e, _)| e)))
     {
         let mut finding = from_text(case);
-        evidence_lines.push(evidence(
-            "policy evaluation",
-            format!(
-                "AWS names {layer:?}, a layer the doctor's facts do not show: the evaluation above of the role's own policies is not the cause"
-            ),
-        ));
+        match denied {
+            // AWS names one layer only: the role's own policies refuse too, and are next.
+            Some((e, req)) => {
+                let own = confirmed(case, policies, &set, e, &req, Vec::new());
+                if own.confidence != Confidence::Confirmed {
+                    // A near miss on keys the request may carry: not known to refuse.
+                    evidence_lines.push(evidence(
+                        "policy evaluation",
+                        format!(
+                            "AWS names {layer:?}, a layer the doctor's facts do not show; the role's own policies may refuse the request too ({}: {}), on keys the doctor cannot see, so that is not known",
+                            own.reason.as_str(),
+                            own.summary
+                        ),
+                    ));
+                    evidence_lines.append(&mut finding.evidence);
+                    finding.evidence = evidence_lines;
+                    return finding;
+                }
+                evidence_lines.push(evidence(
+                    "policy evaluation",
+                    format!(
+                        "AWS names {layer:?}, a layer the doctor's facts do not show; the role's own policies refuse the request too ({}: {}): once the {layer:?} layer allows it, they would deny it next, so the fix lists both",
+                        own.reason.as_str(),
+                        own.summary
+                    ),
+                ));
+                let first = std::mem::replace(&mut finding.fix, Fix::Layers(Vec::new()));
+                finding.fix = Fix::Layers(vec![first, own.fix]);
+            }
+            None => evidence_lines.push(evidence(
+                "policy evaluation",
+                format!(
+                    "AWS names {layer:?}, a layer the doctor's facts do not show: the role's own policies allow the request, so that layer alone refuses it"
+                ),
+            )),
+        }
         evidence_lines.append(&mut finding.evidence);
         finding.evidence = evidence_lines;
         return finding;
@@ -573,7 +652,7 @@ fn confirmed(
 }
 
 /// The root cause as the denial sentence tells it, with no facts to prove it.
-fn from_text(case: &IamCase<'_>) -> Finding {
+pub(super) fn from_text(case: &IamCase<'_>) -> Finding {
     let role = case.role.to_string();
     let what = format!("{} on {}", case.action, case.resource());
     let china_pass_role = case.is_pass_role() && case.partition.id == "aws-cn";

@@ -1,6 +1,7 @@
 //! From signals and facts to Diagnoses: resolve each signal (role behind the session, KMS key
 //! of the NodeClass, launching principal), group by root cause, reason, and render. Pure.
 
+mod authorization;
 pub mod credentials;
 pub mod finding;
 pub mod group;
@@ -12,9 +13,10 @@ pub mod remedy;
 mod remedy_layers;
 pub mod time;
 
+use crate::facts::authorization::AuthorizationDetails;
 use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
-use crate::policy::arn::{Arn, role_arn_of};
+use crate::policy::arn::{Arn, role_arn_of, role_name_of};
 use crate::signal::text::cut;
 use crate::signal::{Category, Observations, Signal};
 use finding::{Finding, Fix, evidence};
@@ -38,6 +40,8 @@ pub struct Questions {
     pub keys: std::collections::BTreeSet<String>,
     pub simulations: std::collections::BTreeSet<crate::facts::fetched::SimulationKey>,
     pub encoded: std::collections::BTreeSet<String>,
+    /// Authorization ids of denials (IAM Access Troubleshooter).
+    pub authorizations: std::collections::BTreeSet<String>,
     /// Instances of lost NodeClaims the inputs do not describe (the KMS path needs their
     /// StateReason).
     pub instances: std::collections::BTreeSet<String>,
@@ -97,6 +101,12 @@ pub fn questions(
                 .iter()
                 .rev()
                 .find_map(|i| i.signal.encoded_message.clone()),
+        );
+        q.authorizations.extend(
+            g.incidents
+                .iter()
+                .rev()
+                .find_map(|i| i.signal.authorization_id.clone()),
         );
         if let (Some(role), Some(action)) = (&g.key.principal, &g.key.action) {
             for (_, ctx) in iam::request_contexts(action, partition, None) {
@@ -363,15 +373,29 @@ fn render(
         };
         finding.evidence.push(evidence("error message", detail));
     }
-    if let Some(id) = g
+    // An authorization id whose details are not at hand: how to fetch them.
+    let unfetched_id = g
         .incidents
         .iter()
         .rev()
         .find_map(|i| i.signal.authorization_id.as_deref())
-    {
+        .and_then(|id| match facts.authorization(id) {
+            Lookup::Found(_) => None,
+            Lookup::Unknown(why) => Some((id, format!("its details could not be fetched ({why})"))),
+            Lookup::Absent(_) => {
+                Some((id, "its details were not fetched (--live does)".to_string()))
+            }
+        })
+        .filter(|_| {
+            !finding
+                .evidence
+                .iter()
+                .any(|e| e.source == "iam:GetRequestAuthorizationDetails")
+        });
+    if let Some((id, why)) = &unfetched_id {
         finding.evidence.push(evidence(
             "error message",
-            format!("AWS gives the authorization id {id}: `aws iam get-request-authorization-details --authorization-id {id}` shows the policies it evaluated (kept at least 24 hours)"),
+            format!("AWS gives the authorization id {id}; {why}: they name the policies AWS evaluated and the statements that matched (kept at least 24 hours)"),
         ));
     }
     if key.category == Category::KmsKeyUnusable {
@@ -394,7 +418,14 @@ fn render(
                 .insert(1, evidence("sts:DecodeAuthorizationMessage", line));
         }
     }
-    let remediation = remedy::remediation(&finding, partition);
+    let mut remediation = remedy::remediation(&finding, partition);
+    if let Some((id, _)) = unfetched_id {
+        remediation.steps.insert(0, format!("Fetch what AWS evaluated for authorization id {id} (within 24 hours of the denial; needs iam:GetRequestAuthorizationDetails) and give its output to `explain` with the other inputs: its matched statements confirm the cause."));
+        remediation.commands.insert(
+            0,
+            format!("aws iam-toolbox get-request-authorization-details --authorization-id {id} > authorization-{id}.json"),
+        );
+    }
     let first_seen = g.incidents.iter().find_map(|i| i.time_ms).map(time::format);
     let last_seen = g
         .incidents
@@ -518,6 +549,7 @@ fn reason(
         .collect();
     match (caller, key.principal.as_deref(), key.action.as_deref()) {
         (Some(caller), Some(role), Some(action)) => {
+            let authorization = authorization_of(g, obs, facts, role, action);
             let case = iam::IamCase {
                 caller,
                 role,
@@ -532,6 +564,7 @@ fn reason(
                 pods: &obs.karpenter_pods,
                 cluster: obs.cluster_names.first().map(String::as_str),
                 unannotated_accounts: &obs.unannotated_accounts,
+                authorization: authorization.as_ref(),
             };
             iam::reason(&case, facts)
         }
@@ -551,6 +584,37 @@ fn reason(
             },
         },
     }
+}
+
+/// What IAM's Access Troubleshooter says of the group's request: looked up by the
+/// authorization id the message gives, else the given details that evaluated this action as
+/// this role.
+fn authorization_of(
+    g: &Group<'_>,
+    obs: &Observations,
+    facts: &dyn Facts,
+    role: &str,
+    action: &str,
+) -> Option<AuthorizationDetails> {
+    let by_id = g
+        .incidents
+        .iter()
+        .rev()
+        .filter_map(|i| i.signal.authorization_id.as_deref())
+        .find_map(|id| match facts.authorization(id) {
+            Lookup::Found(d) => Some(d),
+            _ => None,
+        });
+    by_id.or_else(|| {
+        let name = role_name_of(role);
+        obs.authorizations
+            .iter()
+            .find(|d| {
+                d.principal().is_some_and(|p| role_name_of(p) == name)
+                    && d.evaluation(action, g.key.resource.as_deref()).is_some()
+            })
+            .cloned()
+    })
 }
 
 /// An ARN whose parts are all there: it parses, nothing is elided (`...`, `…`, `<ACCOUNT_ID>`)

@@ -21,7 +21,21 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
         commands: Vec::new(),
         runbook: runbook(f.reason),
     };
-    match &f.fix {
+    render(&mut r, f, &f.fix, partition);
+    if matches!(f.reason, ReasonCode::PassedToServiceMismatch) && partition.id == "aws-cn" {
+        r.steps.push(terraform_hint().into());
+    }
+    r.steps.push(format!(
+        "Karpenter retries the launch by itself; watch `kubectl get nodeclaims` and see {}.",
+        r.runbook
+    ));
+    r
+}
+
+/// The remediation of one fix, into `r`; for several layers, each in turn (the first one's
+/// summary and policyPatch lead).
+fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
+    match fix {
         Fix::PatchStatement {
             role,
             policy,
@@ -38,7 +52,7 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
                 "Replace it with policyPatch, keeping the rest of the policy as it is.".into(),
             );
             r.policy_patch = Some(pretty(&Value::Object(patched.clone())));
-            edit_policy(&mut r, role, policy, &jq_replace(statement, f, patched));
+            edit_policy(r, role, policy, &jq_replace(statement, f, patched));
         }
         Fix::RemoveDeny {
             role,
@@ -57,7 +71,7 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
                 compact(&Value::Object(statement.clone()))
             ));
             r.steps.push("Remove it, or narrow its Action, Resource or Condition so that it no longer matches Karpenter's calls.".into());
-            edit_policy(&mut r, role, policy, &jq_delete(statement, f));
+            edit_policy(r, role, policy, &jq_delete(statement, f));
         }
         Fix::AddStatement { role, statement } => {
             r.summary = format!("Allow the call in an identity policy of {role}");
@@ -114,7 +128,7 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
                     r.steps
                         .push(format!("Add policyPatch to the boundary policy {b}."));
                     edit_policy(
-                        &mut r,
+                        r,
                         role,
                         b,
                         &format!("{} '.Statement += [$patch]'", jq_patch_arg(&statement)),
@@ -130,26 +144,20 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
             account,
             action,
             policy,
-        } => layers::organization(&mut r, *kind, account, action, policy.as_deref()),
+        } => layers::organization(r, *kind, account, action, policy.as_deref()),
         Fix::VpcEndpoint {
             action,
             region,
             endpoint,
-        } => layers::vpc_endpoint(&mut r, action, region.as_deref(), endpoint.as_deref()),
-        Fix::SessionPolicy { role, action } => layers::session(&mut r, role, action),
+        } => layers::vpc_endpoint(r, action, region.as_deref(), endpoint.as_deref()),
+        Fix::SessionPolicy { role, action } => layers::session(r, role, action),
         Fix::ResourcePolicy {
             action,
             resource,
             principal,
             explicit_deny,
-        } => layers::resource_policy(
-            &mut r,
-            action,
-            resource.as_deref(),
-            principal,
-            *explicit_deny,
-        ),
-        Fix::Credentials(fix) => layers::credentials(&mut r, fix, partition),
+        } => layers::resource_policy(r, action, resource.as_deref(), principal, *explicit_deny),
+        Fix::Credentials(fix) => layers::credentials(r, fix, partition),
         Fix::Principal {
             caller,
             controller,
@@ -184,13 +192,13 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
                 "kubectl -n {ns} rollout restart deployment karpenter"
             ));
         }
-        Fix::KeyState { key, state } => key_state(&mut r, key, state),
+        Fix::KeyState { key, state } => key_state(r, key, state),
         Fix::KeyAccess {
             key,
             grantee,
             region,
             missing,
-        } => key_access(&mut r, key, grantee, region.as_deref(), missing, partition),
+        } => key_access(r, key, grantee, region.as_deref(), missing, partition),
         Fix::KmsIdentity { role, key, missing } => {
             r.summary = format!(
                 "Allow {} on {key} in {role}'s IAM policies",
@@ -201,6 +209,23 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
             r.policy_patch = Some(pretty(&statement));
             r.commands
                 .push(put_inline(role, "karpenter-doctor-kms", &statement));
+        }
+        Fix::Layers(fixes) => {
+            for (i, each) in fixes.iter().enumerate() {
+                let (summary, patch) = (r.summary.clone(), r.policy_patch.clone());
+                if i > 0 {
+                    r.steps.push(format!(
+                        "Then the next layer that refuses the request (layer {} of {}):",
+                        i + 1,
+                        fixes.len()
+                    ));
+                }
+                render(r, f, each, partition);
+                if i > 0 {
+                    r.summary = summary;
+                    r.policy_patch = patch.or(r.policy_patch.take());
+                }
+            }
         }
         Fix::Investigate {
             role,
@@ -235,14 +260,6 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
             }
         }
     }
-    if matches!(f.reason, ReasonCode::PassedToServiceMismatch) && partition.id == "aws-cn" {
-        r.steps.push(terraform_hint().into());
-    }
-    r.steps.push(format!(
-        "Karpenter retries the launch by itself; watch `kubectl get nodeclaims` and see {}.",
-        r.runbook
-    ));
-    r
 }
 
 fn key_state(r: &mut Remediation, key: &str, state: &str) {

@@ -1,6 +1,7 @@
 //! Facts fetched from live AWS, held as plain data so diagnosis stays pure: what each lookup
 //! returned, or why it failed (denied, throttled, unavailable), per principal, key and request.
 
+use super::authorization::AuthorizationDetails;
 use super::iam_snapshot::PrincipalPolicies;
 use super::kms_snapshot::KeyFacts;
 use super::{Facts, Lookup};
@@ -37,6 +38,8 @@ pub struct FetchedFacts {
     pub decoded: BTreeMap<String, Result<String, String>>,
     /// The KMS keys of each AMI's encrypted snapshots, by image id.
     pub images: BTreeMap<String, Result<Vec<String>, String>>,
+    /// Access Troubleshooter details, by authorization id.
+    pub authorizations: BTreeMap<String, Result<AuthorizationDetails, String>>,
 }
 
 fn lookup<T: Clone>(found: Option<&Result<T, String>>, what: &str) -> Lookup<T> {
@@ -85,5 +88,12 @@ impl Facts for FetchedFacts {
 
     fn image_keys(&self, image: &str) -> Lookup<Vec<String>> {
         lookup(self.images.get(image), &format!("image {image}"))
+    }
+
+    fn authorization(&self, id: &str) -> Lookup<AuthorizationDetails> {
+        lookup(
+            self.authorizations.get(id),
+            &format!("authorization id {id}"),
+        )
     }
 }

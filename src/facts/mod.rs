@@ -1,6 +1,7 @@
 //! The facts the engine decides from, behind one narrow interface: snapshot loaders (pure
 //! parsers over files' text) now, live AWS lookups later, answering the same questions.
 
+pub mod authorization;
 pub mod fetched;
 pub mod iam_snapshot;
 pub mod kms_snapshot;
@@ -36,6 +37,11 @@ pub trait Facts {
     /// The KMS keys of an AMI's encrypted EBS snapshots (DescribeImages, DescribeSnapshots);
     /// only live facts know.
     fn image_keys(&self, _image: &str) -> Lookup<Vec<String>> {
+        Lookup::Absent("no live AWS lookups (--live)".into())
+    }
+    /// What IAM's Access Troubleshooter says of a denied request, by authorization id
+    /// (`GetRequestAuthorizationDetails`); only live facts know.
+    fn authorization(&self, _id: &str) -> Lookup<authorization::AuthorizationDetails> {
         Lookup::Absent("no live AWS lookups (--live)".into())
     }
 }
@@ -128,5 +134,9 @@ impl Facts for Overlay<'_> {
 
     fn image_keys(&self, image: &str) -> Lookup<Vec<String>> {
         self.then.image_keys(image)
+    }
+
+    fn authorization(&self, id: &str) -> Lookup<authorization::AuthorizationDetails> {
+        self.then.authorization(id)
     }
 }

@@ -137,6 +137,8 @@ fn has_content(doc: &[u8]) -> bool {
 
 /// Dispatches a value by what it is. `list` is set for a list's items: the kind items of a
 /// typed list (`EventList`) have without saying so, empty for a plain `List` or array.
+use crate::facts::authorization::AuthorizationDetails;
+
 fn walk(value: &Value, line: usize, list: Option<&str>, sink: &mut Sink<'_>) {
     match value {
         Value::Array(items) => {
@@ -179,6 +181,16 @@ fn walk(value: &Value, line: usize, list: Option<&str>, sink: &mut Sink<'_>) {
                     arn: arn.to_string(),
                     document: document.clone(),
                 });
+            } else if AuthorizationDetails::is_details(value) {
+                // `aws iam-toolbox get-request-authorization-details`.
+                match AuthorizationDetails::from_value(
+                    value,
+                    None,
+                    &format!("file {}", sink.file()),
+                ) {
+                    Ok(details) => sink.authorization(details),
+                    Err(e) => sink.warn(line, format!("authorization details: {e}")),
+                }
             } else if let Some(association) = map.get("association").filter(|a| a.is_object()) {
                 // `aws eks describe-pod-identity-association`.
                 pod_identity(association, sink);

@@ -244,6 +244,9 @@ pub struct Observations {
     pub karpenter_pods: Vec<PodInfo>,
     /// Roles' trust policies as `aws iam get-role` prints them (the role's ARN, the document).
     pub role_trusts: Vec<RoleTrust>,
+    /// IAM Access Troubleshooter details of denied requests
+    /// (`aws iam-toolbox get-request-authorization-details`, or fetched live).
+    pub authorizations: Vec<crate::facts::authorization::AuthorizationDetails>,
     /// The EKS cluster's name: `--cluster-name`, Karpenter's `CLUSTER_NAME`, or
     /// `aws eks describe-cluster` output.
     pub cluster_names: Vec<String>,

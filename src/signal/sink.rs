@@ -79,6 +79,11 @@ impl<'a> Sink<'a> {
         }
     }
 
+    /// The input's name.
+    pub(crate) fn file(&self) -> &'a str {
+        self.file
+    }
+
     pub(crate) fn rules(&self) -> &'a RuleSet {
         self.rules
     }
@@ -253,6 +258,13 @@ impl<'a> Sink<'a> {
         if !self.out.role_trusts.iter().any(|t| t.arn == trust.arn) {
             self.out.role_trusts.push(trust);
         }
+    }
+
+    pub(crate) fn authorization(
+        &mut self,
+        details: crate::facts::authorization::AuthorizationDetails,
+    ) {
+        push_new(&mut self.out.authorizations, details);
     }
 
     pub(crate) fn cluster_name(&mut self, name: &str) {

@@ -1,0 +1,146 @@
+//! AWS's own evaluation of a denied request (Access Troubleshooter) applied to a finding: the
+//! layer and policy it names prove the cause; every other refusing layer joins the fix.
+
+use super::finding::{Finding, Fix, evidence};
+use super::iam::IamCase;
+use super::model::{Confidence, ReasonCode};
+use crate::facts::authorization::{AuthorizationDetails, Refusal, Verdict};
+use crate::policy::StatementRef;
+use crate::signal::PolicyLayer;
+
+/// `finding` (reasoned with the first refusing layer as the case's layer) checked against what
+/// AWS evaluated: `Confirmed` where AWS's verdict proves the reason, the other layers' fixes
+/// added, disagreements said.
+pub fn proven(
+    case: &IamCase<'_>,
+    mut finding: Finding,
+    details: &AuthorizationDetails,
+    verdict: &Verdict,
+) -> Finding {
+    let first = &verdict.refusals[0];
+    finding.evidence.insert(
+        1.min(finding.evidence.len()),
+        evidence(
+            "iam:GetRequestAuthorizationDetails",
+            format!(
+                "{}AWS evaluated {} on {} as {}: {}{}",
+                details
+                    .id
+                    .as_deref()
+                    .map(|id| format!("authorization id {id} ({}): ", details.source))
+                    .unwrap_or_else(|| format!("{}: ", details.source)),
+                case.action,
+                case.resource.unwrap_or("*"),
+                verdict.effect,
+                verdict
+                    .refusals
+                    .iter()
+                    .map(describe)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                passed_to(verdict)
+            ),
+        ),
+    );
+    if matches_layer(finding.reason, first.layer) {
+        if first.layer == PolicyLayer::NoIdentityPolicy {
+            // AWS proves the layer; which statement falls short is the engine's to show.
+            if finding.confidence != Confidence::Confirmed {
+                finding.evidence.push(evidence(
+                    "iam:GetRequestAuthorizationDetails",
+                    "AWS confirms no identity policy allows the request; which statement falls short needs the role's policies (--iam-snapshot, or --live): the reason stays inferred",
+                ));
+            }
+        } else {
+            finding.confidence = Confidence::Confirmed;
+            let named = finding
+                .statement
+                .as_ref()
+                .is_some_and(|s| s.index.is_some());
+            if !named && let Some(policy) = &first.policy {
+                finding.statement = Some(StatementRef {
+                    policy: policy.clone(),
+                    sid: first.sids.first().cloned().filter(|s| !s.is_empty()),
+                    index: None,
+                });
+            }
+        }
+    } else {
+        finding.confidence = Confidence::Inferred;
+        finding.evidence.push(evidence(
+            "iam:GetRequestAuthorizationDetails",
+            format!(
+                "AWS's evaluation names {:?}, but the doctor's facts point to {}: the facts may be stale, so nothing is confirmed",
+                first.layer,
+                finding.reason.as_str()
+            ),
+        ));
+    }
+    let more: Vec<Fix> = verdict.refusals[1..]
+        .iter()
+        .map(|r| {
+            let next = IamCase {
+                layer: Some(r.layer),
+                policy_arn: r.policy.as_deref(),
+                authorization: None,
+                ..*case
+            };
+            super::iam::from_text(&next).fix
+        })
+        .collect();
+    if !more.is_empty() {
+        let first_fix = std::mem::replace(&mut finding.fix, Fix::Layers(Vec::new()));
+        let mut fixes = match first_fix {
+            Fix::Layers(fixes) => fixes,
+            other => vec![other],
+        };
+        fixes.extend(more);
+        finding.fix = Fix::Layers(fixes);
+    }
+    finding
+}
+
+/// Whether a reason code is what a refusal in `layer` means.
+fn matches_layer(reason: ReasonCode, layer: PolicyLayer) -> bool {
+    use PolicyLayer as L;
+    use ReasonCode as R;
+    match layer {
+        L::NoIdentityPolicy => matches!(
+            reason,
+            R::PassedToServiceMismatch
+                | R::ConditionNotSatisfied
+                | R::ResourcePartitionMismatch
+                | R::ResourceNotCovered
+                | R::ActionNotAllowed
+        ),
+        L::IdentityExplicitDeny => reason == R::IdentityPolicyExplicitDeny,
+        L::NoBoundary | L::BoundaryExplicitDeny => reason == R::PermissionsBoundaryDeny,
+        L::ScpExplicitDeny | L::NoScp => reason == R::ServiceControlPolicyDeny,
+        L::RcpExplicitDeny | L::NoRcp => reason == R::ResourceControlPolicyDeny,
+        L::VpcEndpointExplicitDeny | L::NoVpcEndpointPolicy => reason == R::VpcEndpointPolicyDeny,
+        L::SessionExplicitDeny | L::NoSessionPolicy => reason == R::SessionPolicyDeny,
+        L::ResourceExplicitDeny | L::NoResourcePolicy => reason == R::ResourcePolicyDeny,
+        L::NoTrustPolicy | L::TrustExplicitDeny => false,
+    }
+}
+
+fn describe(r: &Refusal) -> String {
+    let mut text = format!("{:?}", r.layer);
+    if let Some(p) = &r.policy {
+        text += &format!(" ({p})");
+    }
+    if !r.sids.is_empty() {
+        text += &format!(", matched Deny statement {}", r.sids.join(", "));
+    }
+    if !r.attached_to.is_empty() {
+        text += &format!(", attached to {}", r.attached_to.join(", "));
+    }
+    text
+}
+
+fn passed_to(v: &Verdict) -> String {
+    v.context
+        .get("iam:PassedToService")
+        .map(|s| format!("; the request carried iam:PassedToService={}", s.join(",")))
+        .unwrap_or_default()
+}
