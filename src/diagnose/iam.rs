@@ -253,11 +253,19 @@ fn wrong_principal(case: &IamCase<'_>) -> Option<Finding> {
 /// partition (aws-cn needs both: domain.md §1a).
 fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn Facts) -> Finding {
     let source = policies.source.as_str();
+    // A KMS key's policy, where the facts hold it, is the resource's policy AWS evaluated.
+    let key_policy = case
+        .resource
+        .filter(|r| Arn::parse(r).is_some_and(|a| a.service == "kms"))
+        .and_then(|key| match facts.key(key) {
+            Lookup::Found(k) => k.policy,
+            _ => None,
+        });
     let set = PolicySet {
         identity: policies.identity.clone(),
         boundary: policies.boundary.clone(),
         scps: None,
-        resource: None,
+        resource: key_policy,
     };
     let contexts = request_contexts(case.action, case.partition, None);
     // AWS's record of the request, where given, says what the role was passed to.
@@ -301,10 +309,23 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
     let mut disagrees = false;
     // With the call unknown, a cause holds only if every request it could be is denied.
     let mut allowed_somewhere = false;
-    for (label, ctx) in contexts {
+    // The context AWS recorded for the failing request (Access Troubleshooter): the keys it
+    // lists are decided, whatever the doctor would have guessed.
+    let recorded = case
+        .authorization
+        .and_then(|d| d.verdict(case.action, case.resource))
+        .map(|v| v.context);
+    for (label, asked) in contexts {
+        let is_failing = failing.iter().any(|(l, _)| *l == label);
+        let mut ctx = asked.clone();
+        for (key, values) in recorded.iter().flatten().filter(|_| is_failing) {
+            if ctx.get(key).is_none() {
+                values.iter().for_each(|v| ctx.insert(key, v.clone()));
+            }
+        }
         let req = Request::new(case.caller, case.action, case.resource()).with_context(ctx);
         let e = set.explain(&req);
-        if !failing.iter().any(|(l, _)| *l == label) {
+        if !is_failing {
             // Another path than the failing call's (PassRole to the other EC2 principal):
             // not this failure's cause, but a defect the fix should cover too.
             if e.decision != Decision::Allowed {
@@ -339,7 +360,7 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
             "policy evaluation",
             format!("{} on {}{label}: {verdict}", case.action, case.resource()),
         ));
-        match facts.simulation(&simulation_key(&policies.arn, case.action, case.resource, &req.context)) {
+        match facts.simulation(&simulation_key(&policies.arn, case.action, case.resource, &asked)) {
             Lookup::Found(sim) => {
                 organizations_deny |= sim.allowed_by_organizations == Some(false);
                 evidence_lines.push(evidence("iam:SimulatePrincipalPolicy", simulation_line(&sim, &label)));
@@ -400,7 +421,7 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
     }
     if let Some(layer) = case
         .layer
-        .filter(|l| beyond_the_facts(*l, denied.as_ref().map(|(e, _)| e)))
+        .filter(|l| beyond_the_facts(*l, denied.as_ref().map(|(e, _)| e), set.resource.is_some()))
     {
         let mut finding = from_text(case);
         match denied {
@@ -495,10 +516,27 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
 }
 
 /// Whether the layer AWS named as refusing lies outside what the engine evaluated: SCPs,
-/// session and resource policies always; the boundary when the engine found another cause.
-/// An explicit deny there wins over any near miss in the identity policies.
-fn beyond_the_facts(layer: PolicyLayer, engine: Option<&Explanation>) -> bool {
+/// RCPs, VPC endpoint and session policies always; the boundary, and a resource policy the
+/// facts hold (a KMS key policy), when the engine found another cause. An explicit deny there
+/// wins over any near miss in the identity policies.
+fn beyond_the_facts(
+    layer: PolicyLayer,
+    engine: Option<&Explanation>,
+    resource_known: bool,
+) -> bool {
+    let engine_says = |reasons: &[Reason]| {
+        engine
+            .and_then(|e| e.denial.as_ref())
+            .is_some_and(|d| reasons.contains(&d.reason))
+    };
     match layer {
+        PolicyLayer::ResourceExplicitDeny | PolicyLayer::NoResourcePolicy => {
+            !resource_known
+                || !engine_says(&[
+                    Reason::ResourcePolicyExplicitDeny,
+                    Reason::ResourcePolicyNotAllowing,
+                ])
+        }
         PolicyLayer::ScpExplicitDeny
         | PolicyLayer::NoScp
         | PolicyLayer::RcpExplicitDeny
@@ -507,13 +545,11 @@ fn beyond_the_facts(layer: PolicyLayer, engine: Option<&Explanation>) -> bool {
         | PolicyLayer::NoVpcEndpointPolicy
         | PolicyLayer::SessionExplicitDeny
         | PolicyLayer::NoSessionPolicy
-        | PolicyLayer::ResourceExplicitDeny
-        | PolicyLayer::NoResourcePolicy
         | PolicyLayer::NoTrustPolicy
         | PolicyLayer::TrustExplicitDeny => true,
-        PolicyLayer::NoBoundary | PolicyLayer::BoundaryExplicitDeny => !engine
-            .and_then(|e| e.denial.as_ref())
-            .is_some_and(|d| d.reason == Reason::PermissionsBoundaryDeny),
+        PolicyLayer::NoBoundary | PolicyLayer::BoundaryExplicitDeny => {
+            !engine_says(&[Reason::PermissionsBoundaryDeny])
+        }
         PolicyLayer::NoIdentityPolicy | PolicyLayer::IdentityExplicitDeny => false,
     }
 }
@@ -571,10 +607,38 @@ fn confirmed(
             };
             (ReasonCode::PassedToServiceMismatch, fix)
         }
-        Reason::ConditionNotSatisfied => (
-            ReasonCode::ConditionNotSatisfied,
-            patch_or_investigate(case, &role, policy, source, |_| None),
-        ),
+        Reason::ConditionNotSatisfied => {
+            // Decided conditions on positive string and ARN operators: the patch adds the
+            // values the request carried, so that the statement allows it.
+            let failed = &denial.failed_conditions;
+            let patchable = !failed.is_empty()
+                && failed.iter().all(|c| {
+                    !c.undecided()
+                        && matches!(
+                            c.operator.trim_end_matches("IfExists"),
+                            "StringEquals"
+                                | "StringLike"
+                                | "StringEqualsIgnoreCase"
+                                | "ArnEquals"
+                                | "ArnLike"
+                        )
+                });
+            (
+                ReasonCode::ConditionNotSatisfied,
+                patch_or_investigate(case, &role, policy, source, |st| {
+                    patchable.then(|| {
+                        failed.iter().fold(st.clone(), |patched, c| {
+                            with_condition_values(
+                                &patched,
+                                &c.operator,
+                                &c.key,
+                                c.request_values.as_deref().unwrap_or(&[]),
+                            )
+                        })
+                    })
+                }),
+            )
+        }
         Reason::ResourcePartitionMismatch => {
             let partition = Arn::parse(&req.resource)
                 .map(|a| a.partition.to_string())

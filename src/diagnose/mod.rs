@@ -96,6 +96,13 @@ pub fn questions(
         let (partition, _) = place(&g, obs);
         q.principals.extend(g.key.principal.clone());
         q.keys.extend(g.key.kms_key.clone());
+        // A denial on a KMS key: its key policy is the resource policy AWS evaluated.
+        q.keys.extend(
+            g.key
+                .resource
+                .clone()
+                .filter(|r| Arn::parse(r).is_some_and(|a| a.service == "kms")),
+        );
         q.encoded.extend(
             g.incidents
                 .iter()

@@ -232,7 +232,12 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
             action,
             resource,
         } => {
-            r.summary = "Confirm the cause by hand; the facts at hand do not prove it".into();
+            r.summary = if f.confidence == super::model::Confidence::Confirmed {
+                "Change the statement the evidence names; the facts at hand do not hold its text"
+            } else {
+                "Confirm the cause by hand; the facts at hand do not prove it"
+            }
+            .into();
             r.steps.push("Decode any 'Encoded authorization failure message' with sts decode-authorization-message: it names the deciding statements.".into());
             r.commands.push("aws sts decode-authorization-message --encoded-message <the encoded message> --query DecodedMessage --output text".into());
             if let (Some(role), Some(action)) = (role, action) {

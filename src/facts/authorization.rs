@@ -249,10 +249,14 @@ impl AuthorizationDetails {
                 layer,
                 policy: (of_kind.len() == 1).then(|| of_kind[0].uri.clone()),
                 sids: Vec::new(),
-                attached_to: of_kind
-                    .iter()
-                    .flat_map(|p| p.attached_to.iter().cloned())
-                    .collect(),
+                attached_to: of_kind.iter().fold(Vec::new(), |mut all, p| {
+                    for a in &p.attached_to {
+                        if !all.contains(a) {
+                            all.push(a.clone());
+                        }
+                    }
+                    all
+                }),
             });
         }
         let mut context = self.context.clone();
