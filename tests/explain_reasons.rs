@@ -436,3 +436,75 @@ fn the_cases_cover_both_partitions_and_both_confidences() {
         assert!(confidences.contains(c), "no case with confidence {c}");
     }
 }
+
+/// Reason codes that lack a case of one confidence, and why; the test below keeps the list
+/// exact, so a gap closed must leave it. `Undetermined` is never `Confirmed` by its meaning.
+const ONE_CONFIDENCE_ONLY: [(&str, &str, &str); 7] = [
+    (
+        "Undetermined",
+        "Confirmed",
+        "nothing is proven by definition",
+    ),
+    (
+        "ResourceNotCovered",
+        "Inferred",
+        "no denial sentence names the resource scope: it takes the policies",
+    ),
+    (
+        "IdentityPolicyMissingKmsPermissions",
+        "Inferred",
+        "the instance's state reason does not say which side lacks",
+    ),
+    (
+        "KeyDisabled",
+        "Inferred",
+        "no recognised message names the key's state yet",
+    ),
+    (
+        "KeyPendingDeletion",
+        "Inferred",
+        "no recognised message names the key's state yet",
+    ),
+    (
+        "KeyPendingImport",
+        "Inferred",
+        "no recognised message names the key's state yet",
+    ),
+    (
+        "KeyUnavailable",
+        "Inferred",
+        "no recognised message names the key's state yet",
+    ),
+];
+
+#[test]
+fn every_reason_code_has_an_inferred_and_a_confirmed_case() {
+    let mut seen = std::collections::BTreeSet::new();
+    for dir in cases() {
+        let expect = expect_of(&dir);
+        seen.insert((
+            reason_of(&dir),
+            expect["confidence"].as_str().unwrap_or("").to_string(),
+        ));
+    }
+    let mut missing = Vec::new();
+    for reason in CONTRACT_REASONS {
+        for confidence in ["Inferred", "Confirmed"] {
+            let has = seen.contains(&(reason.to_string(), confidence.to_string()));
+            let excused = ONE_CONFIDENCE_ONLY
+                .iter()
+                .any(|(r, c, _)| *r == reason && *c == confidence);
+            if has == excused {
+                missing.push(format!(
+                    "{reason} {confidence}: {}",
+                    if has {
+                        "has a case now: drop it from ONE_CONFIDENCE_ONLY"
+                    } else {
+                        "no case"
+                    }
+                ));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{missing:#?}");
+}
