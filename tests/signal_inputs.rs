@@ -316,6 +316,7 @@ fn nodeclaims_as_a_json_list() {
                 node_class: Some("default".into()),
                 instance_id: None,
                 image_id: None,
+                capacity_type: None,
                 lost: false,
             },
             NodeClaimInfo {
@@ -324,6 +325,7 @@ fn nodeclaims_as_a_json_list() {
                 node_class: Some("encrypted".into()),
                 instance_id: Some("i-0abc1234def567890".into()),
                 image_id: Some("ami-0a1b2c3d4e5f60718".into()),
+                capacity_type: None,
                 lost: true,
             },
         ]
@@ -526,6 +528,7 @@ fn describe_instances() {
             node_class: Some("encrypted".into()),
             region: Some("us-west-2".into()),
             launch_time: Some("2024-06-01T11:00:02+00:00".into()),
+            capacity_type: "on-demand".into(),
         }
     );
     // A healthy instance is an object, not a signal.

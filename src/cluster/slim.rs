@@ -162,8 +162,12 @@ impl<'de> Deserialize<'de> for Slim {
     }
 }
 
-/// The labels the readers use: the NodeClaim's NodePool (v1, v0.3x).
-const KEPT_LABELS: [&str; 2] = ["karpenter.sh/nodepool", "karpenter.sh/provisioner-name"];
+/// The labels the readers use: the NodeClaim's NodePool (v1, v0.3x) and capacity type.
+const KEPT_LABELS: [&str; 3] = [
+    "karpenter.sh/nodepool",
+    "karpenter.sh/provisioner-name",
+    "karpenter.sh/capacity-type",
+];
 
 impl Slim {
     /// Drops the metadata no reader uses (managed fields, annotations, owners, other labels);

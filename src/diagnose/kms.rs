@@ -29,6 +29,23 @@ pub struct KmsCase<'a> {
     pub principal: Option<&'a str>,
     pub region: Option<&'a str>,
     pub partition: &'static Partition,
+    /// `spot`, `on-demand`, …: which principals must be able to use the key.
+    pub capacity_type: Option<&'a str>,
+    /// The instance's state reason code (`Client.InvalidKMSKey.InvalidState`,
+    /// `Client.InternalError`).
+    pub error_code: Option<&'a str>,
+}
+
+/// The Spot service-linked role of `account`. AWS: "If you specify an encrypted AMI or an
+/// encrypted Amazon EBS snapshot for your Spot Instances and you use a customer managed key for
+/// encryption, you must grant the AWSServiceRoleForEC2Spot role permission to use the customer
+/// managed key" (EC2 User Guide, "Service-linked role for Spot Instance requests"). Whether an
+/// `instant` fleet's Spot launch uses it, the documents leave open.
+pub fn spot_service_role(partition: &Partition, account: &str) -> String {
+    format!(
+        "arn:{}:iam::{account}:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot",
+        partition.id
+    )
 }
 
 pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
@@ -106,6 +123,26 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
         source.clone(),
         key_side_line(&found, principal, &denied, &unknown),
     ));
+    // Spot: AWS documents a second principal that must be able to use the key.
+    let spot_role = spot_service_role(case.partition, &account_of(principal));
+    let spot_denied: Vec<String> = match case.capacity_type {
+        Some("spot") => self::key_side(&found, &spot_role, case)
+            .iter()
+            .filter(|(_, a)| *a == Some(false))
+            .map(|(op, _)| format!("kms:{op}"))
+            .collect(),
+        _ => Vec::new(),
+    };
+    lines.push(evidence(
+        "capacity type",
+        capacity_line(case, &spot_role, &spot_denied),
+    ));
+    let spot_fix = (!spot_denied.is_empty()).then(|| Fix::KeyAccess {
+        key: found.arn.clone(),
+        grantee: spot_role.clone(),
+        region: case.region.map(str::to_string),
+        missing: spot_denied.clone(),
+    });
     if !denied.is_empty() || !unknown.is_empty() {
         let missing = if denied.is_empty() {
             unknown.clone()
@@ -132,12 +169,15 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
             ),
             evidence: lines,
             statement: None,
-            fix: Fix::KeyAccess {
-                key: found.arn.clone(),
-                grantee: principal.to_string(),
-                region: case.region.map(str::to_string),
-                missing,
-            },
+            fix: with_spot(
+                Fix::KeyAccess {
+                    key: found.arn.clone(),
+                    grantee: principal.to_string(),
+                    region: case.region.map(str::to_string),
+                    missing,
+                },
+                spot_fix,
+            ),
         };
     }
     match facts.principal(principal) {
@@ -211,6 +251,35 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
                 case,
             )
         }
+    }
+}
+
+/// The caller's grant, then the Spot role's where it lacks one too.
+fn with_spot(caller: Fix, spot: Option<Fix>) -> Fix {
+    match spot {
+        Some(spot) => Fix::Layers(vec![caller, spot]),
+        None => caller,
+    }
+}
+
+/// Which principals the launch needs the key for, by capacity type (AWS's documents: the EBS
+/// encryption requirements for the caller; the Spot service-linked role for Spot Instances;
+/// the EC2 Fleet role is not required by an instant fleet).
+fn capacity_line(case: &KmsCase<'_>, spot_role: &str, spot_denied: &[String]) -> String {
+    match case.capacity_type {
+        Some("spot") if spot_denied.is_empty() => format!(
+            "spot: the caller, and the Spot service-linked role {spot_role}, which the key side lets use the key (or which is unknown)"
+        ),
+        Some("spot") => format!(
+            "spot: the caller, and the Spot service-linked role {spot_role}, which the key side does not let use the key for {}",
+            spot_denied.join(", ")
+        ),
+        Some(other) => format!(
+            "{other}: the caller's permissions are what EBS uses (Karpenter's CreateFleet is of type instant, which does not require the EC2 Fleet service-linked role)"
+        ),
+        None => format!(
+            "unknown: the caller must be able to use the key; for Spot capacity, AWS also requires the Spot service-linked role {spot_role} (pass the NodeClaim or describe-instances to tell)"
+        ),
     }
 }
 
@@ -305,7 +374,19 @@ fn key_side_line(key: &KeyFacts, principal: &str, denied: &[String], unknown: &[
 /// cross-account CMK (domain.md §1b); otherwise nothing can be said.
 fn inferred(case: &KmsCase<'_>, key: &str, why: String) -> Finding {
     let key_account = Arn::parse(key).map(|a| a.account.to_string());
+    // `Client.InternalError: Client error on launch` is a KMS failure only if the key is
+    // unusable: without facts on the key, it is not called one.
+    let internal = case
+        .error_code
+        .is_some_and(|c| c.eq_ignore_ascii_case("Client.InternalError"));
     match (case.principal, key_account) {
+        _ if internal => undetermined(
+            format!(
+                "the instance failed with Client.InternalError and its volumes use {key}: that is a KMS failure only if the key is unusable (its state, an AWS managed key used across accounts, missing grants), which the facts do not show"
+            ),
+            vec![evidence("facts", why)],
+            case,
+        ),
         (Some(principal), Some(account)) if account != account_of(principal) => Finding {
             reason: ReasonCode::KeyAccessNotGranted,
             confidence: Confidence::Inferred,

@@ -108,6 +108,8 @@ fn verify_key(
         principal: Some(principal),
         region: spec.region.as_deref(),
         partition,
+        capacity_type: None,
+        error_code: spec.error_code.as_deref(),
     };
     let side = key_side(&found, principal, &case);
     let refused: Vec<String> = side

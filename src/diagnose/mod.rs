@@ -517,11 +517,14 @@ fn reason(
 ) -> Finding {
     let key = &g.key;
     if key.category == Category::KmsKeyUnusable {
+        let capacity = capacity_of(g, obs);
         let case = kms::KmsCase {
             key: key.kms_key.as_deref(),
             principal: key.principal.as_deref(),
             region,
             partition,
+            capacity_type: capacity.as_deref(),
+            error_code: latest.error_code.as_deref(),
         };
         return kms::reason(&case, facts);
     }
@@ -591,6 +594,27 @@ fn reason(
             },
         },
     }
+}
+
+/// The capacity type the group's instances launched as: the instance's lifecycle, else the
+/// NodeClaim's label or requirement.
+fn capacity_of(g: &Group<'_>, obs: &Observations) -> Option<String> {
+    g.incidents
+        .iter()
+        .rev()
+        .filter_map(|i| i.signal.node_claim.as_deref())
+        .find_map(|name| {
+            obs.instances
+                .iter()
+                .find(|i| i.node_claim.as_deref() == Some(name))
+                .map(|i| i.capacity_type.clone())
+                .or_else(|| {
+                    obs.node_claims
+                        .iter()
+                        .find(|c| c.name == name)
+                        .and_then(|c| c.capacity_type.clone())
+                })
+        })
 }
 
 /// What IAM's Access Troubleshooter says of the group's request: looked up by the

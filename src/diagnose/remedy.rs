@@ -215,7 +215,7 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
                 let (summary, patch) = (r.summary.clone(), r.policy_patch.clone());
                 if i > 0 {
                     r.steps.push(format!(
-                        "Then the next layer that refuses the request (layer {} of {}):",
+                        "Then change {} of {} (another layer or principal that refuses):",
                         i + 1,
                         fixes.len()
                     ));
@@ -315,10 +315,20 @@ fn key_access(
 ) {
     let key_account = Arn::parse(key).map_or(String::new(), |a| a.account.to_string());
     let grantee_account = Arn::parse(grantee).map_or(String::new(), |a| a.account.to_string());
+    let service_role = grantee.contains(":role/aws-service-role/");
     r.summary = format!("Let {grantee} use KMS key {key}: create a grant in the key's account");
-    r.steps.push(format!(
-        "In account {key_account} (the key's owner), create a grant for {grantee}, the principal that launches the instances (Karpenter's controller role: it calls CreateFleet itself)."
-    ));
+    if service_role {
+        // AWS's Spot and EC2 Fleet guides: the key policy lets the launching account use the
+        // key, and a grant for the service-linked role is created from that account.
+        r.steps.push(format!(
+            "{grantee} is a service-linked role (its policies cannot be changed): AWS documents that it must be able to use a customer managed key for Spot Instances. Let account {grantee_account} use the key in the key policy{}, then create the grant below from account {grantee_account}.",
+            if key_account == grantee_account { " (it is the key's own account)" } else { "" }
+        ));
+    } else {
+        r.steps.push(format!(
+            "In account {key_account} (the key's owner), create a grant for {grantee}, the principal that launches the instances (Karpenter's controller role: it calls CreateFleet itself)."
+        ));
+    }
     r.steps.push(format!(
         "The grant must cover {}; the command below grants what EBS needs.",
         missing.join(", ")
@@ -337,7 +347,7 @@ fn key_access(
         "aws kms create-grant{} --key-id {key} --grantee-principal {grantee} --operations Encrypt Decrypt ReEncryptFrom ReEncryptTo GenerateDataKey GenerateDataKeyWithoutPlaintext DescribeKey CreateGrant",
         region_flag(key)
     ));
-    if key_account != grantee_account {
+    if key_account != grantee_account && !service_role {
         r.steps.push(format!("Cross-account: {grantee}'s own IAM policies must also allow the KMS actions on the key."));
         let identity = json!({"Sid": "AllowUseOfTheEbsKey", "Effect": "Allow",
             "Action": ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncrypt*"], "Resource": key});

@@ -41,6 +41,7 @@ pub(crate) fn instance(value: &Value, line: usize, sink: &mut Sink<'_>) {
         node_class: tag("karpenter.k8s.aws/ec2nodeclass"),
         region: str_at(value, &["Placement", "AvailabilityZone"]).and_then(region_of_zone),
         launch_time: str_at(value, &["LaunchTime"]).and_then(super::time::normalize),
+        capacity_type: owned(&["InstanceLifecycle"]).unwrap_or_else(|| "on-demand".into()),
     };
     // The message repeats the code ("Client.X: text"); without one, the code alone.
     let reason = info

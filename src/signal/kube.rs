@@ -96,6 +96,7 @@ fn node_claim(value: &Value, line: usize, sink: &mut Sink<'_>) {
             .or_else(|| owned(value, &["spec", "machineTemplateRef", "name"])),
         instance_id: str_at(value, &["status", "providerID"]).and_then(instance_from_provider_id),
         image_id: owned(value, &["status", "imageID"]),
+        capacity_type: owned(value, &[labels[0], labels[1], "karpenter.sh/capacity-type"]),
         lost: lost(value),
         name,
     };
@@ -194,6 +195,7 @@ fn event(value: &Value, line: usize, sink: &mut Sink<'_>) {
                 node_class: None,
                 instance_id: None,
                 image_id: None,
+                capacity_type: None,
                 lost: true,
             });
         }

@@ -184,6 +184,9 @@ pub struct NodeClaimInfo {
     pub instance_id: Option<String>,
     /// `status.imageID`.
     pub image_id: Option<String>,
+    /// `spot`, `on-demand`, `reserved`: the `karpenter.sh/capacity-type` label Karpenter sets
+    /// on a launched NodeClaim.
+    pub capacity_type: Option<String>,
     /// Launched, then lost its instance: never registered (`Registered` not True), being
     /// deleted, or named by an `InstanceTerminating`/`TerminatingOnInterruption` Event. Only
     /// such NodeClaims' instances are described (their StateReason tells why they died).
@@ -206,6 +209,8 @@ pub struct InstanceInfo {
     pub node_pool: Option<String>,
     pub node_class: Option<String>,
     pub region: Option<String>,
+    /// `spot` (`InstanceLifecycle`), `capacity-block`, else `on-demand`.
+    pub capacity_type: String,
     /// `BlockDeviceMappings[].Ebs.VolumeId` are not keys; the KMS key comes from elsewhere.
     pub launch_time: Option<String>,
 }

@@ -166,6 +166,7 @@ impl<'a> Sink<'a> {
                 fill(&mut known.node_class, info.node_class);
                 fill(&mut known.instance_id, info.instance_id);
                 fill(&mut known.image_id, info.image_id);
+                fill(&mut known.capacity_type, info.capacity_type);
                 known.lost |= info.lost;
             }
             None => {
@@ -389,6 +390,7 @@ mod tests {
             node_class: None,
             instance_id: instance.map(String::from),
             image_id: None,
+            capacity_type: None,
             lost,
         };
         sink.node_claim(claim(Some("p"), None, false));
