@@ -236,9 +236,7 @@ impl Live {
     pub async fn authorization(&self, id: &str) -> Result<AuthorizationDetails, AwsError> {
         self.authorizations
             .get(id, || async {
-                let mut doc = json!({"requestContext": {}, "evaluations": [], "policies": []});
-                let mut token: Option<String> = None;
-                loop {
+                let pages = every_page(|token| async move {
                     let out = self
                         .guard
                         .call("iam", "GetRequestAuthorizationDetails", || {
@@ -249,11 +247,12 @@ impl Live {
                                 .send()
                         })
                         .await?;
-                    toolbox_page(&out, &mut doc);
-                    token = out.next_token().map(str::to_string);
-                    if token.is_none() {
-                        break;
-                    }
+                    Ok((vec![out.clone()], out.next_token().map(str::to_string)))
+                })
+                .await?;
+                let mut doc = json!({"requestContext": {}, "evaluations": [], "policies": []});
+                for out in &pages {
+                    toolbox_page(out, &mut doc);
                 }
                 AuthorizationDetails::from_value(&doc, Some(id.to_string()), "live iam-toolbox")
                     .map_err(|e| AwsError {
@@ -728,16 +727,7 @@ fn toolbox_page(
     out: &aws_sdk_iamtoolbox::operation::get_request_authorization_details::GetRequestAuthorizationDetailsOutput,
     doc: &mut serde_json::Value,
 ) {
-    let context = |map: &std::collections::HashMap<String, Document>| {
-        let mut sorted: Vec<_> = map.iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(b.0));
-        serde_json::Value::Object(
-            sorted
-                .into_iter()
-                .map(|(k, v)| (k.clone(), document_json(v)))
-                .collect(),
-        )
-    };
+    let context = object_json;
     if let Some(serde_json::Value::Object(into)) = doc.get_mut("requestContext")
         && let serde_json::Value::Object(page) = context(out.request_context())
     {
@@ -774,19 +764,22 @@ fn toolbox_page(
     }
 }
 
+/// A map of smithy `Document`s as a JSON object, its keys sorted.
+fn object_json(map: &std::collections::HashMap<String, Document>) -> serde_json::Value {
+    let mut sorted: Vec<_> = map.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    serde_json::Value::Object(
+        sorted
+            .into_iter()
+            .map(|(k, v)| (k.clone(), document_json(v)))
+            .collect(),
+    )
+}
+
 /// A smithy `Document` as JSON.
 fn document_json(d: &Document) -> serde_json::Value {
     match d {
-        Document::Object(map) => {
-            let mut sorted: Vec<_> = map.iter().collect();
-            sorted.sort_by(|a, b| a.0.cmp(b.0));
-            serde_json::Value::Object(
-                sorted
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), document_json(v)))
-                    .collect(),
-            )
-        }
+        Document::Object(map) => object_json(map),
         Document::Array(items) => {
             serde_json::Value::Array(items.iter().map(document_json).collect())
         }
