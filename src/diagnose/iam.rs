@@ -13,6 +13,7 @@ use crate::policy::arn::{Arn, role_name_of, session_name_of};
 use crate::policy::{Context, Decision, Explanation, PolicySet, Reason, Request};
 use crate::signal::{PodCredentials, PodInfo, PolicyLayer, ROLE_ANNOTATION};
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 
 /// One IAM denial to explain.
 #[derive(Clone, Copy)]
@@ -57,12 +58,15 @@ pub fn reason(case: &IamCase<'_>, facts: &dyn Facts) -> Finding {
     if let Some(finding) = wrong_principal(case) {
         return finding;
     }
-    let verdict = case
+    let Some((details, verdict)) = case
         .authorization
-        .and_then(|d| Some((d, d.verdict(case.action, case.resource)?)));
-    let Some((details, verdict)) = verdict.filter(|(_, v)| !v.refusals.is_empty()) else {
-        return from_facts(case, facts);
+        .and_then(|d| Some((d, d.verdict(case.action, case.resource)?)))
+    else {
+        return from_facts(case, facts, None);
     };
+    if verdict.refusals.is_empty() {
+        return from_facts(case, facts, Some(&verdict.context));
+    }
     // AWS's own evaluation names the refusing layer and policy: reason from it.
     let first = &verdict.refusals[0];
     let named = IamCase {
@@ -74,13 +78,16 @@ pub fn reason(case: &IamCase<'_>, facts: &dyn Facts) -> Finding {
             .or(case.policy_arn),
         ..*case
     };
-    let finding = from_facts(&named, facts);
+    let finding = from_facts(&named, facts, Some(&verdict.context));
     authorization::proven(&named, finding, details, &verdict)
 }
 
-fn from_facts(case: &IamCase<'_>, facts: &dyn Facts) -> Finding {
+/// The request context AWS recorded for the failing request (Access Troubleshooter).
+type Recorded<'a> = Option<&'a BTreeMap<String, Vec<String>>>;
+
+fn from_facts(case: &IamCase<'_>, facts: &dyn Facts, recorded: Recorded<'_>) -> Finding {
     match facts.principal(case.role) {
-        Lookup::Found(policies) => from_policies(case, &policies, facts),
+        Lookup::Found(policies) => from_policies(case, &policies, facts, recorded),
         Lookup::Absent(why) | Lookup::Unknown(why) => {
             let mut finding = from_text(case);
             finding.evidence.push(evidence("facts", why));
@@ -142,12 +149,6 @@ pub fn simulation_key(
             .flat_map(|(k, vs)| vs.iter().map(move |v| (k.to_string(), v.clone())))
             .collect(),
     }
-}
-
-/// The `iam:PassedToService` of the request AWS evaluated, where its authorization details say.
-fn evaluated_passed_to(case: &IamCase<'_>) -> Option<String> {
-    let verdict = case.authorization?.verdict(case.action, case.resource)?;
-    verdict.context.get("iam:PassedToService")?.first().cloned()
 }
 
 /// The caller is not the controller role: a node role (session named after an instance), or
@@ -251,7 +252,12 @@ fn wrong_principal(case: &IamCase<'_>) -> Option<Finding> {
 
 /// Evaluates the role's own policies; for PassRole once per EC2 service principal of the
 /// partition (aws-cn needs both: domain.md §1a).
-fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn Facts) -> Finding {
+fn from_policies(
+    case: &IamCase<'_>,
+    policies: &PrincipalPolicies,
+    facts: &dyn Facts,
+    recorded: Recorded<'_>,
+) -> Finding {
     let source = policies.source.as_str();
     // A KMS key's policy, where the facts hold it, is the resource's policy AWS evaluated.
     let key_policy = case
@@ -269,12 +275,15 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
     };
     let contexts = request_contexts(case.action, case.partition, None);
     // AWS's record of the request, where given, says what the role was passed to.
-    let failing: Vec<(String, Context)> = match evaluated_passed_to(case) {
+    let passed_to = recorded
+        .and_then(|c| c.get("iam:PassedToService"))
+        .and_then(|v| v.first());
+    let failing: Vec<(String, Context)> = match passed_to {
         Some(svc) => contexts
             .iter()
             .filter(|(_, ctx)| {
                 ctx.get("iam:PassedToService")
-                    .is_some_and(|v| v.contains(&svc))
+                    .is_some_and(|v| v.contains(svc))
             })
             .cloned()
             .collect(),
@@ -309,16 +318,12 @@ fn from_policies(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn F
     let mut disagrees = false;
     // With the call unknown, a cause holds only if every request it could be is denied.
     let mut allowed_somewhere = false;
-    // The context AWS recorded for the failing request (Access Troubleshooter): the keys it
-    // lists are decided, whatever the doctor would have guessed.
-    let recorded = case
-        .authorization
-        .and_then(|d| d.verdict(case.action, case.resource))
-        .map(|v| v.context);
+    // The keys AWS recorded for the failing request are decided, whatever the doctor would
+    // have guessed.
     for (label, asked) in contexts {
         let is_failing = failing.iter().any(|(l, _)| *l == label);
         let mut ctx = asked.clone();
-        for (key, values) in recorded.iter().flatten().filter(|_| is_failing) {
+        for (key, values) in recorded.into_iter().flatten().filter(|_| is_failing) {
             if ctx.get(key).is_none() {
                 values.iter().for_each(|v| ctx.insert(key, v.clone()));
             }
