@@ -565,7 +565,7 @@ fn confirmed(
     set: &PolicySet,
     e: Explanation,
     req: &Request,
-    evidence: Vec<Evidence>,
+    mut evidence: Vec<Evidence>,
 ) -> Finding {
     let denial = e.denial.expect("a denied explanation has a denial");
     let source = denial.statement.as_ref().and_then(|r| {
@@ -655,12 +655,31 @@ fn confirmed(
                 }),
             )
         }
-        Reason::ResourceNotCovered => (
-            ReasonCode::ResourceNotCovered,
-            patch_or_investigate(case, &role, policy, source, |st| {
-                Some(with_resource(st, &req.resource))
-            }),
-        ),
+        // No resource known: the engine matched the statements against `*`, which a request
+        // names only for actions without resource-level permissions; for any other, neither
+        // the resource to add nor the statement to patch is known.
+        Reason::ResourceNotCovered
+            if case.resource.is_none() && !authorized_on_star(case.action) =>
+        {
+            return unnamed_resource(case, &role, &denial, source.as_ref(), evidence);
+        }
+        Reason::ResourceNotCovered => {
+            if case.resource.is_none() {
+                evidence.push(super::finding::evidence(
+                    "policy evaluation",
+                    format!(
+                        "{} has no resource-level permissions: AWS authorizes it on `*`, which the statement's Resource does not cover",
+                        case.action
+                    ),
+                ));
+            }
+            (
+                ReasonCode::ResourceNotCovered,
+                patch_or_investigate(case, &role, policy, source, |st| {
+                    Some(with_resource(st, &req.resource))
+                }),
+            )
+        }
         Reason::ActionNotAllowed => (
             ReasonCode::ActionNotAllowed,
             Fix::AddStatement {
@@ -717,6 +736,62 @@ fn confirmed(
         evidence,
         statement: denial.statement,
         fix,
+    }
+}
+
+/// Actions AWS authorizes on `*` only (EC2's Describe calls and the Pricing API have no
+/// resource-level permissions): for them a message without a resource still says which.
+fn authorized_on_star(action: &str) -> bool {
+    let action = action.to_ascii_lowercase();
+    action.starts_with("ec2:describe") || action.starts_with("pricing:")
+}
+
+/// The role's policies allow the action only on some resources, and AWS's message names none
+/// (older EC2 answers, some Describe calls): the request's resource was likely outside them,
+/// but which it was, and so which statement to widen, is not known.
+fn unnamed_resource(
+    case: &IamCase<'_>,
+    role: &str,
+    denial: &crate::policy::Denial,
+    source: Option<&Map<String, Value>>,
+    mut evidence_lines: Vec<Evidence>,
+) -> Finding {
+    let scope = source
+        .and_then(|st| st.get("Resource"))
+        .map(|r| match r {
+            Value::Array(list) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+            other => other.as_str().unwrap_or_default().to_string(),
+        })
+        .filter(|s| !s.is_empty());
+    let near = denial
+        .statement
+        .as_ref()
+        .map(|r| match &r.sid {
+            Some(sid) => format!("statement \"{sid}\" of {}", r.policy),
+            None => format!("a statement of {}", r.policy),
+        })
+        .unwrap_or_else(|| "the nearest statement".into());
+    evidence_lines.push(evidence(
+        "error message",
+        format!(
+            "the input names no complete resource (AWS named none, or the text is cut short): the policies were matched against `*`, so which resource the request named, and whether {near}{} covers it, is not known; the whole log line, the encoded authorization message or the authorization details name it",
+            scope.map(|s| format!(" (Resource {s})")).unwrap_or_default()
+        ),
+    ));
+    Finding {
+        reason: ReasonCode::ResourceNotCovered,
+        confidence: Confidence::Inferred,
+        summary: format!(
+            "{role}'s policies allow {} only on some resources (nearest: {near}), and the input names no complete resource: the request's resource is likely not among them",
+            case.action
+        ),
+        evidence: evidence_lines,
+        statement: None,
+        fix: investigate(case, role),
     }
 }
 
