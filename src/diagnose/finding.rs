@@ -81,6 +81,8 @@ pub enum Fix {
     },
     /// The KMS key's state must change.
     KeyState { key: String, state: String },
+    /// The key was in `was` when KMS refused it, and is usable again: nothing to change.
+    KeyStateRestored { key: String, was: String },
     /// The key's account must let the launching principal use the key.
     KeyAccess {
         key: String,

@@ -161,6 +161,7 @@ mod tests {
             node_class: None,
             instance_id: None,
             kms_key: None,
+            key_state: None,
             message: message.into(),
         }
     }

@@ -680,13 +680,40 @@ fn confirmed(
                 }),
             )
         }
-        Reason::ActionNotAllowed => (
-            ReasonCode::ActionNotAllowed,
-            Fix::AddStatement {
-                role: role.clone(),
-                statement: allow_statement(case),
-            },
-        ),
+        Reason::ActionNotAllowed => match ebs_key(case) {
+            Some(key) => {
+                // The identity side alone: as if the key were the role's own account's.
+                let identity = PolicySet {
+                    resource: None,
+                    ..set.clone()
+                };
+                let missing: Vec<String> = super::kms::EBS_OPERATIONS
+                    .iter()
+                    .map(|op| format!("kms:{op}"))
+                    .filter(|action| {
+                        let each = Request::new(case.caller, action, key)
+                            .with_context(req.context.clone())
+                            .with_resource_account(Some(account_of(&role)));
+                        identity.decide(&each) != Decision::Allowed
+                    })
+                    .collect();
+                (
+                    ReasonCode::IdentityPolicyMissingKmsPermissions,
+                    Fix::KmsIdentity {
+                        role: role.clone(),
+                        key: key.to_string(),
+                        missing,
+                    },
+                )
+            }
+            None => (
+                ReasonCode::ActionNotAllowed,
+                Fix::AddStatement {
+                    role: role.clone(),
+                    statement: allow_statement(case),
+                },
+            ),
+        },
         Reason::IdentityPolicyExplicitDeny => (
             ReasonCode::IdentityPolicyExplicitDeny,
             match source {
@@ -737,6 +764,19 @@ fn confirmed(
         statement: denial.statement,
         fix,
     }
+}
+
+/// The KMS key of a denial of one of the operations EBS calls on a key (CreateGrant,
+/// GenerateDataKeyWithoutPlaintext, …: CloudTrail's record of a launch's encrypted volume).
+fn ebs_key<'a>(case: &IamCase<'a>) -> Option<&'a str> {
+    let op = case.action.strip_prefix("kms:")?;
+    super::kms::EBS_OPERATIONS
+        .iter()
+        .any(|o| o.eq_ignore_ascii_case(op))
+        .then_some(case.resource?)
+        .filter(|r| {
+            Arn::parse(r).is_some_and(|a| a.service == "kms" && a.resource.starts_with("key/"))
+        })
 }
 
 /// Actions AWS authorizes on `*` only (EC2's Describe calls and the Pricing API have no
@@ -809,6 +849,20 @@ pub(super) fn from_text(case: &IamCase<'_>) -> Finding {
             Fix::AddStatement {
                 role: role.clone(),
                 statement: pass_role_statement(case),
+            },
+        ),
+        Some(PolicyLayer::NoIdentityPolicy) if ebs_key(case).is_some() => (
+            ReasonCode::IdentityPolicyMissingKmsPermissions,
+            format!(
+                "no identity policy of {role} allows {what}: AWS names the identity side, and EBS uses the key with the launching role's own permissions, so the role needs every KMS operation EBS calls on the key"
+            ),
+            Fix::KmsIdentity {
+                role: role.clone(),
+                key: case.resource().to_string(),
+                missing: super::kms::EBS_OPERATIONS
+                    .iter()
+                    .map(|op| format!("kms:{op}"))
+                    .collect(),
             },
         ),
         Some(PolicyLayer::NoIdentityPolicy) => (

@@ -34,6 +34,20 @@ pub struct KmsCase<'a> {
     /// The instance's state reason code (`Client.InvalidKMSKey.InvalidState`,
     /// `Client.InternalError`).
     pub error_code: Option<&'a str>,
+    /// The key's state as a KMS error named it when the failure happened (`Disabled`, …), and
+    /// where that error was read (`file:line`).
+    pub said_state: Option<(&'a str, String)>,
+}
+
+/// The reason code of a key state that stops EBS from using the key.
+fn state_reason(state: &str) -> Option<ReasonCode> {
+    match state {
+        "Disabled" => Some(ReasonCode::KeyDisabled),
+        "PendingDeletion" | "PendingReplicaDeletion" => Some(ReasonCode::KeyPendingDeletion),
+        "PendingImport" => Some(ReasonCode::KeyPendingImport),
+        "Unavailable" => Some(ReasonCode::KeyUnavailable),
+        _ => None,
+    }
 }
 
 /// The Spot service-linked role of `account`. AWS: "If you specify an encrypted AMI or an
@@ -75,14 +89,16 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
                 .unwrap_or_default()
         ),
     )];
-    let state_reason = match found.state.as_str() {
-        "Disabled" => Some(ReasonCode::KeyDisabled),
-        "PendingDeletion" | "PendingReplicaDeletion" => Some(ReasonCode::KeyPendingDeletion),
-        "PendingImport" => Some(ReasonCode::KeyPendingImport),
-        "Unavailable" => Some(ReasonCode::KeyUnavailable),
-        _ => None,
-    };
-    if let Some(reason) = state_reason {
+    if let Some((said, at)) = case.said_state.as_ref().filter(|(s, _)| *s != found.state) {
+        lines.push(evidence(
+            format!("error message {at}"),
+            format!(
+                "KMS said the key was {said} when the launch failed; DescribeKey says {} now: the state changed since",
+                found.state
+            ),
+        ));
+    }
+    if let Some(reason) = state_reason(&found.state) {
         return Finding {
             reason,
             confidence: Confidence::Confirmed,
@@ -98,6 +114,28 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
             },
         };
     }
+    if let Some((said, reason)) = case
+        .said_state
+        .as_ref()
+        .and_then(|(s, _)| Some((*s, state_reason(s)?)))
+        .filter(|_| found.state == "Enabled")
+    {
+        // The failure's cause is over: what KMS said then, not proven now.
+        return Finding {
+            reason,
+            confidence: Confidence::Inferred,
+            summary: format!(
+                "KMS key {} was {said} when the launch failed (KMS's error says so), and is {} now: launches can use it again",
+                found.arn, found.state
+            ),
+            evidence: lines,
+            statement: None,
+            fix: Fix::KeyStateRestored {
+                key: found.arn.clone(),
+                was: said.to_string(),
+            },
+        };
+    }
     let Some(principal) = case.principal else {
         return undetermined(
             format!(
@@ -108,13 +146,9 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
             case,
         );
     };
-    let key_side = key_side(&found, principal, case);
-    let denied: Vec<String> = key_side
-        .iter()
-        .filter(|(_, a)| *a == Some(false))
-        .map(|(op, _)| format!("kms:{op}"))
-        .collect();
-    let unknown: Vec<String> = key_side
+    let side = key_side(&found, principal, case);
+    let denied = refused(&side);
+    let unknown: Vec<String> = side
         .iter()
         .filter(|(_, a)| a.is_none())
         .map(|(op, _)| format!("kms:{op}"))
@@ -126,11 +160,7 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
     // Spot: AWS documents a second principal that must be able to use the key.
     let spot_role = spot_service_role(case.partition, &account_of(principal));
     let spot_denied: Vec<String> = match case.capacity_type {
-        Some("spot") => self::key_side(&found, &spot_role, case)
-            .iter()
-            .filter(|(_, a)| *a == Some(false))
-            .map(|(op, _)| format!("kms:{op}"))
-            .collect(),
+        Some("spot") => refused(&key_side(&found, &spot_role, case)),
         _ => Vec::new(),
     };
     lines.push(evidence(
@@ -296,6 +326,14 @@ pub fn key_side(
         .collect()
 }
 
+/// The `kms:` actions a key side (from `key_side`) refuses.
+pub fn refused(side: &[(&str, Option<bool>)]) -> Vec<String> {
+    side.iter()
+        .filter(|(_, a)| *a == Some(false))
+        .map(|(op, _)| format!("kms:{op}"))
+        .collect()
+}
+
 /// Whether the key policy or a grant lets `principal` call `kms:<op>`; `None` when no grant
 /// covers it and the policy is unknown, or the policy does not allow it and the grants are
 /// unknown.
@@ -373,6 +411,33 @@ fn key_side_line(key: &KeyFacts, principal: &str, denied: &[String], unknown: &[
 /// No facts on the key: a key in another account than the launching principal is the classic
 /// cross-account CMK (domain.md §1b); otherwise nothing can be said.
 fn inferred(case: &KmsCase<'_>, key: &str, why: String) -> Finding {
+    if let Some((said, reason, at)) = case
+        .said_state
+        .as_ref()
+        .and_then(|(s, at)| Some((*s, state_reason(s)?, at)))
+    {
+        return Finding {
+            reason,
+            confidence: Confidence::Inferred,
+            summary: format!(
+                "KMS said key {key} was {said} when the launch failed: EC2 cannot use it to encrypt or decrypt the instance's volumes"
+            ),
+            evidence: vec![
+                evidence(
+                    format!("error message {at}"),
+                    format!(
+                        "KMS's error names the key's state: {said}; DescribeKey would confirm it is still so"
+                    ),
+                ),
+                evidence("facts", why),
+            ],
+            statement: None,
+            fix: Fix::KeyState {
+                key: key.into(),
+                state: said.into(),
+            },
+        };
+    }
     let key_account = Arn::parse(key).map(|a| a.account.to_string());
     // `Client.InternalError: Client error on launch` is a KMS failure only if the key is
     // unusable: without facts on the key, it is not called one.

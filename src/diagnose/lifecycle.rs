@@ -3,7 +3,7 @@
 
 use super::credentials::{CredentialsCase, recheck};
 use super::iam::request_contexts;
-use super::kms::{KmsCase, key_side};
+use super::kms::{KmsCase, key_side, refused};
 use super::model::{Condition, DiagnosisSpec};
 use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
@@ -110,17 +110,14 @@ fn verify_key(
         partition,
         capacity_type: None,
         error_code: spec.error_code.as_deref(),
+        said_state: None,
     };
     let side = key_side(&found, principal, &case);
-    let refused: Vec<String> = side
-        .iter()
-        .filter(|(_, a)| *a == Some(false))
-        .map(|(op, _)| format!("kms:{op}"))
-        .collect();
-    if !refused.is_empty() {
+    let still_refused = refused(&side);
+    if !still_refused.is_empty() {
         return Verification::StillFailing(format!(
             "the key side of {key} still refuses {principal} {}",
-            refused.join(", ")
+            still_refused.join(", ")
         ));
     }
     if side.iter().any(|(_, a)| a.is_none()) {

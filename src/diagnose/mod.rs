@@ -525,6 +525,13 @@ fn reason(
             partition,
             capacity_type: capacity.as_deref(),
             error_code: latest.error_code.as_deref(),
+            said_state: g.incidents.iter().rev().find_map(|i| {
+                let s = i.signal;
+                Some((
+                    s.key_state.as_deref()?,
+                    format!("{}:{}", s.origin.file, s.origin.line),
+                ))
+            }),
         };
         return kms::reason(&case, facts);
     }

@@ -193,6 +193,16 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
             ));
         }
         Fix::KeyState { key, state } => key_state(r, key, state),
+        Fix::KeyStateRestored { key, was } => {
+            r.summary = format!("Nothing to change: KMS key {key} is Enabled again");
+            r.steps.push(format!(
+                "KMS refused the key while it was {was}. Find who changed its state, and when, in CloudTrail (DisableKey, ScheduleKeyDeletion, EnableKey, CancelKeyDeletion, DeleteImportedKeyMaterial)."
+            ));
+            r.commands.push(format!(
+                "aws cloudtrail lookup-events{} --lookup-attributes AttributeKey=ResourceName,AttributeValue={key} --query 'Events[].[EventTime,EventName,Username]' --output text",
+                region_flag(key)
+            ));
+        }
         Fix::KeyAccess {
             key,
             grantee,

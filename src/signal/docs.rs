@@ -191,6 +191,18 @@ fn walk(value: &Value, line: usize, list: Option<&str>, sink: &mut Sink<'_>) {
                     Ok(details) => sink.authorization(details),
                     Err(e) => sink.warn(line, format!("authorization details: {e}")),
                 }
+            } else if super::cloudtrail::is_record(map) {
+                super::cloudtrail::record(value, line, sink);
+            } else if let Some(Value::Array(records)) = map.get("Records") {
+                // A CloudTrail log file.
+                for record in records {
+                    walk(record, line, list, sink);
+                }
+            } else if let Some(Value::Array(events)) = map.get("Events").filter(|e| {
+                e.as_array()
+                    .is_some_and(|l| l.iter().any(|x| x.get("CloudTrailEvent").is_some()))
+            }) {
+                super::cloudtrail::lookup_events(events, line, sink);
             } else if let Some(association) = map.get("association").filter(|a| a.is_object()) {
                 // `aws eks describe-pod-identity-association`.
                 pod_identity(association, sink);
@@ -269,6 +281,59 @@ mod tests {
                 ("apps", "web", None)
             ],
             "one without namespace and ServiceAccount is none"
+        );
+    }
+
+    #[test]
+    fn cloudtrail_records_give_their_failures_and_a_broken_event_a_warning() {
+        let scanner = crate::signal::Scanner::new().unwrap();
+        let mut obs = crate::signal::Observations::default();
+        let key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let failed = format!(
+            r#"{{"eventSource": "kms.amazonaws.com", "eventName": "CreateGrant", "eventTime": "2024-06-05T09:40:13Z", "errorCode": "DisabledException", "errorMessage": "{key} is disabled."}}"#
+        );
+        let ok = r#"{"eventSource": "kms.amazonaws.com", "eventName": "CreateGrant", "eventTime": "2024-06-05T09:41:13Z"}"#;
+        let file = format!(r#"{{"Records": [{failed}, {ok}]}}"#);
+        let lookup = serde_json::json!({"Events": [
+            {"EventName": "CreateGrant", "CloudTrailEvent": failed},
+            {"EventName": "CreateGrant", "CloudTrailEvent": "{\"eventSource\": \"kms.amazonaws.com\", \"errorCo"},
+        ]})
+        .to_string();
+        for (name, text) in [("trail.json", file.as_str()), ("lookup.json", &lookup)] {
+            scanner
+                .scan(name, text.as_bytes(), &mut obs, &mut |_| {})
+                .unwrap();
+        }
+        let got: Vec<_> = obs
+            .signals
+            .iter()
+            .map(|s| {
+                (
+                    s.origin.file.as_str(),
+                    s.error_code.as_deref(),
+                    s.kms_key.as_deref(),
+                    s.key_state.as_deref(),
+                    s.time.as_deref(),
+                )
+            })
+            .collect();
+        let one = |file| {
+            (
+                file,
+                Some("DisabledException"),
+                Some(key),
+                Some("Disabled"),
+                Some("2024-06-05T09:40:13Z"),
+            )
+        };
+        assert_eq!(got, [one("trail.json"), one("lookup.json")]);
+        assert_eq!(obs.warnings.len(), 1, "{:?}", obs.warnings);
+        assert!(
+            obs.warnings[0]
+                .message
+                .contains("CloudTrailEvent is not JSON"),
+            "{:?}",
+            obs.warnings
         );
     }
 

@@ -2,6 +2,7 @@
 //! `aws ec2 describe-instances` become `Signal`s plus the cluster objects they refer to. Pure.
 
 mod actions;
+mod cloudtrail;
 mod detect;
 mod docs;
 mod instances;
@@ -144,6 +145,9 @@ pub struct Signal {
     pub instance_id: Option<String>,
     /// KMS key ARN or id, where the input names it.
     pub kms_key: Option<String>,
+    /// The key's state as a KMS error names it (`Disabled`, `PendingDeletion`, `PendingImport`,
+    /// `Unavailable`), at the time of the failure.
+    pub key_state: Option<String>,
     /// The raw error text, at most 4 KiB (cut on a character boundary).
     pub message: String,
 }

@@ -43,6 +43,8 @@ pub(crate) struct Finding {
     pub authorization_id: Option<String>,
     /// The OIDC issuer URL a credentials failure names.
     pub oidc_issuer: Option<String>,
+    /// The KMS key state a KMS error names (`… is pending deletion.`), as DescribeKey spells it.
+    pub key_state: Option<String>,
     /// Where the action comes from when AWS's message names none (an SDK operation, a log
     /// field, Karpenter's wrapper text); `None` when the message names it.
     pub action_from: Option<String>,
@@ -114,7 +116,7 @@ struct Constants {
 }
 
 /// Named groups a pattern may use.
-const GROUPS: [&str; 10] = [
+const GROUPS: [&str; 11] = [
     "code",
     "principal",
     "action",
@@ -125,6 +127,7 @@ const GROUPS: [&str; 10] = [
     "policy",
     "authz",
     "issuer",
+    "keystate",
 ];
 
 #[derive(Deserialize)]
@@ -193,6 +196,7 @@ struct Expect {
     policy_arn: Option<String>,
     authorization_id: Option<String>,
     oidc_issuer: Option<String>,
+    key_state: Option<String>,
     action_from: Option<String>,
 }
 
@@ -460,6 +464,7 @@ impl RuleSet {
             policy_arn: group("policy"),
             authorization_id: group("authz"),
             oidc_issuer: group("issuer"),
+            key_state: group("keystate").as_deref().and_then(key_state_of),
             action_from: None,
             call: None,
         }
@@ -583,6 +588,7 @@ impl RuleSet {
                 policy_arn: f.policy_arn.clone(),
                 authorization_id: f.authorization_id.clone(),
                 oidc_issuer: f.oidc_issuer.clone(),
+                key_state: f.key_state.clone(),
                 action_from: f.action_from.as_ref().map(|_| "inferred".to_string()),
             })
             .collect();
@@ -597,6 +603,19 @@ impl RuleSet {
         }
         Ok(())
     }
+}
+
+/// A key state as KMS's error messages word it (`disabled`, `pending deletion`, `pending
+/// import`, `unavailable`: the KMS developer guide's key-state table), as DescribeKey spells it.
+fn key_state_of(words: &str) -> Option<String> {
+    let state = match words.to_ascii_lowercase().as_str() {
+        "disabled" => "Disabled",
+        "pending deletion" => "PendingDeletion",
+        "pending import" => "PendingImport",
+        "unavailable" => "Unavailable",
+        _ => return None,
+    };
+    Some(state.to_string())
 }
 
 /// Whether `start..end` overlaps one of the sorted, disjoint `claimed` spans: only the last

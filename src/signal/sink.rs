@@ -139,6 +139,7 @@ impl<'a> Sink<'a> {
                 node_class: context.node_class.clone(),
                 instance_id: context.instance_id.clone(),
                 kms_key: f.kms_key.clone(),
+                key_state: f.key_state.clone(),
                 policy_arn: f.policy_arn.clone(),
                 authorization_id: f.authorization_id.clone(),
                 oidc_issuer: f.oidc_issuer.clone(),
