@@ -385,6 +385,7 @@ fn ec2nodeclasses() {
                     "ami-0123456789abcdef0".into(),
                     "ami-0fedcba9876543210".into()
                 ],
+                http_tokens: None,
             },
             NodeClassInfo {
                 name: "encrypted".into(),
@@ -392,6 +393,7 @@ fn ec2nodeclasses() {
                 instance_profile: Some("KarpenterNodeInstanceProfile-demo".into()),
                 kms_key_ids: vec![key.into()],
                 ami_ids: vec!["ami-0a1b2c3d4e5f60718".into()],
+                http_tokens: None,
             },
         ]
     );

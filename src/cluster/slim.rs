@@ -22,7 +22,8 @@ pub struct Slim {
 }
 
 /// NodeClaim `nodeClassRef` (v0.3x Machine `machineTemplateRef`); EC2NodeClass `role`,
-/// `instanceProfile`, `blockDeviceMappings[].ebs.kmsKeyID`; NodePool `template`.
+/// `instanceProfile`, `blockDeviceMappings[].ebs.kmsKeyID`, `metadataOptions.httpTokens`;
+/// NodePool `template`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Spec {
@@ -31,6 +32,7 @@ pub struct Spec {
     pub role: Option<String>,
     pub instance_profile: Option<String>,
     pub block_device_mappings: Vec<BlockDeviceMapping>,
+    pub metadata_options: MetadataOptions,
     /// A NodePool's NodeClaim template: its `spec.nodeClassRef`.
     pub template: Template,
 }
@@ -49,6 +51,12 @@ pub struct TemplateSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Name {
     pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetadataOptions {
+    pub http_tokens: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -137,6 +145,9 @@ impl<'de> Deserialize<'de> for Slim {
                         },
                     }
                 }),
+                metadata_options: MetadataOptions {
+                    http_tokens: text(&v, &["spec", "metadataOptions", "httpTokens"]),
+                },
                 template: Template {
                     spec: TemplateSpec {
                         node_class_ref: name(&["spec", "template", "spec", "nodeClassRef", "name"]),

@@ -98,6 +98,16 @@ pub enum Fix {
     },
     /// Several layers refuse: each must change, in this order.
     Layers(Vec<Fix>),
+    /// Karpenter's EC2NodeClass validation (a dry run) is refused where the launch may not be:
+    /// turn the dry run off, or let it through as well (`cause`, the fix of the refusing layer).
+    DryRun {
+        cause: Box<Fix>,
+        /// The facts show the launch allowed; else it may be refused too.
+        launch_allowed: bool,
+        node_class: Option<String>,
+        /// Karpenter's namespace, where its pod was seen.
+        namespace: Option<String>,
+    },
     /// Nothing proven: the remediation says how to find out.
     Investigate {
         role: Option<String>,

@@ -162,6 +162,7 @@ mod tests {
             instance_id: None,
             kms_key: None,
             key_state: None,
+            dry_run: false,
             message: message.into(),
         }
     }

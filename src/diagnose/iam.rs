@@ -4,6 +4,8 @@
 use super::authorization;
 use super::finding::{Finding, Fix, OrgPolicy, evidence};
 use super::model::{Confidence, Evidence, ReasonCode};
+use super::organization;
+use super::validation::{self, Validation};
 use crate::facts::authorization::AuthorizationDetails;
 use crate::facts::fetched::{Simulation, SimulationKey};
 use crate::facts::iam_snapshot::PrincipalPolicies;
@@ -11,7 +13,7 @@ use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
 use crate::policy::arn::{Arn, role_name_of, session_name_of};
 use crate::policy::{Context, Decision, Explanation, PolicySet, Reason, Request};
-use crate::signal::{PodCredentials, PodInfo, PolicyLayer, ROLE_ANNOTATION};
+use crate::signal::{OrgPolicyInfo, PodCredentials, PodInfo, PolicyLayer, ROLE_ANNOTATION};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -42,6 +44,10 @@ pub struct IamCase<'a> {
     pub unannotated_accounts: &'a [String],
     /// What IAM's Access Troubleshooter says of this request, where known.
     pub authorization: Option<&'a AuthorizationDetails>,
+    /// The denial is EC2NodeClass validation's (a dry run), not a launch's.
+    pub validation: Option<Validation<'a>>,
+    /// Organization policies given as documents (`aws organizations describe-policy`).
+    pub org_policies: &'a [OrgPolicyInfo],
 }
 
 impl IamCase<'_> {
@@ -62,10 +68,13 @@ pub fn reason(case: &IamCase<'_>, facts: &dyn Facts) -> Finding {
         .authorization
         .and_then(|d| Some((d, d.verdict(case.action, case.resource)?)))
     else {
-        return from_facts(case, facts, None);
+        return validated(case, org_documented(case, from_facts(case, facts, None)));
     };
     if verdict.refusals.is_empty() {
-        return from_facts(case, facts, Some(&verdict.context));
+        return validated(
+            case,
+            org_documented(case, from_facts(case, facts, Some(&verdict.context))),
+        );
     }
     // AWS's own evaluation names the refusing layer and policy: reason from it.
     let first = &verdict.refusals[0];
@@ -328,8 +337,11 @@ fn from_policies(
                 values.iter().for_each(|v| ctx.insert(key, v.clone()));
             }
         }
-        let req = Request::new(case.caller, case.action, case.resource()).with_context(ctx);
-        let e = set.explain(&req);
+        if dry_run_differs(case) {
+            merge(&mut ctx, &validation::dry_run_context());
+        }
+        merge(&mut ctx, &region_context(case));
+        let (e, req) = evaluate_each(&set, case, &ctx);
         if !is_failing {
             // Another path than the failing call's (PassRole to the other EC2 principal):
             // not this failure's cause, but a defect the fix should cover too.
@@ -363,7 +375,7 @@ fn from_policies(
         };
         evidence_lines.push(evidence(
             "policy evaluation",
-            format!("{} on {}{label}: {verdict}", case.action, case.resource()),
+            format!("{} on {}{label}: {verdict}", case.action, req.resource),
         ));
         match facts.simulation(&simulation_key(&policies.arn, case.action, case.resource, &asked)) {
             Lookup::Found(sim) => {
@@ -513,9 +525,284 @@ fn from_policies(
             ),
         ));
     }
+    // Validation's dry run refused: does the launch's request fare better?
+    let launch = case.validation.filter(|_| dry_run_differs(case)).map(|v| {
+        let mut ctx = req.context.clone();
+        merge_over(&mut ctx, &validation::launch_context(&v));
+        (v, evaluate_each(&set, case, &ctx).0.decision)
+    });
     let mut finding = confirmed(case, policies, &set, explanation, &req, evidence_lines);
     if disagrees || (!call_known && allowed_somewhere) {
         finding.confidence = Confidence::Inferred;
+    }
+    match launch {
+        Some((v, Decision::Allowed)) => dry_run_only(
+            case,
+            finding,
+            &v,
+            "the role's identity policies and boundary allow",
+        ),
+        Some((v, _)) => {
+            finding.evidence.push(evidence(
+                "ec2nodeclass validation",
+                validation::difference(&v),
+            ));
+            finding.evidence.push(evidence(
+                "policy evaluation",
+                format!(
+                    "the launch's {} is refused too: this is no validation artefact",
+                    case.action
+                ),
+            ));
+            finding
+        }
+        None => finding,
+    }
+}
+
+/// The request with `ctx`, evaluated: on the resource AWS named, else, for validation's dry
+/// run (whose message never names one), on each kind of resource a launch touches (all must be
+/// allowed); the first refusal, else the last evaluation.
+fn evaluate_each(set: &PolicySet, case: &IamCase<'_>, ctx: &Context) -> (Explanation, Request) {
+    let resources = match (case.validation, case.resource) {
+        (Some(_), None) => {
+            organization::resources(case.action, None, case.partition.id, &account_of(case.role))
+        }
+        _ => vec![case.resource().to_string()],
+    };
+    let mut last = None;
+    for resource in resources {
+        let req = Request::new(case.caller, case.action, &resource).with_context(ctx.clone());
+        let e = set.explain(&req);
+        if e.decision != Decision::Allowed {
+            return (e, req);
+        }
+        last = Some((e, req));
+    }
+    last.expect("at least one resource")
+}
+
+/// Whether the denial is a validation dry run whose request differs from the launch's.
+fn dry_run_differs(case: &IamCase<'_>) -> bool {
+    case.validation.is_some() && validation::differs(case.action)
+}
+
+/// What the request is known to carry from the resource AWS named: `aws:RequestedRegion`, the
+/// region of a regional service's resource (an EC2 instance's region is the endpoint's).
+fn region_context(case: &IamCase<'_>) -> Context {
+    let mut ctx = Context::default();
+    let service = case.action.split(':').next().unwrap_or("");
+    if let Some(arn) = case.resource.and_then(Arn::parse).filter(|a| {
+        a.service.eq_ignore_ascii_case(service)
+            && !a.region.is_empty()
+            && !a.region.contains(['*', '?'])
+    }) {
+        ctx.insert("aws:RequestedRegion", arn.region.to_string());
+    }
+    ctx
+}
+
+/// Adds the keys of `extra` that `ctx` does not have.
+fn merge(ctx: &mut Context, extra: &Context) {
+    for (key, values) in extra.iter() {
+        if ctx.get(key).is_none() {
+            ctx.set(key, values.to_vec());
+        }
+    }
+}
+
+/// Sets every key of `extra` in `ctx`, replacing what it had.
+fn merge_over(ctx: &mut Context, extra: &Context) {
+    for (key, values) in extra.iter() {
+        ctx.set(key, values.to_vec());
+    }
+}
+
+/// A refusal of validation's dry run alone: `allows` (what allows) the launch's request. Never
+/// `Confirmed` (AWS does not document the fleet's request context); the fix is Karpenter's way
+/// out first, then the layer's own.
+fn dry_run_only(
+    case: &IamCase<'_>,
+    mut finding: Finding,
+    v: &Validation<'_>,
+    allows: &str,
+) -> Finding {
+    finding.confidence = Confidence::Inferred;
+    finding.summary = format!(
+        "only EC2NodeClass validation's dry run of {} is refused ({}); {allows} the launch's request, but ValidationSucceeded=False keeps the EC2NodeClass not Ready",
+        case.action, finding.summary
+    );
+    finding.evidence.push(evidence(
+        "ec2nodeclass validation",
+        validation::difference(v),
+    ));
+    finding.evidence.push(evidence(
+        "policy evaluation",
+        format!("{allows} the launch's {} (aws:ViaAWSService=true, ec2:MetadataHttpTokens={}): only the dry run is refused", case.action, v.http_tokens.unwrap_or("required")),
+    ));
+    finding.fix = Fix::DryRun {
+        cause: Box::new(finding.fix),
+        launch_allowed: true,
+        node_class: v.node_class.map(str::to_string),
+        namespace: v.namespace.map(str::to_string),
+    };
+    finding
+}
+
+/// An SCP or RCP named as denying, with its document given: the Deny statement that matches the
+/// request proves the layer (`Confirmed`, the statement named), unless it rests on a key the
+/// request may carry; for validation's dry run, whether it denies the launch too.
+fn org_documented(case: &IamCase<'_>, mut finding: Finding) -> Finding {
+    let kind = match case.layer {
+        Some(PolicyLayer::ScpExplicitDeny) => organization::SCP,
+        Some(PolicyLayer::RcpExplicitDeny) => organization::RCP,
+        _ => return finding,
+    };
+    if !case.org_policies.iter().any(|d| d.kind == kind) {
+        return finding;
+    }
+    let resources = organization::resources(
+        case.action,
+        case.resource,
+        case.partition.id,
+        &account_of(case.role),
+    );
+    let requests = |extra: &Context| -> Vec<Request> {
+        request_contexts(case.action, case.partition, case.call)
+            .into_iter()
+            .flat_map(|(_, mut ctx)| {
+                merge_over(&mut ctx, extra);
+                resources.iter().map(move |r| {
+                    Request::new(case.caller, case.action, r).with_context(ctx.clone())
+                })
+            })
+            .collect()
+    };
+    let mut failing = region_context(case);
+    if dry_run_differs(case) {
+        merge(&mut failing, &validation::dry_run_context());
+    }
+    let (found, errors) = organization::denies(
+        case.org_policies,
+        kind,
+        case.policy_arn,
+        &requests(&failing),
+    );
+    for e in errors {
+        finding
+            .evidence
+            .push(evidence("organization policy", format!("not read: {e}")));
+    }
+    let Some(found) = found else {
+        let given: Vec<&str> = case
+            .org_policies
+            .iter()
+            .filter(|d| d.kind == kind)
+            .map(|d| d.arn.as_str())
+            .collect();
+        finding.evidence.push(evidence(
+            "organization policy",
+            format!(
+                "no Deny statement of the given {} ({}) matches {} on {}: another policy of the organization refuses it",
+                if kind == organization::SCP { "SCPs" } else { "RCPs" },
+                given.join(", "),
+                case.action,
+                case.resource()
+            ),
+        ));
+        return finding;
+    };
+    finding.evidence.push(evidence(
+        format!("organization policy {}", found.statement.policy),
+        found.summary.clone(),
+    ));
+    finding.statement = Some(found.statement.clone());
+    if let Fix::Organization { policy, .. } = &mut finding.fix {
+        *policy = Some(found.statement.policy.clone());
+    }
+    if let Some(v) = case.validation.filter(|_| dry_run_differs(case)) {
+        let (launch, _) = organization::denies(
+            case.org_policies,
+            kind,
+            Some(&found.statement.policy),
+            &requests(&validation::launch_context(&v)),
+        );
+        if launch.is_none() {
+            finding.summary = found.summary;
+            return dry_run_only(case, finding, &v, "the organization policy allows");
+        }
+        finding.evidence.push(evidence(
+            "ec2nodeclass validation",
+            validation::difference(&v),
+        ));
+        finding.evidence.push(evidence(
+            "organization policy",
+            format!(
+                "the same statement refuses the launch's {} too: this is no validation artefact",
+                case.action
+            ),
+        ));
+    }
+    finding.summary = found.summary;
+    if found.undecided {
+        finding.evidence.push(evidence(
+            "organization policy",
+            "the Deny matches on a condition key the request as the doctor knows it does not carry: the real request may carry it, so this is not proven",
+        ));
+        finding.confidence = Confidence::Inferred;
+    } else {
+        finding.confidence = Confidence::Confirmed;
+    }
+    finding
+}
+
+/// Validation's dry run of RunInstances, refused by a layer the facts do not show: whether only
+/// the dry run is refused is not known, so the fix offers Karpenter's way out beside the layer's.
+/// Its dry run of CreateFleet (or CreateLaunchTemplate) makes the launch's own request.
+fn validated(case: &IamCase<'_>, mut finding: Finding) -> Finding {
+    let Some(v) = case.validation else {
+        return finding;
+    };
+    if matches!(finding.fix, Fix::DryRun { .. })
+        || finding
+            .evidence
+            .iter()
+            .any(|e| e.source == "ec2nodeclass validation")
+    {
+        return finding;
+    }
+    if !validation::differs(case.action) {
+        finding.evidence.push(evidence(
+            "ec2nodeclass validation",
+            format!(
+                "validation's {} makes the request a launch makes: the launch is refused too",
+                case.action
+            ),
+        ));
+        return finding;
+    }
+    finding.evidence.push(evidence(
+        "ec2nodeclass validation",
+        validation::difference(&v),
+    ));
+    if matches!(
+        finding.fix,
+        Fix::Organization { .. }
+            | Fix::Layers(_)
+            | Fix::Boundary { .. }
+            | Fix::SessionPolicy { .. }
+            | Fix::VpcEndpoint { .. }
+    ) {
+        finding.evidence.push(evidence(
+            "ec2nodeclass validation",
+            "a policy that denies ec2:RunInstances unless an AWS service calls it, or without ec2:MetadataHttpTokens=required, refuses the dry run but not the launch (karpenter-provider-aws #8190, #9018): give its document (aws organizations describe-policy for an SCP) to tell",
+        ));
+        finding.fix = Fix::DryRun {
+            cause: Box::new(finding.fix),
+            launch_allowed: false,
+            node_class: v.node_class.map(str::to_string),
+            namespace: v.namespace.map(str::to_string),
+        };
     }
     finding
 }
@@ -580,7 +867,19 @@ fn confirmed(
     // Conditions on keys the request did not carry (request tags, say) may hold in the real
     // request, `Null` tests included, and an unknown operator is AWS's to decide: then the near
     // miss is likely, not proven.
-    let unknown_keys = denial.failed_conditions.iter().any(|c| c.undecided());
+    // A Deny that matched on such a key (a negated operator on a key the request did not
+    // carry) is not proven either.
+    let deny_undecided = e.decision == Decision::ExplicitDeny
+        && e.statements.iter().any(|t| {
+            t.matched
+                && t.effect == crate::policy::Effect::Deny
+                && denial
+                    .statement
+                    .as_ref()
+                    .is_some_and(|s| s.policy == t.policy && s.index == Some(t.index))
+                && t.conditions.iter().any(|c| c.undecided())
+        });
+    let unknown_keys = deny_undecided || denial.failed_conditions.iter().any(|c| c.undecided());
     let confidence = if unknown_keys {
         Confidence::Inferred
     } else {

@@ -9,9 +9,11 @@ pub mod iam;
 pub mod kms;
 pub mod lifecycle;
 pub mod model;
+mod organization;
 pub mod remedy;
 mod remedy_layers;
 pub mod time;
+mod validation;
 
 use crate::facts::authorization::AuthorizationDetails;
 use crate::facts::{Facts, Lookup};
@@ -567,6 +569,25 @@ fn reason(
     match (caller, key.principal.as_deref(), key.action.as_deref()) {
         (Some(caller), Some(role), Some(action)) => {
             let authorization = authorization_of(g, obs, facts, role, action);
+            // Every failure of the group is validation's dry run: no launch was seen refused.
+            let validation = g.incidents.iter().all(|i| i.signal.dry_run).then(|| {
+                let node_class = g
+                    .incidents
+                    .iter()
+                    .rev()
+                    .find_map(|i| i.node_class.as_deref());
+                validation::Validation {
+                    node_class,
+                    http_tokens: node_class
+                        .and_then(|n| obs.node_classes.iter().find(|c| c.name == n))
+                        .and_then(|c| c.http_tokens.as_deref()),
+                    namespace: obs
+                        .karpenter_pods
+                        .first()
+                        .map(|p| p.namespace.as_str())
+                        .or_else(|| obs.accounts.first().map(|a| a.namespace.as_str())),
+                }
+            });
             let case = iam::IamCase {
                 caller,
                 role,
@@ -582,6 +603,8 @@ fn reason(
                 cluster: obs.cluster_names.first().map(String::as_str),
                 unannotated_accounts: &obs.unannotated_accounts,
                 authorization: authorization.as_ref(),
+                validation,
+                org_policies: &obs.org_policies,
             };
             iam::reason(&case, facts)
         }

@@ -144,7 +144,13 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
             account,
             action,
             policy,
-        } => layers::organization(r, *kind, account, action, policy.as_deref()),
+        } => {
+            // The statement at fault, where the policy's document was read.
+            let statement = f.statement.as_ref().filter(|s| {
+                Some(&s.policy) == policy.as_ref() && (s.sid.is_some() || s.index.is_some())
+            });
+            layers::organization(r, *kind, account, action, policy.as_deref(), statement)
+        }
         Fix::VpcEndpoint {
             action,
             region,
@@ -237,6 +243,20 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
                 }
             }
         }
+        Fix::DryRun {
+            cause,
+            launch_allowed,
+            node_class,
+            namespace,
+        } => dry_run(
+            r,
+            f,
+            cause,
+            *launch_allowed,
+            node_class.as_deref(),
+            namespace.as_deref(),
+            partition,
+        ),
         Fix::Investigate {
             role,
             action,
@@ -275,6 +295,51 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
             }
         }
     }
+}
+
+/// Karpenter's documented way out of a refused validation dry run (the chart's
+/// `settings.disableDryRun`, karpenter-provider-aws #8350), then the refusing layer's own fix.
+fn dry_run(
+    r: &mut Remediation,
+    f: &Finding,
+    cause: &Fix,
+    launch_allowed: bool,
+    node_class: Option<&str>,
+    namespace: Option<&str>,
+    partition: &Partition,
+) {
+    let class = node_class
+        .map(|n| format!("EC2NodeClass {n}"))
+        .unwrap_or_else(|| "the EC2NodeClass".into());
+    if launch_allowed {
+        r.summary = "Only EC2NodeClass validation's dry run is refused: turn the dry run off, or let it through too".into();
+        r.steps.push(format!(
+            "The launch itself is allowed, but ValidationSucceeded=False keeps {class} not Ready: Karpenter launches nothing with it until validation passes."
+        ));
+    } else {
+        r.summary = "Tell whether only EC2NodeClass validation's dry run is refused: if so, turn the dry run off; else change the layer that refuses it".into();
+        r.steps.push("Read the policy that refuses it: one that denies ec2:RunInstances unless an AWS service calls it (aws:ViaAWSService), or without ec2:MetadataHttpTokens=required, refuses validation's direct dry run but not the launch, which EC2 Fleet makes from the launch template (karpenter-provider-aws #8190, #9018).".into());
+    }
+    r.steps.push(format!(
+        "To turn validation's dry run off, set the Helm value settings.disableDryRun=true (Karpenter 1.6 and later): ValidationSucceeded then stays True.{}",
+        if namespace.is_none() {
+            " The command assumes Karpenter's release `karpenter` in kube-system."
+        } else {
+            " The command assumes Karpenter's Helm release is named `karpenter`."
+        }
+    ));
+    r.commands.push(format!(
+        "helm upgrade karpenter oci://public.ecr.aws/karpenter/karpenter --namespace {} --reuse-values --set settings.disableDryRun=true",
+        namespace.unwrap_or("kube-system")
+    ));
+    let summary = r.summary.clone();
+    r.steps.push(if launch_allowed {
+        "Or let the dry run through as well:".into()
+    } else {
+        "Otherwise the launch is refused too; change the layer that refuses it:".into()
+    });
+    render(r, f, cause, partition);
+    r.summary = summary;
 }
 
 fn key_state(r: &mut Remediation, key: &str, state: &str) {

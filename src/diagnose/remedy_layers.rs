@@ -21,6 +21,7 @@ pub(super) fn organization(
     account: &str,
     action: &str,
     policy: Option<&str>,
+    statement: Option<&crate::policy::StatementRef>,
 ) {
     let (name, filter) = match kind {
         OrgPolicy::ServiceControl => ("SCP", "SERVICE_CONTROL_POLICY"),
@@ -33,7 +34,23 @@ pub(super) fn organization(
     r.summary = format!("Have the organization's {name}s allow {action} {whose}");
     match policy.and_then(|p| policy_id(p).map(|id| (p, id))) {
         Some((arn, id)) => {
-            r.steps.push(format!("AWS names the denying {name}: {arn}. It lives in the organization's management account (or a delegated administrator): only its owners can change it. Find its statement that matches {action} and exempt Karpenter's controller role, or make Karpenter's request comply."));
+            let which = match statement {
+                Some(st) => format!(
+                    "The denying {name} is {arn}; its statement {} matches {action}.",
+                    [
+                        st.sid.as_deref().map(|s| format!("\"{s}\"")),
+                        st.index.map(|i| format!("#{i}"))
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                ),
+                None => format!(
+                    "AWS names the denying {name}: {arn}. Find its statement that matches {action}."
+                ),
+            };
+            r.steps.push(format!("{which} It lives in the organization's management account (or a delegated administrator): only its owners can change it. Exempt Karpenter's controller role from that statement, or make Karpenter's request comply."));
             r.commands.push(format!(
                 "aws organizations describe-policy --policy-id {id} --query Policy.Content --output text"
             ));

@@ -191,6 +191,12 @@ fn walk(value: &Value, line: usize, list: Option<&str>, sink: &mut Sink<'_>) {
                     Ok(details) => sink.authorization(details),
                     Err(e) => sink.warn(line, format!("authorization details: {e}")),
                 }
+            } else if let Some(policy) = map
+                .get("Policy")
+                .filter(|p| p.get("PolicySummary").is_some() && p.get("Content").is_some())
+            {
+                // `aws organizations describe-policy`: an SCP or RCP and its document.
+                org_policy(policy, line, sink);
             } else if super::cloudtrail::is_record(map) {
                 super::cloudtrail::record(value, line, sink);
             } else if let Some(Value::Array(records)) = map.get("Records") {
@@ -223,6 +229,46 @@ fn walk(value: &Value, line: usize, list: Option<&str>, sink: &mut Sink<'_>) {
         }
         _ => {}
     }
+}
+
+/// An organization policy: its summary names it, its `Content` is the document as a JSON string.
+fn org_policy(policy: &Value, line: usize, sink: &mut Sink<'_>) {
+    let text = |k: &str| {
+        policy
+            .pointer(&format!("/PolicySummary/{k}"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let (Some(arn), Some(kind)) = (text("Arn"), text("Type")) else {
+        sink.warn(
+            line,
+            "organization policy without PolicySummary.Arn and .Type: skipped",
+        );
+        return;
+    };
+    let document = match policy.get("Content") {
+        Some(Value::String(s)) => match serde_json::from_str(s) {
+            Ok(d) => d,
+            Err(e) => {
+                sink.warn(
+                    line,
+                    format!("organization policy {arn}: Content is not JSON: {e}"),
+                );
+                return;
+            }
+        },
+        Some(d @ Value::Object(_)) => d.clone(),
+        _ => {
+            sink.warn(line, format!("organization policy {arn}: no Content"));
+            return;
+        }
+    };
+    sink.org_policy(super::OrgPolicyInfo {
+        name: text("Name").unwrap_or_default(),
+        arn,
+        kind,
+        document,
+    });
 }
 
 /// One Pod Identity association as the EKS API prints it; one without a namespace and

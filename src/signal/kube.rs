@@ -45,7 +45,7 @@ pub(crate) fn instance_from_provider_id(provider_id: &str) -> Option<String> {
 }
 
 /// Every condition that is not `True` and has a message: `(message, lastTransitionTime)`.
-fn failing_conditions(value: &Value) -> Vec<(&str, Option<String>)> {
+fn failing_conditions(value: &Value) -> Vec<(&str, Option<String>, bool)> {
     let Some(Value::Array(conditions)) = value.get("status").and_then(|s| s.get("conditions"))
     else {
         return Vec::new();
@@ -53,7 +53,14 @@ fn failing_conditions(value: &Value) -> Vec<(&str, Option<String>)> {
     conditions
         .iter()
         .filter(|c| str_at(c, &["status"]) != Some("True"))
-        .filter_map(|c| Some((str_at(c, &["message"])?, owned(c, &["lastTransitionTime"]))))
+        .filter_map(|c| {
+            Some((
+                str_at(c, &["message"])?,
+                owned(c, &["lastTransitionTime"]),
+                // EC2NodeClass validation dry-runs the calls a launch makes.
+                str_at(c, &["type"]) == Some("ValidationSucceeded"),
+            ))
+        })
         .collect()
 }
 
@@ -100,7 +107,7 @@ fn node_claim(value: &Value, line: usize, sink: &mut Sink<'_>) {
         lost: lost(value),
         name,
     };
-    for (message, time) in failing_conditions(value) {
+    for (message, time, _) in failing_conditions(value) {
         let context = Context {
             time: time_of(time),
             node_claim: Some(info.name.clone()),
@@ -118,7 +125,7 @@ fn node_pool(value: &Value, line: usize, sink: &mut Sink<'_>) {
     let Some(name) = name(value) else { return };
     // `NodeRegistrationHealthy=False` (v1.4+) copies its NodeClaims' Launched reason and
     // message: read as theirs would be.
-    for (message, time) in failing_conditions(value) {
+    for (message, time, _) in failing_conditions(value) {
         let context = Context {
             time: time_of(time),
             node_pool: Some(name.clone()),
@@ -157,10 +164,11 @@ fn node_class(value: &Value, line: usize, sink: &mut Sink<'_>) {
             }
         }
     }
-    for (message, time) in failing_conditions(value) {
+    for (message, time, dry_run) in failing_conditions(value) {
         let context = Context {
             time: time_of(time),
             node_class: Some(name.clone()),
+            dry_run,
             ..Context::new(Source::NodeClass, line)
         };
         sink.recognise(&context, message);
@@ -171,6 +179,7 @@ fn node_class(value: &Value, line: usize, sink: &mut Sink<'_>) {
             .or_else(|| owned(value, &["status", "instanceProfile"])),
         kms_key_ids,
         ami_ids,
+        http_tokens: owned(value, &["spec", "metadataOptions", "httpTokens"]),
         name,
     });
 }

@@ -19,6 +19,9 @@ pub(crate) struct LogLine<'a> {
     pub operation: Option<String>,
     /// Why the record was read only in part (a JSON record cut short or broken), if it was.
     pub salvaged: Option<String>,
+    /// The record is EC2NodeClass validation's (`unauthorized to call ec2:…`, Karpenter
+    /// v1.6+): its error is a dry run's.
+    pub dry_run: bool,
 }
 
 /// Reads one record: a line without its newline, or a pretty-printed JSON record. A JSON record
@@ -151,6 +154,7 @@ impl LogLine<'_> {
             error_code: self.error_code,
             operation: self.operation,
             salvaged: self.salvaged,
+            dry_run: self.dry_run,
         }
     }
 }
@@ -358,6 +362,10 @@ fn from_fields<'a>(fields: &Map<String, Value>, message: Option<&'a str>) -> Log
         error_code: string(fields, "aws-error-code").map(String::from),
         operation: string(fields, "aws-operation-name").map(String::from),
         salvaged: None,
+        dry_run: ["message", "msg"]
+            .iter()
+            .find_map(|k| string(fields, k))
+            .is_some_and(|m| m.starts_with("unauthorized to call ec2:")),
     }
 }
 

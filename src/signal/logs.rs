@@ -181,6 +181,7 @@ fn candidate(bytes: &[u8], shape: Shape, line: usize, sink: &mut Sink<'_>) {
                 node_class: parsed.node_class,
                 error_code: parsed.error_code,
                 operation: parsed.operation,
+                dry_run: parsed.dry_run,
                 ..Context::new(Source::Log, line)
             };
             sink.recognise(&context, &parsed.text);

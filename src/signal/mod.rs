@@ -148,6 +148,9 @@ pub struct Signal {
     /// The key's state as a KMS error names it (`Disabled`, `PendingDeletion`, `PendingImport`,
     /// `Unavailable`), at the time of the failure.
     pub key_state: Option<String>,
+    /// The failed call was a dry run: Karpenter's EC2NodeClass validation (`ValidationSucceeded`),
+    /// which calls RunInstances directly where a launch goes through CreateFleet.
+    pub dry_run: bool,
     /// The raw error text, at most 4 KiB (cut on a character boundary).
     pub message: String,
 }
@@ -164,6 +167,9 @@ pub struct NodeClassInfo {
     pub kms_key_ids: Vec<String>,
     /// AMI ids from `status.amis[].id`.
     pub ami_ids: Vec<String>,
+    /// `spec.metadataOptions.httpTokens` (`required` or `optional`; Karpenter's default, when
+    /// unset, is `required`): what its launch template asks of IMDS.
+    pub http_tokens: Option<String>,
 }
 
 /// A NodePool as `kubectl get nodepools -o json|yaml` shows it.
@@ -259,7 +265,19 @@ pub struct Observations {
     /// The EKS cluster's name: `--cluster-name`, Karpenter's `CLUSTER_NAME`, or
     /// `aws eks describe-cluster` output.
     pub cluster_names: Vec<String>,
+    /// Organization policies (SCPs, RCPs) as `aws organizations describe-policy` prints them.
+    pub org_policies: Vec<OrgPolicyInfo>,
     pub warnings: Vec<Warning>,
+}
+
+/// An organization policy from `aws organizations describe-policy`: its ARN, type
+/// (`SERVICE_CONTROL_POLICY`, `RESOURCE_CONTROL_POLICY`) and document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrgPolicyInfo {
+    pub arn: String,
+    pub kind: String,
+    pub name: String,
+    pub document: serde_json::Value,
 }
 
 /// A role's trust policy from `aws iam get-role`: the document as printed (a JSON object, or

@@ -45,6 +45,8 @@ pub(crate) struct Finding {
     pub oidc_issuer: Option<String>,
     /// The KMS key state a KMS error names (`… is pending deletion.`), as DescribeKey spells it.
     pub key_state: Option<String>,
+    /// The failed call was a dry run (the rule's `dryRun`).
+    pub dry_run: bool,
     /// Where the action comes from when AWS's message names none (an SDK operation, a log
     /// field, Karpenter's wrapper text); `None` when the message names it.
     pub action_from: Option<String>,
@@ -96,6 +98,8 @@ struct Rule {
     category: CategoryRule,
     fallback: bool,
     infer_action: bool,
+    /// What the rule recognises is a dry run (EC2NodeClass validation), not a launch.
+    dry_run: bool,
     set: Constants,
 }
 
@@ -163,6 +167,9 @@ struct RawRule {
     /// (default true; false where the refusal is no IAM action, as an AMI's launch permission).
     #[serde(default = "yes", rename = "inferAction")]
     infer_action: bool,
+    /// The text reports a dry run (Karpenter's EC2NodeClass validation), not a launch.
+    #[serde(default, rename = "dryRun")]
+    dry_run: bool,
     #[serde(default)]
     set: BTreeMap<String, String>,
     examples: Vec<RawExample>,
@@ -197,6 +204,8 @@ struct Expect {
     authorization_id: Option<String>,
     oidc_issuer: Option<String>,
     key_state: Option<String>,
+    #[serde(default, rename = "dryRun")]
+    dry_run: bool,
     action_from: Option<String>,
 }
 
@@ -465,6 +474,7 @@ impl RuleSet {
             authorization_id: group("authz"),
             oidc_issuer: group("issuer"),
             key_state: group("keystate").as_deref().and_then(key_state_of),
+            dry_run: rule.dry_run,
             action_from: None,
             call: None,
         }
@@ -589,6 +599,7 @@ impl RuleSet {
                 authorization_id: f.authorization_id.clone(),
                 oidc_issuer: f.oidc_issuer.clone(),
                 key_state: f.key_state.clone(),
+                dry_run: f.dry_run,
                 action_from: f.action_from.as_ref().map(|_| "inferred".to_string()),
             })
             .collect();
@@ -735,6 +746,7 @@ fn compile_rule(
         category,
         fallback: r.fallback,
         infer_action: r.infer_action,
+        dry_run: r.dry_run,
         set,
     })
 }

@@ -30,6 +30,8 @@ pub(crate) struct Context {
     /// The SDK operation the input states beside the text (`aws-operation-name`), for the
     /// action when neither the text nor its wrappers name one.
     pub operation: Option<String>,
+    /// The input says the text reports a dry run (EC2NodeClass validation).
+    pub dry_run: bool,
 }
 
 impl Context {
@@ -44,6 +46,7 @@ impl Context {
             instance_id: None,
             error_code: None,
             operation: None,
+            dry_run: false,
         }
     }
 }
@@ -140,6 +143,7 @@ impl<'a> Sink<'a> {
                 instance_id: context.instance_id.clone(),
                 kms_key: f.kms_key.clone(),
                 key_state: f.key_state.clone(),
+                dry_run: f.dry_run || context.dry_run,
                 policy_arn: f.policy_arn.clone(),
                 authorization_id: f.authorization_id.clone(),
                 oidc_issuer: f.oidc_issuer.clone(),
@@ -189,6 +193,7 @@ impl<'a> Sink<'a> {
             Some(known) => {
                 fill(&mut known.role, info.role);
                 fill(&mut known.instance_profile, info.instance_profile);
+                fill(&mut known.http_tokens, info.http_tokens);
                 extend_unique(&mut known.kms_key_ids, info.kms_key_ids);
                 extend_unique(&mut known.ami_ids, info.ami_ids);
             }
@@ -254,6 +259,12 @@ impl<'a> Sink<'a> {
 
     pub(crate) fn unannotated_account(&mut self, account: String) {
         push_new(&mut self.out.unannotated_accounts, account);
+    }
+
+    pub(crate) fn org_policy(&mut self, policy: super::OrgPolicyInfo) {
+        if !self.out.org_policies.iter().any(|p| p.arn == policy.arn) {
+            self.out.org_policies.push(policy);
+        }
     }
 
     pub(crate) fn role_trust(&mut self, trust: super::RoleTrust) {
