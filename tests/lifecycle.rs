@@ -5,7 +5,7 @@
 use karpenter_doctor::diagnose::lifecycle::{
     Kept, NOT_RECURRING_AFTER_MS, Verification, expired, ongoing, resolved, transition, verify,
 };
-use karpenter_doctor::diagnose::model::{Condition, DiagnosisSpec};
+use karpenter_doctor::diagnose::model::{Condition, DiagnosisSpec, ReasonCode};
 use karpenter_doctor::facts::SnapshotFacts;
 use karpenter_doctor::facts::iam_snapshot::IamSnapshot;
 use karpenter_doctor::facts::kms_snapshot;
@@ -66,7 +66,12 @@ fn seed(path: &str) -> String {
 #[test]
 fn the_china_story_is_still_failing_until_both_principals_are_allowed() {
     let before = seed("china-passrole/iam-snapshot.json");
-    let v = verify(&china(), &iam_facts(&before), &Observations::default());
+    let v = verify(
+        &china(),
+        None,
+        &iam_facts(&before),
+        &Observations::default(),
+    );
     assert!(
         matches!(&v, Verification::StillFailing(d) if d.contains("with iam:PassedToService=ec2.amazonaws.com.cn")),
         "{v:?}"
@@ -77,24 +82,61 @@ fn the_china_story_is_still_failing_until_both_principals_are_allowed() {
         r#""iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]"#,
     );
     assert_ne!(fixed, before, "the fixture still has the broken condition");
-    let v = verify(&china(), &iam_facts(&fixed), &Observations::default());
+    let v = verify(&china(), None, &iam_facts(&fixed), &Observations::default());
     assert!(matches!(v, Verification::Fixed(_)), "{v:?}");
     // Only the China principal: still broken, the instance-profile step needs the other.
     let half = before.replace(
         r#""iam:PassedToService": "ec2.amazonaws.com""#,
         r#""iam:PassedToService": "ec2.amazonaws.com.cn""#,
     );
-    let v = verify(&china(), &iam_facts(&half), &Observations::default());
+    let v = verify(&china(), None, &iam_facts(&half), &Observations::default());
     assert!(
         matches!(&v, Verification::StillFailing(d) if d.ends_with("with iam:PassedToService=ec2.amazonaws.com")),
         "{v:?}"
     );
     let v = verify(
         &china(),
+        None,
         &SnapshotFacts::default(),
         &Observations::default(),
     );
     assert!(matches!(v, Verification::Unknown(_)), "no facts: {v:?}");
+}
+
+#[test]
+fn a_refusal_by_a_layer_the_doctor_does_not_read_is_never_verified_by_the_roles_policies() {
+    // The role's own policies allow the request (the fixed China policy), but an SCP refused it:
+    // that the identity side allows says nothing of the SCP.
+    let fixed = seed("china-passrole/iam-snapshot.json").replace(
+        r#""iam:PassedToService": "ec2.amazonaws.com""#,
+        r#""iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]"#,
+    );
+    let facts = iam_facts(&fixed);
+    let none = Observations::default();
+    assert!(matches!(
+        verify(&china(), None, &facts, &none),
+        Verification::Fixed(_)
+    ));
+    for layer in [
+        ReasonCode::ServiceControlPolicyDeny,
+        ReasonCode::ResourceControlPolicyDeny,
+        ReasonCode::VpcEndpointPolicyDeny,
+        ReasonCode::SessionPolicyDeny,
+        ReasonCode::ResourcePolicyDeny,
+    ] {
+        let v = verify(&china(), Some(layer), &facts, &none);
+        assert!(
+            matches!(&v, Verification::Unknown(why) if why.contains(layer.as_str())),
+            "{layer:?}: {v:?}"
+        );
+    }
+    let v = verify(
+        &china(),
+        Some(ReasonCode::PassedToServiceMismatch),
+        &facts,
+        &none,
+    );
+    assert!(matches!(v, Verification::Fixed(_)), "{v:?}");
 }
 
 fn cmk() -> DiagnosisSpec {
@@ -125,7 +167,7 @@ fn kms_facts(text: &str) -> SnapshotFacts {
 #[test]
 fn the_cross_account_key_is_fixed_by_a_grant_to_the_controller_role() {
     let before = seed("cross-account-cmk/kms-snapshot.json");
-    let v = verify(&cmk(), &kms_facts(&before), &Observations::default());
+    let v = verify(&cmk(), None, &kms_facts(&before), &Observations::default());
     assert!(matches!(v, Verification::StillFailing(_)), "{v:?}");
     let mut doc: serde_json::Value = serde_json::from_str(&before).unwrap();
     doc["Keys"][0]["Grants"].as_array_mut().unwrap().push(serde_json::json!({
@@ -133,6 +175,7 @@ fn the_cross_account_key_is_fixed_by_a_grant_to_the_controller_role() {
         "Operations": ["Decrypt", "ReEncryptFrom", "ReEncryptTo", "GenerateDataKeyWithoutPlaintext", "CreateGrant", "DescribeKey"]}));
     let v = verify(
         &cmk(),
+        None,
         &kms_facts(&doc.to_string()),
         &Observations::default(),
     );
@@ -140,6 +183,7 @@ fn the_cross_account_key_is_fixed_by_a_grant_to_the_controller_role() {
     doc["Keys"][0]["KeyMetadata"]["KeyState"] = serde_json::json!("Disabled");
     let v = verify(
         &cmk(),
+        None,
         &kms_facts(&doc.to_string()),
         &Observations::default(),
     );
@@ -382,26 +426,26 @@ fn an_irsa_diagnosis_resolves_once_the_trust_policy_lets_the_service_account_in(
         &format!("{CASE}/describe-cluster.json"),
         &format!("{CASE}/oidc-providers.json"),
     ]);
-    let v = verify(&spec, &iam_facts(&before), &everything);
+    let v = verify(&spec, None, &iam_facts(&before), &everything);
     assert!(matches!(v, Verification::StillFailing(_)), "{v:?}");
     let fixed = before.replace(
         "system:serviceaccount:karpenter:karpenter",
         "system:serviceaccount:kube-system:karpenter",
     );
     assert_ne!(fixed, before);
-    let v = verify(&spec, &iam_facts(&fixed), &everything);
+    let v = verify(&spec, None, &iam_facts(&fixed), &everything);
     assert!(matches!(v, Verification::Fixed(_)), "{v:?}");
     // Without the account's providers the fixed trust policy proves nothing yet.
     let no_providers = observed(&[
         &format!("{CASE}/serviceaccount.yaml"),
         &format!("{CASE}/describe-cluster.json"),
     ]);
-    let v = verify(&spec, &iam_facts(&fixed), &no_providers);
+    let v = verify(&spec, None, &iam_facts(&fixed), &no_providers);
     assert!(
         matches!(&v, Verification::Unknown(why) if why.contains("OIDC providers")),
         "{v:?}"
     );
-    let v = verify(&spec, &iam_facts(&fixed), &Observations::default());
+    let v = verify(&spec, None, &iam_facts(&fixed), &Observations::default());
     assert!(matches!(v, Verification::Unknown(_)), "{v:?}");
 }
 
@@ -424,16 +468,16 @@ fn a_pod_identity_diagnosis_resolves_once_the_trust_policy_allows_tag_session() 
     ))
     .unwrap();
     let obs = observed(&[&format!("{CASE}/pod-identity-association.json")]);
-    let v = verify(&spec, &iam_facts(&before), &obs);
+    let v = verify(&spec, None, &iam_facts(&before), &obs);
     assert!(matches!(v, Verification::StillFailing(_)), "{v:?}");
     let fixed = before.replace(
         r#""Action": "sts:AssumeRole""#,
         r#""Action": ["sts:AssumeRole", "sts:TagSession"]"#,
     );
     assert_ne!(fixed, before);
-    let v = verify(&spec, &iam_facts(&fixed), &obs);
+    let v = verify(&spec, None, &iam_facts(&fixed), &obs);
     assert!(matches!(v, Verification::Fixed(_)), "{v:?}");
-    let v = verify(&spec, &SnapshotFacts::default(), &obs);
+    let v = verify(&spec, None, &SnapshotFacts::default(), &obs);
     assert!(
         matches!(v, Verification::Unknown(_)),
         "no trust policy: {v:?}"

@@ -466,7 +466,8 @@ async fn reconcile(
     let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
     let mut at_cap = 0;
     for d in &items {
-        let verification = lifecycle::verify(&d.spec, &facts, &obs);
+        let verification =
+            lifecycle::verify(&d.spec, Some(d.status.root_cause.reason), &facts, &obs);
         let ongoing = lifecycle::ongoing(&d.spec, &d.status.affected_node_claims, &obs);
         let written = writer
             .write(d, &verification, ongoing, now_ms)
@@ -570,7 +571,7 @@ async fn recheck_untouched(
             continue;
         }
         let verification = match &s.spec {
-            Some(spec) => lifecycle::verify(spec, &facts, &obs),
+            Some(spec) => lifecycle::verify(spec, s.reason(), &facts, &obs),
             None => lifecycle::Verification::Unknown("the stored spec cannot be read".into()),
         };
         let now = writer

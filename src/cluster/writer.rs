@@ -68,6 +68,13 @@ impl Stored {
         }
     }
 
+    /// The root cause's reason code, where the stored one is one this version knows.
+    pub fn reason(&self) -> Option<crate::diagnose::model::ReasonCode> {
+        crate::diagnose::model::ReasonCode::ALL
+            .into_iter()
+            .find(|r| r.as_str() == self.view.root_cause.reason)
+    }
+
     /// Whether an object in `obs` still reports its failure (`lifecycle::ongoing`).
     pub fn ongoing(&self, obs: &Observations) -> bool {
         self.spec

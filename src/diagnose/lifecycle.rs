@@ -4,7 +4,7 @@
 use super::credentials::{CredentialsCase, recheck};
 use super::iam::request_contexts;
 use super::kms::{KmsCase, key_side, refused};
-use super::model::{Condition, DiagnosisSpec};
+use super::model::{Condition, DiagnosisSpec, ReasonCode};
 use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
 use crate::policy::{Decision, PolicySet, Request};
@@ -27,8 +27,30 @@ pub enum Verification {
 /// Re-checks the root cause a Diagnosis names: the IAM request against the role's policies
 /// now (for `iam:PassRole`, with every EC2 principal of the partition), the KMS key's state
 /// and key side now, or for credentials the role's trust policy (and OIDC providers) now, for
-/// Karpenter's ServiceAccount and cluster as `obs` show them.
-pub fn verify(spec: &DiagnosisSpec, facts: &dyn Facts, obs: &Observations) -> Verification {
+/// Karpenter's ServiceAccount and cluster as `obs` show them. A refusal by a layer the doctor
+/// does not read (`reason`: an SCP, RCP, VPC endpoint, session or resource policy) is never
+/// verified fixed by the role's own policies: only the failure stopping tells.
+pub fn verify(
+    spec: &DiagnosisSpec,
+    reason: Option<ReasonCode>,
+    facts: &dyn Facts,
+    obs: &Observations,
+) -> Verification {
+    if let Some(layer) = reason.filter(|r| {
+        matches!(
+            r,
+            ReasonCode::ServiceControlPolicyDeny
+                | ReasonCode::ResourceControlPolicyDeny
+                | ReasonCode::VpcEndpointPolicyDeny
+                | ReasonCode::SessionPolicyDeny
+                | ReasonCode::ResourcePolicyDeny
+        )
+    }) {
+        return Verification::Unknown(format!(
+            "the layer that refuses ({}) is not among the facts the doctor re-reads: only the failure stopping tells",
+            layer.as_str()
+        ));
+    }
     let partition = spec
         .partition
         .as_deref()

@@ -374,6 +374,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn validation_records_are_dry_runs_and_launch_records_are_not() {
+        // PR #8432's record (Karpenter v1.6+), as its description shows it.
+        let validation = r#"{"level":"ERROR","time":"2025-08-29T17:02:11.482Z","logger":"controller","caller":"nodeclass/validation.go:257","message":"unauthorized to call ec2:CreateFleet","commit":"1ad0d78","controller":"nodeclass","controllerGroup":"karpenter.k8s.aws","controllerKind":"EC2NodeClass","EC2NodeClass":{"name":"default"},"aws-error-code":"UnauthorizedOperation","aws-operation-name":"CreateFleet","aws-status-code":403,"error":"operation error EC2: CreateFleet, https response error StatusCode: 403, api error UnauthorizedOperation: You are not authorized to perform this operation."}"#;
+        let parsed = parse(validation).unwrap();
+        assert!(parsed.dry_run);
+        assert_eq!(parsed.node_class.as_deref(), Some("default"));
+        let launch = r#"{"level":"ERROR","message":"failed launching nodeclaim","controller":"nodeclaim.lifecycle","error":"launching nodeclaim, creating instance, x"}"#;
+        assert!(!parse(launch).unwrap().dry_run);
+    }
+
+    #[test]
     fn reads_a_v1_json_line() {
         let line = r#"{"level":"ERROR","time":"2024-06-01T10:00:00.000Z","logger":"controller","message":"Reconciler error","commit":"f0eb822","controller":"nodeclaim.lifecycle","controllerGroup":"karpenter.sh","controllerKind":"NodeClaim","NodeClaim":{"name":"bottlerocket-wts6g"},"namespace":"","name":"bottlerocket-wts6g","reconcileID":"7b1c","error":"launching nodeclaim, creating instance, boom"}"#;
         let parsed = parse(line).unwrap();
