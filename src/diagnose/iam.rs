@@ -543,17 +543,13 @@ fn from_policies(
             "the role's identity policies and boundary allow",
         ),
         Some((v, _)) => {
-            finding.evidence.push(evidence(
-                "ec2nodeclass validation",
-                validation::difference(&v),
-            ));
-            finding.evidence.push(evidence(
+            launch_refused_too(
+                case,
+                &mut finding,
+                &v,
                 "policy evaluation",
-                format!(
-                    "the launch's {} is refused too: this is no validation artefact",
-                    case.action
-                ),
-            ));
+                "the role's policies refuse",
+            );
             finding
         }
         None => finding,
@@ -580,6 +576,28 @@ fn evaluate_each(set: &PolicySet, case: &IamCase<'_>, ctx: &Context) -> (Explana
         last = Some((e, req));
     }
     last.expect("at least one resource")
+}
+
+/// Validation's dry run and the launch it stands for are both refused (`source`, `refuses`: what
+/// says so): no artefact.
+fn launch_refused_too(
+    case: &IamCase<'_>,
+    finding: &mut Finding,
+    v: &Validation<'_>,
+    source: &str,
+    refuses: &str,
+) {
+    finding.evidence.push(evidence(
+        "ec2nodeclass validation",
+        validation::difference(v),
+    ));
+    finding.evidence.push(evidence(
+        source,
+        format!(
+            "{refuses} the launch's {} too: this is no validation artefact",
+            case.action
+        ),
+    ));
 }
 
 /// Whether the denial is a validation dry run whose request differs from the launch's.
@@ -731,17 +749,13 @@ fn org_documented(case: &IamCase<'_>, mut finding: Finding) -> Finding {
             finding.summary = found.summary;
             return dry_run_only(case, finding, &v, "the organization policy allows");
         }
-        finding.evidence.push(evidence(
-            "ec2nodeclass validation",
-            validation::difference(&v),
-        ));
-        finding.evidence.push(evidence(
+        launch_refused_too(
+            case,
+            &mut finding,
+            &v,
             "organization policy",
-            format!(
-                "the same statement refuses the launch's {} too: this is no validation artefact",
-                case.action
-            ),
-        ));
+            "the same statement refuses",
+        );
     }
     finding.summary = found.summary;
     if found.undecided {
