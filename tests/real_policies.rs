@@ -115,6 +115,30 @@ fn engine_allows(policy: &Policy, partition: &str, role: &str, service: &str) ->
         == Decision::Allowed
 }
 
+/// The terraform-aws-eks release ranges whose karpenter module breaks China (domain.md §1a).
+const TF_RANGES: [&str; 3] = [
+    "before v20.26.1",
+    "from v20.26.1 to v20.37.1",
+    "from v21.6.0",
+];
+
+/// The range a `tf-eks-v<version>` fixture falls in, if it is one that breaks China.
+fn terraform_range(file: &str) -> Option<&'static str> {
+    let version = file.strip_prefix("tf-eks-v")?;
+    let version: Vec<u32> = version
+        .split(['.', '-'])
+        .map_while(|p| p.parse().ok())
+        .collect();
+    match version.as_slice() {
+        [20, minor, ..] if *minor < 26 => Some(TF_RANGES[0]),
+        [20, 26, 0] => Some(TF_RANGES[0]),
+        [20, minor, ..] if *minor < 37 => Some(TF_RANGES[1]),
+        [20, 37, patch] if *patch < 2 => Some(TF_RANGES[1]),
+        [21, minor, ..] if *minor >= 6 => Some(TF_RANGES[2]),
+        _ => None,
+    }
+}
+
 #[test]
 fn confirmed_only_where_the_real_policy_denies_the_request_that_failed() {
     let scanner = Scanner::new().unwrap();
@@ -185,6 +209,22 @@ fn confirmed_only_where_the_real_policy_denies_the_request_that_failed() {
                         )
                     })
                     .unwrap();
+                if let Some(expected) = terraform_range(&file).filter(|_| partition == "aws-cn") {
+                    let steps = items[0].status.remediation.steps.join("\n");
+                    // Ranges that render another statement are not named.
+                    let other_rendering =
+                        |r: &str| (r == TF_RANGES[1]) != (expected == TF_RANGES[1]);
+                    for range in TF_RANGES.into_iter().filter(|r| other_rendering(r)) {
+                        assert!(
+                            !steps.contains(range),
+                            "{case}: the Terraform hint names {range:?}:\n{steps}"
+                        );
+                    }
+                    assert!(
+                        steps.contains(expected),
+                        "{case}: no {expected:?}:\n{steps}"
+                    );
+                }
                 for (other, service, _) in paths(partition, &role) {
                     assert!(
                         engine_allows(&patched, partition, &role, service),

@@ -23,7 +23,7 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
     };
     render(&mut r, f, &f.fix, partition);
     if matches!(f.reason, ReasonCode::PassedToServiceMismatch) && partition.id == "aws-cn" {
-        r.steps.push(terraform_hint().into());
+        r.steps.push(terraform_hint(&f.fix));
     }
     r.steps.push(format!(
         "Karpenter retries the launch by itself; watch `kubectl get nodeclaims` and see {}.",
@@ -431,8 +431,29 @@ fn key_access(
     }
 }
 
-fn terraform_hint() -> &'static str {
-    "terraform-aws-eks users: the karpenter submodule's PassRole condition breaks China before v20.37.2 (only one of the two principals) and again from v21.6.0 (aws_service_principal returns ec2.amazonaws.com in aws-cn). Use v20.37.2 or later on the v20 line, or v21.0 to v21.5, or set the condition values to distinct([\"ec2.${data.aws_partition.current.dns_suffix}\", \"ec2.amazonaws.com\"])."
+/// Where terraform-aws-eks's karpenter module renders a PassRole condition that breaks China
+/// (domain.md §1a), narrowed to the releases that render the statement in hand when it is known.
+fn terraform_hint(fix: &Fix) -> String {
+    const COM: &str = "before v20.26.1, or from v21.6.0 with an AWS provider whose aws_service_principal predates hashicorp/terraform-provider-aws PR #47141 (merged 2026-03-30): ec2.amazonaws.com only, so CreateFleet is denied";
+    const CN: &str = "from v20.26.1 to v20.37.1: ec2.${dns_suffix} only, so the EC2NodeClass instance-profile step (AddRoleToInstanceProfile) is denied";
+    let values: Vec<&str> = match fix {
+        Fix::PatchStatement { statement, .. } => {
+            match &statement["Condition"]["StringEquals"]["iam:PassedToService"] {
+                Value::String(one) => vec![one.as_str()],
+                Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            }
+        }
+        _ => Vec::new(),
+    };
+    let when = match values.as_slice() {
+        ["ec2.amazonaws.com"] => format!("renders this PassRole condition in aws-cn {COM}"),
+        ["ec2.amazonaws.com.cn"] => format!("renders this PassRole condition in aws-cn {CN}"),
+        _ => format!("renders a PassRole condition that breaks aws-cn {COM}; and {CN}"),
+    };
+    format!(
+        "terraform-aws-eks users: the karpenter submodule {when}. Both values render with v20.37.2 or later on the v20 line, v21.0 to v21.5, or v21.6.0 and later with an AWS provider that carries #47141 (terraform init -upgrade, then check .terraform.lock.hcl); until then, add policyPatch's statement through the module's iam_policy_statements."
+    )
 }
 
 /// `aws iam simulate-principal-policy` for each service principal of a PassRole statement.
