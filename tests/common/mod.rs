@@ -9,6 +9,7 @@ pub mod kubeapi;
 pub mod live;
 pub mod moto;
 pub mod oracle;
+pub mod real;
 pub mod rng;
 
 /// Runs `tests/<script> <into>`, the pinned installer of a test tool (it does nothing when the
