@@ -529,27 +529,32 @@ fn from_policies(
     let launch = case.validation.filter(|_| dry_run_differs(case)).map(|v| {
         let mut ctx = req.context.clone();
         merge_over(&mut ctx, &validation::launch_context(&v));
-        (v, evaluate_each(&set, case, &ctx).0.decision)
+        (v, evaluate_each(&set, case, &ctx).0)
     });
     let mut finding = confirmed(case, policies, &set, explanation, &req, evidence_lines);
     if disagrees || (!call_known && allowed_somewhere) {
         finding.confidence = Confidence::Inferred;
     }
     match launch {
-        Some((v, Decision::Allowed)) => dry_run_only(
+        Some((v, e)) if e.decision == Decision::Allowed => dry_run_only(
             case,
             finding,
             &v,
             "the role's identity policies and boundary allow",
         ),
-        Some((v, _)) => {
-            launch_refused_too(
-                case,
-                &mut finding,
-                &v,
-                "policy evaluation",
-                "the role's policies refuse",
-            );
+        Some((v, e)) => {
+            if refusal_decided(&e) {
+                launch_refused_too(
+                    case,
+                    &mut finding,
+                    &v,
+                    "policy evaluation",
+                    "the role's policies refuse",
+                );
+            } else {
+                let why = e.denial.map(|d| d.summary).unwrap_or_default();
+                launch_unknown(case, &mut finding, &v, &why);
+            }
             finding
         }
         None => finding,
@@ -576,6 +581,24 @@ fn evaluate_each(set: &PolicySet, case: &IamCase<'_>, ctx: &Context) -> (Explana
         last = Some((e, req));
     }
     last.expect("at least one resource")
+}
+
+/// Whether a refusal holds whatever the keys and resources the doctor does not know: an
+/// explicit deny by a statement that matched on decided keys and resources, or an implicit
+/// deny no Allow statement for the action could have turned (none is undecided).
+fn refusal_decided(e: &Explanation) -> bool {
+    use crate::policy::Effect;
+    match e.decision {
+        Decision::Allowed => false,
+        Decision::ExplicitDeny => e
+            .statements
+            .iter()
+            .any(|t| t.matched && t.effect == Effect::Deny && !t.undecided()),
+        Decision::ImplicitDeny => !e
+            .statements
+            .iter()
+            .any(|t| t.effect == Effect::Allow && t.action_matched && !t.matched && t.undecided()),
+    }
 }
 
 /// Validation's dry run and the launch it stands for are both refused (`source`, `refuses`: what
@@ -685,14 +708,17 @@ fn org_documented(case: &IamCase<'_>, mut finding: Finding) -> Finding {
         case.partition.id,
         &account_of(case.role),
     );
-    let requests = |extra: &Context| -> Vec<Request> {
+    // One group per request the failure could be (the call unknown: each iam:PassedToService),
+    // each with one request per resource it touches.
+    let requests = |extra: &Context| -> Vec<Vec<Request>> {
         request_contexts(case.action, case.partition, case.call)
             .into_iter()
-            .flat_map(|(_, mut ctx)| {
+            .map(|(_, mut ctx)| {
                 merge_over(&mut ctx, extra);
-                resources.iter().map(move |r| {
-                    Request::new(case.caller, case.action, r).with_context(ctx.clone())
-                })
+                resources
+                    .iter()
+                    .map(|r| Request::new(case.caller, case.action, r).with_context(ctx.clone()))
+                    .collect()
             })
             .collect()
     };
@@ -700,12 +726,15 @@ fn org_documented(case: &IamCase<'_>, mut finding: Finding) -> Finding {
     if dry_run_differs(case) {
         merge(&mut failing, &validation::dry_run_context());
     }
-    let (found, errors) = organization::denies(
-        case.org_policies,
-        kind,
-        case.policy_arn,
-        &requests(&failing),
-    );
+    let groups = requests(&failing);
+    let (found, errors) =
+        organization::denies(case.org_policies, kind, case.policy_arn, &groups.concat());
+    // Proven only if it refuses every request the failure could be.
+    let for_each = groups.iter().all(|g| {
+        organization::denies(case.org_policies, kind, case.policy_arn, g)
+            .0
+            .is_some_and(|d| !d.undecided)
+    });
     for e in errors {
         finding
             .evidence
@@ -738,36 +767,71 @@ fn org_documented(case: &IamCase<'_>, mut finding: Finding) -> Finding {
     if let Fix::Organization { policy, .. } = &mut finding.fix {
         *policy = Some(found.statement.policy.clone());
     }
-    if let Some(v) = case.validation.filter(|_| dry_run_differs(case)) {
-        let (launch, _) = organization::denies(
-            case.org_policies,
-            kind,
-            Some(&found.statement.policy),
-            &requests(&validation::launch_context(&v)),
-        );
-        if launch.is_none() {
-            finding.summary = found.summary;
-            return dry_run_only(case, finding, &v, "the organization policy allows");
+    let mut finding = match case.validation.filter(|_| dry_run_differs(case)) {
+        Some(v) => {
+            let (launch, _) = organization::denies(
+                case.org_policies,
+                kind,
+                Some(&found.statement.policy),
+                &requests(&validation::launch_context(&v)).concat(),
+            );
+            match launch {
+                None => {
+                    finding.summary = found.summary;
+                    return dry_run_only(case, finding, &v, "the organization policy allows");
+                }
+                Some(l) if !l.undecided => launch_refused_too(
+                    case,
+                    &mut finding,
+                    &v,
+                    "organization policy",
+                    "the organization policy refuses",
+                ),
+                Some(l) => launch_unknown(case, &mut finding, &v, &l.summary),
+            }
+            finding
         }
-        launch_refused_too(
-            case,
-            &mut finding,
-            &v,
-            "organization policy",
-            "the same statement refuses",
-        );
-    }
+        None => finding,
+    };
     finding.summary = found.summary;
     if found.undecided {
         finding.evidence.push(evidence(
             "organization policy",
-            "the Deny matches on a condition key the request as the doctor knows it does not carry: the real request may carry it, so this is not proven",
+            "the Deny matches on a condition key the request as the doctor knows it does not carry, or on a resource the input does not name: the real request may differ, so this is not proven",
+        ));
+        finding.confidence = Confidence::Inferred;
+    } else if !for_each {
+        finding.evidence.push(evidence(
+            "organization policy",
+            "the text does not say which call failed, and the Deny refuses only some of the requests it could be: not proven for the request that failed",
         ));
         finding.confidence = Confidence::Inferred;
     } else {
         finding.confidence = Confidence::Confirmed;
     }
     finding
+}
+
+/// Validation's dry run is refused, and the launch's request may be too, on a key or resource
+/// the doctor does not know (`why`: the engine's sentence): Karpenter's way out beside the fix.
+fn launch_unknown(case: &IamCase<'_>, finding: &mut Finding, v: &Validation<'_>, why: &str) {
+    finding.evidence.push(evidence(
+        "ec2nodeclass validation",
+        validation::difference(v),
+    ));
+    finding.evidence.push(evidence(
+        "policy evaluation",
+        format!(
+            "whether the launch's {} is refused too is not known: {why}, but only on a condition key or resource the doctor does not know",
+            case.action
+        ),
+    ));
+    finding.fix = Fix::DryRun {
+        cause: Box::new(finding.fix.clone()),
+        launch_allowed: false,
+        node_class: v.node_class.map(str::to_string),
+        namespace: v.namespace.map(str::to_string),
+    };
 }
 
 /// Validation's dry run of RunInstances, refused by a layer the facts do not show: whether only
@@ -891,7 +955,7 @@ fn confirmed(
                     .statement
                     .as_ref()
                     .is_some_and(|s| s.policy == t.policy && s.index == Some(t.index))
-                && t.conditions.iter().any(|c| c.undecided())
+                && t.undecided()
         });
     let unknown_keys = deny_undecided || denial.failed_conditions.iter().any(|c| c.undecided());
     let confidence = if unknown_keys {

@@ -98,14 +98,36 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
             ),
         ));
     }
-    if let Some(reason) = state_reason(&found.state) {
+    if let Some(now) = state_reason(&found.state) {
+        // The state AWS evaluated is the one KMS named then; today's, where it differs, is
+        // what must change, not the proof.
+        let then = case
+            .said_state
+            .as_ref()
+            .filter(|(s, _)| *s != found.state)
+            .and_then(|(s, _)| Some((*s, state_reason(s)?)));
+        let (reason, confidence, summary) = match then {
+            Some((said, reason)) => (
+                reason,
+                Confidence::Inferred,
+                format!(
+                    "KMS key {} was {said} when the launch failed (KMS's error says so), and is {} now: EC2 cannot use it until it is Enabled",
+                    found.arn, found.state
+                ),
+            ),
+            None => (
+                now,
+                Confidence::Confirmed,
+                format!(
+                    "KMS key {} is {}: EC2 cannot use it to encrypt or decrypt the instance's volumes",
+                    found.arn, found.state
+                ),
+            ),
+        };
         return Finding {
             reason,
-            confidence: Confidence::Confirmed,
-            summary: format!(
-                "KMS key {} is {}: EC2 cannot use it to encrypt or decrypt the instance's volumes",
-                found.arn, found.state
-            ),
+            confidence,
+            summary,
             evidence: lines,
             statement: None,
             fix: Fix::KeyState {

@@ -1,6 +1,7 @@
 //! Organization policies given as documents (`aws organizations describe-policy`): the Deny
 //! statement of an SCP or RCP that refuses a request, found by evaluating the document. Pure.
 
+use crate::policy::statement::StatementTrace;
 use crate::policy::{Decision, Policy, PolicySet, PolicyType, Request, StatementRef};
 use crate::signal::OrgPolicyInfo;
 use serde_json::json;
@@ -17,7 +18,8 @@ pub struct OrgDeny {
     /// The engine's sentence: which statement denies what.
     pub summary: String,
     /// The match rests on a condition key the request as the doctor knows it does not carry
-    /// (a negated operator on an absent key matches): the real request may carry it.
+    /// (a negated operator on an absent key matches): the real request may carry it; or on a
+    /// resource the doctor only has a placeholder for.
     pub undecided: bool,
 }
 
@@ -69,7 +71,7 @@ pub fn denies(
                 .statements
                 .iter()
                 .find(|t| t.policy == statement.policy && Some(t.index) == statement.index)
-                .is_some_and(|t| t.conditions.iter().any(|c| c.undecided()));
+                .is_some_and(StatementTrace::undecided);
             return (
                 Some(OrgDeny {
                     statement,

@@ -88,6 +88,23 @@ pub fn arn_like(pattern: &str, value: &str) -> bool {
     }
 }
 
+/// Whether `pattern` matches some resource that `placeholder` (a resource the request does not
+/// name, itself written with wildcards: `arn:aws:ec2:*:111122223333:instance/*`, or `*`) may
+/// stand for: part by part, either side's wildcards may cover the other's text.
+pub fn arn_overlaps(pattern: &str, placeholder: &str) -> bool {
+    let overlap = |a: &str, b: &str| glob::matches(a, b) || glob::matches(b, a);
+    match (Arn::parse(pattern), Arn::parse(placeholder)) {
+        (Some(p), Some(v)) => {
+            overlap(p.partition, v.partition)
+                && overlap(p.service, v.service)
+                && overlap(p.region, v.region)
+                && overlap(p.account, v.account)
+                && overlap(p.resource, v.resource)
+        }
+        _ => overlap(pattern, placeholder),
+    }
+}
+
 /// The IAM role ARN behind a principal: an assumed-role session
 /// `arn:P:sts::A:assumed-role/NAME/SESSION` becomes `arn:P:iam::A:role/NAME` (the role's path is
 /// not in the session ARN: resolve it from facts where known). Other ARNs are returned unchanged.
@@ -121,6 +138,17 @@ pub fn role_name_of(principal: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_placeholder_overlaps_patterns_that_may_match_what_it_stands_for() {
+        let placeholder = "arn:aws:ec2:*:111122223333:instance/*";
+        assert!(arn_overlaps("arn:aws:ec2:eu-west-1:*:*", placeholder));
+        assert!(arn_overlaps("arn:aws:ec2:*:*:instance/i-0abc", placeholder));
+        assert!(!arn_overlaps("arn:aws:ec2:eu-west-1::image/*", placeholder));
+        assert!(!arn_overlaps("arn:aws:s3:::bucket", placeholder));
+        assert!(!arn_overlaps("arn:aws-cn:ec2:*:*:*", placeholder));
+        assert!(arn_overlaps("arn:aws:s3:::bucket", "*"));
+    }
 
     #[test]
     fn parses_six_parts_and_keeps_colons_in_the_resource() {

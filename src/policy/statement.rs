@@ -1,7 +1,7 @@
 //! Matching one statement against one request: action, resource, principal and conditions,
 //! either short-circuiting (fast path) or recording every part for the explanation.
 
-use super::arn::{Arn, ArnPattern, arn_like, role_name_of};
+use super::arn::{Arn, ArnPattern, arn_like, arn_overlaps, role_name_of};
 use super::document::{Patterns, Policy, Principals, Statement};
 use super::glob::Pattern;
 use super::request::Request;
@@ -40,6 +40,10 @@ pub struct StatementTrace {
     /// The resource did not match, but would with the pattern's partition set to the request's.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub resource_other_partition: bool,
+    /// The request names no real resource (a placeholder with wildcards stands for it), and
+    /// whether the statement's `Resource` / `NotResource` covers the real one cannot be told.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resource_undecided: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub principal_matched: Option<bool>,
     pub conditions: Vec<ConditionTrace>,
@@ -57,6 +61,14 @@ pub struct ConditionTrace {
     pub matched: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+}
+
+impl StatementTrace {
+    /// The doctor cannot tell whether AWS matched this statement as traced: a condition is
+    /// undecided, or the resource is a placeholder the statement's resources only partly cover.
+    pub fn undecided(&self) -> bool {
+        self.resource_undecided || self.conditions.iter().any(ConditionTrace::undecided)
+    }
 }
 
 impl ConditionTrace {
@@ -127,6 +139,7 @@ pub fn trace(
         action_matched,
         resource_matched,
         resource_other_partition: !resource_matched && other_partition_matches(&st.resources, req),
+        resource_undecided: resource_undecided(policy, &st.resources, req),
         principal_matched: st.principals.as_ref().map(|_| principal.is_some()),
         conditions,
     };
@@ -148,6 +161,24 @@ fn resource_matches(policy: &Policy, resources: &Patterns<ArnPattern>, req: &Req
             p.matches(&req.resource, target.as_ref())
         }
     }) != resources.negated
+}
+
+/// Whether the request's resource is a placeholder (it has wildcards) that the patterns neither
+/// cover whole nor miss whole: then the real resource may match or not.
+fn resource_undecided(policy: &Policy, resources: &Patterns<ArnPattern>, req: &Request) -> bool {
+    if !req.resource.contains(['*', '?']) {
+        return false;
+    }
+    let variable = |p: &ArnPattern| policy.variables && p.has_variables;
+    let covers = resources
+        .items
+        .iter()
+        .any(|p| !variable(p) && arn_like(&p.text, &req.resource));
+    !covers
+        && resources
+            .items
+            .iter()
+            .any(|p| variable(p) || arn_overlaps(&p.text, &req.resource))
 }
 
 /// Whether some (positive) resource pattern in another partition would match in the request's.
@@ -233,6 +264,41 @@ mod tests {
     }
 
     const SESSION: &str = "arn:aws:sts::111122223333:assumed-role/ctrl/s1";
+
+    #[test]
+    fn a_placeholder_resource_is_undecided_unless_covered_or_missed_whole() {
+        let placeholder = "arn:aws:ec2:*:111122223333:instance/*";
+        let undecided = |resource: &str| {
+            let p = policy(&format!(
+                r#"{{"Statement": {{"Effect": "Deny", "Action": "ec2:RunInstances", {resource}}}}}"#
+            ));
+            let req = Request::new(SESSION, "ec2:RunInstances", placeholder);
+            trace(&p, PolicyType::Identity, &p.statements[0], &req)
+                .1
+                .undecided()
+        };
+        assert!(undecided(r#""NotResource": "arn:aws:ec2:eu-west-1:*:*""#));
+        assert!(undecided(
+            r#""Resource": "arn:aws:ec2:eu-west-1:*:instance/*""#
+        ));
+        assert!(!undecided(r#""Resource": "arn:aws:ec2:*:*:instance/*""#));
+        assert!(!undecided(r#""Resource": "*""#));
+        assert!(!undecided(r#""NotResource": "arn:aws:ec2:*::image/*""#));
+        // A named resource is never a placeholder.
+        let p = policy(
+            r#"{"Statement": {"Effect": "Deny", "Action": "ec2:RunInstances", "NotResource": "arn:aws:ec2:eu-west-1:*:*"}}"#,
+        );
+        let req = Request::new(
+            SESSION,
+            "ec2:RunInstances",
+            "arn:aws:ec2:us-east-1:1:instance/i-1",
+        );
+        assert!(
+            !trace(&p, PolicyType::Identity, &p.statements[0], &req)
+                .1
+                .undecided()
+        );
+    }
 
     #[test]
     fn principals_are_classified_by_how_they_name_the_caller() {
