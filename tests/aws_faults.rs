@@ -39,6 +39,7 @@ fn china_simulation(call: &Call) -> Reply {
             ("decision", if allowed { "allowed" } else { "implicitDeny" }),
             ("matched", &matched),
             ("organizations", "true"),
+            ("missing", ""),
             ("action", "iam:PassRole"),
         ],
     ))
@@ -137,6 +138,7 @@ fn a_simulation_that_disagrees_with_the_engine_leaves_the_cause_unproven() {
                     ),
                 ),
                 ("organizations", "true"),
+                ("missing", ""),
                 ("action", "iam:PassRole"),
             ],
         )),
@@ -154,9 +156,10 @@ fn a_simulation_that_disagrees_with_the_engine_leaves_the_cause_unproven() {
     );
 }
 
-#[test]
-fn an_scp_deny_that_simulation_reports_is_confirmed() {
-    let moto = Moto::start("faults-scp");
+/// The root cause of an SCP denial IAM's simulation reports (`missing`: the context keys it
+/// says it lacked, as `<member>` elements).
+fn scp_simulated(name: &str, missing: &'static str) -> serde_json::Value {
+    let moto = Moto::start(name);
     runtime().block_on(async {
         let iam = aws_sdk_iam::Client::new(&config(&moto, "us-east-1").await);
         let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
@@ -172,12 +175,13 @@ fn an_scp_deny_that_simulation_reports_is_confirmed() {
                 ("decision", "explicitDeny"),
                 ("matched", ""),
                 ("organizations", "false"),
+                ("missing", missing),
                 ("action", "ec2:RunInstances"),
             ],
         )),
         _ => Reply::Forward,
     });
-    let dir = scratch("faults-scp");
+    let dir = scratch(name);
     let error = format!(
         "UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws:sts::{ACCOUNT}:assumed-role/{CONTROLLER}/1717236000 is not authorized to perform: ec2:RunInstances on resource: arn:aws:ec2:us-east-1:{ACCOUNT}:instance/* with an explicit deny in a service control policy."
     );
@@ -186,13 +190,30 @@ fn an_scp_deny_that_simulation_reports_is_confirmed() {
     let log = format!("{dir}/karpenter.log");
     std::fs::write(&log, format!("{line}\n")).unwrap();
     let (list, _) = explain_at(&double.endpoint, "us-east-1", &[&log]);
-    let rc = root_cause(&list);
+    root_cause(&list).clone()
+}
+
+#[test]
+fn an_scp_deny_that_simulation_reports_is_confirmed() {
+    let rc = scp_simulated("faults-scp", "");
     assert_eq!(rc["reason"], "ServiceControlPolicyDeny");
     assert_eq!(rc["confidence"], "Confirmed");
     assert!(
         rc["evidence"]
             .to_string()
             .contains("allowed by organizations: no"),
+        "{}",
+        rc["evidence"]
+    );
+}
+
+#[test]
+fn an_scp_deny_simulated_without_the_keys_it_needs_is_not_proven() {
+    let rc = scp_simulated("faults-scp-missing", "<member>aws:RequestTag/team</member>");
+    assert_eq!(rc["reason"], "ServiceControlPolicyDeny");
+    assert_eq!(rc["confidence"], "Inferred", "{}", rc["evidence"]);
+    assert!(
+        rc["evidence"].to_string().contains("not proven"),
         "{}",
         rc["evidence"]
     );

@@ -324,6 +324,9 @@ fn from_policies(
     )];
     let mut denied: Option<(Explanation, Request)> = None;
     let mut organizations_deny = false;
+    // Every request the failure could be was simulated as refused by the SCPs, with every
+    // context key the simulation asked for.
+    let mut organizations_deny_each = true;
     let mut disagrees = false;
     // With the call unknown, a cause holds only if every request it could be is denied.
     let mut allowed_somewhere = false;
@@ -379,7 +382,9 @@ fn from_policies(
         ));
         match facts.simulation(&simulation_key(&policies.arn, case.action, case.resource, &asked)) {
             Lookup::Found(sim) => {
-                organizations_deny |= sim.allowed_by_organizations == Some(false);
+                let refused = sim.allowed_by_organizations == Some(false);
+                organizations_deny |= refused;
+                organizations_deny_each &= refused && sim.missing_context_values.is_empty();
                 evidence_lines.push(evidence("iam:SimulatePrincipalPolicy", simulation_line(&sim, &label)));
                 if (sim.decision == "allowed") != (e.decision == Decision::Allowed) {
                     disagrees = true;
@@ -408,9 +413,19 @@ fn from_policies(
         Some(PolicyLayer::ScpExplicitDeny | PolicyLayer::NoScp)
     );
     if organizations_deny && (denied.is_none() || scp_named) {
+        if !organizations_deny_each {
+            evidence_lines.push(evidence(
+                "iam:SimulatePrincipalPolicy",
+                "the simulation refuses only some of the requests the failure could be, or lacked context values it asked for: the SCPs' refusal of the request that failed is not proven",
+            ));
+        }
         return Finding {
             reason: ReasonCode::ServiceControlPolicyDeny,
-            confidence: Confidence::Confirmed,
+            confidence: if organizations_deny_each {
+                Confidence::Confirmed
+            } else {
+                Confidence::Inferred
+            },
             summary: format!(
                 "the organization's SCPs do not allow {} on {} for {}{}",
                 case.action,
