@@ -89,7 +89,9 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
                 .unwrap_or_default()
         ),
     )];
-    if let Some((said, at)) = case.said_state.as_ref().filter(|(s, _)| *s != found.state) {
+    // The state KMS named at the failure, where DescribeKey now says another.
+    let changed = case.said_state.as_ref().filter(|(s, _)| *s != found.state);
+    if let Some((said, at)) = changed {
         lines.push(evidence(
             format!("error message {at}"),
             format!(
@@ -98,14 +100,10 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
             ),
         ));
     }
+    // The state AWS evaluated is the one KMS named then; today's, where it differs, is what
+    // must change, not the proof.
+    let then = changed.and_then(|(s, _)| Some((*s, state_reason(s)?)));
     if let Some(now) = state_reason(&found.state) {
-        // The state AWS evaluated is the one KMS named then; today's, where it differs, is
-        // what must change, not the proof.
-        let then = case
-            .said_state
-            .as_ref()
-            .filter(|(s, _)| *s != found.state)
-            .and_then(|(s, _)| Some((*s, state_reason(s)?)));
         let (reason, confidence, summary) = match then {
             Some((said, reason)) => (
                 reason,
@@ -136,12 +134,7 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
             },
         };
     }
-    if let Some((said, reason)) = case
-        .said_state
-        .as_ref()
-        .and_then(|(s, _)| Some((*s, state_reason(s)?)))
-        .filter(|_| found.state == "Enabled")
-    {
+    if let Some((said, reason)) = then.filter(|_| found.state == "Enabled") {
         // The failure's cause is over: what KMS said then, not proven now.
         return Finding {
             reason,

@@ -436,14 +436,8 @@ fn key_access(
 fn terraform_hint(fix: &Fix) -> String {
     const COM: &str = "before v20.26.1, or from v21.6.0 with an AWS provider whose aws_service_principal predates hashicorp/terraform-provider-aws PR #47141 (merged 2026-03-30): ec2.amazonaws.com only, so CreateFleet is denied";
     const CN: &str = "from v20.26.1 to v20.37.1: ec2.${dns_suffix} only, so the EC2NodeClass instance-profile step (AddRoleToInstanceProfile) is denied";
-    let values: Vec<&str> = match fix {
-        Fix::PatchStatement { statement, .. } => {
-            match &statement["Condition"]["StringEquals"]["iam:PassedToService"] {
-                Value::String(one) => vec![one.as_str()],
-                Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
-                _ => Vec::new(),
-            }
-        }
+    let values = match fix {
+        Fix::PatchStatement { statement, .. } => passed_to_service(&statement["Condition"]),
         _ => Vec::new(),
     };
     let when = match values.as_slice() {
@@ -456,14 +450,21 @@ fn terraform_hint(fix: &Fix) -> String {
     )
 }
 
+/// The `iam:PassedToService` values a PassRole statement's `Condition` names under
+/// `StringEquals` (one string or a list).
+fn passed_to_service(condition: &Value) -> Vec<&str> {
+    match &condition["StringEquals"]["iam:PassedToService"] {
+        Value::String(one) => vec![one.as_str()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// `aws iam simulate-principal-policy` for each service principal of a PassRole statement.
 fn simulate_pass_role(role: &str, statement: &Value) -> Vec<String> {
     let resource = statement["Resource"].as_str().unwrap_or("*");
-    statement["Condition"]["StringEquals"]["iam:PassedToService"]
-        .as_array()
+    passed_to_service(&statement["Condition"])
         .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
         .map(|svc| {
             format!(
                 "aws iam simulate-principal-policy --policy-source-arn {role} --action-names iam:PassRole --resource-arns {} --context-entries ContextKeyName=iam:PassedToService,ContextKeyValues={svc},ContextKeyType=string --query 'EvaluationResults[].EvalDecision'",
