@@ -25,7 +25,7 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const GOLDEN: &str = "expected-output.json";
 
 /// The root-cause reasons of contract §5, as the contract lists them.
-const CONTRACT_REASONS: [&str; 22] = [
+const CONTRACT_REASONS: [&str; 23] = [
     "PassedToServiceMismatch",
     "ConditionNotSatisfied",
     "ResourcePartitionMismatch",
@@ -47,6 +47,7 @@ const CONTRACT_REASONS: [&str; 22] = [
     "IdentityPolicyMissingKmsPermissions",
     "TrustPolicyMismatch",
     "OidcProviderMissing",
+    "StsRegionDisabled",
     "Undetermined",
 ];
 

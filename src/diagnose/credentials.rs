@@ -98,6 +98,8 @@ const POD_IDENTITY_ACTIONS: [&str; 2] = ["sts:AssumeRole", "sts:TagSession"];
 /// The audience EKS gives IRSA tokens unless the ServiceAccount names another.
 const AUDIENCE: &str = "sts.amazonaws.com";
 const WEB_IDENTITY: &str = "sts:AssumeRoleWithWebIdentity";
+/// STS's error when the account has not activated STS in the region of the endpoint called.
+const REGION_DISABLED: &str = "RegionDisabledException";
 
 /// How Karpenter was to get its credentials, as a credentials failure says; `None`: it does
 /// not say.
@@ -124,6 +126,10 @@ fn path(
     layer: Option<PolicyLayer>,
 ) -> Option<CredentialsPath> {
     let action = action.unwrap_or("");
+    if error_code == Some(REGION_DISABLED) {
+        // Not the trust policy nor the provider: STS itself is off in the region.
+        return None;
+    }
     let oidc = error_code.is_some_and(|c| c.starts_with("InvalidIdentityToken")) || names_issuer;
     if oidc {
         Some(CredentialsPath::OidcProvider)
@@ -187,7 +193,15 @@ fn prove(
     }
 }
 
+/// STS's `RegionDisabledException`: no trust or policy question, one cause per principal.
+pub fn is_region_disabled(s: &Signal) -> bool {
+    s.error_code.as_deref() == Some(REGION_DISABLED)
+}
+
 pub fn reason(s: &Signal, case: &CredentialsCase<'_>, facts: &dyn Facts) -> Finding {
+    if is_region_disabled(s) {
+        return region_disabled(s, case);
+    }
     let action = s.action.as_deref().unwrap_or("");
     let role = case.role.map(str::to_string);
     let path = path_of(s);
@@ -832,6 +846,62 @@ fn corrected_trust(
     })
 }
 
+/// `RegionDisabledException`: STS answered that it is not activated in the region Karpenter
+/// called for the account it names. AWS's own verdict on the request, so `Confirmed` when the
+/// sentence is whole (it ends with the account); cut before the account, `Inferred`. No policy
+/// or trust statement is at fault, and no lookup could add anything: STS activation per region
+/// is an account setting no API reads.
+fn region_disabled(s: &Signal, case: &CredentialsCase<'_>) -> Finding {
+    let account = region_disabled_account(&s.message);
+    let call = s
+        .action
+        .as_deref()
+        .filter(|a| a.starts_with("sts:"))
+        .unwrap_or("its STS call");
+    let (confidence, detail) = match &account {
+        Some(a) => (
+            Confidence::Confirmed,
+            format!(
+                "STS refused {call} with RegionDisabledException: STS is not activated in the region Karpenter called for account {a} (AWS's own verdict on the request)"
+            ),
+        ),
+        None => (
+            Confidence::Inferred,
+            format!(
+                "STS refused {call} with RegionDisabledException, but the text is cut before the account it names: the whole message (Karpenter's log) would confirm it"
+            ),
+        ),
+    };
+    Finding {
+        reason: ReasonCode::StsRegionDisabled,
+        confidence,
+        summary: format!(
+            "STS is not activated in the region Karpenter calls{}: Karpenter gets no credentials until the region is activated or it uses an active STS endpoint",
+            account
+                .as_deref()
+                .map(|a| format!(" for account {a}"))
+                .unwrap_or_default()
+        ),
+        evidence: vec![evidence("error message", detail)],
+        statement: None,
+        fix: Fix::StsRegion {
+            account,
+            role: case.role.map(str::to_string),
+            namespace: case.account.map(|a| a.namespace.clone()),
+        },
+    }
+}
+
+/// The 12-digit account a `RegionDisabledException` names (`… for account:123456789012.`),
+/// only when the digits are whole (followed by the sentence's end).
+fn region_disabled_account(message: &str) -> Option<String> {
+    const MARK: &str = "not activated in this region for account:";
+    let rest = message[message.find(MARK)? + MARK.len()..].trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let after = rest[digits.len()..].chars().next();
+    (digits.len() == 12 && matches!(after, Some('.' | ' ' | '\n' | '"' | ','))).then_some(digits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -889,5 +959,21 @@ mod tests {
             Some("arn:aws:iam::1:role/k2"),
         ));
         assert_eq!(karpenter_association(&obs), None);
+    }
+
+    #[test]
+    fn region_disabled_names_the_account_only_when_whole() {
+        let whole = "RegionDisabledException: STS is not activated in this region for account:111122223333. Your account administrator can activate STS";
+        assert_eq!(
+            region_disabled_account(whole).as_deref(),
+            Some("111122223333")
+        );
+        for cut in [
+            "RegionDisabledException: STS is not activated in this region for account:1111222233",
+            "RegionDisabledException: STS is not activated in this region for account:111122223333",
+            "RegionDisabledException: STS is not activated in this region for acc",
+        ] {
+            assert_eq!(region_disabled_account(cut), None, "{cut}");
+        }
     }
 }

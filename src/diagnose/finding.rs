@@ -70,6 +70,16 @@ pub enum Fix {
     /// Karpenter cannot get its credentials: the controller role's trust (or the account's
     /// OIDC provider) must let its ServiceAccount in.
     Credentials(CredentialsFix),
+    /// STS is not activated in the region Karpenter calls: activate it (IAM account settings)
+    /// or point Karpenter at an active endpoint.
+    StsRegion {
+        /// The account STS names.
+        account: Option<String>,
+        /// The controller role Karpenter assumes.
+        role: Option<String>,
+        /// Karpenter's namespace, where its ServiceAccount was seen.
+        namespace: Option<String>,
+    },
     /// Karpenter runs as the wrong principal: IRSA / Pod Identity not in effect.
     Principal {
         caller: String,

@@ -304,7 +304,11 @@ fn incident<'a>(
                 .or(associated)
                 .or_else(|| controller.map(str::to_string))
                 .or(caller),
-            action: s.action.clone(),
+            // STS off in the region is one cause whichever call met it.
+            action: s
+                .action
+                .clone()
+                .filter(|_| !credentials::is_region_disabled(s)),
             resource: None,
             kms_key: None,
         }
@@ -354,8 +358,11 @@ fn render(
     );
     finding.evidence.insert(0, signal_evidence(g));
     if let Some(from) = &latest.signal.action_from {
-        // The action is read from around the message, not from AWS: nothing is proven.
-        finding.confidence = Confidence::Inferred;
+        // The action is read from around the message, not from AWS: nothing that rests on it
+        // is proven (STS's RegionDisabledException holds for whatever call met it).
+        if finding.reason != ReasonCode::StsRegionDisabled {
+            finding.confidence = Confidence::Inferred;
+        }
         finding.evidence.insert(
             1,
             evidence(

@@ -32,11 +32,12 @@ pub enum ReasonCode {
     IdentityPolicyMissingKmsPermissions,
     TrustPolicyMismatch,
     OidcProviderMissing,
+    StsRegionDisabled,
     Undetermined,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 22] = [
+    pub const ALL: [ReasonCode; 23] = [
         ReasonCode::PassedToServiceMismatch,
         ReasonCode::ConditionNotSatisfied,
         ReasonCode::ResourcePartitionMismatch,
@@ -58,6 +59,7 @@ impl ReasonCode {
         ReasonCode::IdentityPolicyMissingKmsPermissions,
         ReasonCode::TrustPolicyMismatch,
         ReasonCode::OidcProviderMissing,
+        ReasonCode::StsRegionDisabled,
         ReasonCode::Undetermined,
     ];
 
@@ -86,6 +88,7 @@ impl ReasonCode {
             }
             ReasonCode::TrustPolicyMismatch => "TrustPolicyMismatch",
             ReasonCode::OidcProviderMissing => "OidcProviderMissing",
+            ReasonCode::StsRegionDisabled => "StsRegionDisabled",
             ReasonCode::Undetermined => "Undetermined",
         }
     }

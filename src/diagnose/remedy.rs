@@ -164,6 +164,17 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
             explicit_deny,
         } => layers::resource_policy(r, action, resource.as_deref(), principal, *explicit_deny),
         Fix::Credentials(fix) => layers::credentials(r, fix, partition),
+        Fix::StsRegion {
+            account,
+            role,
+            namespace,
+        } => layers::sts_region(
+            r,
+            account.as_deref(),
+            role.as_deref(),
+            namespace.as_deref(),
+            partition,
+        ),
         Fix::Principal {
             caller,
             controller,

@@ -283,3 +283,39 @@ pub(super) fn web_identity_statement(
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {"StringEquals": {format!("{host}:sub"): sub, format!("{host}:aud"): "sts.amazonaws.com"}}})
 }
+
+/// STS is not activated in the region Karpenter calls (`RegionDisabledException`): activate it
+/// in the account's IAM settings (no API does), or give Karpenter an endpoint that is active.
+pub(super) fn sts_region(
+    r: &mut Remediation,
+    account: Option<&str>,
+    role: Option<&str>,
+    namespace: Option<&str>,
+    partition: &Partition,
+) {
+    let account = account.unwrap_or("the account of Karpenter's controller role");
+    let namespace = namespace.unwrap_or("kube-system");
+    r.summary = format!("Activate AWS STS in Karpenter's region for {account}");
+    r.steps.push(format!(
+        "Find the region Karpenter calls STS in: its pod's AWS_REGION (IRSA's web identity token is exchanged at that region's endpoint, sts.<region>.{}).",
+        partition.dns_suffix
+    ));
+    r.steps.push(format!(
+        "In {account}, open IAM → Account settings → Security Token Service (STS) → Endpoints and activate that region (an account setting: no API or CLI changes it, and the doctor changes nothing)."
+    ));
+    if partition.id == "aws" {
+        r.steps.push("Or, where the region must stay deactivated, give Karpenter the global endpoint (https://sts.amazonaws.com, served from us-east-1, which cannot be deactivated) through its chart's controller.env, AWS_ENDPOINT_URL_STS.".into());
+    }
+    r.steps.push(format!(
+        "Restart Karpenter so it asks for credentials again{}.",
+        role.map(|r| format!(" (it assumes {r})"))
+            .unwrap_or_default()
+    ));
+    r.commands.push(format!(
+        "kubectl -n {namespace} set env deployment/karpenter --list"
+    ));
+    r.commands.push("aws sts get-caller-identity --region \"${REGION:?set REGION to the AWS_REGION of Karpenter}\"".into());
+    r.commands.push(format!(
+        "kubectl -n {namespace} rollout restart deployment karpenter"
+    ));
+}
