@@ -1617,3 +1617,109 @@ fn a_refused_service_account_token_is_one_diagnosis_resolved_by_the_fixed_trust_
     let refused = refusals(&kube);
     assert!(refused.is_empty(), "refused: {refused:#?}");
 }
+
+/// Issue 24 §3: a user whose only right is to create Events in their own namespace posts
+/// Events "regarding" NodeClaims (one that does not exist, one that does) with crafted denial
+/// texts whose fixes would widen Karpenter's IAM; the cluster admin posts one more in
+/// `default` under another reporter. None is Karpenter's: the controller writes no Diagnosis
+/// from them, while the genuine seed-1 failure in Karpenter's log still gets its one.
+#[test]
+fn events_forged_by_a_namespace_user_never_become_a_diagnosis() {
+    let Some((kube, moto)) = seed_1_cluster("forged") else {
+        return;
+    };
+    kube.namespace("team-a");
+    kube.apply(
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "event-writer", "namespace": "team-a"},
+            "rules": [{"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]}]})
+        .to_string(),
+    );
+    kube.apply(
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "event-writer", "namespace": "team-a"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "event-writer"},
+            "subjects": [{"kind": "ServiceAccount", "name": "mallory", "namespace": "team-a"}]})
+        .to_string(),
+    );
+    let mallory = kube.service_account_kubeconfig("team-a", "mallory");
+    let admin_role = format!("arn:aws-cn:iam::{}:role/Admin", "111122223333");
+    let pass_admin = format!(
+        "creating instance, with fleet error(s), UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws-cn:sts::111122223333:assumed-role/KarpenterController-demo/1 is not authorized to perform: iam:PassRole on resource: {admin_role} because no identity-based policy allows the iam:PassRole action."
+    );
+    let attach = "creating instance, AccessDenied: User: arn:aws-cn:sts::111122223333:assumed-role/KarpenterController-demo/1 is not authorized to perform: iam:AttachRolePolicy on resource: arn:aws-cn:iam::111122223333:role/KarpenterController-demo because no identity-based policy allows the iam:AttachRolePolicy action";
+    let forged = |name: &str, ns: &str, reporter: &str, claim: &str, note: &str| -> Value {
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": ns},
+            "eventTime": "2026-12-06T00:00:00.000000Z", "reportingController": reporter,
+            "reportingInstance": "karpenter-7d9f", "action": "Launch", "type": "Warning",
+            "reason": "LaunchFailed", "note": note,
+            // The API server wants the regarding object's namespace to be the Event's, or, in
+            // default, none: a namespace user can only claim a NodeClaim in its namespace.
+            "regarding": {"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim", "name": claim,
+                "namespace": if ns == "default" { "" } else { ns }}})
+    };
+    common::live::runtime().block_on(async {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client_from(&mallory).await,
+            "team-a",
+            &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+                "events.k8s.io",
+                "v1",
+                "Event",
+            )),
+        );
+        for (i, (claim, note)) in [("ghost-1", pass_admin.as_str()), ("default-8x2kq", attach)]
+            .into_iter()
+            .enumerate()
+        {
+            let event: DynamicObject = serde_json::from_value(forged(
+                &format!("forged-{i}"),
+                "team-a",
+                "karpenter",
+                claim,
+                note,
+            ))
+            .unwrap();
+            api.create(&PostParams::default(), &event)
+                .await
+                .unwrap_or_else(|e| panic!("mallory may create Events in team-a: {e}"));
+        }
+    });
+    // In default, by the admin, under another reporter.
+    kube.apply(
+        &forged(
+            "forged-2",
+            "default",
+            "mallory-bot",
+            "default-8x2kq",
+            attach,
+        )
+        .to_string(),
+    );
+    feed(&kube, 0, 3);
+    let sa = kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA);
+    let dir = scratch("kubeapi-forged");
+    let controller = Controller::start(
+        &sa,
+        &moto,
+        Path::new(&format!("{dir}/controller.log")),
+        "doctor-0",
+    );
+    let items = diagnoses(&kube, |i| occurrences(i) == 3, Duration::from_secs(60));
+    // A forged Diagnosis could trail the genuine one: give the controller a few more passes.
+    std::thread::sleep(Duration::from_secs(4));
+    let items = diagnoses(&kube, |i| i.len() == items.len(), Duration::from_secs(5));
+    assert_eq!(items.len(), 1, "{items:#?}\n{}", controller.log());
+    let d = &items[0];
+    assert_eq!(
+        d["status"]["rootCause"]["reason"], "PassedToServiceMismatch",
+        "{d:#}"
+    );
+    let text = d.to_string();
+    assert!(
+        !text.contains("role/Admin") && !text.contains("AttachRolePolicy"),
+        "a forged text reached the Diagnosis: {d:#}"
+    );
+    assert!(controller.stop().success());
+}

@@ -317,8 +317,9 @@ async fn watch(
         &mut tasks,
     );
     let (events, w) = reflector::store();
+    // Only where Karpenter records the Events of its cluster-scoped objects.
     let karpenter_events = watcher(
-        Api::<Event>::all(client.clone()),
+        Api::<Event>::namespaced(client.clone(), crate::signal::KARPENTER_EVENTS_NAMESPACE),
         watcher::Config::default(),
     )
     .modify(|e| e.metadata.managed_fields = None)
@@ -326,7 +327,7 @@ async fn watch(
         futures_util::future::ready(match event {
             Ok(
                 watcher::Event::Apply(e) | watcher::Event::InitApply(e) | watcher::Event::Delete(e),
-            ) => observe::about_karpenter(e),
+            ) => observe::about_karpenter(e) && observe::by_karpenter(e),
             _ => true,
         })
     });

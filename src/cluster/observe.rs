@@ -38,7 +38,13 @@ pub fn observe<'a>(
         .into_iter()
         .chain(slim(&objects.node_pools, "NodePool"))
         .chain(slim(&objects.node_classes, "EC2NodeClass"))
-        .chain(objects.events.iter().map(|e| kinded(*e, "Event")))
+        .chain(
+            objects
+                .events
+                .iter()
+                .filter(|e| regards_existing(e, objects))
+                .map(|e| kinded(*e, "Event")),
+        )
         .chain(
             objects
                 .accounts
@@ -60,6 +66,34 @@ pub fn about_karpenter(event: &Event) -> bool {
         .and_then(|v| v.split_once('/'))
         .map(|(group, _)| group);
     group.is_some_and(|g| [resources::KARPENTER_GROUP, resources::AWS_GROUP].contains(&g))
+}
+
+/// Whether Karpenter reported an Event, where it records them (`signal::event_author`): no
+/// other Event is kept, so none proves, pages or takes a Diagnosis's place under the cap.
+pub fn by_karpenter(event: &Event) -> bool {
+    serde_json::to_value(event).is_ok_and(|v| crate::signal::event_author(&v).is_none())
+}
+
+/// Whether the object an Event regards is one that exists: the same kind, name and (where
+/// both say) uid among the cached objects. An Event regarding an object that never existed
+/// is no one's failure.
+fn regards_existing(event: &Event, objects: &Objects) -> bool {
+    let Some(r) = event.regarding.as_ref() else {
+        return false;
+    };
+    let list = match r.kind.as_deref() {
+        Some("NodeClaim" | "Machine") => &objects.node_claims,
+        Some("NodePool" | "Provisioner") => &objects.node_pools,
+        Some("EC2NodeClass" | "AWSNodeTemplate") => &objects.node_classes,
+        _ => return false,
+    };
+    list.iter().any(|o| {
+        o.metadata.name == r.name
+            && match (&o.metadata.uid, &r.uid) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    })
 }
 
 /// Cached objects may lack their kind (typed ones serialize without it); readers go by it.
@@ -99,5 +133,54 @@ mod tests {
         assert!(!about("karpenter-doctor.io/v1alpha1", "Diagnosis"));
         assert!(!about("v1", "Pod"));
         assert!(!about_karpenter(&event(serde_json::Value::Null)));
+    }
+
+    #[test]
+    fn only_karpenters_events_where_it_records_them_about_objects_that_exist_are_read() {
+        use super::{Objects, by_karpenter, regards_existing};
+        use crate::cluster::slim::Slim;
+        let event = |ns: &str, reporter: &str, name: &str, uid: Option<&str>| -> Event {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "e", "namespace": ns}, "eventTime": null,
+                "reportingController": reporter,
+                "regarding": {"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim", "name": name, "uid": uid}}))
+            .unwrap()
+        };
+        assert!(by_karpenter(&event("default", "karpenter", "a", None)));
+        assert!(
+            !by_karpenter(&event("team-a", "karpenter", "a", None)),
+            "a namespace user's forgery"
+        );
+        assert!(
+            !by_karpenter(&event("default", "kubectl", "a", None)),
+            "another reporter"
+        );
+        let claim: Slim = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "a", "uid": "u-1"}}))
+        .unwrap();
+        let objects = Objects {
+            node_claims: vec![&claim],
+            node_pools: vec![],
+            node_classes: vec![],
+            events: vec![],
+            accounts: vec![],
+            pods: vec![],
+        };
+        assert!(regards_existing(
+            &event("default", "karpenter", "a", Some("u-1")),
+            &objects
+        ));
+        assert!(regards_existing(
+            &event("default", "karpenter", "a", None),
+            &objects
+        ));
+        assert!(
+            !regards_existing(&event("default", "karpenter", "a", Some("u-2")), &objects),
+            "an older NodeClaim of that name"
+        );
+        assert!(
+            !regards_existing(&event("default", "karpenter", "b", None), &objects),
+            "no such NodeClaim"
+        );
     }
 }

@@ -15,6 +15,28 @@ pub struct Incident<'a> {
     pub node_class: Option<String>,
     /// Milliseconds since the epoch, where the input gave a time.
     pub time_ms: Option<i64>,
+    /// What the signal's text held only in part, and what completed it (`partial`).
+    pub cut: Vec<String>,
+}
+
+impl Incident<'_> {
+    /// What this incident tells of its failure for joining a fuller one: no more than an
+    /// anonymous failure when the text names no principal and its action is only read from
+    /// around it (a bare `UnauthorizedOperation` under `with fleet error(s)`, perhaps cut
+    /// before AWS's sentence named the action).
+    fn told_less(&self) -> Key {
+        if self.signal.action_from.is_some() && self.key.principal.is_none() {
+            Key {
+                category: self.key.category,
+                principal: None,
+                action: None,
+                resource: None,
+                kms_key: None,
+            }
+        } else {
+            self.key.clone()
+        }
+    }
 }
 
 /// What identifies a root cause.
@@ -60,6 +82,39 @@ impl Key {
     fn is_anonymous(&self) -> bool {
         self.principal.is_none() && self.action.is_none() && self.kms_key.is_none()
     }
+
+    /// Whether `other` is this failure told more fully: the same category (any, for an
+    /// anonymous key), and every part this key names is `other`'s (a text cut before the
+    /// principal or the resource, a condition that names no principal).
+    fn told_more_fully_by(&self, other: &Key) -> bool {
+        let part =
+            |mine: &Option<String>, theirs: &Option<String>| mine.is_none() || mine == theirs;
+        self != other
+            // With its action unknown, a denial is ActionDenied only for want of knowing.
+            && (self.category == other.category
+                || self.is_anonymous()
+                || (self.action.is_none() && self.category == Category::ActionDenied))
+            && !other.is_anonymous()
+            && part(&self.principal, &other.principal)
+            && part(&self.action, &other.action)
+            && part(&self.resource, &other.resource)
+            && part(&self.kms_key, &other.kms_key)
+    }
+
+    /// Among the keys of one NodeClaim's incidents, the one key that tells this failure more
+    /// fully and is told more fully by none of them; `None` when there is none, or several
+    /// (which one the failure was is then not known).
+    fn fuller(&self, keys: &BTreeSet<&Key>) -> Option<Key> {
+        let fuller: Vec<&&Key> = keys
+            .iter()
+            .filter(|k| self.told_more_fully_by(k))
+            .filter(|k| !keys.iter().any(|o| k.told_more_fully_by(o)))
+            .collect();
+        match fuller.as_slice() {
+            [only] => Some((**only).clone()),
+            _ => None,
+        }
+    }
 }
 
 /// The incidents of one root cause, oldest first.
@@ -89,8 +144,9 @@ impl Group<'_> {
 }
 
 /// Groups incidents by key. Identical reports of one failure (the same time, NodeClaim and
-/// message seen in two inputs) count once. An anonymous incident joins the group of a named
-/// failure of the same NodeClaim where there is one.
+/// message seen in two inputs) count once. An incident that tells less (a condition with no
+/// principal, a text cut before its resource) joins the group of the one failure of the same
+/// NodeClaim that tells it fully, where there is exactly one.
 pub fn group(incidents: Vec<Incident<'_>>) -> Vec<Group<'_>> {
     let mut seen = BTreeSet::new();
     let incidents: Vec<Incident<'_>> = incidents
@@ -104,20 +160,27 @@ pub fn group(incidents: Vec<Incident<'_>>) -> Vec<Group<'_>> {
                 ))
         })
         .collect();
-    let named_claims: BTreeMap<String, Key> = incidents
+    // Per NodeClaim, the distinct keys its incidents resolved to.
+    let told: Vec<Key> = incidents.iter().map(Incident::told_less).collect();
+    let mut by_claim: BTreeMap<&str, BTreeSet<&Key>> = BTreeMap::new();
+    for (i, key) in incidents.iter().zip(&told) {
+        if let Some(claim) = i.signal.node_claim.as_deref() {
+            by_claim.entry(claim).or_default().insert(key);
+        }
+    }
+    let joined: Vec<Key> = incidents
         .iter()
-        .filter(|i| !i.key.is_anonymous())
-        .filter_map(|i| Some((i.signal.node_claim.clone()?, i.key.clone())))
+        .zip(&told)
+        .map(|(i, key)| {
+            i.signal
+                .node_claim
+                .as_deref()
+                .and_then(|c| key.fuller(&by_claim[c]))
+                .unwrap_or_else(|| i.key.clone())
+        })
         .collect();
     let mut groups: BTreeMap<Key, Vec<Incident<'_>>> = BTreeMap::new();
-    for incident in incidents {
-        let key = match (&incident.signal.node_claim, incident.key.is_anonymous()) {
-            (Some(claim), true) => named_claims
-                .get(claim)
-                .cloned()
-                .unwrap_or_else(|| incident.key.clone()),
-            _ => incident.key.clone(),
-        };
+    for (incident, key) in incidents.into_iter().zip(joined) {
         groups.entry(key).or_default().push(incident);
     }
     groups
@@ -162,6 +225,8 @@ mod tests {
             instance_id: None,
             kms_key: None,
             key_state: None,
+            partial: Default::default(),
+            author: None,
             dry_run: false,
             message: message.into(),
         }
@@ -198,6 +263,7 @@ mod tests {
             node_pool: None,
             node_class: None,
             time_ms: Some(t),
+            cut: Vec::new(),
         };
         let groups = group(vec![
             incident(&anonymous, key(None), 2),
@@ -214,5 +280,50 @@ mod tests {
         );
         assert_eq!(named_group.latest().signal.message, "Unauthorized");
         assert_eq!(named_group.node_claims(20), ["nc-1"]);
+    }
+
+    #[test]
+    fn a_failure_told_less_joins_the_one_failure_of_its_node_claim_that_tells_it_fully() {
+        let role = Some("arn:aws:iam::1:role/a");
+        let with_resource = |r: &str| Key {
+            resource: Some(r.to_string()),
+            ..key(role)
+        };
+        let cut = signal(Some("nc-1"), "cut before the resource");
+        let whole = signal(Some("nc-1"), "whole");
+        let incident = |s, k| Incident {
+            signal: s,
+            key: k,
+            node_pool: None,
+            node_class: None,
+            time_ms: None,
+            cut: Vec::new(),
+        };
+        let groups = group(vec![
+            incident(&cut, key(role)),
+            incident(&whole, with_resource("arn:aws:iam::1:role/node")),
+        ]);
+        assert_eq!(groups.len(), 1, "{groups:?}");
+        assert_eq!(groups[0].incidents.len(), 2);
+        // Two fuller failures of the same NodeClaim: which one it was is not known.
+        let other = signal(Some("nc-1"), "another whole");
+        let groups = group(vec![
+            incident(&cut, key(role)),
+            incident(&whole, with_resource("arn:aws:iam::1:role/node")),
+            incident(&other, with_resource("arn:aws:iam::1:role/other")),
+        ]);
+        assert_eq!(groups.len(), 3);
+        // Another principal's failure never absorbs it.
+        let groups = group(vec![
+            incident(&cut, key(role)),
+            incident(
+                &whole,
+                Key {
+                    resource: Some("arn:aws:iam::1:role/node".into()),
+                    ..key(Some("arn:aws:iam::1:role/b"))
+                },
+            ),
+        ]);
+        assert_eq!(groups.len(), 2);
     }
 }

@@ -10,6 +10,7 @@ pub mod kms;
 pub mod lifecycle;
 pub mod model;
 mod organization;
+mod partial;
 pub mod remedy;
 mod remedy_layers;
 pub mod time;
@@ -71,10 +72,11 @@ fn resolve<'a>(
         .or_else(|| obs.controller_roles.first().cloned())
         .or_else(|| credentials::karpenter_association(obs).and_then(|a| a.role.clone()))
         .map(|c| resolve_role(&c, facts));
+    let sightings = partial::Sightings::of(obs);
     let incidents = obs
         .signals
         .iter()
-        .map(|s| incident(s, obs, facts, controller.as_deref()))
+        .map(|s| incident(s, obs, facts, controller.as_deref(), &sightings))
         .collect();
     (controller, incidents)
 }
@@ -246,6 +248,7 @@ fn incident<'a>(
     obs: &Observations,
     facts: &dyn Facts,
     controller: Option<&str>,
+    sightings: &partial::Sightings<'_>,
 ) -> Incident<'a> {
     let claim = s
         .node_claim
@@ -265,6 +268,11 @@ fn incident<'a>(
         .clone()
         .or_else(|| claim.and_then(|c| c.node_pool.clone()))
         .or_else(|| instance.and_then(|i| i.node_pool.clone()));
+    let node_role = node_class
+        .as_ref()
+        .and_then(|n| obs.node_classes.iter().find(|c| &c.name == n))
+        .and_then(|c| c.role.as_deref());
+    let whole = sightings.complete(s, node_role);
     let key = if s.category == Category::KmsKeyUnusable {
         let class_key = node_class
             .as_ref()
@@ -280,7 +288,12 @@ fn incident<'a>(
             principal: controller.map(str::to_string),
             action: None,
             resource: None,
-            kms_key: s.kms_key.clone().or(class_key).or_else(image_key),
+            kms_key: s
+                .kms_key
+                .clone()
+                .or(whole.kms_key)
+                .or(class_key)
+                .or_else(image_key),
         }
     } else if s.category == Category::CredentialsDenied {
         // The role Karpenter was to become; one Diagnosis however many of its controllers fail.
@@ -313,20 +326,31 @@ fn incident<'a>(
             kms_key: None,
         }
     } else {
-        let principal = s.principal.as_deref().map(|p| resolve_role(p, facts));
-        let from_controller = s.source == crate::signal::Source::NodeClass
-            && principal.is_none()
-            && s.action.is_some();
+        let principal = s
+            .principal
+            .as_deref()
+            .or(whole.principal.as_deref())
+            .map(|p| resolve_role(p, facts));
+        let action = s.action.clone().or(whole.action);
+        let from_controller =
+            s.source == crate::signal::Source::NodeClass && principal.is_none() && action.is_some();
+        let pass_role = action
+            .as_deref()
+            .is_some_and(|a| a.eq_ignore_ascii_case("iam:PassRole"));
         Key {
-            category: s.category,
+            category: if pass_role {
+                Category::PassRoleDenied
+            } else {
+                s.category
+            },
             principal: if from_controller {
                 controller.map(str::to_string)
             } else {
                 principal
             },
-            action: s.action.clone(),
-            resource: s.resource.clone(),
-            kms_key: s.kms_key.clone(),
+            action,
+            resource: s.resource.clone().or(whole.resource),
+            kms_key: s.kms_key.clone().or(whole.kms_key),
         }
     };
     Incident {
@@ -335,6 +359,7 @@ fn incident<'a>(
         node_pool,
         node_class,
         time_ms: s.time.as_deref().and_then(crate::policy::typed::date),
+        cut: whole.notes,
     }
 }
 
@@ -357,6 +382,35 @@ fn render(
         region.as_deref(),
     );
     finding.evidence.insert(0, signal_evidence(g));
+    let mut cut_notes: Vec<&String> = g.incidents.iter().flat_map(|i| &i.cut).collect();
+    cut_notes.sort();
+    cut_notes.dedup();
+    for (at, note) in cut_notes.into_iter().enumerate() {
+        finding
+            .evidence
+            .insert(1 + at, evidence("error message", note.clone()));
+    }
+    if g.incidents.iter().all(|i| i.signal.author.is_some()) {
+        // Only texts anyone may write tell of it: a hint, never proof.
+        finding.confidence = Confidence::Inferred;
+        let mut authors: Vec<&str> = g
+            .incidents
+            .iter()
+            .filter_map(|i| i.signal.author.as_deref())
+            .collect();
+        authors.sort();
+        authors.dedup();
+        finding.evidence.insert(
+            1,
+            evidence(
+                "trust",
+                format!(
+                    "Karpenter did not write this: {} (Karpenter reports its Events as \"karpenter\" in namespace default). Anyone allowed to create Events can write such a text, so it never proves a failure; Karpenter's own log or NodeClaim would",
+                    authors.join("; ")
+                ),
+            ),
+        );
+    }
     if let Some(from) = &latest.signal.action_from {
         // The action is read from around the message, not from AWS: nothing that rests on it
         // is proven (STS's RegionDisabledException holds for whatever call met it).

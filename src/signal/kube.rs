@@ -210,6 +210,7 @@ fn event(value: &Value, line: usize, sink: &mut Sink<'_>) {
         }
     }
     let mut context = Context::new(Source::Event, line);
+    context.author = event_author(value);
     match kind {
         "NodeClaim" | "Machine" => context.node_claim = object_name,
         "NodePool" | "Provisioner" => context.node_pool = object_name,
@@ -227,6 +228,37 @@ fn event(value: &Value, line: usize, sink: &mut Sink<'_>) {
     .iter()
     .find_map(|path| str_at(value, path).and_then(super::time::normalize));
     sink.recognise(&context, text);
+}
+
+/// The component Karpenter reports its Events as (client-go's recorder: `reportingController`,
+/// `reportingComponent`, `source.component`).
+pub const KARPENTER_REPORTER: &str = "karpenter";
+/// Where Karpenter's Events about its cluster-scoped objects are (client-go records them in
+/// `default`, as it does every cluster-scoped object's).
+pub const KARPENTER_EVENTS_NAMESPACE: &str = "default";
+
+/// Who reported an Event, when it is not Karpenter where Karpenter records its Events: anyone
+/// who may create Events can write any text "regarding" any object, so only the reporter and
+/// the namespace tell Karpenter's from a forgery. `None`: Karpenter's.
+pub fn event_author(event: &Value) -> Option<String> {
+    let reporter = [
+        &["reportingController"][..],
+        &["reportingComponent"],
+        &["source", "component"],
+        &["deprecatedSource", "component"],
+    ]
+    .iter()
+    .find_map(|path| str_at(event, path).filter(|r| !r.is_empty()));
+    let namespace = str_at(event, &["metadata", "namespace"]);
+    let here = namespace.is_none_or(|n| n == KARPENTER_EVENTS_NAMESPACE);
+    match (reporter, here) {
+        (Some(KARPENTER_REPORTER), true) => None,
+        (reporter, _) => Some(format!(
+            "an Event reported by {} in namespace {}",
+            reporter.map_or("no component".into(), |r| format!("{r:?}")),
+            namespace.unwrap_or("(none)")
+        )),
+    }
 }
 
 /// Whether an object's name, namespace or a label value says Karpenter.

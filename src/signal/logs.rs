@@ -182,6 +182,7 @@ fn candidate(bytes: &[u8], shape: Shape, line: usize, sink: &mut Sink<'_>) {
                 error_code: parsed.error_code,
                 operation: parsed.operation,
                 dry_run: parsed.dry_run,
+                cut: parsed.salvaged.is_some(),
                 ..Context::new(Source::Log, line)
             };
             sink.recognise(&context, &parsed.text);

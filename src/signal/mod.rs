@@ -17,6 +17,7 @@ mod sink;
 pub mod text;
 mod time;
 
+pub use kube::{KARPENTER_EVENTS_NAMESPACE, event_author};
 pub use rules::RuleError;
 pub use scanner::Scanner;
 
@@ -148,11 +149,49 @@ pub struct Signal {
     /// The key's state as a KMS error names it (`Disabled`, `PendingDeletion`, `PendingImport`,
     /// `Unavailable`), at the time of the failure.
     pub key_state: Option<String>,
+    /// Values the text held only in part, because it was cut inside them: never a value.
+    pub partial: Partial,
+    /// Who wrote the text when it is not Karpenter's own (an Event another component or a
+    /// user reported, or one not where Karpenter records them): such a text never proves a
+    /// failure. `None`: Karpenter's log, its objects' status, its Events.
+    pub author: Option<String>,
     /// The failed call was a dry run: Karpenter's EC2NodeClass validation (`ValidationSucceeded`),
     /// which calls RunInstances directly where a launch goes through CreateFleet.
     pub dry_run: bool,
     /// The raw error text, at most 4 KiB (cut on a character boundary).
     pub message: String,
+}
+
+/// What a text cut short held of a value it was cut inside: Karpenter's `...` after 300 bytes
+/// (v1.0–v1.14 NodeClaim messages) or 1021 bytes (v1.15 conditions and Event notes), a JSON
+/// string that ends early, a terminal's or a user's cut. Each is the prefix that was read: a
+/// value that begins so, not the value. It never becomes a resource, principal, action or
+/// key, a fingerprint part, a premise or part of a patch; it is said in the evidence.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Partial {
+    pub principal: Option<String>,
+    pub action: Option<String>,
+    pub resource: Option<String>,
+    pub kms_key: Option<String>,
+}
+
+impl Partial {
+    pub fn is_empty(&self) -> bool {
+        self == &Partial::default()
+    }
+
+    /// Each cut value with its field's name, for evidence.
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("principal", &self.principal),
+            ("action", &self.action),
+            ("resource", &self.resource),
+            ("KMS key", &self.kms_key),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| v.as_deref().map(|v| (name, v)))
+    }
 }
 
 /// An EC2NodeClass as `kubectl get ec2nodeclasses -o json|yaml` shows it.

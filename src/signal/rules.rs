@@ -2,7 +2,7 @@
 //! examples at load, then applied to one error text to extract the failures it reports.
 
 use super::actions::{Operations, RawWrapper};
-use super::{Category, PolicyLayer, Source};
+use super::{Category, Partial, PolicyLayer, Source};
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Captures, Regex};
 use serde::Deserialize;
@@ -53,6 +53,11 @@ pub(crate) struct Finding {
     /// The AWS call that failed as the text around the message names it (the SDK operation or
     /// Karpenter's wrapper), whether or not AWS names the action it refused.
     pub call: Option<super::actions::Inferred>,
+    /// What the text held only in part: it was cut inside these values.
+    pub partial: Partial,
+    /// The text is cut within this failure's own sentence (after the match, before any
+    /// joined error): an action AWS did not name before the cut may have come after it.
+    pub sentence_cut: bool,
 }
 
 /// At most this many findings are read from one text (real fleet errors join a handful).
@@ -101,6 +106,9 @@ struct Rule {
     /// What the rule recognises is a dry run (EC2NodeClass validation), not a launch.
     dry_run: bool,
     set: Constants,
+    /// Groups the sentence always goes on after (AWS's `… is not authorized to perform: X on
+    /// resource: Y because …`): one running right up to the end of a text is cut.
+    continues_after: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -172,6 +180,9 @@ struct RawRule {
     dry_run: bool,
     #[serde(default)]
     set: BTreeMap<String, String>,
+    /// Groups the sentence always goes on after (see `Rule::continues_after`).
+    #[serde(default, rename = "continuesAfter")]
+    continues_after: Vec<String>,
     examples: Vec<RawExample>,
 }
 
@@ -370,7 +381,7 @@ impl RuleSet {
     /// Every failure the rules recognise in `text` seen in `source`, at most `MAX_FINDINGS`.
     /// Rules run in file order; a match overlapping an earlier rule's match is dropped;
     /// fallback rules run only when no other rule matched; identical findings count once.
-    pub(crate) fn recognise(&self, source: Source, text: &str) -> Vec<Finding> {
+    pub(crate) fn recognise(&self, source: Source, text: &str, cut: bool) -> Vec<Finding> {
         let mut present = vec![false; self.literals.patterns_len()];
         let mut any = false;
         for m in self.literals.find_overlapping_iter(text) {
@@ -381,9 +392,7 @@ impl RuleSet {
         if !any {
             return found;
         }
-        // Karpenter v1.0 cuts a NodeClaim condition's message at 300 characters.
-        let cut_at = (source == Source::NodeClaim && text.chars().count() >= NODECLAIM_CUT - 5)
-            .then_some(text.trim_end().len());
+        let cut_at = cut_point(source, text, cut);
         // Matched spans, sorted and disjoint; and the findings already reported.
         let mut claimed: Vec<(usize, usize)> = Vec::new();
         let mut seen = HashSet::new();
@@ -414,7 +423,10 @@ impl RuleSet {
                         .rfind("; ")
                         .map_or(from, |i| from + i + 2);
                     claimed.insert(at, (m.start(), m.end()));
-                    let mut finding = self.finding(index, rule, &caps, cut_at);
+                    let mut finding = self.finding(index, rule, &caps, text, cut_at);
+                    // Cut within this failure's own sentence: whatever AWS went on to name
+                    // (the action first) is unknown, not the enclosing call's.
+                    finding.sentence_cut = cut_at.1 && !text[m.end()..].contains([';', '\n']);
                     self.complete(
                         &mut finding,
                         &text[from..m.start()],
@@ -431,18 +443,39 @@ impl RuleSet {
     }
 
     /// The finding of one match. `cut_at`: where a text cut short ends; a group running up to
-    /// it may be cut mid-word (`iam:Pa`), so it stays unknown.
+    /// it may be cut mid-word (`iam:Pa`, `…:role/Karp`), so it stays unknown and its prefix is
+    /// kept as partial.
     fn finding(
         &self,
         index: usize,
         rule: &Rule,
         caps: &Captures<'_>,
-        cut_at: Option<usize>,
+        text: &str,
+        cut_at: (usize, bool),
     ) -> Finding {
+        let continues = |name: &str| rule.continues_after.iter().any(|g| g == name);
+        let is_cut = |name: &str, m: &regex::Match<'_>| match cut_at {
+            (at, true) => runs_into_cut(text, m, at),
+            (at, false) => continues(name) && m.end() >= at,
+        };
         let group = |name: &str| {
             caps.name(name)
-                .filter(|m| Some(m.end()) != cut_at)
+                .filter(|m| !is_cut(name, m))
                 .map(|m| m.as_str().to_string())
+        };
+        // As written, whole or not: codes and key states are words of a fixed set, and an
+        // encoded message or authorization id cut short fails its lookup, naming nothing.
+        let raw = |name: &str| caps.name(name).map(|m| m.as_str().to_string());
+        let cut_group = |name: &str| {
+            caps.name(name)
+                .filter(|m| is_cut(name, m))
+                .map(|m| m.as_str().to_string())
+        };
+        let partial = Partial {
+            principal: cut_group("principal"),
+            action: cut_group("action"),
+            resource: cut_group("resource"),
+            kms_key: cut_group("kms"),
         };
         let action = group("action").or_else(|| rule.set.action.clone());
         let resource = group("resource").or_else(|| rule.set.resource.clone());
@@ -463,20 +496,24 @@ impl RuleSet {
         Finding {
             rule: index,
             category,
-            error_code: group("code").or_else(|| rule.set.error_code.clone()),
+            error_code: raw("code").or_else(|| rule.set.error_code.clone()),
             layer,
             principal: group("principal"),
             action,
             resource,
-            encoded_message: group("encoded"),
+            encoded_message: raw("encoded"),
             kms_key,
-            policy_arn: group("policy"),
-            authorization_id: group("authz"),
+            // Kept as written: diagnosis names a policy ARN with parts left out (`p-...`) as
+            // such, and never uses it.
+            policy_arn: raw("policy"),
+            authorization_id: raw("authz"),
             oidc_issuer: group("issuer"),
-            key_state: group("keystate").as_deref().and_then(key_state_of),
+            key_state: raw("keystate").as_deref().and_then(key_state_of),
             dry_run: rule.dry_run,
             action_from: None,
             call: None,
+            partial,
+            sentence_cut: false,
         }
     }
 
@@ -513,7 +550,10 @@ impl RuleSet {
     /// Whether `finding` lacks an action that may be inferred (its rule allows it; KMS
     /// failures concern a key, not an action).
     fn may_infer(&self, finding: &Finding) -> bool {
+        // AWS named an action the text was cut inside: it is unknown, not the wrapper's call.
         finding.action.is_none()
+            && finding.partial.action.is_none()
+            && !finding.sentence_cut
             && self.rules[finding.rule].infer_action
             && finding.category != Category::KmsKeyUnusable
     }
@@ -549,7 +589,7 @@ impl RuleSet {
     /// A wrapper's example yields a failure whose call is read from that wrapper (and whose
     /// action, when AWS names none, is the call's).
     fn check_wrapper(&self, w: &RawWrapper) -> Result<(), String> {
-        let found = self.recognise(Source::Log, &w.example);
+        let found = self.recognise(Source::Log, &w.example, false);
         let quoted = format!("\"{}\"", w.text);
         if found.iter().any(|f| {
             f.call
@@ -583,7 +623,7 @@ impl RuleSet {
                 "source {source:?} is not one of the rule's sources"
             ));
         }
-        let found = self.recognise(source, &example.text);
+        let found = self.recognise(source, &example.text, false);
         let got: Vec<Expect> = found
             .iter()
             .map(|f| Expect {
@@ -704,6 +744,17 @@ fn compile_rule(
             format!("unknown group {name:?} (known: {})", GROUPS.join(", ")),
         ));
     }
+    if let Some(g) = r
+        .continues_after
+        .iter()
+        .find(|g| !regex.capture_names().flatten().any(|n| n == g.as_str()))
+    {
+        return Err(rule_err(
+            id,
+            format!("continuesAfter names {g:?}, no group of the pattern"),
+        ));
+    }
+    let continues_after = r.continues_after.clone();
     let category = match r.category.as_str() {
         "fromAction" => CategoryRule::FromAction,
         name => CategoryRule::Fixed(
@@ -748,7 +799,36 @@ fn compile_rule(
         infer_action: r.infer_action,
         dry_run: r.dry_run,
         set,
+        continues_after,
     })
+}
+
+/// Where a text cut short ends, and whether it is known to be cut there: before Karpenter's
+/// `...` (v1.0–v1.14 after 300 bytes of a NodeClaim message; v1.15 after 1021 bytes of
+/// conditions and Event notes) or an ellipsis `…` at its very end; at its end when the reader
+/// knows it ends early (`cut`: a JSON string cut short) or when it is a NodeClaim message of
+/// Karpenter v1.0's 300 characters with the marker lost. Else the text's end, not known to be a
+/// cut: a value the sentence always goes on after (`Rule::continues_after`) running right up
+/// to it is cut all the same.
+fn cut_point(source: Source, text: &str, cut: bool) -> (usize, bool) {
+    let trimmed = text.trim_end();
+    let bare = trimmed.trim_end_matches(['.', '…']);
+    if trimmed.ends_with("...") || trimmed.ends_with('…') {
+        (bare.len(), true)
+    } else {
+        let known =
+            cut || (source == Source::NodeClaim && text.chars().count() >= NODECLAIM_CUT - 5);
+        (trimmed.len(), known)
+    }
+}
+
+/// Whether the group `m` of a match in `text` runs into the cut at `cut_at`: only punctuation
+/// a value may hold lies between its end and the cut, so the value may go on.
+fn runs_into_cut(text: &str, m: &regex::Match<'_>, cut_at: usize) -> bool {
+    m.end() >= cut_at
+        || text
+            .get(m.end()..cut_at)
+            .is_some_and(|gap| gap.chars().all(|c| ".,:;-_/'\")]}".contains(c)))
 }
 
 #[cfg(test)]
@@ -852,7 +932,7 @@ mod tests {
                     You are not authorized to perform this operation. User: arn:aws:sts::1:assumed-role/K/s \
                     is not authorized to perform: ec2:CreateFleet on resource: arn:aws:ec2:us-east-1:1:fleet/* \
                     because no identity-based policy allows the ec2:CreateFleet action.";
-        let found = set.recognise(Source::NodeClass, text);
+        let found = set.recognise(Source::NodeClass, text, false);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(set.id(found[0].rule), "aws-not-authorized");
         assert_eq!(
@@ -863,6 +943,7 @@ mod tests {
         let found = set.recognise(
             Source::NodeClass,
             "Controller isn't authorized to call ec2:CreateFleet",
+            false,
         );
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].action.as_deref(), Some("ec2:CreateFleet"));
@@ -887,12 +968,47 @@ mod tests {
     }
 
     #[test]
+    fn a_value_karpenters_cut_ends_inside_of_is_partial_never_a_value() {
+        let set = RuleSet::compile(SHIPPED).unwrap();
+        let full = "creating instance, with fleet error(s), UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws-cn:sts::111122223333:assumed-role/KarpenterController-demo/1717236000123456789 is not authorized to perform: iam:PassRole on resource: arn:aws-cn:iam::111122223333:role/Karpenter-demo-20240604092512345600000001 because no identity-based policy allows the iam:PassRole action.";
+        // Karpenter v1.0–v1.14: the first 300 bytes, then `...`, from any source.
+        let cut = format!("{}...", &full[..300]);
+        for source in [Source::NodeClaim, Source::Event, Source::Log] {
+            let found = set.recognise(source, &cut, false);
+            assert_eq!(found[0].resource, None, "{source:?}");
+            assert_eq!(
+                found[0].partial.resource.as_deref(),
+                Some("arn:aws-cn:iam::111122223333:role/Karp")
+            );
+            assert_eq!(found[0].action.as_deref(), Some("iam:PassRole"));
+        }
+        // Cut inside the action: unknown, not the wrapper's ec2:CreateFleet.
+        let at = full.find("iam:PassRole on").unwrap() + 6;
+        let found = set.recognise(Source::Event, &format!("{}...", &full[..at]), false);
+        assert_eq!(found[0].action, None);
+        assert_eq!(found[0].partial.action.as_deref(), Some("iam:Pa"));
+        assert!(
+            found[0].principal.is_some(),
+            "the principal before the cut is kept"
+        );
+        // With no marker, a value AWS's sentence goes on after, at the very end, is cut too;
+        // a whole sentence keeps every value.
+        let found = set.recognise(Source::Log, &full[..at], false);
+        assert_eq!(found[0].action, None);
+        let found = set.recognise(Source::Log, full, false);
+        assert!(found[0].partial.is_empty() && found[0].resource.is_some());
+        // A JSON string known to end early: a value followed by punctuation only is cut.
+        let found = set.recognise(Source::Log, &format!("{}.", &full[..300]), true);
+        assert_eq!(found[0].resource, None);
+    }
+
+    #[test]
     fn a_nodeclaim_message_cut_at_300_characters_invents_no_action() {
         let set = RuleSet::compile(SHIPPED).unwrap();
         let full = "launching nodeclaim, creating instance, with fleet error(s), UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws:sts::111122223333:assumed-role/KarpenterController-demo/1717236000123456789 is not authorized to perform: iam:PassRole on resource: arn:aws:iam::111122223333:role/KarpenterNodeRole-demo because no identity-based policy allows the iam:PassRole action.";
         let cut: String = full.chars().take(NODECLAIM_CUT).collect();
         assert!(cut.ends_with("arn:aws:iam::1111222"), "{cut}");
-        let found = set.recognise(Source::NodeClaim, &cut);
+        let found = set.recognise(Source::NodeClaim, &cut, false);
         assert_eq!(found[0].action.as_deref(), Some("iam:PassRole"));
         assert_eq!(found[0].resource, None, "a cut resource is not a resource");
         let cut: String = full
@@ -900,7 +1016,7 @@ mod tests {
             .take(full.find("iam:PassRole on").unwrap() + 6)
             .collect();
         let padded = format!("{}{cut}", " ".repeat(NODECLAIM_CUT - cut.len()));
-        let found = set.recognise(Source::NodeClaim, &padded);
+        let found = set.recognise(Source::NodeClaim, &padded, false);
         assert_ne!(found[0].action.as_deref(), Some("iam:Pa"));
         assert_eq!(
             found[0].principal.as_deref(),
@@ -914,8 +1030,8 @@ mod tests {
     fn rules_apply_only_to_their_sources() {
         let set = RuleSet::compile(SHIPPED).unwrap();
         let text = "Client.InternalError: Client error on launch";
-        assert_eq!(set.recognise(Source::Instance, text).len(), 1);
-        assert!(set.recognise(Source::NodeClaim, text).is_empty());
+        assert_eq!(set.recognise(Source::Instance, text, false).len(), 1);
+        assert!(set.recognise(Source::NodeClaim, text, false).is_empty());
     }
 
     #[test]
@@ -927,7 +1043,10 @@ mod tests {
             "not authorized",
             "User: x is not authorized to perform:",
         ] {
-            assert!(set.recognise(Source::Log, text).is_empty(), "{text:?}");
+            assert!(
+                set.recognise(Source::Log, text, false).is_empty(),
+                "{text:?}"
+            );
         }
     }
 }

@@ -32,6 +32,11 @@ pub(crate) struct Context {
     pub operation: Option<String>,
     /// The input says the text reports a dry run (EC2NodeClass validation).
     pub dry_run: bool,
+    /// The text is known to end early (a JSON string cut short): a value running up to its
+    /// end is partial.
+    pub cut: bool,
+    /// Who wrote the text, when not Karpenter (`Signal::author`).
+    pub author: Option<String>,
 }
 
 impl Context {
@@ -47,6 +52,8 @@ impl Context {
             error_code: None,
             operation: None,
             dry_run: false,
+            cut: false,
+            author: None,
         }
     }
 }
@@ -118,7 +125,7 @@ impl<'a> Sink<'a> {
     /// Recognises `text` in `context` and records a signal per finding; returns how many.
     pub(crate) fn recognise(&mut self, context: &Context, text: &str) -> usize {
         let text = super::text::unescape_controls(text);
-        let mut findings = self.rules.recognise(context.source, &text);
+        let mut findings = self.rules.recognise(context.source, &text, context.cut);
         if let Some(op) = &context.operation {
             for f in &mut findings {
                 self.rules.infer_from_field(f, op);
@@ -143,6 +150,8 @@ impl<'a> Sink<'a> {
                 instance_id: context.instance_id.clone(),
                 kms_key: f.kms_key.clone(),
                 key_state: f.key_state.clone(),
+                partial: f.partial.clone(),
+                author: context.author.clone(),
                 dry_run: f.dry_run || context.dry_run,
                 policy_arn: f.policy_arn.clone(),
                 authorization_id: f.authorization_id.clone(),

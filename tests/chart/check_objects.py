@@ -337,8 +337,7 @@ def rbac(docs, karpenter_namespace, triage_groups=()):
 
     grant("ClusterRole", "", "karpenter.sh", ["nodeclaims", "nodepools"], read)
     grant("ClusterRole", "", "karpenter.k8s.aws", ["ec2nodeclasses"], read)
-    grant("ClusterRole", "", "events.k8s.io", ["events"], read)
-    grant("Role", "default", "events.k8s.io", ["events"], ["create", "patch"])
+    grant("Role", "default", "events.k8s.io", ["events"], read + ["create", "patch"])
     grant("ClusterRole", "", group, [plural, f"{plural}/status"], full)
     grant("Role", karpenter_namespace, "", ["pods", "serviceaccounts"], read)
     grant("Role", karpenter_namespace, "", ["pods/log"], ["get"])
