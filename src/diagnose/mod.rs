@@ -12,6 +12,7 @@ pub mod model;
 mod organization;
 pub mod remedy;
 mod remedy_layers;
+pub mod shell;
 pub mod time;
 mod validation;
 
@@ -437,10 +438,16 @@ fn render(
     let mut remediation = remedy::remediation(&finding, partition);
     if let Some((id, _)) = unfetched_id {
         remediation.steps.insert(0, format!("Fetch what AWS evaluated for authorization id {id} (within 24 hours of the denial; needs iam:GetRequestAuthorizationDetails) and give its output to `explain` with the other inputs: its matched statements confirm the cause."));
-        remediation.commands.insert(
-            0,
-            format!("aws iam-toolbox get-request-authorization-details --authorization-id {id} > authorization-{id}.json"),
-        );
+        let fetch = shell::Command::new("aws")
+            .lit("iam-toolbox get-request-authorization-details")
+            .opt("--authorization-id", id)
+            .lit(">")
+            .word(&[
+                shell::Piece::Lit("authorization-"),
+                shell::Piece::Value(id),
+                shell::Piece::Lit(".json"),
+            ]);
+        remediation.commands.insert(0, fetch.into());
     }
     let first_seen = g.incidents.iter().find_map(|i| i.time_ms).map(time::format);
     let last_seen = g
