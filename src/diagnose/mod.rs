@@ -10,6 +10,7 @@ pub mod kms;
 pub mod lifecycle;
 pub mod model;
 mod organization;
+pub mod printable;
 pub mod remedy;
 mod remedy_layers;
 pub mod shell;
@@ -487,7 +488,7 @@ fn render(
     let latest_with = |f: for<'i> fn(&'i Incident<'_>) -> Option<&'i String>| {
         g.incidents.iter().rev().find_map(|i| f(i).cloned())
     };
-    Diagnosis {
+    let mut diagnosis = Diagnosis {
         api_version: model::API_VERSION,
         kind: model::KIND,
         metadata: Metadata { name: key.name() },
@@ -517,9 +518,12 @@ fn render(
             first_seen,
             last_seen,
             affected_node_claims: g.node_claims(MAX_NODE_CLAIMS),
-            last_message: cut(&latest.signal.message, MAX_MESSAGE),
+            // Escaped before the cut, so that the cap holds.
+            last_message: cut(&printable::escape(&latest.signal.message), MAX_MESSAGE),
         },
-    }
+    };
+    printable::diagnosis(&mut diagnosis);
+    diagnosis
 }
 
 fn reason(
