@@ -1,7 +1,10 @@
 //! The `-o text` report an on-call engineer reads at 3 a.m.: per Diagnosis what failed, why,
-//! the evidence and the fix. Colour only when asked (a terminal), otherwise plain text.
+//! the evidence and the fix. Colour only when asked (a terminal), otherwise plain text. Every
+//! string from a Diagnosis is printed with its control characters escaped (a Diagnosis read
+//! from the cluster may come from an older doctor, and spec and commands keep theirs).
 
 use crate::diagnose::model::{Confidence, Diagnosis};
+use crate::diagnose::printable::{self, escape_in_place};
 
 /// ANSI styling, off unless the output is a terminal.
 #[derive(Clone, Copy)]
@@ -52,7 +55,41 @@ pub fn render(items: &[Diagnosis], signals: usize, skipped: usize, style: Style)
     out
 }
 
+/// A copy of `d` whose every string is printable: the free text as the doctor writes it, and
+/// the spec, the commands (a control character shown, not run: the pasted word stays one word)
+/// and each line of the policy patch.
+fn printable_copy(d: &Diagnosis) -> Diagnosis {
+    let mut d = d.clone();
+    printable::diagnosis(&mut d);
+    escape_in_place(&mut d.metadata.name);
+    let spec = &mut d.spec;
+    for field in [
+        &mut spec.error_code,
+        &mut spec.principal_arn,
+        &mut spec.action,
+        &mut spec.resource_arn,
+        &mut spec.kms_key_arn,
+        &mut spec.partition,
+        &mut spec.region,
+        &mut spec.node_pool,
+        &mut spec.node_class,
+    ] {
+        field.iter_mut().for_each(escape_in_place);
+    }
+    let r = &mut d.status.remediation;
+    r.commands.iter_mut().for_each(escape_in_place);
+    if let Some(patch) = &mut r.policy_patch {
+        let lines: Vec<String> = patch
+            .lines()
+            .map(|l| printable::escape(l).into_owned())
+            .collect();
+        *patch = lines.join("\n");
+    }
+    d
+}
+
 fn section(d: &Diagnosis, style: Style) -> String {
+    let d = &printable_copy(d);
     let (spec, status) = (&d.spec, &d.status);
     let rc = &status.root_cause;
     let confidence = match rc.confidence {

@@ -5,6 +5,7 @@ use super::credentials::{CredentialsCase, recheck};
 use super::iam::request_contexts;
 use super::kms::{KmsCase, key_side, refused};
 use super::model::{Condition, DiagnosisSpec, ReasonCode};
+use super::printable::escape;
 use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
 use crate::policy::{Decision, PolicySet, Request};
@@ -184,14 +185,19 @@ pub fn resolved(
                 super::time::format(last_seen_ms.unwrap_or_default())
             ),
         ),
-        Verification::Fixed(detail) => ("True", "FixVerified", detail.clone()),
-        Verification::StillFailing(detail) => ("False", "FailureObserved", detail.clone()),
+        Verification::Fixed(detail) => ("True", "FixVerified", printable(detail)),
+        Verification::StillFailing(detail) => ("False", "FailureObserved", printable(detail)),
         Verification::Unknown(why) => (
             "False",
             "FailureObserved",
-            format!("the fix could not be verified: {why}"),
+            printable(&format!("the fix could not be verified: {why}")),
         ),
     }
+}
+
+/// A re-check's detail, which quotes facts, as printable text.
+fn printable(detail: &str) -> String {
+    escape(detail).into_owned()
 }
 
 /// metav1 rules: each desired condition keeps the previous `lastTransitionTime` when its

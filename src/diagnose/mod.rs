@@ -11,8 +11,10 @@ pub mod lifecycle;
 pub mod model;
 mod organization;
 mod partial;
+pub mod printable;
 pub mod remedy;
 mod remedy_layers;
+pub mod shell;
 pub mod time;
 mod validation;
 
@@ -491,10 +493,16 @@ fn render(
     let mut remediation = remedy::remediation(&finding, partition);
     if let Some((id, _)) = unfetched_id {
         remediation.steps.insert(0, format!("Fetch what AWS evaluated for authorization id {id} (within 24 hours of the denial; needs iam:GetRequestAuthorizationDetails) and give its output to `explain` with the other inputs: its matched statements confirm the cause."));
-        remediation.commands.insert(
-            0,
-            format!("aws iam-toolbox get-request-authorization-details --authorization-id {id} > authorization-{id}.json"),
-        );
+        let fetch = shell::Command::new("aws")
+            .lit("iam-toolbox get-request-authorization-details")
+            .opt("--authorization-id", id)
+            .lit(">")
+            .word(&[
+                shell::Piece::Lit("authorization-"),
+                shell::Piece::Value(id),
+                shell::Piece::Lit(".json"),
+            ]);
+        remediation.commands.insert(0, fetch.into());
     }
     let first_seen = g.incidents.iter().find_map(|i| i.time_ms).map(time::format);
     let last_seen = g
@@ -534,7 +542,7 @@ fn render(
     let latest_with = |f: for<'i> fn(&'i Incident<'_>) -> Option<&'i String>| {
         g.incidents.iter().rev().find_map(|i| f(i).cloned())
     };
-    Diagnosis {
+    let mut diagnosis = Diagnosis {
         api_version: model::API_VERSION,
         kind: model::KIND,
         metadata: Metadata { name: key.name() },
@@ -564,9 +572,12 @@ fn render(
             first_seen,
             last_seen,
             affected_node_claims: g.node_claims(MAX_NODE_CLAIMS),
-            last_message: cut(&latest.signal.message, MAX_MESSAGE),
+            // Escaped before the cut, so that the cap holds.
+            last_message: cut(&printable::escape(&latest.signal.message), MAX_MESSAGE),
         },
-    }
+    };
+    printable::diagnosis(&mut diagnosis);
+    diagnosis
 }
 
 fn reason(

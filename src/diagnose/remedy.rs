@@ -4,6 +4,7 @@
 use super::finding::{Finding, Fix};
 use super::model::{ReasonCode, Remediation};
 use super::remedy_layers as layers;
+use super::shell::{Command, Piece, Placeholder};
 use crate::partition::Partition;
 use crate::policy::arn::{Arn, role_name_of};
 use serde_json::{Map, Value, json};
@@ -52,7 +53,7 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
                 "Replace it with policyPatch, keeping the rest of the policy as it is.".into(),
             );
             r.policy_patch = Some(pretty(&Value::Object(patched.clone())));
-            edit_policy(r, role, policy, &jq_replace(statement, f, patched));
+            edit_policy(r, role, policy, jq_replace(statement, f, patched));
         }
         Fix::RemoveDeny {
             role,
@@ -71,7 +72,7 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
                 compact(&Value::Object(statement.clone()))
             ));
             r.steps.push("Remove it, or narrow its Action, Resource or Condition so that it no longer matches Karpenter's calls.".into());
-            edit_policy(r, role, policy, &jq_delete(statement, f));
+            edit_policy(r, role, policy, jq_delete(statement, f));
         }
         Fix::AddStatement { role, statement } => {
             r.summary = format!("Allow the call in an identity policy of {role}");
@@ -85,11 +86,14 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
                 r.steps.push(format!("Add policyPatch to {role}'s policies (or the Karpenter controller policy your IaC manages)."));
             }
             r.policy_patch = Some(pretty(statement));
-            r.commands.push(format!(
-                "aws iam put-role-policy --role-name {} --policy-name karpenter-doctor-{} --policy-document {}",
-                role_name(role),
-                statement["Sid"].as_str().unwrap_or("fix").to_ascii_lowercase(),
-                shell_quote(&compact(&json!({"Version": "2012-10-17", "Statement": [statement]})))
+            let sid = statement["Sid"]
+                .as_str()
+                .unwrap_or("fix")
+                .to_ascii_lowercase();
+            r.commands.push(put_inline(
+                role,
+                &[Piece::Lit("karpenter-doctor-"), Piece::Value(&sid)],
+                statement,
             ));
         }
         Fix::Boundary {
@@ -103,11 +107,16 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
                 "Narrow the Deny in the permissions boundary of {role} that matches {action}"
             );
             r.steps.push(format!("AWS named an explicit deny in the permissions boundary: no Allow can override it. In the boundary policy the first command names, find the Deny statement whose Action and Resource match {action} on {resource}, and remove it or narrow it so that Karpenter's call no longer matches."));
-            r.commands.push(format!(
-                "aws iam get-role --role-name {} --query Role.PermissionsBoundary.PermissionsBoundaryArn --output text",
-                role_name(role)
-            ));
-            r.commands.push("aws iam get-policy-version --policy-arn <boundary ARN from the command above> --version-id \"$(aws iam get-policy --policy-arn <boundary ARN> --query Policy.DefaultVersionId --output text)\" --query 'PolicyVersion.Document.Statement[?Effect==`Deny`]'".into());
+            r.commands.push(
+                get_role(role_name(role).into())
+                    .lit("--query Role.PermissionsBoundary.PermissionsBoundaryArn --output text")
+                    .into(),
+            );
+            r.commands.push(
+                default_version(BOUNDARY_ARN.into())
+                    .lit("--query 'PolicyVersion.Document.Statement[?Effect==`Deny`]'")
+                    .into(),
+            );
         }
         Fix::Boundary {
             role,
@@ -119,10 +128,11 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
             r.summary = format!("Let the permissions boundary of {role} allow {action}");
             let statement = json!({"Sid": "KarpenterDoctorBoundary", "Effect": "Allow", "Action": action, "Resource": resource});
             r.policy_patch = Some(pretty(&statement));
-            r.commands.push(format!(
-                "aws iam get-role --role-name {} --query Role.PermissionsBoundary",
-                role_name(role)
-            ));
+            r.commands.push(
+                get_role(role_name(role).into())
+                    .lit("--query Role.PermissionsBoundary")
+                    .into(),
+            );
             match boundary {
                 Some(b) => {
                     r.steps
@@ -131,7 +141,7 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
                         r,
                         role,
                         b,
-                        &format!("{} '.Statement += [$patch]'", jq_patch_arg(&statement)),
+                        jq_patch(&statement).arg(".Statement += [$patch]"),
                     );
                 }
                 None => r
@@ -186,28 +196,41 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
                 .map_or(("kube-system", "karpenter"), |(n, s)| {
                     (n.as_str(), s.as_str())
                 });
-            let cluster = cluster.as_deref().unwrap_or("<cluster>");
+            let cluster = cluster.as_deref().map_or(CLUSTER.into(), Piece::Value);
             r.summary =
                 "Make Karpenter run as its controller role (IRSA or EKS Pod Identity)".into();
             r.steps.push(format!(
                 "The calls are made as {caller}: the pod falls back to the node's instance profile."
             ));
             r.steps.push(format!("Give the {ns}/{sa} ServiceAccount its role, either by IRSA (the eks.amazonaws.com/role-arn annotation) or by an EKS Pod Identity association, then restart the Karpenter deployment so new pods get the credentials."));
-            r.commands.push(format!("kubectl -n {ns} get serviceaccount {sa} -o jsonpath='{{.metadata.annotations.eks\\.amazonaws\\.com/role-arn}}'"));
+            r.commands
+                .push(role_annotation(ns.into(), sa.into()).into());
             if let Some(c) = controller {
-                r.commands.push(format!(
-                    "kubectl -n {ns} annotate serviceaccount {sa} eks.amazonaws.com/role-arn={c} --overwrite"
-                ));
+                r.commands.push(
+                    Command::new("kubectl")
+                        .opt("-n", ns)
+                        .lit("annotate serviceaccount")
+                        .arg(sa)
+                        .word(&[Piece::Lit("eks.amazonaws.com/role-arn="), Piece::Value(c)])
+                        .lit("--overwrite")
+                        .into(),
+                );
             }
-            r.commands.push(format!(
-                "aws eks list-pod-identity-associations --cluster-name {cluster} --namespace {ns}"
-            ));
+            r.commands
+                .push(list_associations(cluster, ns.into()).into());
             if let Some(c) = controller {
-                r.commands.push(format!("aws eks create-pod-identity-association --cluster-name {cluster} --namespace {ns} --service-account {sa} --role-arn {c}"));
+                r.commands.push(
+                    Command::new("aws")
+                        .lit("eks create-pod-identity-association")
+                        .opt("--cluster-name", cluster)
+                        .opt("--namespace", ns)
+                        .opt("--service-account", sa)
+                        .opt("--role-arn", c.as_str())
+                        .into(),
+                );
             }
-            r.commands.push(format!(
-                "kubectl -n {ns} rollout restart deployment karpenter"
-            ));
+            r.commands
+                .push(restart(ns.into(), "deployment karpenter").into());
         }
         Fix::KeyState { key, state } => key_state(r, key, state),
         Fix::KeyStateRestored { key, was } => {
@@ -215,10 +238,18 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
             r.steps.push(format!(
                 "KMS refused the key while it was {was}. Find who changed its state, and when, in CloudTrail (DisableKey, ScheduleKeyDeletion, EnableKey, CancelKeyDeletion, DeleteImportedKeyMaterial)."
             ));
-            r.commands.push(format!(
-                "aws cloudtrail lookup-events{} --lookup-attributes AttributeKey=ResourceName,AttributeValue={key} --query 'Events[].[EventTime,EventName,Username]' --output text",
-                region_flag(key)
-            ));
+            r.commands.push(
+                Command::new("aws")
+                    .lit("cloudtrail lookup-events")
+                    .opt_some("--region", region_of(key))
+                    .lit("--lookup-attributes")
+                    .word(&[
+                        Piece::Lit("AttributeKey=ResourceName,AttributeValue="),
+                        Piece::Shorthand(key),
+                    ])
+                    .lit("--query 'Events[].[EventTime,EventName,Username]' --output text")
+                    .into(),
+            );
         }
         Fix::KeyAccess {
             key,
@@ -234,8 +265,11 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
             let statement = json!({"Sid": "AllowUseOfTheEbsKey", "Effect": "Allow", "Action": missing, "Resource": key});
             r.steps.push("EBS uses the key on the launching principal's behalf: its IAM policies must allow the KMS actions too.".into());
             r.policy_patch = Some(pretty(&statement));
-            r.commands
-                .push(put_inline(role, "karpenter-doctor-kms", &statement));
+            r.commands.push(put_inline(
+                role,
+                &[Piece::Lit("karpenter-doctor-kms")],
+                &statement,
+            ));
         }
         Fix::Layers(fixes) => {
             for (i, each) in fixes.iter().enumerate() {
@@ -280,29 +314,33 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
             }
             .into();
             r.steps.push("Decode any 'Encoded authorization failure message' with sts decode-authorization-message: it names the deciding statements.".into());
-            r.commands.push("aws sts decode-authorization-message --encoded-message <the encoded message> --query DecodedMessage --output text".into());
+            r.commands.push(
+                Command::new("aws")
+                    .lit("sts decode-authorization-message")
+                    .opt("--encoded-message", ENCODED_MESSAGE)
+                    .lit("--query DecodedMessage --output text")
+                    .into(),
+            );
             if let (Some(role), Some(action)) = (role, action) {
                 r.steps.push(format!(
                     "Simulate {action} for {role}, and read its policies."
                 ));
-                r.commands.push(format!(
-                    "aws iam simulate-principal-policy --policy-source-arn {role} --action-names {action}{}",
-                    resource.as_deref().map(|res| format!(" --resource-arns {}", shell_arg(res))).unwrap_or_default()
-                ));
-                r.commands.push(format!(
-                    "aws iam list-attached-role-policies --role-name {}",
-                    role_name(role)
-                ));
-                r.commands.push(format!(
-                    "aws iam list-role-policies --role-name {}",
-                    role_name(role)
-                ));
+                r.commands.push(
+                    simulate(role, action)
+                        .opt_some("--resource-arns", resource.as_deref())
+                        .into(),
+                );
+                for list in ["iam list-attached-role-policies", "iam list-role-policies"] {
+                    r.commands.push(
+                        Command::new("aws")
+                            .lit(list)
+                            .opt("--role-name", role_name(role))
+                            .into(),
+                    );
+                }
             } else if let Some(key) = resource {
-                let region = region_flag(key);
-                r.commands
-                    .push(format!("aws kms describe-key{region} --key-id {key}"));
-                r.commands
-                    .push(format!("aws kms list-grants{region} --key-id {key}"));
+                r.commands.push(kms("kms describe-key", key).into());
+                r.commands.push(kms("kms list-grants", key).into());
             }
         }
     }
@@ -339,10 +377,13 @@ fn dry_run(
             " The command assumes Karpenter's Helm release is named `karpenter`."
         }
     ));
-    r.commands.push(format!(
-        "helm upgrade karpenter oci://public.ecr.aws/karpenter/karpenter --namespace {} --reuse-values --set settings.disableDryRun=true",
-        namespace.unwrap_or("kube-system")
-    ));
+    r.commands.push(
+        Command::new("helm")
+            .lit("upgrade karpenter oci://public.ecr.aws/karpenter/karpenter")
+            .opt("--namespace", namespace.unwrap_or("kube-system"))
+            .lit("--reuse-values --set settings.disableDryRun=true")
+            .into(),
+    );
     let summary = r.summary.clone();
     r.steps.push(if launch_allowed {
         "Or let the dry run through as well:".into()
@@ -354,7 +395,6 @@ fn dry_run(
 }
 
 fn key_state(r: &mut Remediation, key: &str, state: &str) {
-    let region = region_flag(key);
     r.steps.push(format!(
         "Run these with credentials of the key's account ({}).",
         Arn::parse(key).map_or("", |a| a.account)
@@ -362,31 +402,52 @@ fn key_state(r: &mut Remediation, key: &str, state: &str) {
     match state {
         "Disabled" => {
             r.summary = format!("Enable KMS key {key}");
-            r.commands
-                .push(format!("aws kms enable-key{region} --key-id {key}"));
+            r.commands.push(kms("kms enable-key", key).into());
         }
         "PendingDeletion" | "PendingReplicaDeletion" => {
             r.summary = format!("Cancel the scheduled deletion of KMS key {key}, then enable it");
             r.steps.push(
                 "Cancelling a deletion leaves the key Disabled: enable it afterwards.".into(),
             );
-            r.commands.push(format!(
-                "aws kms cancel-key-deletion{region} --key-id {key}"
-            ));
-            r.commands
-                .push(format!("aws kms enable-key{region} --key-id {key}"));
+            r.commands.push(kms("kms cancel-key-deletion", key).into());
+            r.commands.push(kms("kms enable-key", key).into());
         }
         "PendingImport" => {
             r.summary = format!("Import key material into KMS key {key}");
-            r.commands.push(format!("aws kms get-parameters-for-import{region} --key-id {key} --wrapping-algorithm RSAES_OAEP_SHA_256 --wrapping-key-spec RSA_2048"));
-            r.commands.push(format!("aws kms import-key-material{region} --key-id {key} --encrypted-key-material fileb://EncryptedKeyMaterial.bin --import-token fileb://ImportToken.bin --expiration-model KEY_MATERIAL_DOES_NOT_EXPIRE"));
+            r.commands.push(
+                kms("kms get-parameters-for-import", key)
+                    .lit("--wrapping-algorithm RSAES_OAEP_SHA_256 --wrapping-key-spec RSA_2048")
+                    .into(),
+            );
+            r.commands.push(
+                kms("kms import-key-material", key)
+                    .lit("--encrypted-key-material fileb://EncryptedKeyMaterial.bin --import-token fileb://ImportToken.bin --expiration-model KEY_MATERIAL_DOES_NOT_EXPIRE")
+                    .into(),
+            );
         }
         _ => {
             r.summary = format!("Reconnect the custom key store of KMS key {key}");
             r.steps.push("A store whose ConnectionState is FAILED must be disconnected before it can connect again; connecting takes several minutes (watch ConnectionState until CONNECTED).".into());
-            r.commands.push(format!("aws kms describe-custom-key-stores{region} --query 'CustomKeyStores[].[CustomKeyStoreId,ConnectionState,ConnectionErrorCode]'"));
-            r.commands.push(format!("aws kms disconnect-custom-key-store{region} --custom-key-store-id <id from the command above>"));
-            r.commands.push(format!("aws kms connect-custom-key-store{region} --custom-key-store-id <id from the command above>"));
+            let region = region_of(key);
+            r.commands.push(
+                Command::new("aws")
+                    .lit("kms describe-custom-key-stores")
+                    .opt_some("--region", region)
+                    .lit("--query 'CustomKeyStores[].[CustomKeyStoreId,ConnectionState,ConnectionErrorCode]'")
+                    .into(),
+            );
+            for step in [
+                "kms disconnect-custom-key-store",
+                "kms connect-custom-key-store",
+            ] {
+                r.commands.push(
+                    Command::new("aws")
+                        .lit(step)
+                        .opt_some("--region", region)
+                        .opt("--custom-key-store-id", KEY_STORE_ID)
+                        .into(),
+                );
+            }
         }
     }
 }
@@ -429,16 +490,21 @@ fn key_access(
             json!({"StringEquals": {"kms:ViaService": via, "kms:CallerAccount": grantee_account}});
     }
     r.policy_patch = Some(pretty(&statement));
-    r.commands.push(format!(
-        "aws kms create-grant{} --key-id {key} --grantee-principal {grantee} --operations Encrypt Decrypt ReEncryptFrom ReEncryptTo GenerateDataKey GenerateDataKeyWithoutPlaintext DescribeKey CreateGrant",
-        region_flag(key)
-    ));
+    r.commands.push(
+        kms("kms create-grant", key)
+            .opt("--grantee-principal", grantee)
+            .lit("--operations Encrypt Decrypt ReEncryptFrom ReEncryptTo GenerateDataKey GenerateDataKeyWithoutPlaintext DescribeKey CreateGrant")
+            .into(),
+    );
     if key_account != grantee_account && !service_role {
         r.steps.push(format!("Cross-account: {grantee}'s own IAM policies must also allow the KMS actions on the key."));
         let identity = json!({"Sid": "AllowUseOfTheEbsKey", "Effect": "Allow",
             "Action": ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncrypt*"], "Resource": key});
-        r.commands
-            .push(put_inline(grantee, "karpenter-doctor-kms", &identity));
+        r.commands.push(put_inline(
+            grantee,
+            &[Piece::Lit("karpenter-doctor-kms")],
+            &identity,
+        ));
     }
 }
 
@@ -477,95 +543,120 @@ fn simulate_pass_role(role: &str, statement: &Value) -> Vec<String> {
     passed_to_service(&statement["Condition"])
         .into_iter()
         .map(|svc| {
-            format!(
-                "aws iam simulate-principal-policy --policy-source-arn {role} --action-names iam:PassRole --resource-arns {} --context-entries ContextKeyName=iam:PassedToService,ContextKeyValues={svc},ContextKeyType=string --query 'EvaluationResults[].EvalDecision'",
-                shell_arg(resource)
-            )
+            simulate(role, "iam:PassRole")
+                .opt("--resource-arns", resource)
+                .lit("--context-entries")
+                .word(&[
+                    Piece::Lit("ContextKeyName=iam:PassedToService,ContextKeyValues="),
+                    Piece::Shorthand(svc),
+                    Piece::Lit(",ContextKeyType=string"),
+                ])
+                .lit("--query 'EvaluationResults[].EvalDecision'")
+                .into()
         })
         .collect()
 }
 
-/// Fetch, edit with `jq_program`, and write back a managed or inline policy of `role`: the
-/// commands, and the steps that keep them from failing (AWS managed policies, version limit).
-fn edit_policy(r: &mut Remediation, role: &str, policy: &str, jq_program: &str) {
+/// Fetch, edit with `jq` (its options and program; the file names are added), and write back a
+/// managed or inline policy of `role`: the commands, and the steps that keep them from failing
+/// (AWS managed policies, version limit).
+fn edit_policy(r: &mut Remediation, role: &str, policy: &str, jq: Command) {
     let (get, put) = if let Some(arn) = Arn::parse(policy) {
-        let get = format!(
-            "aws iam get-policy-version --policy-arn {policy} --version-id \"$(aws iam get-policy --policy-arn {policy} --query Policy.DefaultVersionId --output text)\" --query PolicyVersion.Document --output json > policy.json"
-        );
+        let get = default_version(policy.into())
+            .lit("--query PolicyVersion.Document --output json > policy.json");
         if arn.account == "aws" {
             r.steps.push(format!("{policy} is an AWS managed policy and cannot be edited: create a customer managed policy with the corrected document, attach it to {role}, and detach {policy}."));
             (get, None)
         } else {
             r.steps.push("A managed policy keeps at most 5 versions: if create-policy-version fails with LimitExceeded, delete the oldest non-default version first (aws iam list-policy-versions, aws iam delete-policy-version).".into());
-            let put = format!(
-                "aws iam create-policy-version --policy-arn {policy} --policy-document file://policy-fixed.json --set-as-default"
-            );
+            let put = Command::new("aws")
+                .lit("iam create-policy-version")
+                .opt("--policy-arn", policy)
+                .lit("--policy-document file://policy-fixed.json --set-as-default");
             (get, Some(put))
         }
     } else if let Some(name) = policy.strip_prefix("inline:") {
-        let role = role_name(role);
+        let inline = |verb: &'static str| {
+            Command::new("aws")
+                .lit(verb)
+                .opt("--role-name", role_name(role))
+                .opt("--policy-name", name)
+        };
         (
-            format!(
-                "aws iam get-role-policy --role-name {role} --policy-name {name} --query PolicyDocument --output json > policy.json"
-            ),
-            Some(format!(
-                "aws iam put-role-policy --role-name {role} --policy-name {name} --policy-document file://policy-fixed.json"
-            )),
+            inline("iam get-role-policy").lit("--query PolicyDocument --output json > policy.json"),
+            Some(inline("iam put-role-policy").lit("--policy-document file://policy-fixed.json")),
         )
     } else {
         return;
     };
-    r.commands.push(get);
+    r.commands.push(get.into());
     r.commands
-        .push(format!("jq {jq_program} policy.json > policy-fixed.json"));
-    r.commands.extend(put);
+        .push(jq.lit("policy.json > policy-fixed.json").into());
+    r.commands.extend(put.map(String::from));
 }
 
-fn jq_patch_arg(patched: &Value) -> String {
-    format!("--argjson patch {}", shell_quote(&compact(patched)))
+/// `jq --argjson patch <the patched statement>`: the start of a jq command that edits with it.
+fn jq_patch(patched: &Value) -> Command {
+    Command::new("jq").opt("--argjson patch", compact(patched).as_str())
 }
 
-/// A jq program replacing the statement (by Sid, else by position) with `$patch`.
-fn jq_replace(statement: &Map<String, Value>, f: &Finding, patched: &Map<String, Value>) -> String {
-    let arg = jq_patch_arg(&Value::Object(patched.clone()));
+/// `value` as a jq string literal: a JSON string (jq reads JSON's escapes, and a JSON string
+/// never holds the `\(` of jq's interpolation, since its backslashes are escaped).
+fn jq_string(value: &str) -> String {
+    compact(&Value::String(value.to_string()))
+}
+
+/// The jq command replacing the statement (by Sid, else by position) with `$patch`.
+fn jq_replace(
+    statement: &Map<String, Value>,
+    f: &Finding,
+    patched: &Map<String, Value>,
+) -> Command {
+    let jq = jq_patch(&Value::Object(patched.clone()));
     match statement.get("Sid").and_then(Value::as_str) {
-        Some(sid) => {
-            format!("{arg} '.Statement |= map(if .Sid == \"{sid}\" then $patch else . end)'")
-        }
-        None => format!(
-            "{arg} '.Statement[{}] = $patch'",
-            f.statement.as_ref().and_then(|s| s.index).unwrap_or(0)
+        Some(sid) => jq.arg(
+            format!(
+                ".Statement |= map(if .Sid == {} then $patch else . end)",
+                jq_string(sid)
+            )
+            .as_str(),
         ),
+        None => jq.arg(format!(".Statement[{}] = $patch", statement_index(f)).as_str()),
     }
 }
 
-fn jq_delete(statement: &Map<String, Value>, f: &Finding) -> String {
-    match statement.get("Sid").and_then(Value::as_str) {
-        Some(sid) => format!("'.Statement |= map(select(.Sid != \"{sid}\"))'"),
-        None => format!(
-            "'del(.Statement[{}])'",
-            f.statement.as_ref().and_then(|s| s.index).unwrap_or(0)
-        ),
-    }
+/// The jq command deleting the statement (by Sid, else by position).
+fn jq_delete(statement: &Map<String, Value>, f: &Finding) -> Command {
+    let program = match statement.get("Sid").and_then(Value::as_str) {
+        Some(sid) => format!(".Statement |= map(select(.Sid != {}))", jq_string(sid)),
+        None => format!("del(.Statement[{}])", statement_index(f)),
+    };
+    Command::new("jq").arg(program.as_str())
 }
 
-fn put_inline(role: &str, name: &str, statement: &Value) -> String {
-    format!(
-        "aws iam put-role-policy --role-name {} --policy-name {name} --policy-document {}",
-        role_name(role),
-        shell_quote(&compact(
-            &json!({"Version": "2012-10-17", "Statement": [statement]})
-        ))
-    )
+/// `aws iam put-role-policy` of `statement` as an inline policy of `role`, named by `name`.
+fn put_inline(role: &str, name: &[Piece<'_>], statement: &Value) -> String {
+    Command::new("aws")
+        .lit("iam put-role-policy")
+        .opt("--role-name", role_name(role))
+        .lit("--policy-name")
+        .word(name)
+        .opt(
+            "--policy-document",
+            compact(&json!({"Version": "2012-10-17", "Statement": [statement]})).as_str(),
+        )
+        .into()
+}
+
+/// The position of the statement at fault (0 when unknown).
+fn statement_index(f: &Finding) -> usize {
+    f.statement.as_ref().and_then(|s| s.index).unwrap_or(0)
 }
 
 fn statement_label(statement: &Map<String, Value>, f: &Finding) -> String {
     match statement.get("Sid").and_then(Value::as_str) {
         Some(sid) => format!("statement \"{sid}\""),
-        None => format!(
-            "statement #{}",
-            f.statement.as_ref().and_then(|s| s.index).unwrap_or(0)
-        ),
+        None => format!("statement #{}", statement_index(f)),
     }
 }
 
@@ -573,11 +664,11 @@ pub(super) fn role_name(role: &str) -> &str {
     role_name_of(role).unwrap_or(role)
 }
 
-pub(super) fn region_flag(arn: &str) -> String {
+/// The region of an ARN, when it names one.
+pub(super) fn region_of(arn: &str) -> Option<&str> {
     Arn::parse(arn)
-        .filter(|a| !a.region.is_empty())
-        .map(|a| format!(" --region {}", a.region))
-        .unwrap_or_default()
+        .map(|a| a.region)
+        .filter(|region| !region.is_empty())
 }
 
 pub(super) fn compact(v: &Value) -> String {
@@ -588,17 +679,82 @@ pub(super) fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).expect("JSON values serialize")
 }
 
-/// Single-quotes for a POSIX shell.
-/// `text` as one shell word: as it is when it has no characters the shell treats specially.
-pub(super) fn shell_arg(text: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || ":/._-=@,+".contains(c);
-    if !text.is_empty() && text.chars().all(plain) {
-        text.to_string()
-    } else {
-        shell_quote(text)
-    }
+// What the commands need that the doctor cannot know: set before pasting.
+pub(super) const CLUSTER: Placeholder = Placeholder::new("CLUSTER", "the EKS cluster name");
+pub(super) const NAMESPACE: Placeholder =
+    Placeholder::new("NAMESPACE", "the namespace of Karpenter");
+pub(super) const SERVICE_ACCOUNT: Placeholder =
+    Placeholder::new("SERVICE_ACCOUNT", "the ServiceAccount of Karpenter");
+pub(super) const ROLE_NAME: Placeholder =
+    Placeholder::new("ROLE_NAME", "the name of the Karpenter controller role");
+const BOUNDARY_ARN: Placeholder =
+    Placeholder::new("BOUNDARY_ARN", "the boundary ARN from the command above");
+const ENCODED_MESSAGE: Placeholder = Placeholder::new(
+    "ENCODED_MESSAGE",
+    "the encoded authorization failure message",
+);
+const KEY_STORE_ID: Placeholder = Placeholder::new(
+    "KEY_STORE_ID",
+    "the custom key store id from the command above",
+);
+
+/// `aws <service command> [--region <the key's>] --key-id <key>`.
+pub(super) fn kms(command: &'static str, key: &str) -> Command {
+    Command::new("aws")
+        .lit(command)
+        .opt_some("--region", region_of(key))
+        .opt("--key-id", key)
 }
 
-pub(super) fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "'\\''"))
+/// `aws iam get-role --role-name <name>`.
+pub(super) fn get_role(name: Piece<'_>) -> Command {
+    Command::new("aws")
+        .lit("iam get-role")
+        .opt("--role-name", name)
+}
+
+/// `aws iam simulate-principal-policy` of `action` for `role`.
+fn simulate(role: &str, action: &str) -> Command {
+    Command::new("aws")
+        .lit("iam simulate-principal-policy")
+        .opt("--policy-source-arn", role)
+        .opt("--action-names", action)
+}
+
+/// `aws iam get-policy-version` of the default version of `policy`.
+fn default_version(policy: Piece<'_>) -> Command {
+    let default = Command::new("aws")
+        .lit("iam get-policy")
+        .opt("--policy-arn", policy)
+        .lit("--query Policy.DefaultVersionId --output text");
+    Command::new("aws")
+        .lit("iam get-policy-version")
+        .opt("--policy-arn", policy)
+        .lit("--version-id")
+        .output(&default)
+}
+
+/// The IRSA role annotation of a ServiceAccount.
+pub(super) fn role_annotation(namespace: Piece<'_>, account: Piece<'_>) -> Command {
+    Command::new("kubectl")
+        .opt("-n", namespace)
+        .lit("get serviceaccount")
+        .arg(account)
+        .lit("-o jsonpath='{.metadata.annotations.eks\\.amazonaws\\.com/role-arn}'")
+}
+
+/// The EKS Pod Identity associations of a namespace.
+pub(super) fn list_associations(cluster: Piece<'_>, namespace: Piece<'_>) -> Command {
+    Command::new("aws")
+        .lit("eks list-pod-identity-associations")
+        .opt("--cluster-name", cluster)
+        .opt("--namespace", namespace)
+}
+
+/// `kubectl -n <namespace> rollout restart <target>`.
+pub(super) fn restart(namespace: Piece<'_>, target: &'static str) -> Command {
+    Command::new("kubectl")
+        .opt("-n", namespace)
+        .lit("rollout restart")
+        .lit(target)
 }

@@ -3,10 +3,36 @@
 
 use super::finding::{CredentialsFix, CredentialsPath, OrgPolicy};
 use super::model::Remediation;
-use super::remedy::{pretty, region_flag, role_name, shell_arg};
+use super::remedy::{
+    CLUSTER, NAMESPACE, ROLE_NAME, SERVICE_ACCOUNT, get_role, kms, list_associations, pretty,
+    restart, role_annotation, role_name,
+};
+use super::shell::{Command, Piece, Placeholder};
 use crate::partition::Partition;
 use crate::policy::arn::{Arn, role_arn_of};
 use serde_json::{Value, json};
+
+// What the commands need that the doctor cannot know: set before pasting.
+const PARENT_ID: Placeholder =
+    Placeholder::new("PARENT_ID", "the parent OU id from the command above");
+const POLICY_ID: Placeholder =
+    Placeholder::new("POLICY_ID", "the policy id from the command above");
+const VPC_ID: Placeholder = Placeholder::new("VPC_ID", "the VPC id of the cluster");
+const ENDPOINT_ID: Placeholder =
+    Placeholder::new("ENDPOINT_ID", "the endpoint id from the command above");
+const ASSOCIATION_ID: Placeholder = Placeholder::new(
+    "ASSOCIATION_ID",
+    "the association id from the command above",
+);
+const IDENTITY_POLICY: Placeholder =
+    Placeholder::new("IDENTITY_POLICY", "a file holding the identity policy");
+const RESOURCE_POLICY: Placeholder = Placeholder::new(
+    "RESOURCE_POLICY",
+    "a file holding the policy of the resource",
+);
+const ISSUER_URL: Placeholder =
+    Placeholder::new("ISSUER_URL", "the issuer URL from the command above");
+const REGION: Placeholder = Placeholder::new("REGION", "the AWS_REGION of Karpenter");
 
 /// `p-…` of an Organizations policy ARN (`…/service_control_policy/p-2kgnabcd`).
 fn policy_id(arn: &str) -> Option<&str> {
@@ -51,24 +77,41 @@ pub(super) fn organization(
                 ),
             };
             r.steps.push(format!("{which} It lives in the organization's management account (or a delegated administrator): only its owners can change it. Exempt Karpenter's controller role from that statement, or make Karpenter's request comply."));
-            r.commands.push(format!(
-                "aws organizations describe-policy --policy-id {id} --query Policy.Content --output text"
-            ));
-            r.commands.push(format!(
-                "aws organizations list-targets-for-policy --policy-id {id}"
-            ));
+            r.commands.push(
+                Command::new("aws")
+                    .lit("organizations describe-policy")
+                    .opt("--policy-id", id)
+                    .lit("--query Policy.Content --output text")
+                    .into(),
+            );
+            r.commands.push(
+                Command::new("aws")
+                    .lit("organizations list-targets-for-policy")
+                    .opt("--policy-id", id)
+                    .into(),
+            );
         }
         None => {
             r.steps.push(format!("In the organization's management account (or a delegated administrator), find the {name} attached to account {account} or to one of its parent OUs that denies {action}, and exempt Karpenter's controller role or the action."));
-            r.commands.push(format!(
-                "aws organizations list-policies-for-target --target-id {account} --filter {filter}"
-            ));
-            r.commands.push(format!(
-                "aws organizations list-parents --child-id {account}"
-            ));
-            r.commands.push(format!("aws organizations list-policies-for-target --target-id <parent OU id from the command above> --filter {filter}"));
+            let for_target = |target: Piece<'_>| {
+                Command::new("aws")
+                    .lit("organizations list-policies-for-target")
+                    .opt("--target-id", target)
+                    .lit("--filter")
+                    .lit(filter)
+            };
+            r.commands.push(for_target(account.into()).into());
             r.commands.push(
-                "aws organizations describe-policy --policy-id <policy id from the command above>"
+                Command::new("aws")
+                    .lit("organizations list-parents")
+                    .opt("--child-id", account)
+                    .into(),
+            );
+            r.commands.push(for_target(PARENT_ID.into()).into());
+            r.commands.push(
+                Command::new("aws")
+                    .lit("organizations describe-policy")
+                    .opt("--policy-id", POLICY_ID)
                     .into(),
             );
         }
@@ -82,35 +125,55 @@ pub(super) fn vpc_endpoint(
     endpoint: Option<&str>,
 ) {
     let service = action.split(':').next().unwrap_or("");
-    let region_arg = region
-        .map(|reg| format!(" --region {reg}"))
-        .unwrap_or_default();
+    let endpoints = |command: &'static str| {
+        Command::new("aws")
+            .lit(command)
+            .opt_some("--region", region)
+    };
     r.summary = format!("Let the VPC endpoint policy for {service} allow {action}");
     r.steps.push(format!("Karpenter reaches {service} through a VPC endpoint whose policy does not allow {action}. Allow it for Karpenter's controller role (or remove the Deny that matches) in the endpoint's policy; the policy applies to every caller that uses the endpoint."));
     let id = endpoint
         .and_then(|e| e.rsplit('/').next())
         .filter(|id| id.starts_with("vpce-"));
-    match id {
-        Some(id) => r.commands.push(format!(
-            "aws ec2 describe-vpc-endpoints{region_arg} --vpc-endpoint-ids {id} --query 'VpcEndpoints[0].PolicyDocument' --output text"
-        )),
-        None => r.commands.push(format!(
-            "aws ec2 describe-vpc-endpoints{region_arg} --filters Name=vpc-id,Values=<the cluster's VPC id> --query 'VpcEndpoints[].[VpcEndpointId,ServiceName,PolicyDocument]' --output text"
-        )),
-    }
-    r.commands.push(format!(
-        "aws ec2 modify-vpc-endpoint{region_arg} --vpc-endpoint-id {} --policy-document file://endpoint-policy.json",
-        id.unwrap_or("<endpoint id from the command above>")
-    ));
+    let describe = endpoints("ec2 describe-vpc-endpoints");
+    r.commands.push(
+        match id {
+            Some(id) => describe
+                .opt("--vpc-endpoint-ids", id)
+                .lit("--query 'VpcEndpoints[0].PolicyDocument' --output text"),
+            None => describe
+                .lit("--filters")
+                .word(&[Piece::Lit("Name=vpc-id,Values="), Piece::Hole(VPC_ID)])
+                .lit("--query 'VpcEndpoints[].[VpcEndpointId,ServiceName,PolicyDocument]' --output text"),
+        }
+        .into(),
+    );
+    r.commands.push(
+        endpoints("ec2 modify-vpc-endpoint")
+            .opt(
+                "--vpc-endpoint-id",
+                id.map_or(ENDPOINT_ID.into(), Piece::Value),
+            )
+            .lit("--policy-document file://endpoint-policy.json")
+            .into(),
+    );
 }
 
 pub(super) fn session(r: &mut Remediation, role: &str, action: &str) {
     r.summary = format!("Widen (or drop) the session policy of Karpenter's session as {role}");
     r.steps.push(format!("The credentials Karpenter uses carry a session policy that does not allow {action}: it only narrows what {role}'s own policies allow. Whoever creates the session sets it — an EKS Pod Identity association's policy, or a tool that calls sts:AssumeRole with --policy: allow {action} there, or pass none."));
-    r.commands.push("aws eks list-pod-identity-associations --cluster-name <cluster> --namespace <karpenter namespace>".into());
-    r.commands.push("aws eks describe-pod-identity-association --cluster-name <cluster> --association-id <id from the command above> --query association.policy".into());
     r.commands
-        .push("kubectl -n <karpenter namespace> rollout restart deployment/karpenter".into());
+        .push(list_associations(CLUSTER.into(), NAMESPACE.into()).into());
+    r.commands.push(
+        Command::new("aws")
+            .lit("eks describe-pod-identity-association")
+            .opt("--cluster-name", CLUSTER)
+            .opt("--association-id", ASSOCIATION_ID)
+            .lit("--query association.policy")
+            .into(),
+    );
+    r.commands
+        .push(restart(NAMESPACE.into(), "deployment/karpenter").into());
 }
 
 pub(super) fn resource_policy(
@@ -146,20 +209,40 @@ pub(super) fn resource_policy(
     match resource.and_then(Arn::parse).map(|a| (a.service, a)) {
         Some(("kms", _)) => {
             let key = resource.unwrap_or_default();
-            r.commands.push(format!(
-                "aws kms get-key-policy{} --key-id {key} --policy-name default --output text",
-                region_flag(key)
-            ));
-            r.commands.push(format!("aws kms put-key-policy{} --key-id {key} --policy-name default --policy file://key-policy.json", region_flag(key)));
+            r.commands.push(
+                kms("kms get-key-policy", key)
+                    .lit("--policy-name default --output text")
+                    .into(),
+            );
+            r.commands.push(
+                kms("kms put-key-policy", key)
+                    .lit("--policy-name default --policy file://key-policy.json")
+                    .into(),
+            );
         }
         Some(("sqs", a)) => {
-            let url = format!("https://sqs.{}.amazonaws.com/{}/{}", a.region, a.account, a.resource);
-            r.commands.push(format!("aws sqs get-queue-attributes --queue-url {} --attribute-names Policy --query Attributes.Policy --output text", shell_arg(&url)));
+            let url = format!(
+                "https://sqs.{}.amazonaws.com/{}/{}",
+                a.region, a.account, a.resource
+            );
+            r.commands.push(
+                Command::new("aws")
+                    .lit("sqs get-queue-attributes")
+                    .opt("--queue-url", url.as_str())
+                    .lit("--attribute-names Policy --query Attributes.Policy --output text")
+                    .into(),
+            );
         }
-        _ => r.commands.push(format!(
-            "karpenter-doctor simulate --policy <identity policy> --resource-policy <the resource's policy> --principal {principal} --action {action}{}",
-            resource.map(|res| format!(" --resource {}", shell_arg(res))).unwrap_or_default()
-        )),
+        _ => r.commands.push(
+            Command::new("karpenter-doctor")
+                .lit("simulate")
+                .opt("--policy", IDENTITY_POLICY)
+                .opt("--resource-policy", RESOURCE_POLICY)
+                .opt("--principal", principal)
+                .opt("--action", action)
+                .opt_some("--resource", resource)
+                .into(),
+        ),
     }
 }
 
@@ -171,12 +254,22 @@ pub(super) fn credentials(r: &mut Remediation, fix: &CredentialsFix, partition: 
         fix.caller.as_deref(),
     );
     let (namespace, account) = match &fix.account {
-        Some((ns, name)) => (ns.as_str(), name.as_str()),
-        None => ("<karpenter namespace>", "<service account>"),
+        Some((ns, name)) => (Piece::Value(ns), Piece::Value(name)),
+        None => (Piece::Hole(NAMESPACE), Piece::Hole(SERVICE_ACCOUNT)),
     };
     let role_label = role.unwrap_or("Karpenter's controller role");
-    let role_arg = role.map_or("<controller role name>", role_name);
-    let restart = format!("kubectl -n {namespace} rollout restart deployment/karpenter");
+    let role_arg = role.map_or(ROLE_NAME.into(), |r| Piece::Value(role_name(r)));
+    let read_and_update_trust = [
+        get_role(role_arg).lit("--query Role.AssumeRolePolicyDocument"),
+        Command::new("aws")
+            .lit("iam update-assume-role-policy")
+            .opt("--role-name", role_arg)
+            .lit("--policy-document file://trust.json"),
+    ];
+    let describe_issuer = Command::new("aws")
+        .lit("eks describe-cluster")
+        .opt("--name", CLUSTER)
+        .lit("--query cluster.identity.oidc.issuer --output text");
     match how {
         CredentialsPath::OidcProvider => {
             r.summary = format!(
@@ -184,16 +277,20 @@ pub(super) fn credentials(r: &mut Remediation, fix: &CredentialsFix, partition: 
                 issuer.map(|i| format!(" {i}")).unwrap_or_default()
             );
             r.steps.push("IRSA needs the cluster's OIDC issuer registered as an IAM OIDC identity provider in the controller role's account; STS found none for it.".into());
+            r.commands.push(describe_issuer.into());
             r.commands.push(
-                "aws eks describe-cluster --name <cluster> --query cluster.identity.oidc.issuer --output text"
+                Command::new("aws")
+                    .lit("iam create-open-id-connect-provider")
+                    .opt("--url", issuer.map_or(ISSUER_URL.into(), Piece::Value))
+                    .lit("--client-id-list sts.amazonaws.com")
                     .into(),
             );
-            r.commands.push(format!(
-                "aws iam create-open-id-connect-provider --url {} --client-id-list sts.amazonaws.com",
-                issuer.unwrap_or("<issuer URL from the command above>")
-            ));
             r.commands.push(
-                "eksctl utils associate-iam-oidc-provider --cluster <cluster> --approve".into(),
+                Command::new("eksctl")
+                    .lit("utils associate-iam-oidc-provider")
+                    .opt("--cluster", CLUSTER)
+                    .lit("--approve")
+                    .into(),
             );
             r.steps.push("Check that the controller role's trust policy names this provider (a trust policy copied from another cluster names that cluster's issuer).".into());
         }
@@ -202,18 +299,21 @@ pub(super) fn credentials(r: &mut Remediation, fix: &CredentialsFix, partition: 
                 "Let Karpenter's ServiceAccount assume {role_label}: correct its trust policy"
             );
             let host = issuer.map_or("<issuer>", |i| i.trim_start_matches("https://"));
-            r.steps.push(format!("STS refused sts:AssumeRoleWithWebIdentity: the trust policy of {role_label} must name the cluster's OIDC provider as Federated principal, with {host}:sub = system:serviceaccount:{namespace}:{account} and {host}:aud = sts.amazonaws.com. Compare it with the cluster's issuer and Karpenter's ServiceAccount."));
+            let (ns, sa) = fix.account.as_ref().map_or(
+                ("<karpenter namespace>", "<service account>"),
+                |(ns, sa)| (ns.as_str(), sa.as_str()),
+            );
+            r.steps.push(format!("STS refused sts:AssumeRoleWithWebIdentity: the trust policy of {role_label} must name the cluster's OIDC provider as Federated principal, with {host}:sub = system:serviceaccount:{ns}:{sa} and {host}:aud = sts.amazonaws.com. Compare it with the cluster's issuer and Karpenter's ServiceAccount."));
             let statement = web_identity_statement(role, issuer, fix.account.as_ref(), partition);
             trust_patch(r, fix, &statement);
-            r.commands.push(format!("kubectl -n {namespace} get serviceaccount {} -o jsonpath='{{.metadata.annotations.eks\\.amazonaws\\.com/role-arn}}'", if fix.account.is_some() { account } else { "karpenter" }));
-            r.commands.push(
-                "aws eks describe-cluster --name <cluster> --query cluster.identity.oidc.issuer --output text"
-                    .into(),
-            );
-            r.commands.push(format!(
-                "aws iam get-role --role-name {role_arg} --query Role.AssumeRolePolicyDocument"
-            ));
-            r.commands.push(format!("aws iam update-assume-role-policy --role-name {role_arg} --policy-document file://trust.json"));
+            let named = if fix.account.is_some() {
+                account
+            } else {
+                Piece::Lit("karpenter")
+            };
+            r.commands.push(role_annotation(namespace, named).into());
+            r.commands.push(describe_issuer.into());
+            r.commands.extend(read_and_update_trust.map(String::from));
         }
         CredentialsPath::PodIdentity => {
             r.summary = format!(
@@ -223,11 +323,9 @@ pub(super) fn credentials(r: &mut Remediation, fix: &CredentialsFix, partition: 
             let statement = json!({"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
                 "Action": ["sts:AssumeRole", "sts:TagSession"]});
             trust_patch(r, fix, &statement);
-            r.commands.push(format!(
-                "aws iam get-role --role-name {role_arg} --query Role.AssumeRolePolicyDocument"
-            ));
-            r.commands.push(format!("aws iam update-assume-role-policy --role-name {role_arg} --policy-document file://trust.json"));
-            r.commands.push(format!("aws eks list-pod-identity-associations --cluster-name <cluster> --namespace {namespace}"));
+            r.commands.extend(read_and_update_trust.map(String::from));
+            r.commands
+                .push(list_associations(CLUSTER.into(), namespace).into());
         }
         CredentialsPath::AssumeRole => {
             let caller_role = caller.map(role_arn_of);
@@ -241,15 +339,13 @@ pub(super) fn credentials(r: &mut Remediation, fix: &CredentialsFix, partition: 
                     json!({"Effect": "Allow", "Principal": {"AWS": c}, "Action": "sts:AssumeRole"});
                 r.policy_patch = Some(pretty(&statement));
             }
-            r.commands.push(format!(
-                "aws iam get-role --role-name {role_arg} --query Role.AssumeRolePolicyDocument"
-            ));
-            r.commands.push(format!("aws iam update-assume-role-policy --role-name {role_arg} --policy-document file://trust.json"));
+            r.commands.extend(read_and_update_trust.map(String::from));
         }
     }
     r.steps
         .push("Restart Karpenter so that its pods pick up the credentials at once.".into());
-    r.commands.push(restart);
+    r.commands
+        .push(restart(namespace, "deployment/karpenter").into());
 }
 
 /// The policy patch of a trust policy fix: the corrected whole document where the trust
@@ -311,11 +407,18 @@ pub(super) fn sts_region(
         role.map(|r| format!(" (it assumes {r})"))
             .unwrap_or_default()
     ));
-    r.commands.push(format!(
-        "kubectl -n {namespace} set env deployment/karpenter --list"
-    ));
-    r.commands.push("aws sts get-caller-identity --region \"${REGION:?set REGION to the AWS_REGION of Karpenter}\"".into());
-    r.commands.push(format!(
-        "kubectl -n {namespace} rollout restart deployment karpenter"
-    ));
+    r.commands.push(
+        Command::new("kubectl")
+            .opt("-n", namespace)
+            .lit("set env deployment/karpenter --list")
+            .into(),
+    );
+    r.commands.push(
+        Command::new("aws")
+            .lit("sts get-caller-identity")
+            .opt("--region", REGION)
+            .into(),
+    );
+    r.commands
+        .push(restart(namespace.into(), "deployment karpenter").into());
 }
