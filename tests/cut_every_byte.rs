@@ -218,7 +218,16 @@ fn cut_token(message: &str, at: usize) -> Option<(&str, &str)> {
     let value = if whole.starts_with("arn:") {
         kept.matches(':').count() >= 5
     } else {
-        whole.contains(':') || whole.starts_with("ami-") || whole.starts_with("i-")
+        // An action (`service:Name`), an AMI or an instance.
+        let action = whole.split_once(':').is_some_and(|(service, name)| {
+            !service.is_empty()
+                && !name.is_empty()
+                && service
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '*')
+        });
+        action || whole.starts_with("ami-") || whole.starts_with("i-")
     };
     (value && at > start && at < start + whole.len() && kept.len() >= 6).then_some((kept, whole))
 }
