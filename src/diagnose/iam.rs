@@ -1068,7 +1068,14 @@ fn confirmed(
             (
                 ReasonCode::ResourceNotCovered,
                 patch_or_investigate(case, &role, policy, source, |st| {
-                    Some(with_resource(st, &req.resource))
+                    let patched = with_resource(st, &req.resource);
+                    // Both PassRole paths: the statement allows the role for each EC2
+                    // principal of the partition (aws-cn: CreateFleet's and the profile's).
+                    Some(if case.is_pass_role() {
+                        with_every_ec2_principal(&patched, case.partition)
+                    } else {
+                        patched
+                    })
                 }),
             )
         }
@@ -1456,6 +1463,30 @@ fn with_condition_values(
         *slot = json!(merged);
     }
     patched
+}
+
+/// A PassRole statement whose `iam:PassedToService` condition names some EC2 principals,
+/// widened to every one of `partition` (aws-cn: `ec2.amazonaws.com.cn` for CreateFleet and
+/// `ec2.amazonaws.com` for the instance profile); as it is without such a condition.
+fn with_every_ec2_principal(st: &Map<String, Value>, partition: &Partition) -> Map<String, Value> {
+    let mut needed = partition.service_principals("ec2");
+    needed.sort();
+    let found = st
+        .get("Condition")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .find_map(|(op, keys)| {
+            let key = keys
+                .as_object()?
+                .keys()
+                .find(|k| k.eq_ignore_ascii_case("iam:PassedToService"))?;
+            Some((op.clone(), key.clone()))
+        });
+    match found {
+        Some((op, key)) => with_condition_values(st, &op, &key, &needed),
+        None => st.clone(),
+    }
 }
 
 /// The statement with each Resource ARN moved into `partition`.

@@ -71,7 +71,11 @@ fn resolve<'a>(
 ) -> (Option<String>, Vec<Incident<'a>>) {
     let controller = controller_role
         .map(str::to_string)
-        .or_else(|| obs.controller_roles.first().cloned())
+        .or_else(|| controller_account(obs).map(|a| a.role.clone()))
+        .or_else(|| match obs.controller_roles.as_slice() {
+            [only] if obs.accounts.is_empty() => Some(only.clone()),
+            _ => None,
+        })
         .or_else(|| credentials::karpenter_association(obs).and_then(|a| a.role.clone()))
         .map(|c| resolve_role(&c, facts));
     let sightings = partial::Sightings::of(obs);
@@ -81,6 +85,31 @@ fn resolve<'a>(
         .map(|s| incident(s, obs, facts, controller.as_deref(), &sightings))
         .collect();
     (controller, incidents)
+}
+
+/// Karpenter's own ServiceAccount among those that name a role (IRSA): the one its pods run
+/// as, else the one whose name says karpenter, else the only one. Several ServiceAccounts of
+/// Karpenter's namespace name roles (aws-node, the EBS CSI driver, the load balancer
+/// controller): whichever a cache yields first is never taken, so the same inputs give the
+/// same answer.
+pub fn controller_account(obs: &Observations) -> Option<&crate::signal::AccountInfo> {
+    let ran_as = |a: &&crate::signal::AccountInfo| {
+        obs.karpenter_pods
+            .iter()
+            .any(|p| p.namespace == a.namespace && p.service_account == a.name)
+    };
+    let named = |a: &&crate::signal::AccountInfo| a.name.to_ascii_lowercase().contains("karpenter");
+    if obs.karpenter_pods.is_empty() {
+        one(obs.accounts.iter().filter(named).collect())
+            .or_else(|| one(obs.accounts.iter().collect()))
+    } else {
+        one(obs.accounts.iter().filter(ran_as).collect())
+    }
+}
+
+/// The only item, if there is exactly one.
+fn one<T>(mut found: Vec<T>) -> Option<T> {
+    (found.len() == 1).then(|| found.remove(0))
 }
 
 /// The lookups diagnosing `obs` would use, given what `facts` already hold (roles are resolved
@@ -109,18 +138,13 @@ pub fn questions(
                 .clone()
                 .filter(|r| Arn::parse(r).is_some_and(|a| a.service == "kms")),
         );
-        q.encoded.extend(
-            g.incidents
-                .iter()
-                .rev()
-                .find_map(|i| i.signal.encoded_message.clone()),
-        );
-        q.authorizations.extend(
-            g.incidents
-                .iter()
-                .rev()
-                .find_map(|i| i.signal.authorization_id.clone()),
-        );
+        // AWS is asked to decode or explain only what Karpenter wrote, never a text anyone
+        // may post (an Event of another reporter).
+        let karpenters = || g.incidents.iter().rev().filter(|i| i.signal.author.is_none());
+        q.encoded
+            .extend(karpenters().find_map(|i| i.signal.encoded_message.clone()));
+        q.authorizations
+            .extend(karpenters().find_map(|i| i.signal.authorization_id.clone()));
         if let (Some(role), Some(action)) = (&g.key.principal, &g.key.action) {
             for (_, ctx) in iam::request_contexts(action, partition, None) {
                 q.simulations.insert(iam::simulation_key(
@@ -856,5 +880,52 @@ fn source_word(s: &Signal) -> &'static str {
         NodeClaim => "nodeclaim",
         NodeClass => "ec2nodeclass",
         Instance => "ec2 instance",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::controller_account;
+    use crate::signal::{AccountInfo, Observations, PodCredentials, PodInfo};
+
+    fn account(name: &str, role: &str) -> AccountInfo {
+        AccountInfo {
+            namespace: "kube-system".into(),
+            name: name.into(),
+            role: format!("arn:aws:iam::1:role/{role}"),
+            audience: None,
+        }
+    }
+
+    #[test]
+    fn the_controller_role_is_karpenters_own_service_accounts_in_any_order() {
+        let accounts = vec![
+            account("aws-load-balancer-controller", "LBC"),
+            account("ebs-csi-controller-sa", "EBS"),
+            account("kp", "KarpenterController"),
+        ];
+        let pod = PodInfo {
+            namespace: "kube-system".into(),
+            name: "karpenter-7d9f".into(),
+            service_account: "kp".into(),
+            credentials: PodCredentials::WebIdentity,
+        };
+        for rotate in 0..accounts.len() {
+            let mut obs = Observations {
+                accounts: accounts.clone(),
+                karpenter_pods: vec![pod.clone()],
+                ..Observations::default()
+            };
+            obs.accounts.rotate_left(rotate);
+            assert_eq!(controller_account(&obs).unwrap().name, "kp");
+            // Without its pod, no name says karpenter: not known, never the first one.
+            obs.karpenter_pods.clear();
+            assert_eq!(controller_account(&obs), None);
+        }
+        let obs = Observations {
+            accounts: vec![account("aws-node", "CNI"), account("karpenter", "K")],
+            ..Observations::default()
+        };
+        assert_eq!(controller_account(&obs).unwrap().name, "karpenter");
     }
 }
