@@ -972,7 +972,23 @@ fn confirmed(
                     .is_some_and(|s| s.policy == t.policy && s.index == Some(t.index))
                 && t.undecided()
         });
-    let unknown_keys = deny_undecided || denial.failed_conditions.iter().any(|c| c.undecided());
+    let eliminated = deny_undecided && only_identity_deny(case, &e.statements);
+    let unknown_keys =
+        (deny_undecided && !eliminated) || denial.failed_conditions.iter().any(|c| c.undecided());
+    if eliminated {
+        evidence.push(super::finding::evidence(
+            "policy evaluation",
+            "AWS names an explicit deny in an identity-based policy, and of the role's identity policies only this Deny statement can match the request (its action and resource match; only keys the doctor cannot see decide its conditions): by elimination, it is the one",
+        ));
+    } else if unknown_keys {
+        evidence.push(super::finding::evidence(
+            "policy evaluation",
+            format!(
+                "not proven: {}; the encoded authorization message or the authorization details would decide it",
+                undecided_keys(&e.statements, &denial)
+            ),
+        ));
+    }
     let confidence = if unknown_keys {
         Confidence::Inferred
     } else {
@@ -1486,6 +1502,62 @@ fn with_every_ec2_principal(st: &Map<String, Value>, partition: &Partition) -> M
     match found {
         Some((op, key)) => with_condition_values(st, &op, &key, &needed),
         None => st.clone(),
+    }
+}
+
+/// Whether AWS names an identity-based explicit deny and exactly one Deny statement of the
+/// role's identity policies can match the request: its action and resource match (or the
+/// resource is a placeholder it partly covers) and every condition matched or is undecided.
+fn only_identity_deny(
+    case: &IamCase<'_>,
+    traces: &[crate::policy::statement::StatementTrace],
+) -> bool {
+    let could_deny = |t: &&crate::policy::statement::StatementTrace| {
+        t.effect == crate::policy::Effect::Deny
+            && t.policy_type == crate::policy::PolicyType::Identity
+            && t.action_matched
+            && (t.resource_matched || t.resource_undecided)
+            && t.conditions.iter().all(|c| c.matched || c.undecided())
+    };
+    case.layer == Some(PolicyLayer::IdentityExplicitDeny)
+        && traces.iter().filter(could_deny).count() == 1
+}
+
+/// Why the verdict is not proven, for evidence: the condition keys the doctor could not decide,
+/// of the denying statement and the failed conditions (`aws:RequestTag/team, ec2:Encrypted`),
+/// else the resource the input does not name.
+fn undecided_keys(
+    traces: &[crate::policy::statement::StatementTrace],
+    denial: &crate::policy::Denial,
+) -> String {
+    let mut keys: Vec<&str> = denial
+        .failed_conditions
+        .iter()
+        .filter(|c| c.undecided())
+        .map(|c| c.key.as_str())
+        .chain(
+            traces
+                .iter()
+                .filter(|t| {
+                    denial
+                        .statement
+                        .as_ref()
+                        .is_some_and(|s| s.policy == t.policy && s.index == Some(t.index))
+                })
+                .flat_map(|t| t.conditions.iter().filter(|c| c.undecided()))
+                .map(|c| c.key.as_str()),
+        )
+        .collect();
+    keys.sort();
+    keys.dedup();
+    if keys.is_empty() {
+        "the statement's verdict rests on the request's resource, which the input does not name"
+            .into()
+    } else {
+        format!(
+            "the statement's verdict rests on {}, which the request AWS evaluated may carry and the doctor cannot see (or on an operator it does not know)",
+            keys.join(", ")
+        )
     }
 }
 

@@ -140,7 +140,12 @@ pub fn questions(
         );
         // AWS is asked to decode or explain only what Karpenter wrote, never a text anyone
         // may post (an Event of another reporter).
-        let karpenters = || g.incidents.iter().rev().filter(|i| i.signal.author.is_none());
+        let karpenters = || {
+            g.incidents
+                .iter()
+                .rev()
+                .filter(|i| i.signal.author.is_none())
+        };
         q.encoded
             .extend(karpenters().find_map(|i| i.signal.encoded_message.clone()));
         q.authorizations
