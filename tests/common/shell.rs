@@ -7,7 +7,7 @@
 
 use regex::Regex;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -315,7 +315,7 @@ impl Sandbox {
 
     /// Whether `work/` holds `name`.
     pub fn has(&self, name: &str) -> bool {
-        Path::new(&self.work()).join(name).exists()
+        self.work().join(name).exists()
     }
 }
 
