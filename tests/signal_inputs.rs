@@ -853,3 +853,32 @@ status:
     );
     assert!(out.node_pools[0].registration_unhealthy);
 }
+
+/// Bounded whatever comes in (issue 24 §5): past `MAX_SIGNALS` failures are counted in one
+/// warning, not kept.
+#[test]
+fn failures_past_the_cap_are_counted_not_kept() {
+    use karpenter_doctor::signal::{MAX_SIGNALS, Observations, Scanner};
+    let extra = 7;
+    let log: String = (0..MAX_SIGNALS + extra)
+        .map(|i| format!("UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws:sts::111122223333:assumed-role/K-{i}/1 is not authorized to perform: ec2:RunInstances on resource: arn:aws:ec2:us-east-1:111122223333:instance/* because no identity-based policy allows the ec2:RunInstances action.\n"))
+        .collect();
+    let mut obs = Observations::default();
+    Scanner::new()
+        .unwrap()
+        .scan("big.log", log.as_bytes(), &mut obs, &mut |_| {})
+        .unwrap();
+    assert_eq!(obs.signals.len(), MAX_SIGNALS);
+    let warning = obs
+        .warnings
+        .iter()
+        .find(|w| w.message.contains("counted, not read"))
+        .expect("a warning counts the rest");
+    assert!(
+        warning
+            .message
+            .starts_with(&format!("{extra} more failures")),
+        "{warning:?}"
+    );
+    assert_eq!(warning.origin.line, MAX_SIGNALS + 1);
+}

@@ -322,7 +322,14 @@ async fn watch(
         Api::<Event>::namespaced(client.clone(), crate::signal::KARPENTER_EVENTS_NAMESPACE),
         watcher::Config::default(),
     )
-    .modify(|e| e.metadata.managed_fields = None)
+    .modify(|e| {
+        e.metadata.managed_fields = None;
+        // A note (or message) is kept up to a bound, cut as Karpenter cuts: the `...` marks
+        // whatever it was cut inside as partial.
+        if let Some(note) = e.note.as_mut() {
+            bound_note(note);
+        }
+    })
     .filter(|event| {
         futures_util::future::ready(match event {
             Ok(
@@ -624,6 +631,18 @@ async fn shutdown_signal() {
     }
 }
 
+/// The longest Event note kept in the cache (Karpenter v1.15 cuts its own at 1024 bytes).
+const MAX_EVENT_NOTE: usize = 4096;
+
+/// Cuts `note` to `MAX_EVENT_NOTE` bytes, `...` after the cut as Karpenter marks its own.
+fn bound_note(note: &mut String) {
+    if note.len() > MAX_EVENT_NOTE {
+        let end = crate::signal::text::floor(note, MAX_EVENT_NOTE - 3);
+        note.truncate(end);
+        note.push_str("...");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -761,5 +780,15 @@ mod tests {
             metrics.encode()
         );
         task.abort();
+    }
+
+    #[test]
+    fn a_huge_event_note_is_kept_cut_and_marked() {
+        let mut note = format!("x{}", "é".repeat(300_000));
+        super::bound_note(&mut note);
+        assert!(note.len() <= super::MAX_EVENT_NOTE && note.ends_with("..."));
+        let mut short = "UnauthorizedOperation".to_string();
+        super::bound_note(&mut short);
+        assert_eq!(short, "UnauthorizedOperation");
     }
 }

@@ -193,6 +193,16 @@ pub fn group(incidents: Vec<Incident<'_>>) -> Vec<Group<'_>> {
         .collect()
 }
 
+/// The `cap` groups with the most incidents (ties by name, so the same input keeps the same
+/// ones), in name order.
+pub fn most_frequent(mut groups: Vec<Group<'_>>, cap: usize) -> Vec<Group<'_>> {
+    if groups.len() > cap {
+        groups.sort_by_cached_key(|g| (std::cmp::Reverse(g.incidents.len()), g.key.name()));
+        groups.truncate(cap);
+    }
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,10 @@ use model::{
     RootCause,
 };
 
+/// At most this many root causes are diagnosed from one input set: the most frequent (ties by
+/// name), so memory stays bounded whatever the number of distinct failures.
+pub const MAX_ROOT_CAUSES: usize = 1000;
+
 /// At most this many NodeClaims are listed per Diagnosis.
 pub const MAX_NODE_CLAIMS: usize = 20;
 /// `lastMessage` is cut to this many bytes (on a character boundary).
@@ -230,7 +234,7 @@ pub fn diagnose(
     controller_role: Option<&str>,
 ) -> Vec<Diagnosis> {
     let (controller, incidents) = resolve(obs, facts, controller_role);
-    let mut out: Vec<Diagnosis> = group::group(incidents)
+    let mut out: Vec<Diagnosis> = group::most_frequent(group::group(incidents), MAX_ROOT_CAUSES)
         .iter()
         .map(|g| render(g, obs, facts, controller.as_deref()))
         .collect();

@@ -20,6 +20,7 @@ mod time;
 pub use kube::{KARPENTER_EVENTS_NAMESPACE, event_author};
 pub use rules::RuleError;
 pub use scanner::Scanner;
+pub use sink::MAX_SIGNALS;
 
 use serde::Serialize;
 

@@ -13,6 +13,10 @@ use std::collections::HashMap;
 pub(crate) const MAX_WARNINGS: usize = 100;
 /// `Signal.message` is cut to this many bytes.
 pub(crate) const MAX_MESSAGE: usize = 4096;
+/// At most this many signals are kept across all inputs; failures beyond are counted in a
+/// warning, not kept, so memory stays bounded whatever comes in (an hour of a failing
+/// cluster's log holds a few thousand).
+pub const MAX_SIGNALS: usize = 20_000;
 
 /// What surrounds an error text: where it was seen and the objects it concerns.
 #[derive(Debug, Clone)]
@@ -68,6 +72,9 @@ pub(crate) struct Sink<'a> {
     first_suppressed_line: usize,
     /// Where each NodeClaim is in `out.node_claims`: a cluster has thousands.
     claims: HashMap<String, usize>,
+    /// Failures recognised past `MAX_SIGNALS`, and the line of the first.
+    beyond: usize,
+    first_beyond_line: usize,
 }
 
 impl<'a> Sink<'a> {
@@ -86,6 +93,8 @@ impl<'a> Sink<'a> {
             suppressed: 0,
             first_suppressed_line: 0,
             claims,
+            beyond: 0,
+            first_beyond_line: 0,
         }
     }
 
@@ -132,6 +141,13 @@ impl<'a> Sink<'a> {
             }
         }
         for f in &findings {
+            if self.out.signals.len() >= MAX_SIGNALS {
+                if self.beyond == 0 {
+                    self.first_beyond_line = context.line;
+                }
+                self.beyond += 1;
+                continue;
+            }
             let signal = Signal {
                 source: context.source,
                 origin: self.origin(context.line),
@@ -299,6 +315,16 @@ impl<'a> Sink<'a> {
 
     /// Ends the input: reports how many warnings were held back.
     pub(crate) fn finish(self) {
+        if self.beyond > 0 {
+            let origin = self.origin(self.first_beyond_line);
+            self.out.warnings.push(Warning {
+                origin,
+                message: format!(
+                    "{} more failures from here on were counted, not read: at most {MAX_SIGNALS} are kept across all inputs",
+                    self.beyond
+                ),
+            });
+        }
         if self.suppressed > 0 {
             let origin = self.origin(self.first_suppressed_line);
             self.out.warnings.push(Warning {

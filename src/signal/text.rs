@@ -26,7 +26,7 @@ pub fn cut(text: &str, max: usize) -> String {
 }
 
 /// The largest character boundary of `text` at or below `max` (its length when shorter).
-pub(crate) fn floor(text: &str, max: usize) -> usize {
+pub fn floor(text: &str, max: usize) -> usize {
     if text.len() <= max {
         return text.len();
     }
