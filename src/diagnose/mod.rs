@@ -3,6 +3,7 @@
 
 mod authorization;
 pub mod credentials;
+mod documented;
 pub mod finding;
 pub mod group;
 pub mod iam;

@@ -23,6 +23,9 @@ pub fn remediation(f: &Finding, partition: &Partition) -> Remediation {
         runbook: runbook(f.reason),
     };
     render(&mut r, f, &f.fix, partition);
+    if let Some(warning) = super::documented::beyond(&f.fix) {
+        r.steps.insert(0, warning);
+    }
     if matches!(f.reason, ReasonCode::PassedToServiceMismatch) && partition.id == "aws-cn" {
         r.steps.push(terraform_hint(&f.fix));
     }
