@@ -155,6 +155,25 @@ fn run(version: &str, s: &Scenario) {
                 claims_now
             }
         }
+        Fault::IamError { message, .. } => {
+            // The EC2NodeClass cannot get its instance profile: no NodeClaim is made.
+            live.wait_for(
+                "log line of the refused IAM call, and the EC2NodeClass not ready",
+                Duration::from_secs(180),
+                |live| {
+                    let class = live.get("/apis/karpenter.k8s.aws/v1/ec2nodeclasses/default");
+                    let ready = class["status"]["conditions"]
+                        .as_array()?
+                        .iter()
+                        .find(|c| c["type"] == "InstanceProfileReady")?;
+                    (ready["status"] != "True"
+                        && !error_lines(live, &json_escaped(message)).is_empty())
+                    .then_some(())
+                },
+            );
+            std::thread::sleep(Duration::from_secs(2));
+            live.node_claims()
+        }
         Fault::InstanceTerminated { code, .. } => {
             let claims = live.wait_for("launched NodeClaim", Duration::from_secs(180), |live| {
                 let claims = live.node_claims();
@@ -302,6 +321,11 @@ fn check_doctor(version: &str, s: &Scenario, dir: &std::path::Path) {
 #[test]
 fn seed_1_pass_role_refused_by_ec2_fleet() {
     run_everywhere("passrole-fleet");
+}
+
+#[test]
+fn seed_1_pass_role_refused_for_the_instance_profile() {
+    run_everywhere("passrole-instance-profile");
 }
 
 #[test]

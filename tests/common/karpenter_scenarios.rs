@@ -72,6 +72,33 @@ pub fn scenarios() -> Vec<Scenario> {
             want_with_snapshot: Some(vec![want("PassRoleDenied", "PassedToServiceMismatch", "Confirmed", Some(controller.clone()), Some(role_arn(china, NODE_ROLE)), None)]),
         },
         Scenario {
+            name: "passrole-instance-profile",
+            about: "seed 1's other path: IAM refuses AddRoleToInstanceProfile for the EC2NodeClass's instance profile because the controller may not pass the node role (aws-cn)",
+            setup: Setup {
+                region: china,
+                kms_key: None,
+                fault: Fault::IamError {
+                    operation: "AddRoleToInstanceProfile".into(),
+                    status: 403,
+                    code: "AccessDenied".into(),
+                    message: format!(
+                        "User: {} is not authorized to perform: iam:PassRole on resource: {} because no identity-based policy allows the iam:PassRole action",
+                        session_arn(china),
+                        role_arn(china, NODE_ROLE)
+                    ),
+                },
+            },
+            want: vec![want(
+                "PassRoleDenied",
+                "PassedToServiceMismatch",
+                "Inferred",
+                Some(controller.clone()),
+                Some(role_arn(china, NODE_ROLE)),
+                None,
+            )],
+            want_with_snapshot: None,
+        },
+        Scenario {
             name: "kms-terminated",
             about: "seed 2: the instance launches, then DescribeInstances reports it terminated with StateReason Client.InvalidKMSKey.InvalidState (the EC2NodeClass's root volume uses another account's key)",
             setup: Setup {

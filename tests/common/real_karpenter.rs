@@ -9,7 +9,7 @@
 //! aws-sdk-go v1, which reads no endpoint setting: it reaches the double through `HTTPS_PROXY`
 //! and `AWS_CA_BUNDLE` (tests/karpenter/aws-front, a CONNECT proxy with its own test CA).
 
-use super::double::{Call, Double, Reply, form_value, xml};
+use super::double::{Call, Double, Reply, form_value, query_error, xml};
 use super::kubeapi::KubeApi;
 use super::live::{ACCOUNT, config, runtime};
 use super::moto::Moto;
@@ -112,6 +112,13 @@ pub enum Fault {
     /// state change as EventBridge does: without it, Karpenter deletes a NodeClaim whose
     /// instance died before registering only after its 15-minute registration timeout.
     InstanceTerminated { code: String, message: String },
+    /// An IAM call (query protocol) answers `status` with IAM's error document.
+    IamError {
+        operation: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
 }
 
 impl Fault {
@@ -126,6 +133,13 @@ impl Fault {
                 "answer": "moto launched the instance; once it was terminated, DescribeInstances gives it this stateReason",
                 "stateReason": {"code": code, "message": message}})
             }
+            Fault::IamError {
+                operation,
+                status,
+                code,
+                message,
+            } => json!({"operation": format!("iam:{operation}"),
+                "answer": format!("HTTP {status}, IAM's <ErrorResponse>"), "errorCode": code, "errorMessage": message}),
         }
     }
 }
@@ -658,6 +672,15 @@ fn route(call: &Call, setup: &Setup, rewritten: &Arc<Mutex<usize>>) -> Reply {
         ("DescribeInstanceTypeOfferings", _) if setup.region.starts_with("cn-") => {
             xml(instance_type_offerings(setup.region, &call.body))
         }
+        (
+            op,
+            Fault::IamError {
+                operation,
+                status,
+                code,
+                message,
+            },
+        ) if op == operation => query_error(*status, code, &escape(message)),
         ("CreateFleet", Fault::FleetError { code, message }) => {
             xml(create_fleet_errors(&call.body, code, message))
         }
