@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ORACLE_DIR ?= $(CURDIR)/.oracle
 export ORACLE_DIR
 
-.PHONY: demo test lint unit oracle moto kubeapi chart bench fuzz fuzz-cargo crd manifests image
+.PHONY: demo test lint unit oracle moto kubeapi karpenter chart bench fuzz fuzz-cargo crd manifests image
 
 CHINA := examples/china-passrole
 CMK := examples/cross-account-cmk
@@ -23,9 +23,10 @@ demo:
 ## test: the whole suite — lint, unit and integration tests, the differential test against
 ## the independent IAM evaluator (installed into .oracle/ first), the live-AWS tests against
 ## the moto emulator (installed into .venv-moto/ first), the controller end to end against a
-## real kube-apiserver and etcd (built from source into .tools/ first), the Helm chart, manifests
-## and alert rules (helm, kubernetes-validate, promtool, installed into .tools/ first).
-test: lint oracle moto kubeapi chart unit
+## real kube-apiserver and etcd (built from source into .tools/ first), real Karpenter v1.15.0
+## (built from source into .tools/ first) writing the doctor's input live, the Helm chart,
+## manifests and alert rules (helm, kubernetes-validate, promtool, installed into .tools/ first).
+test: lint oracle moto kubeapi karpenter chart unit
 
 lint:
 	cargo fmt --check
@@ -45,6 +46,15 @@ moto:
 KUBE_VERSION := $(shell sed -n 's|^\tk8s.io/kubernetes \(v[^ ]*\).*|\1|p' tests/kube/apiserver/go.mod)
 kubeapi:
 	bash tests/kube/build-apiserver.sh "$(CURDIR)/.tools/kube-$(KUBE_VERSION)"
+
+## karpenter: Karpenter's AWS controller (github.com/aws/karpenter-provider-aws cmd/controller),
+## KARPENTER_VERSION, built from the Go module proxy with its CRDs into .tools/ (pinned by
+## tests/karpenter/modules/VERSION/go.sum; ~6 min cold on two cores; nothing when already built).
+## Other versions: make karpenter KARPENTER_VERSION=v1.8.2 (v1.0.8), then
+## KARPENTER_LIVE_VERSIONS=v1.8.2 cargo test --test karpenter_live.
+KARPENTER_VERSION ?= v1.15.0
+karpenter:
+	bash tests/karpenter/build.sh $(KARPENTER_VERSION) "$(CURDIR)/.tools/karpenter-$(KARPENTER_VERSION)"
 
 ## chart: helm lint --strict and helm template (default values, every toggle on), every object
 ## through kubernetes-validate --strict, hardening and RBAC assertions, manifests/ and the CRD

@@ -16,6 +16,9 @@ pub enum Reply {
     Respond(u16, &'static str, String),
     /// Wait, then reply.
     Slow(Duration, Box<Reply>),
+    /// Pass it to moto and return moto's answer with its body rewritten (a field moto cannot
+    /// be made to say, such as a terminated instance's StateReason).
+    Rewrite(Box<dyn FnOnce(String) -> String + Send>),
 }
 
 /// One request as the double saw it: the operation (`Action=` of the query protocols, the
@@ -148,25 +151,47 @@ fn serve(
                 writer.write_all(text.as_bytes())?;
             }
             Reply::Forward => {
-                let mut up = TcpStream::connect(upstream)?;
-                for line in &head {
-                    let name = line.split(':').next().unwrap_or("");
-                    if !name.eq_ignore_ascii_case("connection") && line != "\r\n" {
-                        up.write_all(line.as_bytes())?;
-                    }
-                }
-                up.write_all(b"Connection: close\r\n\r\n")?;
-                up.write_all(&body)?;
-                let mut answer = Vec::new();
-                up.read_to_end(&mut answer)?;
+                let answer = forward(upstream, &head, &body)?;
                 // moto closes after answering; so does the double.
                 writer.write_all(&answer)?;
+                return Ok(());
+            }
+            Reply::Rewrite(rewrite) => {
+                let answer = forward(upstream, &head, &body)?;
+                let answer = String::from_utf8_lossy(&answer).into_owned();
+                let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+                let body = rewrite(body.to_string());
+                for line in head.split("\r\n") {
+                    let name = line.split(':').next().unwrap_or("");
+                    if !name.eq_ignore_ascii_case("content-length")
+                        && !name.eq_ignore_ascii_case("transfer-encoding")
+                    {
+                        write!(writer, "{line}\r\n")?;
+                    }
+                }
+                write!(writer, "Content-Length: {}\r\n\r\n{body}", body.len())?;
                 return Ok(());
             }
             Reply::Slow(..) => unreachable!("unwrapped above"),
         }
         writer.flush()?;
     }
+}
+
+/// moto's whole answer (head and body) to the request `head` + `body`, on a new connection.
+fn forward(upstream: &str, head: &[String], body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut up = TcpStream::connect(upstream)?;
+    for line in head {
+        let name = line.split(':').next().unwrap_or("");
+        if !name.eq_ignore_ascii_case("connection") && line != "\r\n" {
+            up.write_all(line.as_bytes())?;
+        }
+    }
+    up.write_all(b"Connection: close\r\n\r\n")?;
+    up.write_all(body)?;
+    let mut answer = Vec::new();
+    up.read_to_end(&mut answer)?;
+    Ok(answer)
 }
 
 /// A form field of a query-protocol body, URL-decoded.

@@ -94,6 +94,7 @@ pub struct KubeApi {
     etcd_peer_port: u16,
     etcd: Option<Child>,
     apiserver: Option<Child>,
+    scheduler: Option<Child>,
     kubelet: Option<Kubelet>,
     token: String,
     /// The harness's kubeconfig (system:masters).
@@ -156,6 +157,7 @@ impl KubeApi {
             etcd_peer_port: super::free_port(),
             etcd: None,
             apiserver: None,
+            scheduler: None,
             kubelet: None,
             token,
             kubeconfig,
@@ -329,6 +331,24 @@ impl KubeApi {
     pub fn restart_apiserver(&mut self) {
         self.stop_apiserver();
         self.start_apiserver();
+    }
+
+    /// Starts the real kube-scheduler (same `k8s.io/kubernetes` release, built beside the API
+    /// server) as `system:masters`, no leader election, no serving port: it binds pods to
+    /// Nodes, and marks those that fit on none `PodScheduled=False`, reason `Unschedulable`.
+    pub fn start_scheduler(&mut self) {
+        assert!(
+            self.scheduler.is_none(),
+            "kube-scheduler is already running"
+        );
+        let child = Command::new(self.bin.join("kube-scheduler"))
+            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .args(["--leader-elect=false", "--secure-port=0", "--v=1"])
+            .stdout(Stdio::null())
+            .stderr(self.log_file("kube-scheduler.log"))
+            .spawn()
+            .expect("start kube-scheduler");
+        self.scheduler = Some(child);
     }
 
     /// Fails, with the end of its log, when etcd or kube-apiserver has exited.
@@ -698,6 +718,7 @@ impl Drop for KubeApi {
     fn drop(&mut self) {
         for child in [
             self.kubelet.take().map(|k| k.child),
+            self.scheduler.take(),
             self.apiserver.take(),
             self.etcd.take(),
         ]

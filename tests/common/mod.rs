@@ -5,11 +5,13 @@
 pub mod credentials;
 pub mod double;
 pub mod karpenter;
+pub mod karpenter_scenarios;
 pub mod kubeapi;
 pub mod live;
 pub mod moto;
 pub mod oracle;
 pub mod real;
+pub mod real_karpenter;
 pub mod rng;
 
 /// Runs `tests/<script> <into>`, the pinned installer of a test tool (it does nothing when the

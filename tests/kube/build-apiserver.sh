@@ -2,6 +2,8 @@
 # Builds the real Kubernetes API server and etcd from source (tests/kube/apiserver/go.mod pins
 # them, go.sum verifies them) into DIR, for tests/common/kubeapi.rs:
 #   kube-apiserver   k8s.io/kubernetes/cmd/kube-apiserver
+#   kube-scheduler   k8s.io/kubernetes/cmd/kube-scheduler (the same module: it marks pending pods
+#                    Unschedulable, as Karpenter waits for; tests/karpenter_live.rs)
 #   etcd             go.etcd.io/etcd/server/v3 (the release that Kubernetes release names)
 #   kubeapi-pki      writes the test cluster's CA, certificates and ServiceAccount keys
 #   kubelet-double   serves container logs for pods/NAME/log, as a kubelet would
@@ -27,7 +29,7 @@ ETCD=$(version go.etcd.io/etcd/server/v3)
 export GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0
 # The stamp names what was built and from what: the pins, the helpers' sources, the Go release.
 STAMP="kubernetes $KUBE etcd $ETCD $(go env GOVERSION) $(cat go.mod go.sum ./*/*.go | sha256sum | cut -c1-16)"
-BINARIES=(kube-apiserver etcd kubeapi-pki kubelet-double)
+BINARIES=(kube-apiserver kube-scheduler etcd kubeapi-pki kubelet-double)
 
 exec 9>"$DIR/.build.lock"
 flock 9
@@ -58,14 +60,17 @@ versions="-X 'k8s.io/component-base/version.gitVersion=$KUBE' -X 'k8s.io/client-
 versions+=" -X 'k8s.io/component-base/version.gitMajor=$(echo "${KUBE#v}" | cut -d. -f1)'"
 versions+=" -X 'k8s.io/component-base/version.gitMinor=$(echo "$KUBE" | cut -d. -f2)'"
 versions+=" -X 'k8s.io/component-base/version.gitTreeState=clean'"
-log "building kube-apiserver $KUBE, etcd $ETCD and the helpers into $DIR"
+log "building kube-apiserver and kube-scheduler $KUBE, etcd $ETCD and the helpers into $DIR"
 go build -trimpath -ldflags "-s -w $versions" -o "$DIR/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+go build -trimpath -ldflags "-s -w $versions" -o "$DIR/kube-scheduler" k8s.io/kubernetes/cmd/kube-scheduler
 go build -trimpath -ldflags "-s -w" -o "$DIR/etcd" go.etcd.io/etcd/server/v3
 go build -trimpath -ldflags "-s -w" -o "$DIR/" ./kubeapi-pki ./kubelet-double
 # Each version is read whole before it is matched: `cmd | grep -q` under pipefail fails whenever
 # grep exits at its match before cmd has written the rest (SIGPIPE), as etcd's three lines can.
 said=$("$DIR/kube-apiserver" --version)
 grep -qx "Kubernetes $KUBE" <<<"$said" || { log "kube-apiserver says $said, expected $KUBE"; exit 1; }
+said=$("$DIR/kube-scheduler" --version)
+grep -qx "Kubernetes $KUBE" <<<"$said" || { log "kube-scheduler says $said, expected $KUBE"; exit 1; }
 said=$("$DIR/etcd" --version)
 grep -q "^etcd Version: ${ETCD#v}$" <<<"$said" || { log "etcd says ${said%%$'\n'*}, expected $ETCD"; exit 1; }
 echo "$STAMP" >"$DIR/stamp"

@@ -1,0 +1,3 @@
+module karpenter-doctor/tests/karpenter/aws-front
+
+go 1.22
