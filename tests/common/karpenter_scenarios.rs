@@ -44,14 +44,9 @@ pub struct Scenario {
 /// Diagnosis): `(version, scenario, with_snapshot)`. The fix being made in /work/main flips
 /// them; then empty this list (the tests fail on an entry that passes, so it cannot go stale).
 pub const KNOWN_BUG: &[(&str, &str, bool)] = &[
-    // v1.0.8's NodeClaim: `...role/Karp...`. A second Diagnosis on `role/Karp`: Undetermined
-    // without the snapshot, ResourceNotCovered Confirmed with it (the false Confirmed).
-    ("v1.0.8", "passrole-fleet", false),
-    ("v1.0.8", "passrole-fleet", true),
-    // v1.0.8's NodeClaim cut inside the instance ARN (`arn:aws-cn:ec2:cn-northwest-1:1234...`,
-    // before the SCP is named): a second Diagnosis (ActionDenied Undetermined) on the cut
-    // resource beside the log line's ServiceControlPolicyDeny (no false Confirmed here).
-    ("v1.0.8", "scp-deny", false),
+    // Empty since the cut-value fix (issue 24 §2): v1.0.8's NodeClaim `...role/Karp...` (a second
+    // Diagnosis on `role/Karp`, ResourceNotCovered Confirmed with the IAM snapshot) and its cut
+    // inside the SCP scenario's instance ARN now join the log line's whole failure.
 ];
 
 pub fn known_bug(version: &str, scenario: &str, snapshot: bool) -> bool {
