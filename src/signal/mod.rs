@@ -17,7 +17,7 @@ mod sink;
 pub mod text;
 mod time;
 
-pub use kube::{KARPENTER_EVENTS_NAMESPACE, event_author};
+pub use self::kube::{KARPENTER_EVENTS_NAMESPACE, event_author};
 pub use rules::RuleError;
 pub use scanner::Scanner;
 pub use sink::MAX_SIGNALS;
