@@ -655,12 +655,15 @@ fn truncated_and_malformed_json_lines_are_read_for_what_they_hold_with_warnings(
             .all(|w| w.message.starts_with("malformed JSON log record"))
     );
     // Line 3, cut before any candidate words, is not looked at. Line 4 still says EC2 refused
-    // something (its sentence is cut before the action): one signal, the action only inferred.
-    // Line 6 holds no error text any more. The rest is still read: lines 7, 8, 10, 11.
+    // something, its sentence cut before the action: one signal whose action is unknown, not
+    // the enclosing call's (issue 26 §2), though the call is known. Line 6 holds no error text
+    // any more. The rest is still read: lines 7, 8, 10, 11.
     let lines: Vec<usize> = out.signals.iter().map(|s| s.origin.line).collect();
     assert_eq!(lines, vec![4, 7, 7, 8, 10, 11]);
     assert_eq!(out.signals[0].principal, None);
-    assert!(out.signals[0].action_from.is_some());
+    assert_eq!(out.signals[0].action, None);
+    assert_eq!(out.signals[0].action_from, None);
+    assert!(out.signals[0].call.is_some());
 }
 
 #[test]

@@ -106,8 +106,8 @@ struct Rule {
     /// What the rule recognises is a dry run (EC2NodeClass validation), not a launch.
     dry_run: bool,
     set: Constants,
-    /// Groups the sentence always goes on after (AWS's `… is not authorized to perform: X on
-    /// resource: Y because …`): one running right up to the end of a text is cut.
+    /// Groups the sentence always goes on after (EC2's `Not authorized for images: [ami-…]`):
+    /// one running right up to the end of a text is cut.
     continues_after: Vec<String>,
 }
 
@@ -991,10 +991,8 @@ mod tests {
             found[0].principal.is_some(),
             "the principal before the cut is kept"
         );
-        // With no marker, a value AWS's sentence goes on after, at the very end, is cut too;
-        // a whole sentence keeps every value.
-        let found = set.recognise(Source::Log, &full[..at], false);
-        assert_eq!(found[0].action, None);
+        // With no marker and nothing known of a cut, a text is read as whole (AWS's older
+        // sentences do end in the action or the resource); a whole sentence keeps every value.
         let found = set.recognise(Source::Log, full, false);
         assert!(found[0].partial.is_empty() && found[0].resource.is_some());
         // A JSON string known to end early: a value followed by punctuation only is cut.
