@@ -216,7 +216,8 @@ fn run(version: &str, s: &Scenario) {
                 json!({"InstanceIds": [instance]}),
             );
             assert!(
-                described.to_string().contains(code.as_str()),
+                described.to_string().contains(code.as_str())
+                    && *live.rewritten.lock().unwrap() > 0,
                 "DescribeInstances does not give the injected state reason: {described:#}"
             );
             aws.push(("describe-instances.json", described));

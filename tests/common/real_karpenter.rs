@@ -248,7 +248,7 @@ impl Live {
             );
             (child, line.trim()["READY ".len()..].to_string())
         });
-        kube.apply(&node_class(build, &setup).to_string());
+        kube.apply(&node_class(&setup).to_string());
         kube.apply(&node_pool().to_string());
         let log = dir.join("karpenter.log");
         let mut live = Live {
@@ -544,8 +544,9 @@ pub fn summarize(calls: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// The EC2NodeClass `default` as a cluster operator writes it for this version.
-fn node_class(build: &Build, setup: &Setup) -> Value {
+/// The EC2NodeClass `default` as a cluster operator writes it (the same v1 object for every
+/// version).
+fn node_class(setup: &Setup) -> Value {
     let discovery = json!([{"tags": {"karpenter.sh/discovery": CLUSTER}}]);
     let mut spec = json!({
         "role": NODE_ROLE,
@@ -558,7 +559,6 @@ fn node_class(build: &Build, setup: &Setup) -> Value {
         spec["blockDeviceMappings"] = json!([{"deviceName": "/dev/xvda", "ebs": {
             "volumeSize": "20Gi", "volumeType": "gp3", "encrypted": true, "kmsKeyID": key}}]);
     }
-    let _ = build;
     json!({"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "default"}, "spec": spec})
 }
 
