@@ -41,9 +41,8 @@ pub struct Scenario {
 
 /// Scenarios known to fail today because of the doctor's cut-ARN bug (a NodeClaim message
 /// Karpenter cut at 300 bytes + `...` can yield a false `Confirmed` on the cut ARN, or a second
-/// Diagnosis): `(version, scenario, with_snapshot)`. The fix on main (5a7e6ee, "A cut value is
-/// not a fact") flips all three (checked against these recordings): empty this list when it is
-/// merged (the tests fail on an entry that passes, so it cannot go stale).
+/// Diagnosis): `(version, scenario, with_snapshot)`. The tests fail on an entry that passes, so
+/// it cannot go stale.
 pub const KNOWN_BUG: &[(&str, &str, bool)] = &[
     // Empty since the cut-value fix (issue 24 §2): v1.0.8's NodeClaim `...role/Karp...` (a second
     // Diagnosis on `role/Karp`, ResourceNotCovered Confirmed with the IAM snapshot) and its cut
