@@ -42,7 +42,7 @@ moto:
 	bash tests/aws/install-moto.sh "$(CURDIR)/.venv-moto"
 
 ## kubeapi: kube-apiserver, kube-scheduler and etcd, pinned by tests/kube/apiserver/go.mod, built
-## from source (~16 min cold on two cores, ~2 more for the scheduler; nothing when already built).
+## from source (~16 min cold on two cores, the scheduler under a minute of it; nothing when built).
 KUBE_VERSION := $(shell sed -n 's|^\tk8s.io/kubernetes \(v[^ ]*\).*|\1|p' tests/kube/apiserver/go.mod)
 kubeapi:
 	bash tests/kube/build-apiserver.sh "$(CURDIR)/.tools/kube-$(KUBE_VERSION)"
