@@ -346,19 +346,27 @@ fn incident<'a>(
         let associated = (credentials::path_of(s) == Some(finding::CredentialsPath::PodIdentity))
             .then(|| credentials::karpenter_association(obs).and_then(|a| a.role.clone()))
             .flatten();
+        // Role chaining (sts:AssumeRole, sts:TagSession on a role): the caller was refused, the
+        // role it would become is the resource.
+        let chained = credentials::path_of(s) == Some(finding::CredentialsPath::AssumeRole)
+            && caller.is_some();
         Key {
             category: s.category,
-            principal: assumed
-                .map(str::to_string)
-                .or(associated)
-                .or_else(|| controller.map(str::to_string))
-                .or(caller),
+            principal: if chained {
+                caller
+            } else {
+                assumed
+                    .map(str::to_string)
+                    .or(associated)
+                    .or_else(|| controller.map(str::to_string))
+                    .or(caller)
+            },
             // STS off in the region is one cause whichever call met it.
             action: s
                 .action
                 .clone()
                 .filter(|_| !credentials::is_region_disabled(s)),
-            resource: None,
+            resource: assumed.filter(|_| chained).map(str::to_string),
             kms_key: None,
         }
     } else {
