@@ -204,11 +204,12 @@ pub fn most_frequent(mut groups: Vec<Group<'_>>, cap: usize) -> Vec<Group<'_>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::signal::{Origin, Source};
 
-    fn signal(claim: Option<&str>, message: &str) -> Signal {
+    /// A signal of `claim` with `message`, every other field empty (for the diagnose tests).
+    pub(crate) fn signal(claim: Option<&str>, message: &str) -> Signal {
         Signal {
             source: Source::Log,
             origin: Origin {

@@ -147,43 +147,18 @@ fn node_role_arn(prefix: &str, role: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signal::{Origin, Partial, Source};
+    use crate::signal::Partial;
 
     fn signal(claim: &str, resource: Option<&str>, partial: Option<&str>) -> Signal {
-        Signal {
-            source: Source::NodeClaim,
-            origin: Origin {
-                file: "f".into(),
-                line: 1,
-            },
-            rule: "r".into(),
-            category: Category::PassRoleDenied,
-            time: None,
-            error_code: None,
-            layer: None,
-            principal: None,
-            action: Some("iam:PassRole".into()),
-            resource: resource.map(str::to_string),
-            encoded_message: None,
-            policy_arn: None,
-            authorization_id: None,
-            oidc_issuer: None,
-            action_from: None,
-            call: None,
-            node_claim: Some(claim.into()),
-            node_pool: None,
-            node_class: None,
-            instance_id: None,
-            kms_key: None,
-            key_state: None,
-            partial: Partial {
-                resource: partial.map(str::to_string),
-                ..Partial::default()
-            },
-            author: None,
-            dry_run: false,
-            message: String::new(),
-        }
+        let mut s = crate::diagnose::group::tests::signal(Some(claim), "");
+        s.category = Category::PassRoleDenied;
+        s.action = Some("iam:PassRole".into());
+        s.resource = resource.map(str::to_string);
+        s.partial = Partial {
+            resource: partial.map(str::to_string),
+            ..Partial::default()
+        };
+        s
     }
 
     const WHOLE: &str =
