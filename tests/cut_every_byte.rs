@@ -197,20 +197,27 @@ fn with_message(bytes: &[u8], slot: &Slot, message: &str) -> Vec<u8> {
     }
 }
 
-/// The value the cut at `at` ends inside of, as (the prefix kept, the whole value): a run of
-/// characters a value (an ARN, an action, a name) is made of, around `at`.
-fn cut_token(message: &str, at: usize) -> Option<(&str, &str)> {
+/// Where the run of characters a value (an ARN, an action, a name) is made of around byte `at`
+/// of `text` starts and ends.
+fn value_around(text: &str, at: usize) -> (usize, usize) {
     let part = |c: char| c.is_ascii_alphanumeric() || ":/-_.@+=,*${}".contains(c);
-    let start = message[..at]
+    let start = text[..at]
         .char_indices()
         .rev()
         .take_while(|&(_, c)| part(c))
         .last()
         .map_or(at, |(i, _)| i);
-    let end = message[at..]
+    let end = text[at..]
         .char_indices()
         .find(|&(_, c)| !part(c))
-        .map_or(message.len(), |(i, _)| at + i);
+        .map_or(text.len(), |(i, _)| at + i);
+    (start, end)
+}
+
+/// The value the cut at `at` ends inside of, as (the prefix kept, the whole value): a run of
+/// characters a value (an ARN, an action, a name) is made of, around `at`.
+fn cut_token(message: &str, at: usize) -> Option<(&str, &str)> {
+    let (start, end) = value_around(message, at);
     let whole = message[start..end].trim_end_matches(['.', ',']);
     let kept = &message[start..at];
     // Values the doctor reads: ARNs, actions, ids with a prefix (`ami-`, `i-`, `p-`).
@@ -261,18 +268,8 @@ fn fields(d: &Diagnosis) -> Vec<(String, String)> {
 /// pattern (`…/Karp*`). Another whole value that begins the same (`role/KarpenterController`
 /// beside a cut `role/Karpent`) is no cut form.
 fn holds_partial(field: &str, kept: &str, whole: &str) -> bool {
-    let part = |c: char| c.is_ascii_alphanumeric() || ":/-_.@+=,*${}".contains(c);
     field.match_indices(kept).any(|(i, _)| {
-        let start = field[..i]
-            .char_indices()
-            .rev()
-            .take_while(|&(_, c)| part(c))
-            .last()
-            .map_or(i, |(j, _)| j);
-        let end = field[i..]
-            .char_indices()
-            .find(|&(_, c)| !part(c))
-            .map_or(field.len(), |(j, _)| i + j);
+        let (start, end) = value_around(field, i);
         let token = field[start..end].trim_end_matches(['.', ',']);
         let pattern = token.strip_suffix('*').unwrap_or(token);
         token != whole && whole.starts_with(pattern) && pattern.len() >= kept.len()

@@ -324,8 +324,8 @@ async fn watch(
     )
     .modify(|e| {
         e.metadata.managed_fields = None;
-        // A note (or message) is kept up to a bound, cut as Karpenter cuts: the `...` marks
-        // whatever it was cut inside as partial.
+        // A note is kept up to a bound, cut as Karpenter cuts: the `...` marks whatever it
+        // was cut inside as partial.
         if let Some(note) = e.note.as_mut() {
             bound_note(note);
         }

@@ -71,7 +71,17 @@ pub fn about_karpenter(event: &Event) -> bool {
 /// Whether Karpenter reported an Event, where it records them (`signal::event_author`): no
 /// other Event is kept, so none proves, pages or takes a Diagnosis's place under the cap.
 pub fn by_karpenter(event: &Event) -> bool {
-    serde_json::to_value(event).is_ok_and(|v| crate::signal::event_author(&v).is_none())
+    let reporter = [
+        event.reporting_controller.as_deref(),
+        event
+            .deprecated_source
+            .as_ref()
+            .and_then(|s| s.component.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|r| !r.is_empty());
+    crate::signal::author(reporter, event.metadata.namespace.as_deref()).is_none()
 }
 
 /// Whether the object an Event regards is one that exists: the same kind, name and (where

@@ -119,8 +119,7 @@ pub fn request_contexts(
     if !action.eq_ignore_ascii_case("iam:PassRole") {
         return vec![(String::new(), Context::default())];
     }
-    let mut services = partition.service_principals("ec2");
-    services.sort();
+    let mut services = ec2_principals(partition);
     let call = call.unwrap_or("").to_ascii_lowercase();
     let passes_to = match call.as_str() {
         "ec2:createfleet" | "ec2:runinstances" => Some(partition.service_principal("ec2")),
@@ -966,10 +965,7 @@ fn confirmed(
         && e.statements.iter().any(|t| {
             t.matched
                 && t.effect == crate::policy::Effect::Deny
-                && denial
-                    .statement
-                    .as_ref()
-                    .is_some_and(|s| s.policy == t.policy && s.index == Some(t.index))
+                && is_denying(&denial, t)
                 && t.undecided()
         });
     let eliminated = deny_undecided && only_identity_deny(case, &e.statements);
@@ -1001,11 +997,7 @@ fn confirmed(
         .unwrap_or_default();
     let (reason, fix) = match denial.reason {
         Reason::PassedToServiceMismatch => {
-            let needed = {
-                let mut s = case.partition.service_principals("ec2");
-                s.sort();
-                s
-            };
+            let needed = ec2_principals(case.partition);
             let fix = match (&source, denial.failed_conditions.first()) {
                 (Some(st), Some(c)) => Fix::PatchStatement {
                     role: role.clone(),
@@ -1485,8 +1477,6 @@ fn with_condition_values(
 /// widened to every one of `partition` (aws-cn: `ec2.amazonaws.com.cn` for CreateFleet and
 /// `ec2.amazonaws.com` for the instance profile); as it is without such a condition.
 fn with_every_ec2_principal(st: &Map<String, Value>, partition: &Partition) -> Map<String, Value> {
-    let mut needed = partition.service_principals("ec2");
-    needed.sort();
     let found = st
         .get("Condition")
         .and_then(Value::as_object)
@@ -1500,9 +1490,28 @@ fn with_every_ec2_principal(st: &Map<String, Value>, partition: &Partition) -> M
             Some((op.clone(), key.clone()))
         });
     match found {
-        Some((op, key)) => with_condition_values(st, &op, &key, &needed),
+        Some((op, key)) => with_condition_values(st, &op, &key, &ec2_principals(partition)),
         None => st.clone(),
     }
+}
+
+/// Every EC2 service principal of `partition`, sorted (aws-cn: `ec2.amazonaws.com` and
+/// `ec2.amazonaws.com.cn`): what a PassRole statement must allow for both of Karpenter's paths.
+fn ec2_principals(partition: &Partition) -> Vec<String> {
+    let mut services = partition.service_principals("ec2");
+    services.sort();
+    services
+}
+
+/// Whether `t` is the statement the denial names.
+fn is_denying(
+    denial: &crate::policy::Denial,
+    t: &crate::policy::statement::StatementTrace,
+) -> bool {
+    denial
+        .statement
+        .as_ref()
+        .is_some_and(|s| s.policy == t.policy && s.index == Some(t.index))
 }
 
 /// Whether AWS names an identity-based explicit deny and exactly one Deny statement of the
@@ -1538,12 +1547,7 @@ fn undecided_keys(
         .chain(
             traces
                 .iter()
-                .filter(|t| {
-                    denial
-                        .statement
-                        .as_ref()
-                        .is_some_and(|s| s.policy == t.policy && s.index == Some(t.index))
-                })
+                .filter(|t| is_denying(denial, t))
                 .flat_map(|t| t.conditions.iter().filter(|c| c.undecided()))
                 .map(|c| c.key.as_str()),
         )
@@ -1601,8 +1605,7 @@ fn with_resource(st: &Map<String, Value>, resource: &str) -> Map<String, Value> 
 
 /// Karpenter's recommended PassRole statement, for this partition.
 fn pass_role_statement(case: &IamCase<'_>) -> Value {
-    let mut services = case.partition.service_principals("ec2");
-    services.sort();
+    let services = ec2_principals(case.partition);
     json!({"Sid": "AllowPassingInstanceRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": case.resource(),
            "Condition": {"StringEquals": {"iam:PassedToService": services}}})
 }

@@ -456,9 +456,10 @@ fn render(
         );
     }
     if let Some(from) = &latest.signal.action_from {
-        // The action is read from around the message, not from AWS: nothing that rests on it
-        // is proven (STS's RegionDisabledException holds for whatever call met it).
-        if finding.reason != ReasonCode::StsRegionDisabled {
+        // The action is read from around the message, not from AWS: a root cause that names
+        // it rests on it, and is not proven (one that names none, as STS's
+        // RegionDisabledException whatever call met it, does not).
+        if key.action.is_some() {
             finding.confidence = Confidence::Inferred;
         }
         finding.evidence.insert(

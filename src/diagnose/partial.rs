@@ -20,6 +20,15 @@ pub struct Completed {
     pub notes: Vec<String>,
 }
 
+/// One field a text may be cut inside of: its name for evidence, the prefix read, where a
+/// whole sighting holds it, and where its whole value goes.
+type Field<'a> = (
+    &'static str,
+    &'a Option<String>,
+    fn(&Signal) -> Option<&str>,
+    &'a mut Option<String>,
+);
+
 /// Every signal of `obs` grouped by the NodeClaim it is about: only built when some signal
 /// holds a cut value.
 pub struct Sightings<'a> {
@@ -63,70 +72,68 @@ impl<'a> Sightings<'a> {
             found.all(|v| v == first).then(|| first.to_string())
         };
         let claim = s.node_claim.as_deref().unwrap_or("?");
-        let mut notes = Vec::new();
-        let mut fill = |name: &str,
-                        prefix: &Option<String>,
-                        field: fn(&Signal) -> Option<&str>,
-                        slot: &mut Option<String>| {
-            let Some(prefix) = prefix else { return };
-            match whole(prefix, field) {
-                Some(v) => {
-                    notes.push(format!(
-                            "the text is cut inside the {name} ({prefix}…); the whole value, {v}, is another sighting of NodeClaim {claim}'s failure"
-                    ));
-                    *slot = Some(v);
-                }
-                None => notes.push(format!(
-                    "the text is cut inside the {name} ({prefix}…): a value that begins so, not the value, so it stays unknown"
-                )),
-            }
-        };
         let p = &s.partial;
-        fill(
-            "principal",
-            &p.principal,
-            |t| t.principal.as_deref(),
-            &mut out.principal,
-        );
-        fill(
-            "action",
-            &p.action,
-            |t| t.action.as_deref(),
-            &mut out.action,
-        );
-        fill(
-            "resource",
-            &p.resource,
-            |t| t.resource.as_deref(),
-            &mut out.resource,
-        );
-        fill(
-            "KMS key",
-            &p.kms_key,
-            |t| t.kms_key.as_deref(),
-            &mut out.kms_key,
-        );
-        out.notes = notes;
-        if out.resource.is_none()
-            && let (Some(prefix), Some(role)) = (&p.resource, node_role)
-            && is_pass_role(s, &out)
-            && let Some(arn) = node_role_arn(prefix, role)
-        {
-            out.notes.pop();
-            out.notes.push(format!(
-                "the text is cut inside the role passed ({prefix}…); the NodeClaim's EC2NodeClass names its node role {role}, whose ARN {arn} begins so: every launch of that class passes it"
-            ));
-            out.resource = Some(arn);
+        // For `iam:PassRole` the NodeClaim's EC2NodeClass names the role every launch passes.
+        let passes = s
+            .action
+            .clone()
+            .or_else(|| whole(p.action.as_deref()?, |t| t.action.as_deref()))
+            .is_some_and(|a| a.eq_ignore_ascii_case("iam:PassRole"));
+        let fields: [Field<'_>; 4] = [
+            (
+                "principal",
+                &p.principal,
+                |t| t.principal.as_deref(),
+                &mut out.principal,
+            ),
+            (
+                "action",
+                &p.action,
+                |t| t.action.as_deref(),
+                &mut out.action,
+            ),
+            (
+                "resource",
+                &p.resource,
+                |t| t.resource.as_deref(),
+                &mut out.resource,
+            ),
+            (
+                "KMS key",
+                &p.kms_key,
+                |t| t.kms_key.as_deref(),
+                &mut out.kms_key,
+            ),
+        ];
+        for (name, prefix, field, slot) in fields {
+            let Some(prefix) = prefix else { continue };
+            let by_role = || {
+                let role = node_role.filter(|_| passes && name == "resource")?;
+                Some((role, node_role_arn(prefix, role)?))
+            };
+            let note = match (whole(prefix, field), by_role()) {
+                (Some(v), _) => {
+                    let note = format!(
+                        "the text is cut inside the {name} ({prefix}…); the whole value, {v}, is another sighting of NodeClaim {claim}'s failure"
+                    );
+                    *slot = Some(v);
+                    note
+                }
+                (None, Some((role, arn))) => {
+                    let note = format!(
+                        "the text is cut inside the role passed ({prefix}…); the NodeClaim's EC2NodeClass names its node role {role}, whose ARN {arn} begins so: every launch of that class passes it"
+                    );
+                    *slot = Some(arn);
+                    note
+                }
+                (None, None) => format!(
+                    "the text is cut inside the {name} ({prefix}…): a value that begins so, not the value, so it stays unknown"
+                ),
+            };
+            out.notes.push(note);
         }
         out
     }
-}
-
-fn is_pass_role(s: &Signal, out: &Completed) -> bool {
-    s.action
-        .as_deref()
-        .or(out.action.as_deref())
-        .is_some_and(|a| a.eq_ignore_ascii_case("iam:PassRole"))
 }
 
 /// The ARN of the node role `role` (an EC2NodeClass's `spec.role`: a name or an ARN) in the

@@ -249,7 +249,12 @@ pub fn event_author(event: &Value) -> Option<String> {
     ]
     .iter()
     .find_map(|path| str_at(event, path).filter(|r| !r.is_empty()));
-    let namespace = str_at(event, &["metadata", "namespace"]);
+    author(reporter, str_at(event, &["metadata", "namespace"]))
+}
+
+/// `event_author` from the Event's reporter (its first non-empty reporting field) and
+/// namespace, for readers that hold the Event typed.
+pub fn author(reporter: Option<&str>, namespace: Option<&str>) -> Option<String> {
     let here = namespace.is_none_or(|n| n == KARPENTER_EVENTS_NAMESPACE);
     match (reporter, here) {
         (Some(KARPENTER_REPORTER), true) => None,

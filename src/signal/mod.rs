@@ -17,7 +17,7 @@ mod sink;
 pub mod text;
 mod time;
 
-pub use self::kube::{KARPENTER_EVENTS_NAMESPACE, event_author};
+pub use self::kube::{KARPENTER_EVENTS_NAMESPACE, author, event_author};
 pub use rules::RuleError;
 pub use scanner::Scanner;
 pub use sink::MAX_SIGNALS;
@@ -180,18 +180,6 @@ pub struct Partial {
 impl Partial {
     pub fn is_empty(&self) -> bool {
         self == &Partial::default()
-    }
-
-    /// Each cut value with its field's name, for evidence.
-    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [
-            ("principal", &self.principal),
-            ("action", &self.action),
-            ("resource", &self.resource),
-            ("KMS key", &self.kms_key),
-        ]
-        .into_iter()
-        .filter_map(|(name, v)| v.as_deref().map(|v| (name, v)))
     }
 }
 

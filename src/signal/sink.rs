@@ -315,25 +315,29 @@ impl<'a> Sink<'a> {
 
     /// Ends the input: reports how many warnings were held back.
     pub(crate) fn finish(self) {
-        if self.beyond > 0 {
-            let origin = self.origin(self.first_beyond_line);
-            self.out.warnings.push(Warning {
-                origin,
-                message: format!(
+        let summaries = [
+            (
+                self.beyond,
+                self.first_beyond_line,
+                format!(
                     "{} more failures from here on were counted, not read: at most {MAX_SIGNALS} are kept across all inputs",
                     self.beyond
                 ),
-            });
-        }
-        if self.suppressed > 0 {
-            let origin = self.origin(self.first_suppressed_line);
-            self.out.warnings.push(Warning {
-                origin,
-                message: format!(
+            ),
+            (
+                self.suppressed,
+                self.first_suppressed_line,
+                format!(
                     "{} more warnings not shown (at most {MAX_WARNINGS} per input)",
                     self.suppressed
                 ),
-            });
+            ),
+        ];
+        for (count, line, message) in summaries {
+            if count > 0 {
+                let origin = self.origin(line);
+                self.out.warnings.push(Warning { origin, message });
+            }
         }
     }
 }
