@@ -8,4 +8,5 @@ pub mod diagnose;
 pub mod facts;
 pub mod partition;
 pub mod policy;
+pub mod preflight;
 pub mod signal;

@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-const PURE: [&str; 5] = [
+const PURE: [&str; 6] = [
     "src/policy",
+    "src/preflight",
     "src/signal",
     "src/diagnose",
     "src/facts",

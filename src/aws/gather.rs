@@ -141,6 +141,35 @@ pub async fn gather_for_specs<'a>(
     facts
 }
 
+/// Fetches what `preflight` evaluates: the controller role's policies, the AMIs' snapshot
+/// keys of the EC2NodeClasses, then every key their launches use (each once).
+pub async fn gather_for_preflight(
+    live: &Live,
+    controller_role: &str,
+    obs: &Observations,
+) -> FetchedFacts {
+    let images: std::collections::BTreeSet<String> = obs
+        .node_classes
+        .iter()
+        .flat_map(|c| c.ami_ids.iter().cloned())
+        .collect();
+    let mut facts = FetchedFacts::default();
+    (facts.principals, facts.images) = tokio::join!(
+        all([controller_role.to_string()], |p| async move {
+            live.principal(&p).await
+        }),
+        all(images, |i| async move { live.image_keys(&i).await }),
+    );
+    let keys: std::collections::BTreeSet<String> = obs
+        .node_classes
+        .iter()
+        .flat_map(|c| c.kms_key_ids.iter().cloned())
+        .chain(facts.images.values().flatten().flatten().cloned())
+        .collect();
+    facts.keys = all(keys, |k| async move { live.key(&k).await }).await;
+    facts
+}
+
 /// Looks every question up concurrently; the answers (failures as their text) by question.
 async fn all<K, V, E, F>(
     questions: impl IntoIterator<Item = K>,

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod explain;
 pub mod fact_args;
 pub mod karpenter_args;
+pub mod preflight;
 pub mod report;
 pub mod simulate;
 pub mod snapshot;
@@ -38,6 +39,9 @@ pub enum Command {
     /// Triage the cluster of the current kube context once: read Karpenter's objects, Events
     /// and recent logs (read-only), look facts up in AWS, print the report.
     Check(check::CheckArgs),
+    /// Prove, before Karpenter tries, which requests it will make are refused (and what an
+    /// upgrade to another version needs).
+    Preflight(preflight::PreflightArgs),
     /// Print the `Diagnosis` CustomResourceDefinition as YAML.
     Crd,
     /// Print a shell completion script: `source <(karpenter-doctor completion bash)`.
@@ -128,6 +132,10 @@ pub fn run(cli: Cli) -> ExitCode {
             );
             Ok(())
         }
+        Command::Preflight(args) => match preflight::run(&args, &mut std::io::stdout().lock()) {
+            Ok(true) if args.exit_code => return ExitCode::from(FOUND),
+            other => other.map(|_| ()),
+        },
         Command::Explain(args) => explain::run(&args, &mut std::io::stdout().lock()),
         Command::Simulate(args) => simulate::run(&args, &mut std::io::stdout().lock()),
         Command::Snapshot(args) => snapshot::run(&args, &mut std::io::stdout().lock()),

@@ -48,11 +48,15 @@ pub fn render(items: &[Diagnosis], signals: usize, skipped: usize, style: Style)
             if n == 1 { "" } else { "s" }
         ),
     };
-    for d in items {
-        out += "\n";
-        out += &section(d, style);
-    }
-    out
+    out + &sections(items, style)
+}
+
+/// One section per Diagnosis, each after an empty line.
+pub fn sections(items: &[Diagnosis], style: Style) -> String {
+    items
+        .iter()
+        .map(|d| format!("\n{}", section(d, style)))
+        .collect()
 }
 
 /// A copy of `d` whose every string is printable: the free text as the doctor writes it, and
@@ -95,6 +99,7 @@ fn section(d: &Diagnosis, style: Style) -> String {
     let confidence = match rc.confidence {
         Confidence::Confirmed => style.bold("Confirmed"),
         Confidence::Inferred => style.yellow("Inferred"),
+        Confidence::Predicted => style.bold("Predicted"),
     };
     let mut s = format!(
         "{} {}\n{} {:?} · {} ({confidence})\n",

@@ -10,7 +10,7 @@ pub mod iam;
 pub mod kms;
 pub mod lifecycle;
 pub mod model;
-mod organization;
+pub mod organization;
 mod partial;
 pub mod printable;
 pub mod remedy;

@@ -94,12 +94,15 @@ impl ReasonCode {
     }
 }
 
-/// How sure the root cause is: `Confirmed` (proven by AWS facts, live or snapshot) or
-/// `Inferred` (read from the error text alone).
+/// How sure the root cause is: `Confirmed` (a failure Karpenter wrote, proven by AWS facts,
+/// live or snapshot), `Inferred` (something is missing, and the evidence names it) or
+/// `Predicted` (no failure seen yet, but the facts prove a request Karpenter will make is
+/// refused: `preflight`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 pub enum Confidence {
     Confirmed,
     Inferred,
+    Predicted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -206,7 +209,9 @@ pub struct Condition {
 pub struct RootCause {
     /// The root-cause code (contract §5), e.g. PassedToServiceMismatch, KeyAccessNotGranted.
     pub reason: ReasonCode,
-    /// Confirmed (proven by AWS facts) or Inferred (from the error text alone).
+    /// Confirmed (a failure Karpenter wrote, proven by AWS facts), Inferred (something is
+    /// missing, and the evidence names it) or Predicted (no failure seen yet; preflight proves
+    /// a request Karpenter will make is refused).
     pub confidence: Confidence,
     /// One sentence.
     pub summary: String,

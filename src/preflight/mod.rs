@@ -1,0 +1,393 @@
+//! `preflight`: the requests a Karpenter version will make for each EC2NodeClass
+//! (`catalog`, rules/requests.json), filled with the cluster's names and evaluated with the
+//! policy engine against the controller role's real policies, its permissions boundary and
+//! the SCP documents given; every refusal is then diagnosed as the failure it predicts
+//! (`predict`), so it carries that failure's fingerprint and remediation. Pure.
+
+pub mod catalog;
+pub mod policy_file;
+mod predict;
+
+use crate::facts::{Facts, Lookup};
+use crate::partition::Partition;
+use crate::policy::arn::Arn;
+use crate::policy::{Context, Decision, Denial, Policy, PolicySet, Request, StatementRef};
+use crate::signal::{NodeClassInfo, Observations};
+use catalog::{Catalogue, Template, Version, When, fill};
+use std::collections::BTreeMap;
+
+pub use predict::predicted;
+
+/// What a live cluster would tell, or the user gave by hand.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub version: Version,
+    pub partition: &'static Partition,
+    pub region: String,
+    pub cluster_name: Option<String>,
+    /// The controller role's ARN.
+    pub controller_role: String,
+    /// The node role, where no EC2NodeClass names one (`--node-role`).
+    pub node_role: Option<String>,
+    pub interruption_queue: Option<String>,
+    /// A cluster endpoint is configured: Karpenter does not ask EKS for it.
+    pub cluster_endpoint: bool,
+    pub isolated_vpc: bool,
+    /// `DISABLE_DRY_RUN`: validation makes no dry runs.
+    pub disable_dry_run: bool,
+    pub feature_gates: Vec<String>,
+}
+
+/// The answer for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Allowed; the statement that allows it (an identity policy's), where one does.
+    Allowed(Option<StatementRef>),
+    /// Refused: how, and the layer and statement at fault.
+    Refused(Decision, Option<Denial>),
+    /// Not evaluated: why (a value or a policy is unknown).
+    Unknown(String),
+}
+
+/// One request for one EC2NodeClass, evaluated.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub node_class: String,
+    pub node_pool: Option<String>,
+    pub template: Template,
+    pub request: Option<Request>,
+    pub verdict: Verdict,
+}
+
+/// Everything `preflight` found for one version.
+#[derive(Debug, Clone)]
+pub struct Matrix {
+    pub version: Version,
+    pub rows: Vec<Row>,
+    /// Requests left out, and why (a setting not known to hold).
+    pub notes: Vec<String>,
+}
+
+/// The EC2NodeClasses to evaluate: those given, else one named `default` with `--node-role`.
+fn classes(obs: &Observations, settings: &Settings) -> Vec<NodeClassInfo> {
+    let mut classes = obs.node_classes.clone();
+    if classes.is_empty() {
+        classes.push(NodeClassInfo {
+            name: "default".into(),
+            role: settings.node_role.clone(),
+            instance_profile: None,
+            kms_key_ids: Vec::new(),
+            ami_ids: Vec::new(),
+            http_tokens: None,
+        });
+    }
+    classes.sort_by(|a, b| a.name.cmp(&b.name));
+    classes
+}
+
+/// The NodePools whose `nodeClassRef` names `class`, by name.
+fn pools_of<'a>(obs: &'a Observations, class: &str) -> Vec<&'a str> {
+    let mut pools: Vec<&str> = obs
+        .node_pools
+        .iter()
+        .filter(|p| p.node_class.as_deref() == Some(class))
+        .map(|p| p.name.as_str())
+        .collect();
+    pools.sort();
+    pools
+}
+
+/// The node role's ARN: as the class names it (a name becomes an ARN in the controller
+/// role's account, with its path where the facts know the role), else `--node-role`.
+pub fn node_role(class: &NodeClassInfo, settings: &Settings, facts: &dyn Facts) -> Option<String> {
+    let named = class.role.as_deref().or(settings.node_role.as_deref())?;
+    if named.starts_with("arn:") {
+        return Some(named.to_string());
+    }
+    let account = Arn::parse(&settings.controller_role)?.account.to_string();
+    let arn = format!("arn:{}:iam::{account}:role/{named}", settings.partition.id);
+    Some(match facts.principal(&arn) {
+        Lookup::Found(p) => p.arn,
+        _ => arn,
+    })
+}
+
+/// The placeholder values for one class (rules/requests.json `placeholders`).
+fn values(
+    class: &NodeClassInfo,
+    pool: Option<&str>,
+    settings: &Settings,
+    facts: &dyn Facts,
+) -> BTreeMap<&'static str, String> {
+    let mut v = BTreeMap::new();
+    v.insert("partition", settings.partition.id.to_string());
+    v.insert("region", settings.region.clone());
+    if let Some(arn) = Arn::parse(&settings.controller_role) {
+        v.insert("account", arn.account.to_string());
+    }
+    if let Some(name) = &settings.cluster_name {
+        v.insert("clusterName", name.clone());
+        v.insert("instanceProfile", format!("{name}_preflight"));
+        v.insert("legacyInstanceProfile", format!("{name}_preflight"));
+    }
+    v.insert(
+        "pricingRegion",
+        pricing_region(&settings.region).to_string(),
+    );
+    v.insert("nodeClass", class.name.clone());
+    v.insert("nodePool", pool.unwrap_or("default").to_string());
+    if let Some(role) = node_role(class, settings, facts) {
+        v.insert("nodeRole", role);
+    }
+    v.insert("ec2Principal", settings.partition.service_principal("ec2"));
+    if let Some(queue) = &settings.interruption_queue {
+        v.insert("queueName", queue.clone());
+    }
+    let image = class.ami_ids.first().cloned();
+    v.insert("imageId", image.unwrap_or_else(|| "ami-preflight".into()));
+    for (name, id) in [
+        ("launchTemplateId", "lt-preflight"),
+        ("instanceId", "i-preflight"),
+        ("fleetId", "fleet-preflight"),
+        ("subnetId", "subnet-preflight"),
+        ("securityGroupId", "sg-preflight"),
+        ("snapshotId", "snap-preflight"),
+        ("volumeId", "vol-preflight"),
+        ("networkInterfaceId", "eni-preflight"),
+        ("spotInstanceRequestId", "sir-preflight"),
+        ("capacityReservationId", "cr-preflight"),
+        ("placementGroupName", "pg-preflight"),
+        ("nodeClassUID", "uid-preflight"),
+        ("nodeClaim", "preflight"),
+        ("nodeName", "preflight"),
+        (
+            "ssmParameter",
+            "aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/standard/recommended/image_id",
+        ),
+    ] {
+        v.insert(name, id.to_string());
+    }
+    v
+}
+
+/// The region Karpenter's pricing client calls (pkg/providers/pricing: ap-south-1 for ap-,
+/// cn-northwest-1 for cn-, eu-central-1 for eu-, else us-east-1).
+fn pricing_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "cn-northwest-1"
+    } else if region.starts_with("ap-") {
+        "ap-south-1"
+    } else if region.starts_with("eu-") {
+        "eu-central-1"
+    } else {
+        "us-east-1"
+    }
+}
+
+/// Whether a setting holds for `class`: `Some(false)` leaves the request out, `None` (not
+/// known) too, with a note.
+fn holds(when: When, class: &NodeClassInfo, settings: &Settings) -> Option<bool> {
+    match when {
+        When::NodeClassRole => Some(class.role.is_some() || class.instance_profile.is_none()),
+        When::NodeClassInstanceProfile => Some(class.instance_profile.is_some()),
+        When::InterruptionQueue => Some(settings.interruption_queue.is_some()),
+        When::NoClusterEndpoint => Some(!settings.cluster_endpoint),
+        When::NotIsolatedVpc => Some(!settings.isolated_vpc),
+        When::DryRunValidation => Some(!settings.disable_dry_run),
+        When::OnDemand => Some(true),
+        When::RebootForRepair => Some(
+            settings
+                .feature_gates
+                .iter()
+                .any(|g| g == "RebootForRepair=true" || g == "RebootForRepair"),
+        ),
+        When::Spot | When::CapacityReservations | When::AmiAlias => None,
+    }
+}
+
+/// The controller role's policies, boundary and the SCP documents, as one set.
+fn policy_set(
+    obs: &Observations,
+    settings: &Settings,
+    facts: &dyn Facts,
+) -> Result<PolicySet, String> {
+    let found = match facts.principal(&settings.controller_role) {
+        Lookup::Found(p) => p,
+        Lookup::Absent(why) | Lookup::Unknown(why) => {
+            return Err(format!(
+                "the controller role's policies are not known: {why}"
+            ));
+        }
+    };
+    let allow_all = Policy::from_value(
+        "(every other level assumed to allow)",
+        &serde_json::json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}),
+    )
+    .expect("a constant policy parses");
+    let scps: Vec<Vec<Policy>> = obs
+        .org_policies
+        .iter()
+        .filter(|d| d.kind == crate::diagnose::organization::SCP)
+        .filter_map(|d| Policy::from_value(&d.arn, &d.document).ok())
+        .map(|p| vec![p, allow_all.clone()])
+        .collect();
+    Ok(PolicySet {
+        identity: found.identity,
+        boundary: found.boundary,
+        scps: (!scps.is_empty()).then_some(scps),
+        resource: None,
+    })
+}
+
+/// Evaluates every request `settings.version` makes for every EC2NodeClass.
+pub fn evaluate(
+    catalogue: &Catalogue,
+    obs: &Observations,
+    settings: &Settings,
+    facts: &dyn Facts,
+) -> Matrix {
+    let set = policy_set(obs, settings, facts);
+    let mut rows = Vec::new();
+    let mut notes = std::collections::BTreeSet::new();
+    for class in classes(obs, settings) {
+        let pools = pools_of(obs, &class.name);
+        let pool = pools.first().copied();
+        let values = values(&class, pool, settings, facts);
+        for t in catalogue.of(settings.version) {
+            let unknown: Vec<When> = t
+                .when
+                .iter()
+                .copied()
+                .filter(|w| holds(*w, &class, settings).is_none())
+                .collect();
+            if t.when
+                .iter()
+                .any(|w| holds(*w, &class, settings) == Some(false))
+            {
+                continue;
+            }
+            if let Some(condition) = &t.unmodeled_condition {
+                notes.insert(format!(
+                    "{} ({}) is left out: it is made only when {condition}",
+                    t.id, t.action
+                ));
+                continue;
+            }
+            if !unknown.is_empty() {
+                notes.insert(format!(
+                    "{} ({}) is left out: whether {unknown:?} holds is not known",
+                    t.id, t.action
+                ));
+                continue;
+            }
+            let request = build(t, &values, settings);
+            let verdict = match (&request, &set) {
+                (Err(missing), _) => Verdict::Unknown(missing.clone()),
+                (Ok(_), Err(why)) => Verdict::Unknown(why.clone()),
+                (Ok(req), Ok(set)) => verdict(set, req),
+            };
+            // One row per distinct request of a class (several call sites make some).
+            let seen = rows.iter().any(|r: &Row| {
+                r.node_class == class.name
+                    && r.template.call == t.call
+                    && r.request.is_some()
+                    && r.request.as_ref() == request.as_ref().ok()
+            });
+            if seen {
+                continue;
+            }
+            rows.push(Row {
+                node_class: class.name.clone(),
+                node_pool: pool.map(str::to_string),
+                template: t.clone(),
+                request: request.ok(),
+                verdict,
+            });
+        }
+    }
+    Matrix {
+        version: settings.version,
+        rows,
+        notes: notes.into_iter().collect(),
+    }
+}
+
+/// The request a template stands for, or which value it lacks.
+fn build(
+    t: &Template,
+    values: &BTreeMap<&'static str, String>,
+    settings: &Settings,
+) -> Result<Request, String> {
+    let missing = |text: &str| {
+        let names: Vec<&str> = text
+            .split('{')
+            .skip(1)
+            .filter_map(|r| r.split_once('}').map(|(n, _)| n))
+            .filter(|n| !values.contains_key(n))
+            .collect();
+        format!("not known: {}", names.join(", "))
+    };
+    let resource = fill(&t.resource, values).ok_or_else(|| missing(&t.resource))?;
+    let mut context = Context::default();
+    for (key, list) in &t.context {
+        let key = fill(key, values).ok_or_else(|| missing(key))?;
+        let list = list
+            .iter()
+            .map(|v| fill(v, values).ok_or_else(|| missing(v)))
+            .collect::<Result<Vec<_>, _>>()?;
+        context.set(&key, list);
+    }
+    let caller = session_of(&settings.controller_role);
+    Ok(Request::new(&caller, &t.action, &resource).with_context(context))
+}
+
+/// The assumed-role session a role's ARN stands for (what AWS evaluates).
+pub fn session_of(role: &str) -> String {
+    match Arn::parse(role) {
+        Some(a) if a.service == "iam" && a.resource.starts_with("role/") => {
+            let name = a.resource.rsplit('/').next().unwrap_or(a.resource);
+            format!(
+                "arn:{}:sts::{}:assumed-role/{name}/karpenter-preflight",
+                a.partition, a.account
+            )
+        }
+        _ => role.to_string(),
+    }
+}
+
+fn verdict(set: &PolicySet, req: &Request) -> Verdict {
+    let e = set.explain(req);
+    match e.decision {
+        Decision::Allowed => Verdict::Allowed(
+            e.statements
+                .iter()
+                .find(|s| s.matched && s.policy_type == crate::policy::PolicyType::Identity)
+                .map(|s| StatementRef {
+                    policy: s.policy.clone(),
+                    sid: s.sid.clone(),
+                    index: Some(s.index),
+                }),
+        ),
+        refused => Verdict::Refused(refused, e.denial),
+    }
+}
+
+impl Matrix {
+    /// The refused rows.
+    pub fn refused(&self) -> impl Iterator<Item = &Row> {
+        self.rows
+            .iter()
+            .filter(|r| matches!(r.verdict, Verdict::Refused(..)))
+    }
+
+    /// What an upgrade from `before` newly needs and the policies refuse: refused requests
+    /// `before` did not make for the same EC2NodeClass (a request with other tags is another).
+    pub fn newly_refused<'a>(&'a self, before: &'a Matrix) -> impl Iterator<Item = &'a Row> {
+        self.refused().filter(move |row| {
+            !before
+                .rows
+                .iter()
+                .any(|b| b.node_class == row.node_class && b.request == row.request)
+        })
+    }
+}

@@ -1,0 +1,265 @@
+//! A refusal `preflight` proves, written as the Diagnosis of the failure it predicts: each
+//! refused request becomes the signal Karpenter would log for it, and each EC2NodeClass key
+//! the one an instance would die of; the diagnosis pipeline reasons on them with the same
+//! facts, so the fingerprint, reason and remediation are the failure's. What it proves becomes
+//! `Predicted` (no failure has been seen); what rests on an unknown stays `Inferred`. Pure.
+
+use super::{Matrix, Row, Settings, Verdict};
+use crate::diagnose::diagnose;
+use crate::diagnose::model::{Confidence, Diagnosis, Evidence, ReasonCode};
+use crate::facts::{Facts, Lookup};
+use crate::policy::{Decision, PolicyType};
+use crate::signal::{
+    Category, NodeClassInfo, Observations, Origin, Partial, PolicyLayer, Signal, Source,
+};
+
+/// Where the predicted signals say they come from.
+const ORIGIN: &str = "(preflight)";
+
+/// The confidence of a root cause no failure has shown: proven is `Predicted`.
+fn predicted_confidence(found: Confidence) -> Confidence {
+    match found {
+        Confidence::Confirmed => Confidence::Predicted,
+        other => other,
+    }
+}
+
+/// The layer AWS's sentence would name for a refusal.
+fn layer(decision: Decision, by: PolicyType) -> PolicyLayer {
+    match (decision, by) {
+        (Decision::ExplicitDeny, PolicyType::Identity) => PolicyLayer::IdentityExplicitDeny,
+        (Decision::ExplicitDeny, PolicyType::PermissionsBoundary) => {
+            PolicyLayer::BoundaryExplicitDeny
+        }
+        (Decision::ExplicitDeny, PolicyType::ServiceControlPolicy) => PolicyLayer::ScpExplicitDeny,
+        (Decision::ExplicitDeny, PolicyType::ResourcePolicy) => PolicyLayer::ResourceExplicitDeny,
+        (_, PolicyType::PermissionsBoundary) => PolicyLayer::NoBoundary,
+        (_, PolicyType::ServiceControlPolicy) => PolicyLayer::NoScp,
+        (_, PolicyType::ResourcePolicy) => PolicyLayer::NoResourcePolicy,
+        (_, PolicyType::Identity) => PolicyLayer::NoIdentityPolicy,
+    }
+}
+
+fn signal(message: String, category: Category) -> Signal {
+    Signal {
+        source: Source::Log,
+        origin: Origin {
+            file: ORIGIN.into(),
+            line: 0,
+        },
+        rule: "preflight".into(),
+        category,
+        time: None,
+        error_code: None,
+        layer: None,
+        principal: None,
+        action: None,
+        resource: None,
+        encoded_message: None,
+        policy_arn: None,
+        authorization_id: None,
+        oidc_issuer: None,
+        action_from: None,
+        call: None,
+        node_claim: None,
+        node_pool: None,
+        node_class: None,
+        instance_id: None,
+        kms_key: None,
+        key_state: None,
+        partial: Partial::default(),
+        author: None,
+        dry_run: false,
+        message,
+    }
+}
+
+/// The signal Karpenter would log when AWS refuses `row`'s request.
+fn refusal(row: &Row, version: &str) -> Option<Signal> {
+    let (Verdict::Refused(decision, denial), Some(req)) = (&row.verdict, &row.request) else {
+        return None;
+    };
+    let pass_role = req.action.eq_ignore_ascii_case("iam:PassRole");
+    let ec2_call = row.template.call.starts_with("ec2:");
+    let mut s = signal(
+        describe(row, version),
+        if pass_role {
+            Category::PassRoleDenied
+        } else {
+            Category::ActionDenied
+        },
+    );
+    s.error_code = Some(
+        if ec2_call {
+            "UnauthorizedOperation"
+        } else {
+            "AccessDenied"
+        }
+        .into(),
+    );
+    s.layer = denial.as_ref().map(|d| layer(*decision, d.layer));
+    s.principal = Some(req.principal.clone());
+    s.action = Some(req.action.clone());
+    // An id Karpenter does not know before the call is no resource a failure would name.
+    s.resource = Some(req.resource.clone()).filter(|r| !r.contains("preflight"));
+    s.call = Some(row.template.call.clone());
+    s.node_class = Some(row.node_class.clone());
+    s.node_pool = row.node_pool.clone();
+    s.dry_run = row
+        .template
+        .when
+        .contains(&super::catalog::When::DryRunValidation);
+    Some(s)
+}
+
+/// What Karpenter will do, in words: the evidence a Predicted Diagnosis rests on.
+fn describe(row: &Row, version: &str) -> String {
+    let Some(req) = &row.request else {
+        return String::new();
+    };
+    let context: Vec<String> = req
+        .context
+        .iter()
+        .filter(|(k, _)| !k.starts_with("aws:TagKeys"))
+        .map(|(k, v)| format!("{k}={}", v.join(",")))
+        .collect();
+    let refused = match &row.verdict {
+        Verdict::Refused(_, Some(d)) => d.summary.clone(),
+        Verdict::Refused(decision, None) => format!("{decision:?}"),
+        _ => String::new(),
+    };
+    format!(
+        "Karpenter {version} will call {} for EC2NodeClass {} ({}): {} on {}{}; the policies refuse it: {refused} (request {} from {})",
+        row.template.call,
+        row.node_class,
+        row.node_pool
+            .as_deref()
+            .map_or("no NodePool given".to_string(), |p| format!("NodePool {p}")),
+        req.action,
+        req.resource,
+        if context.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", context.join(", "))
+        },
+        row.template.id,
+        row.template.source
+    )
+}
+
+/// The KMS keys an EC2NodeClass's launches use, each once: its block device mappings', then
+/// those of its AMIs' snapshots (any account) where the facts know them; with where each is from.
+fn keys_of(class: &NodeClassInfo, facts: &dyn Facts) -> Vec<(String, String)> {
+    let mut keys: Vec<(String, String)> = class
+        .kms_key_ids
+        .iter()
+        .map(|k| (k.clone(), "blockDeviceMappings".to_string()))
+        .collect();
+    for image in &class.ami_ids {
+        if let Lookup::Found(found) = facts.image_keys(image) {
+            for key in found {
+                if !keys.iter().any(|(k, _)| k == &key) {
+                    keys.push((key, format!("the snapshots of {image}")));
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// The Diagnoses of the failures `matrix` predicts, and of the EC2NodeClasses' KMS keys.
+pub fn predicted(
+    matrix: &Matrix,
+    obs: &Observations,
+    facts: &dyn Facts,
+    settings: &Settings,
+) -> Vec<Diagnosis> {
+    let version = matrix.version.to_string();
+    let mut signals: Vec<Signal> = matrix
+        .refused()
+        .filter_map(|row| refusal(row, &version))
+        .collect();
+    for class in &obs.node_classes {
+        for (key, whose) in keys_of(class, facts) {
+            let mut s = signal(
+                format!(
+                    "Karpenter {version} will launch instances of EC2NodeClass {} whose EBS volumes are encrypted with KMS key {key} ({whose}): EC2 uses the key on behalf of the launching principal",
+                    class.name
+                ),
+                Category::KmsKeyUnusable,
+            );
+            s.error_code = Some("Client.InvalidKMSKey.InvalidState".into());
+            s.node_class = Some(class.name.clone());
+            s.kms_key = Some(key.clone());
+            signals.push(s);
+        }
+    }
+    let predicted_obs = Observations {
+        signals,
+        node_claims: Vec::new(),
+        instances: Vec::new(),
+        warnings: Vec::new(),
+        ..obs.clone()
+    };
+    diagnose(&predicted_obs, facts, Some(&settings.controller_role))
+        .into_iter()
+        .filter(|d| d.status.root_cause.reason != ReasonCode::Undetermined)
+        .map(as_predicted)
+        .collect()
+}
+
+/// A diagnosed prediction as it is written: no failure seen, the request as its evidence.
+fn as_predicted(mut d: Diagnosis) -> Diagnosis {
+    let cause = &mut d.status.root_cause;
+    cause.confidence = predicted_confidence(cause.confidence);
+    for e in cause.evidence.iter_mut() {
+        if e.source.ends_with(&format!("{ORIGIN}:0")) {
+            *e = Evidence {
+                source: "preflight".into(),
+                detail: e.detail.clone(),
+            };
+        }
+    }
+    let status = &mut d.status;
+    status.occurrences = 0;
+    status.affected_node_claims.clear();
+    status.last_message.clear();
+    if let Some(resolved) = status.conditions.iter_mut().find(|c| c.type_ == "Resolved") {
+        resolved.reason = "NotYetSeen".into();
+        resolved.message = "predicted by preflight: no failure seen yet".into();
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_proof_becomes_predicted() {
+        assert_eq!(
+            predicted_confidence(Confidence::Confirmed),
+            Confidence::Predicted
+        );
+        assert_eq!(
+            predicted_confidence(Confidence::Inferred),
+            Confidence::Inferred
+        );
+    }
+
+    #[test]
+    fn the_layer_is_the_one_aws_would_name() {
+        assert_eq!(
+            layer(Decision::ImplicitDeny, PolicyType::Identity),
+            PolicyLayer::NoIdentityPolicy
+        );
+        assert_eq!(
+            layer(Decision::ExplicitDeny, PolicyType::ServiceControlPolicy),
+            PolicyLayer::ScpExplicitDeny
+        );
+        assert_eq!(
+            layer(Decision::ImplicitDeny, PolicyType::PermissionsBoundary),
+            PolicyLayer::NoBoundary
+        );
+    }
+}

@@ -1,0 +1,285 @@
+//! `karpenter-doctor preflight` end to end: both seed stories caught before the failure, with
+//! the fingerprint (Diagnosis name), reason and fix of the failure `explain` later diagnoses;
+//! before deploy from a rendered Terraform policy; the exit status; usage errors.
+
+use serde_json::{Value, json};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_karpenter-doctor");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn run(command: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .current_dir(ROOT)
+        .arg(command)
+        .args(args)
+        .output()
+        .expect("run karpenter-doctor")
+}
+
+fn items(command: &str, args: &[&str]) -> Vec<Value> {
+    let out = run(command, &[args, &["-o", "json"]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    list["items"].as_array().unwrap().clone()
+}
+
+fn cause(d: &Value) -> (&str, &str) {
+    let rc = &d["status"]["rootCause"];
+    (
+        rc["reason"].as_str().unwrap(),
+        rc["confidence"].as_str().unwrap(),
+    )
+}
+
+const CHINA_NODE_ROLE: &str =
+    "arn:aws-cn:iam::111122223333:role/Karpenter-demo-20240604092512345600000001";
+
+/// Seed 1's cluster before any launch: the ServiceAccount, the controller role's snapshot and
+/// the node role; no log.
+fn china_before() -> Vec<&'static str> {
+    vec![
+        "examples/china-passrole/serviceaccount.yaml",
+        "--iam-snapshot",
+        "examples/china-passrole/iam-snapshot.json",
+        "--node-role",
+        CHINA_NODE_ROLE,
+        "--region",
+        "cn-northwest-1",
+        "--cluster-name",
+        "demo",
+    ]
+}
+
+#[test]
+fn seed_1_is_predicted_with_the_name_and_fix_of_the_failure_it_becomes() {
+    let predicted = items("preflight", &china_before());
+    let pass_role: Vec<&Value> = predicted
+        .iter()
+        .filter(|d| d["spec"]["action"] == "iam:PassRole")
+        .collect();
+    assert_eq!(pass_role.len(), 1, "{predicted:#?}");
+    let p = pass_role[0];
+    assert_eq!(cause(p), ("PassedToServiceMismatch", "Predicted"));
+    assert_eq!(p["spec"]["resourceArn"], CHINA_NODE_ROLE);
+    assert_eq!(p["status"]["occurrences"], 0);
+    assert_eq!(p["status"]["affectedNodeClaims"], json!([]));
+    let evidence = p["status"]["rootCause"]["evidence"][0]["detail"]
+        .as_str()
+        .unwrap();
+    assert!(
+        evidence.contains("will call ec2:")
+            && evidence.contains("iam:PassedToService=ec2.amazonaws.com.cn"),
+        "{evidence}"
+    );
+    // The failure, when Karpenter meets it: the same Diagnosis name and the same patch.
+    let failed = items(
+        "explain",
+        &[
+            "examples/china-passrole/karpenter.log",
+            "examples/china-passrole/serviceaccount.yaml",
+            "--iam-snapshot",
+            "examples/china-passrole/iam-snapshot.json",
+        ],
+    );
+    let f = failed
+        .iter()
+        .find(|d| d["spec"]["action"] == "iam:PassRole")
+        .unwrap();
+    assert_eq!(cause(f), ("PassedToServiceMismatch", "Confirmed"));
+    assert_eq!(p["metadata"]["name"], f["metadata"]["name"]);
+    assert_eq!(
+        p["status"]["remediation"]["policyPatch"],
+        f["status"]["remediation"]["policyPatch"]
+    );
+}
+
+#[test]
+fn seed_2_is_predicted_from_the_node_class_key_before_any_instance_launches() {
+    let cmk_before = [
+        "examples/cross-account-cmk/ec2nodeclass.yaml",
+        "examples/cross-account-cmk/serviceaccount.yaml",
+        "--iam-snapshot",
+        "examples/cross-account-cmk/iam-snapshot.json",
+        "--kms-snapshot",
+        "examples/cross-account-cmk/kms-snapshot.json",
+        "--region",
+        "us-east-1",
+        "--cluster-name",
+        "demo",
+    ];
+    let predicted = items("preflight", &cmk_before);
+    let kms: Vec<&Value> = predicted
+        .iter()
+        .filter(|d| d["spec"]["category"] == "KmsKeyUnusable")
+        .collect();
+    assert_eq!(kms.len(), 1, "{predicted:#?}");
+    assert_eq!(cause(kms[0]), ("KeyAccessNotGranted", "Predicted"));
+    let failed = items(
+        "explain",
+        &[
+            "examples/cross-account-cmk/describe-instances.json",
+            "examples/cross-account-cmk/nodeclaims.json",
+            "examples/cross-account-cmk/ec2nodeclass.yaml",
+            "examples/cross-account-cmk/serviceaccount.yaml",
+            "--iam-snapshot",
+            "examples/cross-account-cmk/iam-snapshot.json",
+            "--kms-snapshot",
+            "examples/cross-account-cmk/kms-snapshot.json",
+        ],
+    );
+    let f = failed
+        .iter()
+        .find(|d| d["spec"]["category"] == "KmsKeyUnusable")
+        .unwrap();
+    assert_eq!(cause(f), ("KeyAccessNotGranted", "Confirmed"));
+    assert_eq!(kms[0]["metadata"]["name"], f["metadata"]["name"]);
+    assert_eq!(kms[0]["spec"]["kmsKeyArn"], f["spec"]["kmsKeyArn"]);
+    // Without the key's facts the proof rests on an unknown: Inferred, saying which.
+    let blind: Vec<&str> = cmk_before
+        .iter()
+        .copied()
+        .filter(|a| !a.contains("kms-snapshot"))
+        .collect();
+    let unknown = items("preflight", &blind);
+    let k = unknown
+        .iter()
+        .find(|d| d["spec"]["category"] == "KmsKeyUnusable");
+    if let Some(k) = k {
+        assert_ne!(cause(k).1, "Predicted", "{k:#}");
+    }
+}
+
+/// `terraform show -json` of a plan holding terraform-aws-eks v21.19's rendered China policy
+/// (with an AWS provider before #47141, which renders `ec2.amazonaws.com` only)
+/// (Terraform's documented JSON output format: planned_values, child_modules; the node role
+/// policy beside it must not be taken for the controller's).
+fn plan_with(policy: &Value) -> Value {
+    let node = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["ec2:DescribeInstances"], "Resource": "*"}]});
+    json!({"format_version": "1.2", "terraform_version": "1.9.8", "planned_values": {
+        "root_module": {"child_modules": [{"address": "module.karpenter",
+            "resources": [
+                {"address": "module.karpenter.aws_iam_policy.controller[0]", "mode": "managed",
+                 "type": "aws_iam_policy", "name": "controller", "index": 0,
+                 "provider_name": "registry.terraform.io/hashicorp/aws",
+                 "values": {"name_prefix": "KarpenterController-", "policy": policy.to_string()}},
+                {"address": "module.karpenter.aws_iam_role_policy.node[0]", "mode": "managed",
+                 "type": "aws_iam_role_policy", "name": "node", "index": 0,
+                 "provider_name": "registry.terraform.io/hashicorp/aws",
+                 "values": {"policy": node.to_string()}}]}]}}})
+}
+
+#[test]
+fn seed_1_is_caught_before_deploy_from_the_rendered_terraform_policy() {
+    let file = "tests/fixtures/policies/real/tf-eks-v21.19.aws-cn.provider-pre-47141.json";
+    let policy: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/{file}")).unwrap()).unwrap();
+    let dir = std::env::temp_dir().join(format!("preflight-plan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan = dir.join("plan.json");
+    std::fs::write(&plan, plan_with(&policy).to_string()).unwrap();
+    let node_role = CHINA_NODE_ROLE;
+    let before_deploy = |policy_file: &str| {
+        vec![
+            "--policy".to_string(),
+            policy_file.to_string(),
+            "--controller-role".into(),
+            "arn:aws-cn:iam::111122223333:role/KarpenterController-demo".into(),
+            "--node-role".into(),
+            node_role.into(),
+            "--region".into(),
+            "cn-northwest-1".into(),
+            "--cluster-name".into(),
+            "demo".into(),
+        ]
+    };
+    for source in [file.to_string(), plan.to_string_lossy().to_string()] {
+        let args = before_deploy(&source);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let found = items("preflight", &args);
+        let p = found
+            .iter()
+            .find(|d| d["spec"]["action"] == "iam:PassRole")
+            .unwrap_or_else(|| panic!("{source}: {found:#?}"));
+        assert_eq!(
+            cause(p),
+            ("PassedToServiceMismatch", "Predicted"),
+            "{source}"
+        );
+        assert_eq!(p["spec"]["resourceArn"], node_role);
+        // CI's gate: exit 3.
+        let gated = run("preflight", &[args.as_slice(), &["--exit-code"]].concat());
+        assert_eq!(gated.status.code(), Some(3), "{source}");
+        let text = String::from_utf8_lossy(&gated.stdout);
+        assert!(
+            text.contains("REFUSED") && text.contains("iam:PassRole"),
+            "{text}"
+        );
+    }
+    // The same module with a fixed provider renders both principals: PassRole passes.
+    let fixed = before_deploy("tests/fixtures/policies/real/tf-eks-v21.19.aws-cn.json");
+    let args: Vec<&str> = fixed.iter().map(String::as_str).collect();
+    let found = items("preflight", &args);
+    assert!(
+        !found.iter().any(|d| d["spec"]["action"] == "iam:PassRole"),
+        "{found:#?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn what_preflight_cannot_know_is_a_usage_error_naming_it() {
+    for (args, says) in [
+        (vec![], "give EC2NodeClass"),
+        (
+            vec!["examples/china-passrole/serviceaccount.yaml"],
+            "give --region",
+        ),
+        (
+            vec![
+                "--policy",
+                "tests/fixtures/policies/real/cfn-v1.14.aws.json",
+                "--region",
+                "us-east-1",
+            ],
+            "--controller-role",
+        ),
+        (
+            vec![
+                "--policy",
+                "Cargo.toml",
+                "--controller-role",
+                "arn:aws:iam::111122223333:role/K",
+                "--region",
+                "us-east-1",
+            ],
+            "not valid JSON",
+        ),
+    ] {
+        let out = run("preflight", &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let out = run("preflight", &["--karpenter-version", "latest"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_same_inputs_give_the_same_bytes() {
+    let a = run(
+        "preflight",
+        &[china_before().as_slice(), &["-o", "yaml"]].concat(),
+    );
+    let b = run(
+        "preflight",
+        &[china_before().as_slice(), &["-o", "yaml"]].concat(),
+    );
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+}
