@@ -234,10 +234,29 @@ pub fn diagnose(
     facts: &dyn Facts,
     controller_role: Option<&str>,
 ) -> Vec<Diagnosis> {
+    diagnose_counted(obs, facts, controller_role, &|_| None)
+}
+
+/// As `diagnose`, where some occurrences were already counted into the Diagnoses a cluster
+/// holds: `counted(name)` is the `lastSeen` (ms) up to which the stored Diagnosis `name`
+/// counted them, and `occurrences` is only those sighted after it (a controller that restarts
+/// reads the same Events and NodeClaims again, and must not count them twice).
+pub fn diagnose_counted(
+    obs: &Observations,
+    facts: &dyn Facts,
+    controller_role: Option<&str>,
+    counted: &dyn Fn(&str) -> Option<i64>,
+) -> Vec<Diagnosis> {
     let (controller, incidents) = resolve(obs, facts, controller_role);
     let mut out: Vec<Diagnosis> = group::most_frequent(group::group(incidents), MAX_ROOT_CAUSES)
         .iter()
-        .map(|g| render(g, obs, facts, controller.as_deref()))
+        .map(|g| {
+            let mut d = render(g, obs, facts, controller.as_deref());
+            if let Some(until) = counted(&d.metadata.name) {
+                d.status.occurrences = g.sighted_after(until);
+            }
+            d
+        })
         .collect();
     out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     out
