@@ -112,7 +112,10 @@ fn requests(kube: &KubeApi, user: &str) -> (Vec<Access>, Vec<String>) {
         if e["responseStatus"]["code"] == 403 {
             refused.push(format!("{verb} {}", e["requestURI"]));
         }
-        let namespace = e["objectRef"]["namespace"].as_str().unwrap_or("").to_string();
+        let namespace = e["objectRef"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         made.push((verb, namespace, resource));
     }
     made.sort();

@@ -1742,7 +1742,8 @@ fn a_restarted_controller_does_not_count_again_the_events_it_counted() {
                 "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]}]}})
         .to_string(),
     );
-    let line: Value = serde_json::from_str(&common::karpenter::log_line(&at(0), "default-000")).unwrap();
+    let line: Value =
+        serde_json::from_str(&common::karpenter::log_line(&at(0), "default-000")).unwrap();
     let note = line["error"].as_str().unwrap().to_string();
     let event = |series: Value| {
         json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
@@ -1759,17 +1760,35 @@ fn a_restarted_controller_does_not_count_again_the_events_it_counted() {
     let counted = |controller: &Controller| {
         let line = r#"karpenter_doctor_signals_total{category="PassRoleDenied",source="event"} 1"#;
         wait_for("the Event read", Duration::from_secs(60), || {
-            controller.metrics().lines().any(|l| l == line).then_some(())
+            controller
+                .metrics()
+                .lines()
+                .any(|l| l == line)
+                .then_some(())
         });
     };
-    let first = Controller::start(&sa, &moto, Path::new(&format!("{dir}/controller-1.log")), "doctor-0");
+    let first = Controller::start(
+        &sa,
+        &moto,
+        Path::new(&format!("{dir}/controller-1.log")),
+        "doctor-0",
+    );
     let items = diagnoses(&kube, |i| occurrences(i) == 1, Duration::from_secs(60));
     assert_eq!(items.len(), 1, "{items:#?}\n{}", first.log());
-    assert_eq!(items[0]["spec"]["category"], "PassRoleDenied", "{:#}", items[0]);
+    assert_eq!(
+        items[0]["spec"]["category"], "PassRoleDenied",
+        "{:#}",
+        items[0]
+    );
     counted(&first);
     assert!(first.stop().success());
 
-    let second = Controller::start(&sa, &moto, Path::new(&format!("{dir}/controller-2.log")), "doctor-0");
+    let second = Controller::start(
+        &sa,
+        &moto,
+        Path::new(&format!("{dir}/controller-2.log")),
+        "doctor-0",
+    );
     counted(&second);
     // A few more passes (re-checks every 2 s) for a second count to show, if there were one.
     std::thread::sleep(Duration::from_secs(3));
@@ -1783,7 +1802,9 @@ fn a_restarted_controller_does_not_count_again_the_events_it_counted() {
     );
 
     // Karpenter records the failure again: the Event's series moves on, one more occurrence.
-    kube.apply(&event(json!({"count": 2, "lastObservedTime": format!("{}.000000Z", at(5).trim_end_matches('Z'))})));
+    kube.apply(&event(
+        json!({"count": 2, "lastObservedTime": format!("{}.000000Z", at(5).trim_end_matches('Z'))}),
+    ));
     let items = diagnoses(&kube, |i| occurrences(i) == 2, Duration::from_secs(30));
     assert_eq!(occurrences(&items), 2, "{:#}\n{}", items[0], second.log());
     assert!(second.stop().success());

@@ -583,7 +583,10 @@ fn known(held: &DiagnosisStatusView, spec: Option<&DiagnosisSpec>) -> Known {
             occurrences: held.occurrences,
             first_seen: held.first_seen.clone(),
             affected: held.affected_node_claims.clone(),
-            counted_until: held.last_seen.as_deref().and_then(crate::policy::typed::date),
+            counted_until: held
+                .last_seen
+                .as_deref()
+                .and_then(crate::policy::typed::date),
         },
         category: spec.map_or("", |s| category_label(s.category)).into(),
         reason: held.root_cause.reason.clone(),

@@ -302,7 +302,11 @@ pub(crate) mod tests {
 
     #[test]
     fn only_incidents_sighted_after_what_was_counted_count_again() {
-        let (a, b, c) = (signal(Some("nc-1"), "a"), signal(Some("nc-2"), "b"), signal(None, "c"));
+        let (a, b, c) = (
+            signal(Some("nc-1"), "a"),
+            signal(Some("nc-2"), "b"),
+            signal(None, "c"),
+        );
         let incident = |s, t| Incident {
             signal: s,
             key: key(None),
@@ -311,9 +315,17 @@ pub(crate) mod tests {
             time_ms: t,
             cut: Vec::new(),
         };
-        let groups = group(vec![incident(&a, Some(1)), incident(&b, Some(2)), incident(&c, None)]);
+        let groups = group(vec![
+            incident(&a, Some(1)),
+            incident(&b, Some(2)),
+            incident(&c, None),
+        ]);
         assert_eq!(groups[0].incidents.len(), 3);
-        assert_eq!(groups[0].sighted_after(0), 2, "a time-less one is not told apart");
+        assert_eq!(
+            groups[0].sighted_after(0),
+            2,
+            "a time-less one is not told apart"
+        );
         assert_eq!(groups[0].sighted_after(1), 1, "lastSeen 1 counted a");
         assert_eq!(groups[0].sighted_after(2), 0);
     }
