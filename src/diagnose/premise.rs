@@ -107,7 +107,10 @@ mod tests {
             Confidence::Confirmed
         );
         // No failure at all, or one anyone may write: not proof.
-        assert_eq!(confidence(&[policies.clone()]), Confidence::Inferred);
+        assert_eq!(
+            confidence(std::slice::from_ref(&policies)),
+            Confidence::Inferred
+        );
         assert_eq!(
             confidence(&[failure(Some("Event by mallory-bot")), policies.clone()]),
             Confidence::Inferred
@@ -123,6 +126,6 @@ mod tests {
             confidence(&[failure(None), cut.clone()]),
             Confidence::Inferred
         );
-        assert!(proven(&[policies.clone()]) && !proven(&[policies, cut]));
+        assert!(proven(std::slice::from_ref(&policies)) && !proven(&[policies, cut]));
     }
 }
