@@ -52,8 +52,9 @@ fn check(kubeconfig: &Path, endpoint: &str, region: &str, args: &[&str]) -> Run 
     }
 }
 
-/// The chart's triage roles bound to `group`, as `helm template` renders them.
-fn triage_roles(group: &str) -> String {
+/// The chart's triage roles bound to `group`, Karpenter in `namespace`, as `helm template`
+/// renders them.
+fn triage_roles(group: &str, namespace: &str) -> String {
     let tools = format!("{ROOT}/.tools");
     let status = Command::new("bash")
         .arg(format!("{ROOT}/tests/chart/install-tools.sh"))
@@ -68,6 +69,7 @@ fn triage_roles(group: &str) -> String {
         .args(["--show-only", "templates/rbac-triage.yaml"])
         .args(["--set", "rbac.triage.create=true"])
         .args(["--set", &format!("rbac.triage.groups={{{group}}}")])
+        .args(["--set", &format!("karpenter.namespace={namespace}")])
         .output()
         .unwrap();
     assert!(
@@ -80,13 +82,14 @@ fn triage_roles(group: &str) -> String {
 
 /// A person on call: the ServiceAccount `alice` of namespace `oncall`, whose group
 /// `system:serviceaccounts:oncall` the triage roles are bound to; nothing else.
-fn on_call(kube: &KubeApi) -> PathBuf {
-    kube.apply(&triage_roles("system:serviceaccounts:oncall"));
+fn on_call(kube: &KubeApi, karpenter_namespace: &str) -> PathBuf {
+    kube.apply(&triage_roles(ONCALL, karpenter_namespace));
     kube.namespace("oncall");
     kube.service_account("oncall", "alice");
     kube.service_account_kubeconfig("oncall", "alice")
 }
 
+const ONCALL: &str = "system:serviceaccounts:oncall";
 const ALICE: &str = "system:serviceaccount:oncall:alice";
 
 /// A request, or a permission: (verb, namespace (empty: cluster-wide), resource[/subresource]).
@@ -129,7 +132,7 @@ fn check_as_the_triage_role_diagnoses_the_seed_1_log_and_agrees_with_the_control
         return;
     };
     feed(&kube, 0, 3);
-    let alice = on_call(&kube);
+    let alice = on_call(&kube, "kube-system");
 
     // The doctor's controller has written the same Diagnosis (here: explain's, applied).
     let dir = scratch("check-seed-1");
@@ -201,7 +204,7 @@ fn check_as_the_triage_role_diagnoses_the_seed_1_log_and_agrees_with_the_control
     // cluster-wide, the Roles in their namespace), and nothing was refused.
     let (made, refused) = requests(&kube, ALICE);
     assert!(refused.is_empty(), "refused: {refused:#?}");
-    let rendered = triage_roles("system:serviceaccounts:oncall");
+    let rendered = triage_roles(ONCALL, "kube-system");
     let roles: Vec<Value> = serde_norway::Deserializer::from_str(&rendered)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .filter(|d: &Value| d["kind"] == "ClusterRole" || d["kind"] == "Role")
@@ -324,7 +327,7 @@ fn a_credentials_failure_only_in_the_previous_container_of_a_restarted_pod_is_fo
         &at(1),
         &failed.to_string(),
     );
-    let alice = on_call(&kube);
+    let alice = on_call(&kube, "karpenter");
     let run = check(
         &alice,
         "http://127.0.0.1:9",
@@ -359,7 +362,7 @@ fn the_seed_2_story_on_v1beta1_crds_is_traced_to_its_key_without_karpenters_pods
     let Some((kube, _moto, double, key)) = kms_cluster("check-kms") else {
         return;
     };
-    let alice = on_call(&kube);
+    let alice = on_call(&kube, "kube-system");
     let run = check(&alice, &double.endpoint, "us-east-1", &["-o", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let items = run.items();
