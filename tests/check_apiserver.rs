@@ -1,5 +1,8 @@
 //! `karpenter-doctor check` end to end: the real binary against a real kube-apiserver and etcd
-//! (tests/common/kubeapi.rs) and moto, as a user bound to the chart's triage ClusterRole only.
+//! (tests/common/kubeapi.rs) and moto, as a user bound to the chart's triage roles only (a
+//! ClusterRole for the cluster-scoped objects, Roles in Karpenter's namespace and in `default`):
+//! every request check makes is one of their rules, in the namespace the rule is granted in, and
+//! every rule is used.
 //! The seed-1 story from a pod's current log; a credentials failure only in the previous
 //! container of a restarted pod; the seed-2 story on v1beta1 CRDs through DescribeInstances; a
 //! user forbidden to read logs (said, and the rest still diagnosed); no Karpenter at all (exit
@@ -49,8 +52,9 @@ fn check(kubeconfig: &Path, endpoint: &str, region: &str, args: &[&str]) -> Run 
     }
 }
 
-/// The chart rendered with the triage ClusterRole bound to `group`, as `helm template` does.
-fn triage_role(group: &str) -> String {
+/// The chart's triage roles bound to `group`, Karpenter in `namespace`, as `helm template`
+/// renders them.
+fn triage_roles(group: &str, namespace: &str) -> String {
     let tools = format!("{ROOT}/.tools");
     let status = Command::new("bash")
         .arg(format!("{ROOT}/tests/chart/install-tools.sh"))
@@ -62,9 +66,10 @@ fn triage_role(group: &str) -> String {
         .args(["template", "karpenter-doctor"])
         .arg(format!("{ROOT}/charts/karpenter-doctor"))
         .args(["--namespace", "karpenter-doctor"])
-        .args(["--show-only", "templates/clusterrole-triage.yaml"])
+        .args(["--show-only", "templates/rbac-triage.yaml"])
         .args(["--set", "rbac.triage.create=true"])
         .args(["--set", &format!("rbac.triage.groups={{{group}}}")])
+        .args(["--set", &format!("karpenter.namespace={namespace}")])
         .output()
         .unwrap();
     assert!(
@@ -76,18 +81,22 @@ fn triage_role(group: &str) -> String {
 }
 
 /// A person on call: the ServiceAccount `alice` of namespace `oncall`, whose group
-/// `system:serviceaccounts:oncall` the triage ClusterRole is bound to; nothing else.
-fn on_call(kube: &KubeApi) -> PathBuf {
-    kube.apply(&triage_role("system:serviceaccounts:oncall"));
+/// `system:serviceaccounts:oncall` the triage roles are bound to; nothing else.
+fn on_call(kube: &KubeApi, karpenter_namespace: &str) -> PathBuf {
+    kube.apply(&triage_roles(ONCALL, karpenter_namespace));
     kube.namespace("oncall");
     kube.service_account("oncall", "alice");
     kube.service_account_kubeconfig("oncall", "alice")
 }
 
+const ONCALL: &str = "system:serviceaccounts:oncall";
 const ALICE: &str = "system:serviceaccount:oncall:alice";
 
-/// (verb, resource[/subresource]) of every request `user` made, and those refused.
-fn requests(kube: &KubeApi, user: &str) -> (Vec<(String, String)>, Vec<String>) {
+/// A request, or a permission: (verb, namespace (empty: cluster-wide), resource[/subresource]).
+type Access = (String, String, String);
+
+/// Every request `user` made, and those refused.
+fn requests(kube: &KubeApi, user: &str) -> (Vec<Access>, Vec<String>) {
     let mut made = Vec::new();
     let mut refused = Vec::new();
     for e in kube.audit() {
@@ -106,7 +115,11 @@ fn requests(kube: &KubeApi, user: &str) -> (Vec<(String, String)>, Vec<String>) 
         if e["responseStatus"]["code"] == 403 {
             refused.push(format!("{verb} {}", e["requestURI"]));
         }
-        made.push((verb, resource));
+        let namespace = e["objectRef"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        made.push((verb, namespace, resource));
     }
     made.sort();
     made.dedup();
@@ -119,7 +132,7 @@ fn check_as_the_triage_role_diagnoses_the_seed_1_log_and_agrees_with_the_control
         return;
     };
     feed(&kube, 0, 3);
-    let alice = on_call(&kube);
+    let alice = on_call(&kube, "kube-system");
 
     // The doctor's controller has written the same Diagnosis (here: explain's, applied).
     let dir = scratch("check-seed-1");
@@ -187,34 +200,42 @@ fn check_as_the_triage_role_diagnoses_the_seed_1_log_and_agrees_with_the_control
         text.stdout
     );
 
-    // Exactly what the triage ClusterRole grants was used, and nothing was refused.
+    // Exactly what the triage roles grant was used, each where it is granted (the ClusterRole
+    // cluster-wide, the Roles in their namespace), and nothing was refused.
     let (made, refused) = requests(&kube, ALICE);
     assert!(refused.is_empty(), "refused: {refused:#?}");
-    let rendered = triage_role("system:serviceaccounts:oncall");
-    let role: Value = serde_norway::Deserializer::from_str(&rendered)
+    let rendered = triage_roles(ONCALL, "kube-system");
+    let roles: Vec<Value> = serde_norway::Deserializer::from_str(&rendered)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .find(|d: &Value| d["kind"] == "ClusterRole")
-        .unwrap();
-    let mut granted: Vec<(String, String)> = Vec::new();
-    for rule in role["rules"].as_array().unwrap() {
-        for resource in rule["resources"].as_array().unwrap() {
-            for verb in rule["verbs"].as_array().unwrap() {
-                granted.push((
-                    verb.as_str().unwrap().into(),
-                    resource.as_str().unwrap().into(),
-                ));
+        .filter(|d: &Value| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+        .collect();
+    let mut granted: Vec<Access> = Vec::new();
+    for role in &roles {
+        let namespace = role["metadata"]["namespace"].as_str().unwrap_or("");
+        for rule in role["rules"].as_array().unwrap() {
+            for resource in rule["resources"].as_array().unwrap() {
+                for verb in rule["verbs"].as_array().unwrap() {
+                    granted.push((
+                        verb.as_str().unwrap().into(),
+                        namespace.into(),
+                        resource.as_str().unwrap().into(),
+                    ));
+                }
             }
         }
     }
     granted.sort();
     assert_eq!(
         made, granted,
-        "check's requests are the triage role's rules"
+        "check's requests are the triage roles' rules"
     );
 
     // Without pods/log: said, and what the objects show is still diagnosed (a NodeClaim whose
     // Launched condition holds the same failure, as Karpenter v1.0 cuts it).
-    let mut role = role;
+    let mut role = roles
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == "karpenter-doctor-triage-karpenter")
+        .unwrap();
     role["rules"]
         .as_array_mut()
         .unwrap()
@@ -306,7 +327,7 @@ fn a_credentials_failure_only_in_the_previous_container_of_a_restarted_pod_is_fo
         &at(1),
         &failed.to_string(),
     );
-    let alice = on_call(&kube);
+    let alice = on_call(&kube, "karpenter");
     let run = check(
         &alice,
         "http://127.0.0.1:9",
@@ -341,7 +362,7 @@ fn the_seed_2_story_on_v1beta1_crds_is_traced_to_its_key_without_karpenters_pods
     let Some((kube, _moto, double, key)) = kms_cluster("check-kms") else {
         return;
     };
-    let alice = on_call(&kube);
+    let alice = on_call(&kube, "kube-system");
     let run = check(&alice, &double.endpoint, "us-east-1", &["-o", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let items = run.items();

@@ -1726,3 +1726,88 @@ fn events_forged_by_a_namespace_user_never_become_a_diagnosis() {
     );
     assert!(controller.stop().success());
 }
+
+/// Karpenter's Event about an existing NodeClaim is one occurrence; the controller restarts and
+/// reads the same Event again from its cache: it is not counted again (the Diagnosis counted
+/// up to its lastSeen). The Event then recurs (its series moves on): that one counts.
+#[test]
+fn a_restarted_controller_does_not_count_again_the_events_it_counted() {
+    let Some((kube, moto)) = seed_1_cluster("event-restart") else {
+        return;
+    };
+    kube.apply(
+        &json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+            "metadata": {"name": "default-000", "labels": {"karpenter.sh/nodepool": "default"}},
+            "spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+                "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]}]}})
+        .to_string(),
+    );
+    let line: Value =
+        serde_json::from_str(&common::karpenter::log_line(&at(0), "default-000")).unwrap();
+    let note = line["error"].as_str().unwrap().to_string();
+    let event = |series: Value| {
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "default-000.launch", "namespace": "default"},
+            "eventTime": format!("{}.000000Z", at(0).trim_end_matches('Z')),
+            "series": series, "reportingController": "karpenter", "reportingInstance": "karpenter-7d9f",
+            "action": "Launch", "type": "Warning", "reason": "LaunchFailed", "note": note,
+            "regarding": {"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim", "name": "default-000"}})
+        .to_string()
+    };
+    kube.apply(&event(Value::Null));
+    let sa = kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA);
+    let dir = scratch("kubeapi-event-restart");
+    let counted = |controller: &Controller| {
+        let line = r#"karpenter_doctor_signals_total{category="PassRoleDenied",source="event"} 1"#;
+        wait_for("the Event read", Duration::from_secs(60), || {
+            controller
+                .metrics()
+                .lines()
+                .any(|l| l == line)
+                .then_some(())
+        });
+    };
+    let first = Controller::start(
+        &sa,
+        &moto,
+        Path::new(&format!("{dir}/controller-1.log")),
+        "doctor-0",
+    );
+    let items = diagnoses(&kube, |i| occurrences(i) == 1, Duration::from_secs(60));
+    assert_eq!(items.len(), 1, "{items:#?}\n{}", first.log());
+    assert_eq!(
+        items[0]["spec"]["category"], "PassRoleDenied",
+        "{:#}",
+        items[0]
+    );
+    counted(&first);
+    assert!(first.stop().success());
+
+    let second = Controller::start(
+        &sa,
+        &moto,
+        Path::new(&format!("{dir}/controller-2.log")),
+        "doctor-0",
+    );
+    counted(&second);
+    // A few more passes (re-checks every 2 s) for a second count to show, if there were one.
+    std::thread::sleep(Duration::from_secs(3));
+    let items = diagnoses(&kube, |_| true, Duration::ZERO);
+    assert_eq!(
+        occurrences(&items),
+        1,
+        "the Event is not counted again after a restart: {:#}\n{}",
+        items[0],
+        second.log()
+    );
+
+    // Karpenter records the failure again: the Event's series moves on, one more occurrence.
+    kube.apply(&event(
+        json!({"count": 2, "lastObservedTime": format!("{}.000000Z", at(5).trim_end_matches('Z'))}),
+    ));
+    let items = diagnoses(&kube, |i| occurrences(i) == 2, Duration::from_secs(30));
+    assert_eq!(occurrences(&items), 2, "{:#}\n{}", items[0], second.log());
+    assert!(second.stop().success());
+    let refused = refusals(&kube);
+    assert!(refused.is_empty(), "refused: {refused:#?}");
+}

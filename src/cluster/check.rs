@@ -1,14 +1,15 @@
 //! `check`'s one read of a cluster, read-only: Karpenter's objects (v1 or v1beta1 by discovery),
-//! the Events regarding them, its ServiceAccounts and Deployment, the last `since` of every
-//! Karpenter pod's logs (a restarted container's previous one too), and the doctor's own
-//! Diagnoses where its CRD is served. What cannot be read is said and the rest still read; only
+//! the Events regarding them (only in `default`, where Karpenter records them), its
+//! ServiceAccounts and Deployment, the last `since` of every Karpenter pod's logs (a restarted
+//! container's previous one too; all of these only in Karpenter's namespace), and the doctor's
+//! own Diagnoses where its CRD is served. What cannot be read is said and the rest still read; only
 //! a cluster that does not answer at all is an error.
 
 use super::logs::{LogBuffer, Sink, read_into};
 use super::observe::{Objects, about_karpenter};
 use super::slim::Slim;
 use super::{crd, resources};
-use crate::signal::Scanner;
+use crate::signal::{KARPENTER_EVENTS_NAMESPACE, Scanner};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
@@ -163,7 +164,12 @@ async fn read_objects(
         .await;
     }
     progress("Events");
-    let events: Vec<Event> = list(Api::all(client.clone()), "events", reading).await;
+    let events: Vec<Event> = list(
+        Api::namespaced(client.clone(), KARPENTER_EVENTS_NAMESPACE),
+        "events",
+        reading,
+    )
+    .await;
     reading.events = events.into_iter().filter(about_karpenter).collect();
     progress("ServiceAccounts");
     reading.accounts = list(

@@ -469,7 +469,7 @@ async fn reconcile(
         first: &cx.settings.snapshots,
         then: &fetched,
     };
-    let items = diagnose::diagnose(&obs, &facts, role);
+    let items = diagnose::diagnose_counted(&obs, &facts, role, &|name| writer.counted_until(name));
     let diagnosed = started.elapsed();
     let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
     let mut at_cap = 0;

@@ -36,6 +36,8 @@ struct Baseline {
     occurrences: u64,
     first_seen: Option<String>,
     affected: Vec<String>,
+    /// Its `lastSeen` then (ms): the occurrences sighted up to it are in `occurrences`.
+    counted_until: Option<i64>,
 }
 
 /// When `Resolved` last became True; `None` while it is not.
@@ -160,6 +162,12 @@ impl Writer {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// Up to when (`lastSeen`, ms) the Diagnosis `name` had counted its occurrences when this
+    /// process met it in the cluster (`diagnose::diagnose_counted`); `None` for one it created.
+    pub fn counted_until(&self, name: &str) -> Option<i64> {
+        self.known.get(name)?.baseline.counted_until
     }
 
     /// The latest `lastSeen` of the Diagnoses already in the cluster: where reading resumes.
@@ -575,6 +583,10 @@ fn known(held: &DiagnosisStatusView, spec: Option<&DiagnosisSpec>) -> Known {
             occurrences: held.occurrences,
             first_seen: held.first_seen.clone(),
             affected: held.affected_node_claims.clone(),
+            counted_until: held
+                .last_seen
+                .as_deref()
+                .and_then(crate::policy::typed::date),
         },
         category: spec.map_or("", |s| category_label(s.category)).into(),
         reason: held.root_cause.reason.clone(),
@@ -595,9 +607,10 @@ pub fn category_label(c: crate::signal::Category) -> &'static str {
     }
 }
 
-/// The status to write: this process's count on top of the baseline, the earliest first and
-/// latest last sighting, the NodeClaims merged (most recent first, at most 20), Resolved from
-/// the re-check, and lastTransitionTime kept where a status did not flip.
+/// The status to write: this process's count (of what the baseline had not counted) on top of
+/// the baseline, the earliest first and latest last sighting, the NodeClaims merged (most
+/// recent first, at most 20), Resolved from the re-check, and lastTransitionTime kept where a
+/// status did not flip.
 fn merge(
     fresh: &DiagnosisStatus,
     base: &Baseline,
@@ -926,6 +939,12 @@ mod tests {
             assert_eq!(event["reason"], "Resolved", "{event:#}");
         });
         let stored = writer.list().await.unwrap();
+        // A restart counts on only from what it held: occurrences up to its lastSeen.
+        assert_eq!(
+            writer.counted_until("kms-key-unusable-0123456789"),
+            Some(at("2026-01-01T01:00:00Z"))
+        );
+        assert_eq!(writer.counted_until("pass-role-denied-0123456789"), None);
         let pool = |status: &str| {
             let mut obs = Observations::default();
             let yaml = format!(

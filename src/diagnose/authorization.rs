@@ -3,7 +3,8 @@
 
 use super::finding::{Finding, Fix, evidence};
 use super::iam::IamCase;
-use super::model::{Confidence, ReasonCode};
+use super::model::ReasonCode;
+use super::premise::{Premise, What};
 use crate::facts::authorization::{AuthorizationDetails, Refusal, Verdict};
 use crate::policy::StatementRef;
 use crate::signal::PolicyLayer;
@@ -45,14 +46,15 @@ pub fn proven(
     if matches_layer(finding.reason, first.layer) {
         if first.layer == PolicyLayer::NoIdentityPolicy {
             // AWS proves the layer; which statement falls short is the engine's to show.
-            if finding.confidence != Confidence::Confirmed {
+            if !finding.proven() {
                 finding.evidence.push(evidence(
                     "iam:GetRequestAuthorizationDetails",
                     "AWS confirms no identity policy allows the request; which statement falls short needs the role's policies (--iam-snapshot, or --live): the reason stays inferred",
                 ));
             }
         } else {
-            finding.confidence = Confidence::Confirmed;
+            // AWS's verdict proves the layer, whatever the doctor's facts left open.
+            finding.premises = vec![Premise::decided(What::AwsEvaluation, &details.source)];
             let named = finding
                 .statement
                 .as_ref()
@@ -66,7 +68,10 @@ pub fn proven(
             }
         }
     } else {
-        finding.confidence = Confidence::Inferred;
+        // AWS and the facts disagree: the facts may be stale.
+        finding
+            .premises
+            .push(Premise::undecided(What::AwsEvaluation, &details.source));
         finding.evidence.push(evidence(
             "iam:GetRequestAuthorizationDetails",
             format!(

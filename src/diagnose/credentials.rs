@@ -5,7 +5,8 @@
 //! else inferred, saying what is missing.
 
 use super::finding::{CredentialsFix, CredentialsPath, Finding, Fix, evidence};
-use super::model::{Confidence, ReasonCode};
+use super::model::ReasonCode;
+use super::premise::{Premise, What};
 use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
 use crate::policy::arn::Arn;
@@ -248,7 +249,7 @@ pub fn reason(s: &Signal, case: &CredentialsCase<'_>, facts: &dyn Facts) -> Find
     } else {
         return Finding {
             reason: ReasonCode::Undetermined,
-            confidence: Confidence::Inferred,
+            premises: vec![Premise::undecided(What::Sentence, action.to_string())],
             summary: format!("Karpenter cannot get its AWS credentials ({action})"),
             evidence: vec![evidence(
                 "error message",
@@ -290,7 +291,7 @@ pub fn reason(s: &Signal, case: &CredentialsCase<'_>, facts: &dyn Facts) -> Find
     };
     Finding {
         reason,
-        confidence: Confidence::Inferred,
+        premises: vec![Premise::undecided(What::Credentials, missing.clone())],
         summary,
         evidence: vec![evidence(
             "error message",
@@ -373,7 +374,7 @@ fn web_identity(
         return match case.providers {
             Some(_) => Ok(Finding {
                 reason: ReasonCode::Undetermined,
-                confidence: Confidence::Inferred,
+                premises: vec![Premise::undecided(What::Credentials, role_arn.to_string())],
                 summary: format!(
                     "The trust policy of {role_arn} lets Karpenter's ServiceAccount in and the account has the cluster's OIDC provider, yet STS refused"
                 ),
@@ -455,7 +456,7 @@ fn web_identity(
     );
     Ok(Finding {
         reason: ReasonCode::TrustPolicyMismatch,
-        confidence: Confidence::Confirmed,
+        premises: vec![Premise::decided(What::Credentials, role_arn.to_string())],
         summary: match at_fault {
             Some(_) => format!(
                 "The trust policy of {role_arn} names the cluster's OIDC provider but its conditions refuse Karpenter's ServiceAccount {}/{}",
@@ -615,7 +616,7 @@ fn pod_identity(
     let Some((_, decision, at)) = refused.first().cloned() else {
         return Ok(Finding {
             reason: ReasonCode::Undetermined,
-            confidence: Confidence::Inferred,
+            premises: vec![Premise::undecided(What::Credentials, role_arn.to_string())],
             summary: format!(
                 "The trust policy of {role_arn} lets EKS Pod Identity in ({}), yet EKS Auth refused: check the association's role and that Karpenter's pods were restarted after it was made",
                 POD_IDENTITY_ACTIONS.join(", ")
@@ -630,7 +631,7 @@ fn pod_identity(
         .then(|| corrected_pod_trust(&trust, at.as_ref().map(|(i, _)| *i), &actions));
     Ok(Finding {
         reason: ReasonCode::TrustPolicyMismatch,
-        confidence: Confidence::Confirmed,
+        premises: vec![Premise::decided(What::Credentials, role_arn.to_string())],
         summary: format!(
             "The trust policy of {role_arn} does not let EKS Pod Identity ({POD_IDENTITY}) {}: EKS Auth cannot give Karpenter its credentials",
             actions.join(" or ")
@@ -780,7 +781,10 @@ fn provider_missing(
 ) -> Finding {
     Finding {
         reason: ReasonCode::OidcProviderMissing,
-        confidence: Confidence::Confirmed,
+        premises: vec![Premise::decided(
+            What::Credentials,
+            "iam:ListOpenIDConnectProviders",
+        )],
         summary: format!(
             "The cluster's OIDC issuer {} is not an IAM OIDC provider of the role's account: IRSA cannot work until it is registered",
             case.issuer.unwrap_or_default()
@@ -858,15 +862,20 @@ fn region_disabled(s: &Signal, case: &CredentialsCase<'_>) -> Finding {
         .as_deref()
         .filter(|a| a.starts_with("sts:"))
         .unwrap_or("its STS call");
-    let (confidence, detail) = match &account {
+    // AWS's own verdict on the request, whole where the text names the account.
+    let sentence = |whole| Premise {
+        whole,
+        ..Premise::decided(What::Sentence, "RegionDisabledException")
+    };
+    let (premise, detail) = match &account {
         Some(a) => (
-            Confidence::Confirmed,
+            sentence(true),
             format!(
                 "STS refused {call} with RegionDisabledException: STS is not activated in the region Karpenter called for account {a} (AWS's own verdict on the request)"
             ),
         ),
         None => (
-            Confidence::Inferred,
+            sentence(false),
             format!(
                 "STS refused {call} with RegionDisabledException, but the text is cut before the account it names: the whole message (Karpenter's log) would confirm it"
             ),
@@ -874,7 +883,7 @@ fn region_disabled(s: &Signal, case: &CredentialsCase<'_>) -> Finding {
     };
     Finding {
         reason: ReasonCode::StsRegionDisabled,
-        confidence,
+        premises: vec![premise],
         summary: format!(
             "STS is not activated in the region Karpenter calls{}: Karpenter gets no credentials until the region is activated or it uses an active STS endpoint",
             account

@@ -1,18 +1,27 @@
 //! What reasoning concludes about one root cause: the reason code, how sure, the evidence,
 //! and the fix it calls for, with the data the remediation needs to be concrete.
 
-use super::model::{Confidence, Evidence, ReasonCode};
+use super::model::{Evidence, ReasonCode};
+use super::premise::{self, Premise};
 use crate::policy::StatementRef;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     pub reason: ReasonCode,
-    pub confidence: Confidence,
+    /// What the reason rests on; its confidence is derived from them (`premise::confidence`).
+    pub premises: Vec<Premise>,
     pub summary: String,
     pub evidence: Vec<Evidence>,
     pub statement: Option<StatementRef>,
     pub fix: Fix,
+}
+
+impl Finding {
+    /// Whether the facts prove the reason (every premise holds; the failure aside).
+    pub fn proven(&self) -> bool {
+        premise::proven(&self.premises)
+    }
 }
 
 /// The change a finding calls for.

@@ -130,6 +130,13 @@ impl Group<'_> {
         self.incidents.last().expect("a group has incidents")
     }
 
+    /// How many incidents were sighted after `until_ms` (one without a time cannot be told
+    /// apart from one sighted before, so it is not counted again).
+    pub fn sighted_after(&self, until_ms: i64) -> u64 {
+        let after = self.incidents.iter().filter(|i| i.time_ms > Some(until_ms));
+        after.count() as u64
+    }
+
     /// Up to `n` distinct NodeClaim names, most recent first.
     pub fn node_claims(&self, n: usize) -> Vec<String> {
         let mut seen = BTreeSet::new();
@@ -291,6 +298,36 @@ pub(crate) mod tests {
         );
         assert_eq!(named_group.latest().signal.message, "Unauthorized");
         assert_eq!(named_group.node_claims(20), ["nc-1"]);
+    }
+
+    #[test]
+    fn only_incidents_sighted_after_what_was_counted_count_again() {
+        let (a, b, c) = (
+            signal(Some("nc-1"), "a"),
+            signal(Some("nc-2"), "b"),
+            signal(None, "c"),
+        );
+        let incident = |s, t| Incident {
+            signal: s,
+            key: key(None),
+            node_pool: None,
+            node_class: None,
+            time_ms: t,
+            cut: Vec::new(),
+        };
+        let groups = group(vec![
+            incident(&a, Some(1)),
+            incident(&b, Some(2)),
+            incident(&c, None),
+        ]);
+        assert_eq!(groups[0].incidents.len(), 3);
+        assert_eq!(
+            groups[0].sighted_after(0),
+            2,
+            "a time-less one is not told apart"
+        );
+        assert_eq!(groups[0].sighted_after(1), 1, "lastSeen 1 counted a");
+        assert_eq!(groups[0].sighted_after(2), 0);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! then whether the key policy or a grant, and the principal's IAM policies, let it use the key.
 
 use super::finding::{Finding, Fix, evidence};
-use super::model::{Confidence, Evidence, ReasonCode};
+use super::model::{Evidence, ReasonCode};
+use super::premise::{Premise, What};
 use crate::facts::kms_snapshot::KeyFacts;
 use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
@@ -104,10 +105,11 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
     // must change, not the proof.
     let then = changed.and_then(|(s, _)| Some((*s, state_reason(s)?)));
     if let Some(now) = state_reason(&found.state) {
-        let (reason, confidence, summary) = match then {
+        // The state KMS named then (not DescribeKey's now) is what decides.
+        let (reason, decided, summary) = match then {
             Some((said, reason)) => (
                 reason,
-                Confidence::Inferred,
+                false,
                 format!(
                     "KMS key {} was {said} when the launch failed (KMS's error says so), and is {} now: EC2 cannot use it until it is Enabled",
                     found.arn, found.state
@@ -115,7 +117,7 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
             ),
             None => (
                 now,
-                Confidence::Confirmed,
+                true,
                 format!(
                     "KMS key {} is {}: EC2 cannot use it to encrypt or decrypt the instance's volumes",
                     found.arn, found.state
@@ -124,7 +126,7 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
         };
         return Finding {
             reason,
-            confidence,
+            premises: vec![Premise::of(What::Key, "kms:DescribeKey", decided)],
             summary,
             evidence: lines,
             statement: None,
@@ -138,7 +140,7 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
         // The failure's cause is over: what KMS said then, not proven now.
         return Finding {
             reason,
-            confidence: Confidence::Inferred,
+            premises: vec![Premise::undecided(What::Key, "kms:DescribeKey")],
             summary: format!(
                 "KMS key {} was {said} when the launch failed (KMS's error says so), and is {} now: launches can use it again",
                 found.arn, found.state
@@ -197,11 +199,11 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
         let cross = found.account != account_of(principal);
         return Finding {
             reason: ReasonCode::KeyAccessNotGranted,
-            confidence: if denied.is_empty() {
-                Confidence::Inferred
-            } else {
-                Confidence::Confirmed
-            },
+            premises: vec![Premise::of(
+                What::Key,
+                "the key policy and grants",
+                !denied.is_empty(),
+            )],
             summary: format!(
                 "neither the key policy nor a grant of {}{} lets {principal} use the key for {}",
                 found.arn,
@@ -270,7 +272,7 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
             ));
             Finding {
                 reason: ReasonCode::IdentityPolicyMissingKmsPermissions,
-                confidence: Confidence::Confirmed,
+                premises: vec![Premise::decided(What::Policies, policies.arn.clone())],
                 summary: format!(
                     "the key side allows {principal}, but its IAM policies lack {} on {}",
                     missing.join(", "),
@@ -433,7 +435,7 @@ fn inferred(case: &KmsCase<'_>, key: &str, why: String) -> Finding {
     {
         return Finding {
             reason,
-            confidence: Confidence::Inferred,
+            premises: vec![Premise::undecided(What::Key, key.to_string())],
             summary: format!(
                 "KMS said key {key} was {said} when the launch failed: EC2 cannot use it to encrypt or decrypt the instance's volumes"
             ),
@@ -469,7 +471,7 @@ fn inferred(case: &KmsCase<'_>, key: &str, why: String) -> Finding {
         ),
         (Some(principal), Some(account)) if account != account_of(principal) => Finding {
             reason: ReasonCode::KeyAccessNotGranted,
-            confidence: Confidence::Inferred,
+            premises: vec![Premise::undecided(What::Key, key.to_string())],
             summary: format!(
                 "{key} belongs to account {account}, not to {principal}'s: a cross-account key needs a grant or key policy statement for the launching principal"
             ),
@@ -501,7 +503,7 @@ fn inferred(case: &KmsCase<'_>, key: &str, why: String) -> Finding {
 fn undetermined(summary: String, evidence: Vec<Evidence>, case: &KmsCase<'_>) -> Finding {
     Finding {
         reason: ReasonCode::Undetermined,
-        confidence: Confidence::Inferred,
+        premises: vec![Premise::undecided(What::Key, "the key's facts")],
         summary,
         evidence,
         statement: None,

@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod organization;
 mod partial;
+pub mod premise;
 pub mod printable;
 pub mod remedy;
 mod remedy_layers;
@@ -28,9 +29,9 @@ use crate::signal::{Category, Observations, Signal};
 use finding::{Finding, Fix, evidence};
 use group::{Group, Incident, Key};
 use model::{
-    Condition, Confidence, Diagnosis, DiagnosisSpec, DiagnosisStatus, Metadata, ReasonCode,
-    RootCause,
+    Condition, Diagnosis, DiagnosisSpec, DiagnosisStatus, Metadata, ReasonCode, RootCause,
 };
+use premise::{Premise, What};
 
 /// At most this many root causes are diagnosed from one input set: the most frequent (ties by
 /// name), so memory stays bounded whatever the number of distinct failures.
@@ -234,10 +235,29 @@ pub fn diagnose(
     facts: &dyn Facts,
     controller_role: Option<&str>,
 ) -> Vec<Diagnosis> {
+    diagnose_counted(obs, facts, controller_role, &|_| None)
+}
+
+/// As `diagnose`, where some occurrences were already counted into the Diagnoses a cluster
+/// holds: `counted(name)` is the `lastSeen` (ms) up to which the stored Diagnosis `name`
+/// counted them, and `occurrences` is only those sighted after it (a controller that restarts
+/// reads the same Events and NodeClaims again, and must not count them twice).
+pub fn diagnose_counted(
+    obs: &Observations,
+    facts: &dyn Facts,
+    controller_role: Option<&str>,
+    counted: &dyn Fn(&str) -> Option<i64>,
+) -> Vec<Diagnosis> {
     let (controller, incidents) = resolve(obs, facts, controller_role);
     let mut out: Vec<Diagnosis> = group::most_frequent(group::group(incidents), MAX_ROOT_CAUSES)
         .iter()
-        .map(|g| render(g, obs, facts, controller.as_deref()))
+        .map(|g| {
+            let mut d = render(g, obs, facts, controller.as_deref());
+            if let Some(until) = counted(&d.metadata.name) {
+                d.status.occurrences = g.sighted_after(until);
+            }
+            d
+        })
         .collect();
     out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     out
@@ -407,6 +427,26 @@ fn incident<'a>(
     }
 }
 
+/// The failure itself as a premise: Karpenter's when any of its texts is Karpenter's own,
+/// else the text of whoever wrote it; a request `preflight` predicts is no failure.
+fn failure_premise(g: &Group<'_>) -> Premise {
+    let latest = g.latest().signal;
+    let karpenters = g.incidents.iter().find(|i| i.signal.author.is_none());
+    let signal = karpenters.map_or(latest, |i| i.signal);
+    let what = if signal.rule == premise::PREDICTED_RULE {
+        What::Prediction
+    } else {
+        What::Failure
+    };
+    Premise {
+        author: signal.author.clone(),
+        ..Premise::decided(
+            what,
+            format!("{}:{}", signal.origin.file, signal.origin.line),
+        )
+    }
+}
+
 fn render(
     g: &Group<'_>,
     obs: &Observations,
@@ -434,9 +474,9 @@ fn render(
             .evidence
             .insert(1 + at, evidence("error message", note.clone()));
     }
+    finding.premises.push(failure_premise(g));
     if g.incidents.iter().all(|i| i.signal.author.is_some()) {
         // Only texts anyone may write tell of it: a hint, never proof.
-        finding.confidence = Confidence::Inferred;
         let mut authors: Vec<&str> = g
             .incidents
             .iter()
@@ -460,7 +500,13 @@ fn render(
         // it rests on it, and is not proven (one that names none, as STS's
         // RegionDisabledException whatever call met it, does not).
         if key.action.is_some() {
-            finding.confidence = Confidence::Inferred;
+            let source = format!(
+                "{}:{}",
+                latest.signal.origin.file, latest.signal.origin.line
+            );
+            finding
+                .premises
+                .push(Premise::undecided(What::Sentence, source));
         }
         finding.evidence.insert(
             1,
@@ -605,7 +651,7 @@ fn render(
             conditions,
             root_cause: RootCause {
                 reason: finding.reason,
-                confidence: finding.confidence,
+                confidence: premise::confidence(&finding.premises),
                 summary: finding.summary,
                 evidence: finding.evidence,
                 statement: finding.statement,
@@ -725,7 +771,7 @@ fn reason(
         }
         _ => Finding {
             reason: ReasonCode::Undetermined,
-            confidence: Confidence::Inferred,
+            premises: vec![Premise::undecided(What::Sentence, "the failure's category")],
             summary: format!(
                 "Karpenter reports an authorization failure ({}) without the AWS message that names the principal and action: add the Karpenter controller log to the input",
                 latest.message.lines().next().unwrap_or("")

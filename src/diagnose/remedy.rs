@@ -310,7 +310,9 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
             action,
             resource,
         } => {
-            r.summary = if f.confidence == super::model::Confidence::Confirmed {
+            r.summary = if super::premise::confidence(&f.premises)
+                == super::model::Confidence::Confirmed
+            {
                 "Change the statement the evidence names; the facts at hand do not hold its text"
             } else {
                 "Confirm the cause by hand; the facts at hand do not prove it"

@@ -1,12 +1,14 @@
 //! A refusal `preflight` proves, written as the Diagnosis of the failure it predicts: each
 //! refused request becomes the signal Karpenter would log for it, and each EC2NodeClass key
 //! the one an instance would die of; the diagnosis pipeline reasons on them with the same
-//! facts, so the fingerprint, reason and remediation are the failure's. What it proves becomes
-//! `Predicted` (no failure has been seen); what rests on an unknown stays `Inferred`. Pure.
+//! facts, so the fingerprint, reason and remediation are the failure's. Their rule id makes
+//! the failure premise a prediction: what the facts prove is `Predicted` (no failure has been
+//! seen, `diagnose::premise::confidence`); what rests on an unknown stays `Inferred`. Pure.
 
 use super::{Matrix, Row, Settings, Verdict};
 use crate::diagnose::diagnose;
-use crate::diagnose::model::{Confidence, Diagnosis, Evidence, ReasonCode};
+use crate::diagnose::model::{Diagnosis, Evidence, ReasonCode};
+use crate::diagnose::premise::PREDICTED_RULE;
 use crate::facts::{Facts, Lookup};
 use crate::policy::{Decision, PolicyType};
 use crate::signal::{
@@ -15,14 +17,6 @@ use crate::signal::{
 
 /// Where the predicted signals say they come from.
 const ORIGIN: &str = "(preflight)";
-
-/// The confidence of a root cause no failure has shown: proven is `Predicted`.
-fn predicted_confidence(found: Confidence) -> Confidence {
-    match found {
-        Confidence::Confirmed => Confidence::Predicted,
-        other => other,
-    }
-}
 
 /// The layer AWS's sentence would name for a refusal.
 fn layer(decision: Decision, by: PolicyType) -> PolicyLayer {
@@ -47,7 +41,7 @@ fn signal(message: String, category: Category) -> Signal {
             file: ORIGIN.into(),
             line: 0,
         },
-        rule: "preflight".into(),
+        rule: PREDICTED_RULE.into(),
         category,
         time: None,
         error_code: None,
@@ -210,9 +204,7 @@ pub fn predicted(
 
 /// A diagnosed prediction as it is written: no failure seen, the request as its evidence.
 fn as_predicted(mut d: Diagnosis) -> Diagnosis {
-    let cause = &mut d.status.root_cause;
-    cause.confidence = predicted_confidence(cause.confidence);
-    for e in cause.evidence.iter_mut() {
+    for e in d.status.root_cause.evidence.iter_mut() {
         if e.source.ends_with(&format!("{ORIGIN}:0")) {
             *e = Evidence {
                 source: "preflight".into(),
@@ -234,18 +226,6 @@ fn as_predicted(mut d: Diagnosis) -> Diagnosis {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_a_proof_becomes_predicted() {
-        assert_eq!(
-            predicted_confidence(Confidence::Confirmed),
-            Confidence::Predicted
-        );
-        assert_eq!(
-            predicted_confidence(Confidence::Inferred),
-            Confidence::Inferred
-        );
-    }
 
     #[test]
     fn the_layer_is_the_one_aws_would_name() {

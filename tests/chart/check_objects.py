@@ -134,10 +134,10 @@ def check_default_kinds(docs):
     return [] if kinds == want else [f"kinds {kinds}, want {want}"]
 
 
-@check("every toggle on: ServiceMonitor, PrometheusRule, --region, IRSA annotation, extra args")
+@check("every toggle on: ServiceMonitor, PrometheusRule, NetworkPolicy (metrics from the monitoring namespace only), --region, IRSA annotation, extra args")
 def check_all_kinds(docs):
     problems = []
-    for kind in ["ServiceMonitor", "PrometheusRule", "PodDisruptionBudget"]:
+    for kind in ["ServiceMonitor", "PrometheusRule", "PodDisruptionBudget", "NetworkPolicy"]:
         if len(find(docs, kind)) != 1:
             problems.append(f"no {kind}")
     args = container(one(docs, "Deployment"))["args"]
@@ -147,6 +147,16 @@ def check_all_kinds(docs):
     sa = one(docs, "ServiceAccount")
     if "eks.amazonaws.com/role-arn" not in (sa["metadata"].get("annotations") or {}):
         problems.append("the ServiceAccount lacks the eks.amazonaws.com/role-arn annotation")
+    # The NetworkPolicy: the doctor's pods, ingress only to the metrics port, only from
+    # networkPolicy.metricsFrom (values-all.yaml's monitoring namespace).
+    policy = one(docs, "NetworkPolicy")["spec"]
+    labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    if not policy["podSelector"]["matchLabels"].items() <= labels.items():
+        problems.append(f"NetworkPolicy selects {policy['podSelector']}, not the pods {labels}")
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    want = [{"from": [monitoring], "ports": [{"port": "metrics", "protocol": "TCP"}]}]
+    if policy.get("policyTypes") != ["Ingress"] or policy.get("ingress") != want:
+        problems.append(f"NetworkPolicy {policy}, want ingress {want} only")
     return problems
 
 
@@ -288,6 +298,8 @@ def check_hardening_all(docs):
 # RBAC
 
 FORBIDDEN_VERBS = {"escalate", "bind", "impersonate", "*", "deletecollection"}
+# The roles of check's readers (rbac.triage): the ClusterRole and its two Roles.
+TRIAGE = re.compile(r".*-triage(-karpenter|-events)?")
 
 
 def rbac_rules(docs):
@@ -343,14 +355,16 @@ def rbac(docs, karpenter_namespace, triage_groups=()):
     grant("Role", karpenter_namespace, "", ["pods/log"], ["get"])
     grant("Role", RELEASE_NAMESPACE, "coordination.k8s.io", ["leases"], ["get", "create", "update"])
     if triage_groups:
-        # check's readers: list, and get of pods/log (rbac.triage).
+        # check's readers (rbac.triage): list, and get of pods/log, each where check reads it —
+        # cluster-wide only the cluster-scoped objects, Karpenter's pods, logs, ServiceAccounts
+        # and Deployment in its namespace, its Events in default.
         grant("ClusterRole", "", "karpenter.sh", ["nodeclaims", "nodepools"], ["list"])
         grant("ClusterRole", "", "karpenter.k8s.aws", ["ec2nodeclasses"], ["list"])
-        grant("ClusterRole", "", "events.k8s.io", ["events"], ["list"])
-        grant("ClusterRole", "", "", ["pods", "serviceaccounts"], ["list"])
-        grant("ClusterRole", "", "", ["pods/log"], ["get"])
-        grant("ClusterRole", "", "apps", ["deployments"], ["list"])
         grant("ClusterRole", "", group, [plural], ["list"])
+        grant("Role", karpenter_namespace, "", ["pods", "serviceaccounts"], ["list"])
+        grant("Role", karpenter_namespace, "", ["pods/log"], ["get"])
+        grant("Role", karpenter_namespace, "apps", ["deployments"], ["list"])
+        grant("Role", "default", "events.k8s.io", ["events"], ["list"])
     got = rbac_rules(docs)
     for extra in sorted(got - want):
         problems.append(f"grants more than least privilege: {extra}")
@@ -369,7 +383,7 @@ def rbac(docs, karpenter_namespace, triage_groups=()):
         if key not in roles:
             problems.append(f"{b['kind']} {b['metadata']['name']} binds {key}, which the chart does not render")
         bound.add(key)
-        if ref["name"].endswith("-triage"):
+        if TRIAGE.fullmatch(ref["name"]):
             want_groups = [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": g}
                            for g in triage_groups]
             if b["subjects"] != want_groups:
@@ -386,7 +400,7 @@ def check_rbac_default(docs):
     return rbac(docs, "kube-system")
 
 
-@check("every toggle on: the same RBAC, the Karpenter Role in karpenter.namespace, and the triage ClusterRole of check bound to rbac.triage.groups")
+@check("every toggle on: the same RBAC, the Karpenter Role in karpenter.namespace, and check's triage roles (a ClusterRole for the cluster-scoped objects, Roles in karpenter.namespace and default) bound to rbac.triage.groups")
 def check_rbac_all(docs):
     return rbac(docs, "karpenter", ["oncall", "sre"])
 
