@@ -28,6 +28,15 @@ fn items(command: &str, args: &[&str]) -> Vec<Value> {
     list["items"].as_array().unwrap().clone()
 }
 
+/// The failure `explain` diagnoses from `inputs`, the one `pick` selects.
+fn failure(inputs: &[&str], pick: impl Fn(&Value) -> bool) -> Value {
+    let found = items("explain", inputs);
+    found
+        .into_iter()
+        .find(|d| pick(d))
+        .expect("explain diagnoses it")
+}
+
 fn cause(d: &Value) -> (&str, &str) {
     let rc = &d["status"]["rootCause"];
     (
@@ -77,20 +86,16 @@ fn seed_1_is_predicted_with_the_name_and_fix_of_the_failure_it_becomes() {
         "{evidence}"
     );
     // The failure, when Karpenter meets it: the same Diagnosis name and the same patch.
-    let failed = items(
-        "explain",
+    let f = failure(
         &[
             "examples/china-passrole/karpenter.log",
             "examples/china-passrole/serviceaccount.yaml",
             "--iam-snapshot",
             "examples/china-passrole/iam-snapshot.json",
         ],
+        |d| d["spec"]["action"] == "iam:PassRole",
     );
-    let f = failed
-        .iter()
-        .find(|d| d["spec"]["action"] == "iam:PassRole")
-        .unwrap();
-    assert_eq!(cause(f), ("PassedToServiceMismatch", "Confirmed"));
+    assert_eq!(cause(&f), ("PassedToServiceMismatch", "Confirmed"));
     assert_eq!(p["metadata"]["name"], f["metadata"]["name"]);
     assert_eq!(
         p["status"]["remediation"]["policyPatch"],
@@ -119,24 +124,16 @@ fn seed_2_is_predicted_from_the_node_class_key_before_any_instance_launches() {
         .collect();
     assert_eq!(kms.len(), 1, "{predicted:#?}");
     assert_eq!(cause(kms[0]), ("KeyAccessNotGranted", "Predicted"));
-    let failed = items(
-        "explain",
+    let with_failure = [
         &[
             "examples/cross-account-cmk/describe-instances.json",
             "examples/cross-account-cmk/nodeclaims.json",
-            "examples/cross-account-cmk/ec2nodeclass.yaml",
-            "examples/cross-account-cmk/serviceaccount.yaml",
-            "--iam-snapshot",
-            "examples/cross-account-cmk/iam-snapshot.json",
-            "--kms-snapshot",
-            "examples/cross-account-cmk/kms-snapshot.json",
         ],
-    );
-    let f = failed
-        .iter()
-        .find(|d| d["spec"]["category"] == "KmsKeyUnusable")
-        .unwrap();
-    assert_eq!(cause(f), ("KeyAccessNotGranted", "Confirmed"));
+        &cmk_before[..6],
+    ]
+    .concat();
+    let f = failure(&with_failure, |d| d["spec"]["category"] == "KmsKeyUnusable");
+    assert_eq!(cause(&f), ("KeyAccessNotGranted", "Confirmed"));
     assert_eq!(kms[0]["metadata"]["name"], f["metadata"]["name"]);
     assert_eq!(kms[0]["spec"]["kmsKeyArn"], f["spec"]["kmsKeyArn"]);
     // Without the key's facts the proof rests on an unknown: Inferred, saying which.

@@ -7,36 +7,23 @@ mod common;
 use common::live::*;
 use common::moto::Moto;
 use serde_json::Value;
-use std::process::Command;
 
-fn preflight_live(moto: &Moto, region: &str, args: &[&str]) -> Value {
-    let out = Command::new(BIN)
-        .arg("preflight")
-        .args(args)
-        .args([
-            "--live",
-            "--region",
-            region,
-            "--endpoint-url",
-            &moto.endpoint,
-            "--aws-max-attempts",
-            "1",
-            "--cluster-name",
-            "demo",
-            "-o",
-            "json",
-        ])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+fn preflight_live(moto: &Moto, region: &str, args: &[&str]) -> Vec<Value> {
+    let extra = ["--aws-max-attempts", "1", "--cluster-name", "demo"];
+    let (list, _) = live_at(
+        "preflight",
+        &moto.endpoint,
+        region,
+        &[args, &extra].concat(),
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    list["items"].as_array().unwrap().clone()
+}
+
+/// The predicted Diagnoses `pick` selects: exactly one, its root cause.
+fn only(items: &[Value], pick: impl Fn(&Value) -> bool) -> Value {
+    let found: Vec<&Value> = items.iter().filter(|d| pick(d)).collect();
+    assert_eq!(found.len(), 1, "{items:#?}");
+    found[0]["status"]["rootCause"].clone()
 }
 
 #[test]
@@ -54,14 +41,7 @@ fn seed_1_is_predicted_from_live_iam_before_any_launch() {
             &format!("arn:aws-cn:iam::{ACCOUNT}:role/{NODE_ROLE}"),
         ],
     );
-    let pass_role: Vec<&Value> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["spec"]["action"] == "iam:PassRole")
-        .collect();
-    assert_eq!(pass_role.len(), 1, "{list:#}");
-    let rc = &pass_role[0]["status"]["rootCause"];
+    let rc = only(&list, |d| d["spec"]["action"] == "iam:PassRole");
     assert_eq!(rc["reason"], "PassedToServiceMismatch");
     assert_eq!(rc["confidence"], "Predicted");
     assert!(rc["evidence"].to_string().contains("live IAM"), "{rc:#}");
@@ -85,14 +65,7 @@ fn a_node_class_key_pending_deletion_is_predicted_from_live_kms() {
             &format!("arn:aws:iam::{ACCOUNT}:role/{CONTROLLER}"),
         ],
     );
-    let kms: Vec<&Value> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["spec"]["kmsKeyArn"] == key.as_str())
-        .collect();
-    assert_eq!(kms.len(), 1, "{list:#}");
-    let rc = &kms[0]["status"]["rootCause"];
+    let rc = only(&list, |d| d["spec"]["kmsKeyArn"] == key.as_str());
     assert_eq!(rc["reason"], "KeyPendingDeletion");
     assert_eq!(rc["confidence"], "Predicted");
 }

@@ -289,16 +289,14 @@ fn the_upgrade_check_names_what_each_policy_lacks() {
             .map(|(_, _, d)| d.clone())
             .unwrap()
     };
-    let v1_0 = doc_of("cfn-v1.0.aws.json");
-    let lacks = newly_refused(
-        "cfn-v1.0.aws.json",
-        "aws",
-        &v1_0,
-        Version(1, 0, 8),
-        Version(1, 15, 0),
-    );
-    // v1.7 lists instance profiles (garbage collection), v1.12 reads instance status, v1.3
-    // capacity reservations; the v1.0 template grants none of them.
+    let upgrade = |file: &str, from: Version| {
+        let doc = doc_of(file);
+        let lacks = newly_refused(file, "aws", &doc, from, Version(1, 15, 0));
+        (doc, lacks)
+    };
+    let (v1_0, lacks) = upgrade("cfn-v1.0.aws.json", Version(1, 0, 8));
+    // v1.7 lists instance profiles (garbage collection), v1.12 reads instance status; the
+    // v1.0 template grants neither.
     for action in ["iam:ListInstanceProfiles", "ec2:DescribeInstanceStatus"] {
         assert!(
             !v1_0.to_string().contains(action),
@@ -307,13 +305,6 @@ fn the_upgrade_check_names_what_each_policy_lacks() {
         assert!(lacks.contains(action), "{action} not named: {lacks:?}");
     }
     // v1.14's template was written for what v1.14 makes; v1.15 adds only the gated reboot.
-    let v1_14 = doc_of("cfn-v1.14.aws.json");
-    let lacks = newly_refused(
-        "cfn-v1.14.aws.json",
-        "aws",
-        &v1_14,
-        Version(1, 14, 0),
-        Version(1, 15, 0),
-    );
+    let (_, lacks) = upgrade("cfn-v1.14.aws.json", Version(1, 14, 0));
     assert!(lacks.is_empty(), "{lacks:?}");
 }

@@ -217,36 +217,13 @@ pub(crate) mod tests {
 
     /// A signal of `claim` with `message`, every other field empty (for the diagnose tests).
     pub(crate) fn signal(claim: Option<&str>, message: &str) -> Signal {
+        let origin = Origin {
+            file: "f".into(),
+            line: 1,
+        };
         Signal {
-            source: Source::Log,
-            origin: Origin {
-                file: "f".into(),
-                line: 1,
-            },
-            rule: "r".into(),
-            category: Category::PassRoleDenied,
-            time: None,
-            error_code: None,
-            layer: None,
-            principal: None,
-            action: None,
-            resource: None,
-            encoded_message: None,
-            policy_arn: None,
-            authorization_id: None,
-            oidc_issuer: None,
-            action_from: None,
-            call: None,
             node_claim: claim.map(str::to_string),
-            node_pool: None,
-            node_class: None,
-            instance_id: None,
-            kms_key: None,
-            key_state: None,
-            partial: Default::default(),
-            author: None,
-            dry_run: false,
-            message: message.into(),
+            ..Signal::new(Source::Log, origin, "r", Category::PassRoleDenied, message)
         }
     }
 

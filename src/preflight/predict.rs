@@ -11,9 +11,7 @@ use crate::diagnose::model::{Diagnosis, Evidence, ReasonCode};
 use crate::diagnose::premise::PREDICTED_RULE;
 use crate::facts::{Facts, Lookup};
 use crate::policy::{Decision, PolicyType};
-use crate::signal::{
-    Category, NodeClassInfo, Observations, Origin, Partial, PolicyLayer, Signal, Source,
-};
+use crate::signal::{Category, NodeClassInfo, Observations, Origin, PolicyLayer, Signal, Source};
 
 /// Where the predicted signals say they come from.
 const ORIGIN: &str = "(preflight)";
@@ -35,37 +33,11 @@ fn layer(decision: Decision, by: PolicyType) -> PolicyLayer {
 }
 
 fn signal(message: String, category: Category) -> Signal {
-    Signal {
-        source: Source::Log,
-        origin: Origin {
-            file: ORIGIN.into(),
-            line: 0,
-        },
-        rule: PREDICTED_RULE.into(),
-        category,
-        time: None,
-        error_code: None,
-        layer: None,
-        principal: None,
-        action: None,
-        resource: None,
-        encoded_message: None,
-        policy_arn: None,
-        authorization_id: None,
-        oidc_issuer: None,
-        action_from: None,
-        call: None,
-        node_claim: None,
-        node_pool: None,
-        node_class: None,
-        instance_id: None,
-        kms_key: None,
-        key_state: None,
-        partial: Partial::default(),
-        author: None,
-        dry_run: false,
-        message,
-    }
+    let origin = Origin {
+        file: ORIGIN.into(),
+        line: 0,
+    };
+    Signal::new(Source::Log, origin, PREDICTED_RULE, category, &message)
 }
 
 /// The signal Karpenter would log when AWS refuses `row`'s request.

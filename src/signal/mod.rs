@@ -163,6 +163,46 @@ pub struct Signal {
     pub message: String,
 }
 
+impl Signal {
+    /// A signal of `category` told by `message`, every other field empty.
+    pub fn new(
+        source: Source,
+        origin: Origin,
+        rule: &str,
+        category: Category,
+        message: &str,
+    ) -> Signal {
+        Signal {
+            source,
+            origin,
+            rule: rule.into(),
+            category,
+            time: None,
+            error_code: None,
+            layer: None,
+            principal: None,
+            action: None,
+            resource: None,
+            encoded_message: None,
+            policy_arn: None,
+            authorization_id: None,
+            oidc_issuer: None,
+            action_from: None,
+            call: None,
+            node_claim: None,
+            node_pool: None,
+            node_class: None,
+            instance_id: None,
+            kms_key: None,
+            key_state: None,
+            partial: Partial::default(),
+            author: None,
+            dry_run: false,
+            message: message.into(),
+        }
+    }
+}
+
 /// What a text cut short held of a value it was cut inside: Karpenter's `...` after 300 bytes
 /// (v1.0–v1.14 NodeClaim messages) or 1021 bytes (v1.15 conditions and Event notes), a JSON
 /// string that ends early, a terminal's or a user's cut. Each is the prefix that was read: a

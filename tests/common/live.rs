@@ -46,8 +46,13 @@ pub fn explain_live(moto: &Moto, region: &str, args: &[&str]) -> (Value, String)
 
 /// `explain --live -o json` against `endpoint`; it must exit 0.
 pub fn explain_at(endpoint: &str, region: &str, args: &[&str]) -> (Value, String) {
+    live_at("explain", endpoint, region, args)
+}
+
+/// `COMMAND --live -o json` against `endpoint` with static credentials; it must exit 0.
+pub fn live_at(command: &str, endpoint: &str, region: &str, args: &[&str]) -> (Value, String) {
     let out = Command::new(BIN)
-        .arg("explain")
+        .arg(command)
         .args(args)
         .args([
             "--live",
