@@ -162,7 +162,7 @@ fn main() {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let p = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1)];
     let (p99_target, rss_target, peak_target) = targets(node_claims);
-    println!("controller with {node_claims} NodeClaims watched (release build, debounce 200 ms):");
+    println!("controller with {node_claims} NodeClaims watched (release build, debounce 50 ms):");
     println!(
         "  signal → Diagnosis written: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms over {SAMPLES} samples (target p99 < {p99_target:.0} ms)",
         ms(p(0.50)),

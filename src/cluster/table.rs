@@ -33,17 +33,6 @@ impl<V> Default for Table<V> {
 }
 
 impl<V: PartialEq> Table<V> {
-    /// A table that keeps at most `cap` rows: past it, the one inserted first goes.
-    pub fn bounded(cap: usize) -> Table<V> {
-        Table {
-            rows: HashMap::new(),
-            epoch: 0,
-            seq: 0,
-            cap,
-            synced: false,
-        }
-    }
-
     /// Applies one watcher event; `keep` turns an object into its row, `None` when it is not
     /// worth keeping (an object that stops being worth it leaves). Returns whether what the
     /// table holds changed.
@@ -105,6 +94,17 @@ impl<V: PartialEq> Table<V> {
 }
 
 impl<V> Table<V> {
+    /// A table that keeps at most `cap` rows: past it, the one inserted first goes.
+    pub fn bounded(cap: usize) -> Table<V> {
+        Table {
+            rows: HashMap::new(),
+            epoch: 0,
+            seq: 0,
+            cap,
+            synced: false,
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&V> {
         self.rows.get(name).map(|row| &row.value)
     }
