@@ -93,7 +93,11 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         tokio::spawn(http::serve(listener, metrics.clone(), ready.clone()));
     }
     // Every watch wakes `notify` when its first list is whole.
-    while !index.lock().expect("index").synced() {
+    loop {
+        let synced = index.lock().expect("index").synced();
+        if synced {
+            break;
+        }
         notify.notified().await;
     }
     ready.store(true, Ordering::SeqCst);
@@ -284,8 +288,11 @@ async fn watch(
         versions.push(version);
     }
     let slim = |ar: kube::api::ApiResource| {
-        watcher(Api::<Slim>::all_with(client.clone(), &ar), watcher::Config::default())
-            .modify(Slim::trim)
+        watcher(
+            Api::<Slim>::all_with(client.clone(), &ar),
+            watcher::Config::default(),
+        )
+        .modify(Slim::trim)
     };
     vec![
         spawn(

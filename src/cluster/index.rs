@@ -200,7 +200,11 @@ fn values<V>(table: &Table<V>) -> Vec<&V> {
 /// instance.
 fn claim(scanner: &Scanner, slim: Slim, names: &mut HashSet<Arc<str>>) -> Claim {
     let mut read = Observations::default();
-    scanner.read_objects("nodeclaim", [observe::kinded(&slim, "NodeClaim")], &mut read);
+    scanner.read_objects(
+        "nodeclaim",
+        [observe::kinded(&slim, "NodeClaim")],
+        &mut read,
+    );
     match read.node_claims.pop() {
         Some(info) if read.signals.is_empty() && !info.lost => {
             let mut shared = |s: Option<String>| s.map(|s| intern(names, s));
@@ -320,7 +324,13 @@ mod tests {
             ])
             .collect();
         let events = [
-            event("e1", "ok-07", "uid-ok-07", "InstanceTerminating", "Instance is terminating"),
+            event(
+                "e1",
+                "ok-07",
+                "uid-ok-07",
+                "InstanceTerminating",
+                "Instance is terminating",
+            ),
             event("e2", "ok-08", "uid-ok-08", "FailedLaunch", DENIAL),
             event("e3", "ok-09", "uid-other", "FailedLaunch", DENIAL),
             event("e4", "gone", "uid-gone", "FailedLaunch", DENIAL),
@@ -330,7 +340,10 @@ mod tests {
             index.feed_claim(&scanner, watcher::Event::Apply(slim(c)));
         }
         for e in &events {
-            index.feed_event(&scanner, watcher::Event::Apply(serde_json::from_value(e.clone()).unwrap()));
+            index.feed_event(
+                &scanner,
+                watcher::Event::Apply(serde_json::from_value(e.clone()).unwrap()),
+            );
         }
         let lines = [line("ok-03"), line("failing"), line("nowhere")];
         let got = index.observe(&scanner, lines.iter().map(String::as_str), &[]);
@@ -367,15 +380,33 @@ mod tests {
         let scanner = Scanner::new().unwrap();
         let mut index = Index::default();
         let mut feed = |v: Value| {
-            index.feed_event(&scanner, watcher::Event::Apply(serde_json::from_value(v).unwrap()))
+            index.feed_event(
+                &scanner,
+                watcher::Event::Apply(serde_json::from_value(v).unwrap()),
+            )
         };
-        assert!(!feed(event("a", "x", "u", "Launched", "Status condition transitioned")));
+        assert!(!feed(event(
+            "a",
+            "x",
+            "u",
+            "Launched",
+            "Status condition transitioned"
+        )));
         let mut other = event("b", "x", "u", "FailedLaunch", DENIAL);
         other["reportingController"] = json!("kubectl");
         assert!(!feed(other), "another reporter's");
-        assert!(feed(event("c", "x", "u", "InstanceTerminating", "Instance is terminating")));
+        assert!(feed(event(
+            "c",
+            "x",
+            "u",
+            "InstanceTerminating",
+            "Instance is terminating"
+        )));
         assert!(feed(event("d", "x", "u", "FailedLaunch", DENIAL)));
-        assert!(!feed(event("d", "x", "u", "FailedLaunch", DENIAL)), "the same again");
+        assert!(
+            !feed(event("d", "x", "u", "FailedLaunch", DENIAL)),
+            "the same again"
+        );
         assert_eq!(index.events.len(), 2);
         for i in 0..MAX_EVENTS {
             feed(event(&format!("n{i}"), "x", "u", "FailedLaunch", DENIAL));
@@ -391,7 +422,10 @@ mod tests {
         let mut index = Index::default();
         let failing = slim(&claim("a", ("False", DENIAL), "Unknown"));
         assert!(index.feed_claim(&scanner, watcher::Event::Apply(failing.clone())));
-        assert_eq!(index.claims.get("a"), Some(&Claim::Failing(Box::new(failing))));
+        assert_eq!(
+            index.claims.get("a"),
+            Some(&Claim::Failing(Box::new(failing)))
+        );
         let healthy = claim("a", ("True", ""), "True");
         assert!(index.feed_claim(&scanner, watcher::Event::Apply(slim(&healthy))));
         let mut again = healthy.clone();

@@ -232,7 +232,10 @@ mod tests {
             listed(&objects)
         ));
         assert!(
-            !regards_existing(&event("default", "karpenter", "a", Some("u-2")), listed(&objects)),
+            !regards_existing(
+                &event("default", "karpenter", "a", Some("u-2")),
+                listed(&objects)
+            ),
             "an older NodeClaim of that name"
         );
         assert!(

@@ -142,16 +142,26 @@ mod tests {
     use kube::runtime::watcher::Event;
 
     fn object(name: &str, value: &str) -> ConfigMap {
-        serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "data": {"v": value}}))
-            .unwrap()
+        serde_json::from_value(
+            serde_json::json!({"metadata": {"name": name}, "data": {"v": value}}),
+        )
+        .unwrap()
     }
 
     fn feed(table: &mut Table<String>, event: Event<ConfigMap>) -> bool {
-        table.feed(event, |o| o.data.and_then(|d| d.get("v").cloned()).filter(|v| v != "skip"))
+        table.feed(event, |o| {
+            o.data
+                .and_then(|d| d.get("v").cloned())
+                .filter(|v| v != "skip")
+        })
     }
 
     fn names(table: &Table<String>) -> Vec<(&str, &str)> {
-        table.sorted().into_iter().map(|(n, v)| (n, v.as_str())).collect()
+        table
+            .sorted()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_str()))
+            .collect()
     }
 
     #[test]
@@ -163,15 +173,25 @@ mod tests {
         assert!(!t.synced());
         assert!(feed(&mut t, Event::InitDone), "the first list");
         assert!(t.synced());
-        assert!(!feed(&mut t, Event::Apply(object("a", "1"))), "the same again");
+        assert!(
+            !feed(&mut t, Event::Apply(object("a", "1"))),
+            "the same again"
+        );
         assert!(feed(&mut t, Event::Apply(object("a", "2"))));
         assert!(feed(&mut t, Event::Apply(object("c", "1"))));
-        assert!(feed(&mut t, Event::Apply(object("c", "skip"))), "no longer worth keeping");
+        assert!(
+            feed(&mut t, Event::Apply(object("c", "skip"))),
+            "no longer worth keeping"
+        );
         assert!(!feed(&mut t, Event::Delete(object("c", "1"))));
         // A re-list (after 410 Gone) that no longer returns b.
         assert!(!feed(&mut t, Event::Init));
         assert!(!feed(&mut t, Event::InitApply(object("a", "2"))));
-        assert_eq!(names(&t), [("a", "2"), ("b", "1")], "kept until the list is whole");
+        assert_eq!(
+            names(&t),
+            [("a", "2"), ("b", "1")],
+            "kept until the list is whole"
+        );
         assert!(feed(&mut t, Event::InitDone));
         assert_eq!(names(&t), [("a", "2")]);
         assert!(!feed(&mut t, Event::Init));
