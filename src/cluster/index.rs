@@ -375,41 +375,40 @@ mod tests {
         assert_eq!(index.node_claims(), (52, 2));
     }
 
+    fn feed_event(index: &mut Index, scanner: &Scanner, v: Value) -> bool {
+        index.feed_event(
+            scanner,
+            watcher::Event::Apply(serde_json::from_value(v).unwrap()),
+        )
+    }
+
     #[test]
     fn only_karpenters_events_that_can_be_signals_are_kept_at_most_max_events() {
         let scanner = Scanner::new().unwrap();
         let mut index = Index::default();
-        let mut feed = |v: Value| {
-            index.feed_event(
-                &scanner,
-                watcher::Event::Apply(serde_json::from_value(v).unwrap()),
-            )
-        };
-        assert!(!feed(event(
-            "a",
-            "x",
-            "u",
-            "Launched",
-            "Status condition transitioned"
-        )));
+        let transitioned = event("a", "x", "u", "Launched", "Status condition transitioned");
+        assert!(!feed_event(&mut index, &scanner, transitioned));
         let mut other = event("b", "x", "u", "FailedLaunch", DENIAL);
         other["reportingController"] = json!("kubectl");
-        assert!(!feed(other), "another reporter's");
-        assert!(feed(event(
+        assert!(
+            !feed_event(&mut index, &scanner, other),
+            "another reporter's"
+        );
+        let terminating = event(
             "c",
             "x",
             "u",
             "InstanceTerminating",
-            "Instance is terminating"
-        )));
-        assert!(feed(event("d", "x", "u", "FailedLaunch", DENIAL)));
-        assert!(
-            !feed(event("d", "x", "u", "FailedLaunch", DENIAL)),
-            "the same again"
+            "Instance is terminating",
         );
+        assert!(feed_event(&mut index, &scanner, terminating));
+        let denied = event("d", "x", "u", "FailedLaunch", DENIAL);
+        assert!(feed_event(&mut index, &scanner, denied.clone()));
+        assert!(!feed_event(&mut index, &scanner, denied), "the same again");
         assert_eq!(index.events.len(), 2);
         for i in 0..MAX_EVENTS {
-            feed(event(&format!("n{i}"), "x", "u", "FailedLaunch", DENIAL));
+            let e = event(&format!("n{i}"), "x", "u", "FailedLaunch", DENIAL);
+            feed_event(&mut index, &scanner, e);
         }
         assert_eq!(index.events.len(), MAX_EVENTS);
         assert!(index.events.get("c").is_none() && index.events.get("d").is_none());
