@@ -124,7 +124,7 @@ impl Index {
             .iter()
             .filter(|c| matches!(c, Claim::Failing(_)))
             .count();
-        (self.claims.len(), failing)
+        (self.claims.iter().count(), failing)
     }
 
     /// Scans the log lines (oldest first) and reads the failing objects, the Events regarding
@@ -405,12 +405,12 @@ mod tests {
         let denied = event("d", "x", "u", "FailedLaunch", DENIAL);
         assert!(feed_event(&mut index, &scanner, denied.clone()));
         assert!(!feed_event(&mut index, &scanner, denied), "the same again");
-        assert_eq!(index.events.len(), 2);
+        assert_eq!(index.events.iter().count(), 2);
         for i in 0..MAX_EVENTS {
             let e = event(&format!("n{i}"), "x", "u", "FailedLaunch", DENIAL);
             feed_event(&mut index, &scanner, e);
         }
-        assert_eq!(index.events.len(), MAX_EVENTS);
+        assert_eq!(index.events.iter().count(), MAX_EVENTS);
         assert!(index.events.get("c").is_none() && index.events.get("d").is_none());
         assert!(index.events.get(&format!("n{}", MAX_EVENTS - 1)).is_some());
     }
