@@ -38,7 +38,7 @@ pub struct ControllerArgs {
     #[command(flatten)]
     pub karpenter: super::karpenter_args::KarpenterArgs,
     /// Quiet time after a change before diagnosing, in milliseconds.
-    #[arg(long, default_value_t = 200, value_name = "MS")]
+    #[arg(long, default_value_t = 50, value_name = "MS")]
     pub debounce_ms: u64,
     /// error, warn, info or debug.
     #[arg(long, default_value = "info", value_name = "LEVEL")]

@@ -1,10 +1,12 @@
 //! `karpenter-doctor controller`: watch NodeClaims, NodePools, EC2NodeClasses, Events,
-//! Karpenter's ServiceAccount and logs; on each change (debounced) diagnose everything seen with the same
-//! pipeline as `explain`, and write one Diagnosis per root cause.
+//! Karpenter's ServiceAccount and logs into `cluster::index`; on each change that a diagnosis
+//! reads (debounced) diagnose what can fail — log lines, failing objects, Events and the
+//! NodeClaims they name — with the same pipeline as `explain`, and write one Diagnosis per root
+//! cause.
 
+use super::index::Index;
 use super::logs::{self, LogBuffer};
 use super::metrics::Metrics;
-use super::observe::{self, Objects};
 use super::slim::Slim;
 use super::writer::{Writer, Written, category_label};
 use super::{http, leader, log, resources};
@@ -16,7 +18,6 @@ use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,19 +46,10 @@ pub struct Settings {
     pub snapshots: SnapshotFacts,
 }
 
-/// The caches the controller diagnoses from.
-struct Stores {
-    node_claims: Store<Slim>,
-    node_pools: Store<Slim>,
-    node_classes: Store<Slim>,
-    events: Store<Event>,
-    accounts: Store<ServiceAccount>,
-}
-
 /// Everything one reconcile uses.
 struct Context {
     settings: Settings,
-    stores: Stores,
+    index: Arc<Mutex<Index>>,
     buffer: Arc<Mutex<LogBuffer>>,
     /// Karpenter's pods, as the log follower last listed them.
     pods: Arc<Mutex<Vec<Pod>>>,
@@ -74,11 +66,17 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let notify = Arc::new(Notify::new());
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
-    let (stores, watchers) = watch(
+    let scanner = Arc::new(Scanner::new().map_err(|e| format!("invalid recognition rules: {e}"))?);
+    let index = Arc::new(Mutex::new(Index::default()));
+    let watchers = watch(
         &client,
         &settings.karpenter_namespace,
-        notify.clone(),
-        &metrics,
+        Watched {
+            notify: notify.clone(),
+            metrics: metrics.clone(),
+            index: index.clone(),
+            scanner: scanner.clone(),
+        },
     )
     .await;
     for (serves, address) in [
@@ -94,14 +92,14 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         }
         tokio::spawn(http::serve(listener, metrics.clone(), ready.clone()));
     }
-    let (a, b, c, d, e) = (
-        stores.node_claims.wait_until_ready(),
-        stores.node_pools.wait_until_ready(),
-        stores.node_classes.wait_until_ready(),
-        stores.events.wait_until_ready(),
-        stores.accounts.wait_until_ready(),
-    );
-    let _ = tokio::join!(a, b, c, d, e);
+    // Every watch wakes `notify` when its first list is whole.
+    loop {
+        let synced = index.lock().expect("index").synced();
+        if synced {
+            break;
+        }
+        notify.notified().await;
+    }
     ready.store(true, Ordering::SeqCst);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -137,7 +135,6 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .map(|t| t + Duration::from_secs(1));
     let buffer = Arc::new(Mutex::new(LogBuffer::default()));
     let pods = Arc::new(Mutex::new(Vec::new()));
-    let scanner = Arc::new(Scanner::new().map_err(|e| format!("invalid recognition rules: {e}"))?);
     let follower = tokio::spawn(logs::follow(
         Api::<Pod>::namespaced(client.clone(), &settings.karpenter_namespace),
         settings.karpenter_selector.clone(),
@@ -154,7 +151,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         live: Live::connect(&settings.aws).await,
         scanner,
         settings,
-        stores,
+        index,
         buffer,
         pods,
         metrics,
@@ -270,14 +267,13 @@ fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(0.9 + 0.2 * f64::from(nanos % 1000) / 1000.0)
 }
 
-/// Starts a reflector per resource, at the Karpenter versions the cluster serves; every
-/// change wakes `notify`.
+/// Starts a watch per resource, at the Karpenter versions the cluster serves, each feeding
+/// the index (lists paged, 500 objects a page).
 async fn watch(
     client: &kube::Client,
     namespace: &str,
-    notify: Arc<Notify>,
-    metrics: &Arc<Metrics>,
-) -> (Stores, Vec<tokio::task::JoinHandle<()>>) {
+    to: Watched,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let mut versions = Vec::new();
     for group in [resources::KARPENTER_GROUP, resources::AWS_GROUP] {
         let served = match kube::discovery::group(client, group).await {
@@ -291,90 +287,75 @@ async fn watch(
         log::info(&format!("watching {group}/{version}"));
         versions.push(version);
     }
-    let mut tasks = Vec::new();
-    let watched = |resource: &'static str| Watched {
-        notify: notify.clone(),
-        metrics: metrics.clone(),
-        resource,
+    let slim = |ar: kube::api::ApiResource| {
+        watcher(
+            Api::<Slim>::all_with(client.clone(), &ar),
+            watcher::Config::default(),
+        )
+        .modify(Slim::trim)
     };
-    let dynamic = |ar: kube::api::ApiResource, resource, tasks: &mut Vec<_>| {
-        let api = Api::<Slim>::all_with(client.clone(), &ar);
-        let w = reflector::store::Writer::new(ar);
-        let store = w.as_reader();
-        let objects = watcher(api, watcher::Config::default()).modify(Slim::trim);
-        tasks.push(spawn(reflector::reflector(w, objects), watched(resource)));
-        store
-    };
-    let node_claims = dynamic(
-        resources::node_claims(versions[0]),
-        "nodeclaims",
-        &mut tasks,
-    );
-    let node_pools = dynamic(resources::node_pools(versions[0]), "nodepools", &mut tasks);
-    let node_classes = dynamic(
-        resources::node_classes(versions[1]),
-        "ec2nodeclasses",
-        &mut tasks,
-    );
-    let (events, w) = reflector::store();
-    // Only where Karpenter records the Events of its cluster-scoped objects.
-    let karpenter_events = watcher(
-        Api::<Event>::namespaced(client.clone(), crate::signal::KARPENTER_EVENTS_NAMESPACE),
-        watcher::Config::default(),
-    )
-    .modify(|e| {
-        e.metadata.managed_fields = None;
-        // A note is kept up to a bound, cut as Karpenter cuts: the `...` marks whatever it
-        // was cut inside as partial.
-        if let Some(note) = e.note.as_mut() {
-            bound_note(note);
-        }
-    })
-    .filter(|event| {
-        futures_util::future::ready(match event {
-            Ok(
-                watcher::Event::Apply(e) | watcher::Event::InitApply(e) | watcher::Event::Delete(e),
-            ) => observe::about_karpenter(e) && observe::by_karpenter(e),
-            _ => true,
-        })
-    });
-    tasks.push(spawn(
-        reflector::reflector(w, karpenter_events),
-        watched("events"),
-    ));
-    let (accounts, w) = reflector::store();
-    tasks.push(spawn(
-        reflector::reflector(
-            w,
+    vec![
+        spawn(
+            slim(resources::node_claims(versions[0])),
+            to.clone(),
+            "nodeclaims",
+            |index, scanner, e| index.feed_claim(scanner, e),
+        ),
+        spawn(
+            slim(resources::node_pools(versions[0])),
+            to.clone(),
+            "nodepools",
+            |index, _, e| index.feed_pool(e),
+        ),
+        spawn(
+            slim(resources::node_classes(versions[1])),
+            to.clone(),
+            "ec2nodeclasses",
+            |index, _, e| index.feed_class(e),
+        ),
+        // Only where Karpenter records the Events of its cluster-scoped objects.
+        spawn(
+            watcher(
+                Api::<Event>::namespaced(client.clone(), crate::signal::KARPENTER_EVENTS_NAMESPACE),
+                watcher::Config::default(),
+            ),
+            to.clone(),
+            "events",
+            |index, scanner, e| index.feed_event(scanner, e),
+        ),
+        spawn(
             watcher(
                 Api::<ServiceAccount>::namespaced(client.clone(), namespace),
                 watcher::Config::default(),
             ),
+            to,
+            "serviceaccounts",
+            |index, _, e| index.feed_account(e),
         ),
-        watched("serviceaccounts"),
-    ));
-    (
-        Stores {
-            node_claims,
-            node_pools,
-            node_classes,
-            events,
-            accounts,
-        },
-        tasks,
-    )
+    ]
 }
 
-/// What one reflector reports to: the wake-up on change, and the count of its failures.
+/// What the watches feed and report to: the index, the wake-up on a change a diagnosis reads,
+/// the count of their failures.
+#[derive(Clone)]
 struct Watched {
     notify: Arc<Notify>,
     metrics: Arc<Metrics>,
-    resource: &'static str,
+    index: Arc<Mutex<Index>>,
+    scanner: Arc<Scanner>,
 }
 
-/// Drives one reflector, waking `notify` on every change; watch errors are counted and logged,
-/// then back off and re-list.
-fn spawn<S, K>(stream: S, to: Watched) -> tokio::task::JoinHandle<()>
+/// How one watch's events go into the index: whether what a diagnosis reads changed.
+type Feed<K> = fn(&mut Index, &Scanner, watcher::Event<K>) -> bool;
+
+/// Drives one watch of `resource` into the index, waking `notify` when what a diagnosis reads
+/// changed; watch errors are counted and logged, then back off and re-list.
+fn spawn<S, K>(
+    stream: S,
+    to: Watched,
+    resource: &'static str,
+    feed: Feed<K>,
+) -> tokio::task::JoinHandle<()>
 where
     S: futures_util::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     K: Send + 'static,
@@ -384,10 +365,15 @@ where
         futures_util::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             match event {
-                Ok(_) => to.notify.notify_one(),
+                Ok(event) => {
+                    let changed = feed(&mut to.index.lock().expect("index"), &to.scanner, event);
+                    if changed {
+                        to.notify.notify_one();
+                    }
+                }
                 Err(e) => {
-                    to.metrics.watch_error(to.resource, &e);
-                    log::warn(&format!("watch {}: {e}", to.resource));
+                    to.metrics.watch_error(resource, &e);
+                    log::warn(&format!("watch {resource}: {e}"));
                 }
             }
         }
@@ -455,6 +441,7 @@ async fn reconcile(
 ) -> Result<(), ReconcileError> {
     let started = Instant::now();
     let mut obs = observe(cx);
+    let (kept, failing) = cx.index.lock().expect("index").node_claims();
     let observed = started.elapsed();
     let role = cx.settings.controller_role.as_deref();
     let fetched = crate::aws::gather::gather(&cx.live, &cx.scanner, &mut obs, role).await;
@@ -489,7 +476,7 @@ async fn reconcile(
         at_cap += usize::from(written == Written::AtCap);
     }
     log::debug(&format!(
-        "reconciled {} signals from {} NodeClaims into {} Diagnoses: observed {} ms, facts {} ms, diagnosed {} ms, written {} ms",
+        "reconciled {} signals from {} NodeClaims read of {kept} ({failing} failing) into {} Diagnoses: observed {} ms, facts {} ms, diagnosed {} ms, written {} ms",
         obs.signals.len(),
         obs.node_claims.len(),
         items.len(),
@@ -519,30 +506,15 @@ async fn reconcile(
     Ok(())
 }
 
-/// Scans the log buffer and reads every cached object into observations.
+/// Reads what can take part in a diagnosis (`Index::observe`): the log buffer, the failing
+/// objects, the Events, the healthy NodeClaims they name, Karpenter's pods.
 fn observe(cx: &Context) -> Observations {
-    let stores = &cx.stores;
-    let (claims, pools, classes, events, accounts) = (
-        stores.node_claims.state(),
-        stores.node_pools.state(),
-        stores.node_classes.state(),
-        stores.events.state(),
-        stores.accounts.state(),
-    );
     let pods = cx.pods.lock().expect("pods").clone();
-    let objects = Objects {
-        node_claims: claims.iter().map(|o| &**o).collect(),
-        node_pools: pools.iter().map(|o| &**o).collect(),
-        node_classes: classes.iter().map(|o| &**o).collect(),
-        events: events.iter().map(|o| &**o).collect(),
-        accounts: accounts.iter().map(|o| &**o).collect(),
-        pods: pods.iter().collect(),
-    };
     let buffer = cx.buffer.lock().expect("log buffer");
-    observe::observe(
+    cx.index.lock().expect("index").observe(
         &cx.scanner,
         buffer.lines.iter().map(|(_, l)| l.as_str()),
-        &objects,
+        &pods,
     )
 }
 
@@ -631,18 +603,6 @@ async fn shutdown_signal() {
     }
 }
 
-/// The longest Event note kept in the cache (Karpenter v1.15 cuts its own at 1024 bytes).
-const MAX_EVENT_NOTE: usize = 4096;
-
-/// Cuts `note` to `MAX_EVENT_NOTE` bytes, `...` after the cut as Karpenter marks its own.
-fn bound_note(note: &mut String) {
-    if note.len() > MAX_EVENT_NOTE {
-        let end = crate::signal::text::floor(note, MAX_EVENT_NOTE - 3);
-        note.truncate(end);
-        note.push_str("...");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -723,21 +683,22 @@ mod tests {
     async fn a_watch_that_expires_with_410_gone_lists_again() {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = kube::Client::new(service, "default");
-        let (store, w) = reflector::store::<ServiceAccount>();
         let metrics = Arc::new(Metrics::new());
+        let index = Arc::new(Mutex::new(Index::default()));
+        let scanner = Arc::new(Scanner::new().unwrap());
         let task = spawn(
-            reflector::reflector(
-                w,
-                watcher(
-                    Api::<ServiceAccount>::namespaced(client, "kube-system"),
-                    watcher::Config::default(),
-                ),
+            watcher(
+                Api::<ServiceAccount>::namespaced(client, "kube-system"),
+                watcher::Config::default(),
             ),
             Watched {
                 notify: Arc::new(Notify::new()),
                 metrics: metrics.clone(),
-                resource: "serviceaccounts",
+                index: index.clone(),
+                scanner: scanner.clone(),
             },
+            "serviceaccounts",
+            |index, _, e| index.feed_account(e),
         );
         let list = |rv: &str, names: &[&str]| {
             serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccountList", "metadata": {"resourceVersion": rv},
@@ -765,13 +726,13 @@ mod tests {
             uri.contains("resourceVersion=60"),
             "then watch from the new list: {uri}"
         );
-        let mut names: Vec<_> = store
-            .state()
-            .iter()
-            .filter_map(|s| s.metadata.name.clone())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["karpenter", "karpenter-2"]);
+        // Both ServiceAccounts are Karpenter's, without IRSA's annotation: the second list's.
+        let names = index
+            .lock()
+            .unwrap()
+            .observe(&scanner, std::iter::empty(), &[])
+            .unannotated_accounts;
+        assert_eq!(names, ["kube-system/karpenter", "kube-system/karpenter-2"]);
         let counted =
             r#"karpenter_doctor_kube_errors_total{error="gone",resource="serviceaccounts"} 1"#;
         assert!(
@@ -780,15 +741,5 @@ mod tests {
             metrics.encode()
         );
         task.abort();
-    }
-
-    #[test]
-    fn a_huge_event_note_is_kept_cut_and_marked() {
-        let mut note = format!("x{}", "é".repeat(300_000));
-        super::bound_note(&mut note);
-        assert!(note.len() <= super::MAX_EVENT_NOTE && note.ends_with("..."));
-        let mut short = "UnauthorizedOperation".to_string();
-        super::bound_note(&mut short);
-        assert_eq!(short, "UnauthorizedOperation");
     }
 }

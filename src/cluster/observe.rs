@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 
 /// What was read of the cluster, borrowed from wherever it is kept.
+#[derive(Clone)]
 pub struct Objects<'a> {
     pub node_claims: Vec<&'a Slim>,
     pub node_pools: Vec<&'a Slim>,
@@ -18,17 +19,41 @@ pub struct Objects<'a> {
     pub pods: Vec<&'a Pod>,
 }
 
-/// Scans the kept log lines (oldest first) and reads every object into observations.
+/// Scans the kept log lines (oldest first) and reads every object into observations (`check`:
+/// everything read; Events only where they regard an object read).
 pub fn observe<'a>(
     scanner: &Scanner,
     log_lines: impl Iterator<Item = &'a str>,
     objects: &Objects,
 ) -> Observations {
+    let mut obs = scan_logs(scanner, log_lines);
+    let existing: Vec<&Event> = objects
+        .events
+        .iter()
+        .copied()
+        .filter(|e| regards_existing(e, listed(objects)))
+        .collect();
+    let objects = Objects {
+        events: existing,
+        ..objects.clone()
+    };
+    read(scanner, &objects, &mut obs);
+    obs
+}
+
+/// Scans the kept log lines (oldest first) into observations.
+pub fn scan_logs<'a>(scanner: &Scanner, log_lines: impl Iterator<Item = &'a str>) -> Observations {
     let mut obs = Observations::default();
     let log_text: String = log_lines.map(|l| format!("{l}\n")).collect();
     if !log_text.is_empty() {
         let _ = scanner.scan("karpenter-logs", log_text.as_bytes(), &mut obs, &mut |_| {});
     }
+    obs
+}
+
+/// Reads the objects into `obs`, in the order given (the Events as given: the caller chose
+/// those that regard existing objects).
+pub fn read(scanner: &Scanner, objects: &Objects, obs: &mut Observations) {
     let slim = |list: &[&Slim], kind: &'static str| {
         list.iter()
             .map(move |o| kinded(*o, kind))
@@ -38,13 +63,7 @@ pub fn observe<'a>(
         .into_iter()
         .chain(slim(&objects.node_pools, "NodePool"))
         .chain(slim(&objects.node_classes, "EC2NodeClass"))
-        .chain(
-            objects
-                .events
-                .iter()
-                .filter(|e| regards_existing(e, objects))
-                .map(|e| kinded(*e, "Event")),
-        )
+        .chain(objects.events.iter().map(|e| kinded(*e, "Event")))
         .chain(
             objects
                 .accounts
@@ -52,8 +71,7 @@ pub fn observe<'a>(
                 .map(|a| kinded(*a, "ServiceAccount")),
         )
         .chain(objects.pods.iter().map(|p| kinded(*p, "Pod")));
-    scanner.read_objects("cluster", all, &mut obs);
-    obs
+    scanner.read_objects("cluster", all, obs);
 }
 
 /// Whether an Event regards one of Karpenter's objects (any kind of its API groups): only those
@@ -84,30 +102,59 @@ pub fn by_karpenter(event: &Event) -> bool {
     crate::signal::author(reporter, event.metadata.namespace.as_deref()).is_none()
 }
 
-/// Whether the object an Event regards is one that exists: the same kind, name and (where
-/// both say) uid among the cached objects. An Event regarding an object that never existed
-/// is no one's failure.
-fn regards_existing(event: &Event, objects: &Objects) -> bool {
-    let Some(r) = event.regarding.as_ref() else {
+/// The kinds of Karpenter's objects an Event may regard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    NodeClaim,
+    NodePool,
+    NodeClass,
+}
+
+/// The kind, name and uid (where it says) of the Karpenter object an Event regards.
+pub fn regarded(event: &Event) -> Option<(Kind, &str, Option<&str>)> {
+    let r = event.regarding.as_ref()?;
+    let kind = match r.kind.as_deref()? {
+        "NodeClaim" | "Machine" => Kind::NodeClaim,
+        "NodePool" | "Provisioner" => Kind::NodePool,
+        "EC2NodeClass" | "AWSNodeTemplate" => Kind::NodeClass,
+        _ => return None,
+    };
+    Some((kind, r.name.as_deref()?, r.uid.as_deref()))
+}
+
+/// Whether the object an Event regards is one that exists: `uid_of` finds the object of that
+/// kind and name (`Some(uid)`, where `uid` is `None` when unknown), and where both say, the
+/// uids agree. An Event regarding an object that never existed is no one's failure.
+pub fn regards_existing<'o>(
+    event: &Event,
+    uid_of: impl Fn(Kind, &str) -> Option<Option<&'o str>>,
+) -> bool {
+    let Some((kind, name, uid)) = regarded(event) else {
         return false;
     };
-    let list = match r.kind.as_deref() {
-        Some("NodeClaim" | "Machine") => &objects.node_claims,
-        Some("NodePool" | "Provisioner") => &objects.node_pools,
-        Some("EC2NodeClass" | "AWSNodeTemplate") => &objects.node_classes,
-        _ => return false,
-    };
-    list.iter().any(|o| {
-        o.metadata.name == r.name
-            && match (&o.metadata.uid, &r.uid) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            }
-    })
+    match (uid_of(kind, name), uid) {
+        (None, _) => false,
+        (Some(Some(a)), Some(b)) => a == b,
+        (Some(_), _) => true,
+    }
+}
+
+/// `regards_existing`'s lookup in lists of objects.
+fn listed<'o>(objects: &'o Objects) -> impl Fn(Kind, &str) -> Option<Option<&'o str>> {
+    move |kind, name| {
+        let list = match kind {
+            Kind::NodeClaim => &objects.node_claims,
+            Kind::NodePool => &objects.node_pools,
+            Kind::NodeClass => &objects.node_classes,
+        };
+        list.iter()
+            .find(|o| o.metadata.name.as_deref() == Some(name))
+            .map(|o| o.metadata.uid.as_deref())
+    }
 }
 
 /// Cached objects may lack their kind (typed ones serialize without it); readers go by it.
-fn kinded<T: serde::Serialize>(obj: &T, kind: &str) -> serde_json::Value {
+pub fn kinded<T: serde::Serialize>(obj: &T, kind: &str) -> serde_json::Value {
     let mut v = serde_json::to_value(obj).unwrap_or_default();
     v["kind"] = serde_json::json!(kind);
     v
@@ -147,7 +194,7 @@ mod tests {
 
     #[test]
     fn only_karpenters_events_where_it_records_them_about_objects_that_exist_are_read() {
-        use super::{Objects, by_karpenter, regards_existing};
+        use super::{Objects, by_karpenter, listed, regards_existing};
         use crate::cluster::slim::Slim;
         let event = |ns: &str, reporter: &str, name: &str, uid: Option<&str>| -> Event {
             serde_json::from_value(serde_json::json!({
@@ -178,18 +225,21 @@ mod tests {
         };
         assert!(regards_existing(
             &event("default", "karpenter", "a", Some("u-1")),
-            &objects
+            listed(&objects)
         ));
         assert!(regards_existing(
             &event("default", "karpenter", "a", None),
-            &objects
+            listed(&objects)
         ));
         assert!(
-            !regards_existing(&event("default", "karpenter", "a", Some("u-2")), &objects),
+            !regards_existing(
+                &event("default", "karpenter", "a", Some("u-2")),
+                listed(&objects)
+            ),
             "an older NodeClaim of that name"
         );
         assert!(
-            !regards_existing(&event("default", "karpenter", "b", None), &objects),
+            !regards_existing(&event("default", "karpenter", "b", None), listed(&objects)),
             "no such NodeClaim"
         );
     }

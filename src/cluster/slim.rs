@@ -1,5 +1,5 @@
-//! Karpenter's objects as the controller keeps them in its caches: only the fields the signal
-//! readers use (signal/kube.rs), so that thousands of watched NodeClaims fit in a few MiB.
+//! Karpenter's objects as they are read from the cluster and kept (failing NodeClaims, NodePools,
+//! EC2NodeClasses in `cluster::index`): only the fields the signal readers use (signal/kube.rs).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ApiResource;

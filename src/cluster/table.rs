@@ -1,0 +1,209 @@
+//! One watched resource kept by name, fed by its watcher's events (`apply`/`delete`, as
+//! linkerd2's policy-controller feeds its indexes): what a re-list no longer returns is swept
+//! when it ends, so a re-list never holds two copies of the cache; optionally bounded in count.
+
+use kube::Resource;
+use kube::runtime::watcher;
+use std::collections::HashMap;
+
+/// The rows of one resource, by name (the controller watches one namespace at most per
+/// resource, so the name is the key).
+#[derive(Debug)]
+pub struct Table<V> {
+    rows: HashMap<Box<str>, Row<V>>,
+    /// Bumped when a re-list starts; rows the re-list does not stamp are swept at its end.
+    epoch: u32,
+    /// Bumped on every insertion: the lowest is the oldest row, the first to go over `cap`.
+    seq: u64,
+    cap: usize,
+    synced: bool,
+}
+
+#[derive(Debug)]
+struct Row<V> {
+    value: V,
+    epoch: u32,
+    seq: u64,
+}
+
+impl<V> Default for Table<V> {
+    fn default() -> Table<V> {
+        Table::bounded(usize::MAX)
+    }
+}
+
+impl<V: PartialEq> Table<V> {
+    /// Applies one watcher event; `keep` turns an object into its row, `None` when it is not
+    /// worth keeping (an object that stops being worth it leaves). Returns whether what the
+    /// table holds changed.
+    pub fn feed<K: Resource>(
+        &mut self,
+        event: watcher::Event<K>,
+        keep: impl FnOnce(K) -> Option<V>,
+    ) -> bool {
+        match event {
+            watcher::Event::Init => {
+                self.epoch = self.epoch.wrapping_add(1);
+                false
+            }
+            watcher::Event::InitApply(o) | watcher::Event::Apply(o) => {
+                let Some(name) = o.meta().name.as_deref().map(Box::<str>::from) else {
+                    return false;
+                };
+                match keep(o) {
+                    Some(value) => self.insert(name, value),
+                    None => self.rows.remove(&name).is_some(),
+                }
+            }
+            watcher::Event::Delete(o) => o
+                .meta()
+                .name
+                .as_deref()
+                .is_some_and(|name| self.rows.remove(name).is_some()),
+            watcher::Event::InitDone => {
+                let before = self.rows.len();
+                let epoch = self.epoch;
+                self.rows.retain(|_, row| row.epoch == epoch);
+                let first = !self.synced;
+                self.synced = true;
+                first || self.rows.len() != before
+            }
+        }
+    }
+
+    fn insert(&mut self, name: Box<str>, value: V) -> bool {
+        let changed = self.rows.get(&name).is_none_or(|old| old.value != value);
+        self.seq += 1;
+        let row = Row {
+            value,
+            epoch: self.epoch,
+            seq: self.seq,
+        };
+        self.rows.insert(name, row);
+        if self.rows.len() > self.cap
+            && let Some(oldest) = self
+                .rows
+                .iter()
+                .min_by_key(|(_, row)| row.seq)
+                .map(|(name, _)| name.clone())
+        {
+            self.rows.remove(&oldest);
+        }
+        changed
+    }
+}
+
+impl<V> Table<V> {
+    /// A table that keeps at most `cap` rows: past it, the one inserted first goes.
+    pub fn bounded(cap: usize) -> Table<V> {
+        Table {
+            rows: HashMap::new(),
+            epoch: 0,
+            seq: 0,
+            cap,
+            synced: false,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&V> {
+        self.rows.get(name).map(|row| &row.value)
+    }
+
+    /// The rows, by name (the same rows always come in the same order).
+    pub fn sorted(&self) -> Vec<(&str, &V)> {
+        let mut rows: Vec<_> = self
+            .rows
+            .iter()
+            .map(|(name, row)| (&**name, &row.value))
+            .collect();
+        rows.sort_unstable_by_key(|(name, _)| *name);
+        rows
+    }
+
+    /// The rows, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = &V> {
+        self.rows.values().map(|row| &row.value)
+    }
+
+    /// Whether the first list has been applied whole.
+    pub fn synced(&self) -> bool {
+        self.synced
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Table;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::watcher::Event;
+
+    fn object(name: &str, value: &str) -> ConfigMap {
+        serde_json::from_value(
+            serde_json::json!({"metadata": {"name": name}, "data": {"v": value}}),
+        )
+        .unwrap()
+    }
+
+    fn feed(table: &mut Table<String>, event: Event<ConfigMap>) -> bool {
+        table.feed(event, |o| {
+            o.data
+                .and_then(|d| d.get("v").cloned())
+                .filter(|v| v != "skip")
+        })
+    }
+
+    fn names(table: &Table<String>) -> Vec<(&str, &str)> {
+        table
+            .sorted()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn a_relist_sweeps_what_it_no_longer_returns_and_says_what_changed() {
+        let mut t = Table::default();
+        assert!(!feed(&mut t, Event::Init));
+        assert!(feed(&mut t, Event::InitApply(object("a", "1"))));
+        assert!(feed(&mut t, Event::InitApply(object("b", "1"))));
+        assert!(!t.synced());
+        assert!(feed(&mut t, Event::InitDone), "the first list");
+        assert!(t.synced());
+        assert!(
+            !feed(&mut t, Event::Apply(object("a", "1"))),
+            "the same again"
+        );
+        assert!(feed(&mut t, Event::Apply(object("a", "2"))));
+        assert!(feed(&mut t, Event::Apply(object("c", "1"))));
+        assert!(
+            feed(&mut t, Event::Apply(object("c", "skip"))),
+            "no longer worth keeping"
+        );
+        assert!(!feed(&mut t, Event::Delete(object("c", "1"))));
+        // A re-list (after 410 Gone) that no longer returns b.
+        assert!(!feed(&mut t, Event::Init));
+        assert!(!feed(&mut t, Event::InitApply(object("a", "2"))));
+        assert_eq!(
+            names(&t),
+            [("a", "2"), ("b", "1")],
+            "kept until the list is whole"
+        );
+        assert!(feed(&mut t, Event::InitDone));
+        assert_eq!(names(&t), [("a", "2")]);
+        assert!(!feed(&mut t, Event::Init));
+        assert!(!feed(&mut t, Event::InitApply(object("a", "2"))));
+        assert!(!feed(&mut t, Event::InitDone), "nothing changed");
+        assert!(feed(&mut t, Event::Delete(object("a", "2"))));
+        assert_eq!(t.iter().count(), 0);
+    }
+
+    #[test]
+    fn a_bounded_table_lets_the_oldest_row_go() {
+        let mut t = Table::bounded(2);
+        feed(&mut t, Event::Apply(object("a", "1")));
+        feed(&mut t, Event::Apply(object("b", "1")));
+        feed(&mut t, Event::Apply(object("a", "2")));
+        feed(&mut t, Event::Apply(object("c", "1")));
+        assert_eq!(names(&t), [("a", "2"), ("c", "1")]);
+    }
+}
