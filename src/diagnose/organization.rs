@@ -23,6 +23,16 @@ pub struct OrgDeny {
     pub undecided: bool,
 }
 
+/// A policy that allows everything: what every other level or layer is assumed to say when
+/// one organization policy document is read alone (only its explicit denies then count).
+pub fn allow_all() -> Policy {
+    Policy::from_value(
+        "(every other layer assumed to allow)",
+        &json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}),
+    )
+    .expect("a constant policy parses")
+}
+
 /// What the given documents of type `kind` say of the requests (each must be allowed: one
 /// request per resource the call touches): the first Deny that matches, or none. Only explicit
 /// denies are read: whether an allow-list SCP allows needs every level's policies, which one
@@ -34,11 +44,7 @@ pub fn denies(
     named: Option<&str>,
     requests: &[Request],
 ) -> (Option<OrgDeny>, Vec<String>) {
-    let allow_all = Policy::from_value(
-        "(every other layer assumed to allow)",
-        &json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}),
-    )
-    .expect("a constant policy parses");
+    let allow_all = allow_all();
     let mut errors = Vec::new();
     for doc in docs
         .iter()

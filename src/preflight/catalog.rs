@@ -195,7 +195,7 @@ impl Catalogue {
 }
 
 /// The `{name}` placeholders of a text.
-fn placeholders(text: &str) -> impl Iterator<Item = &str> {
+pub fn placeholders(text: &str) -> impl Iterator<Item = &str> {
     text.split('{')
         .skip(1)
         .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))

@@ -219,11 +219,7 @@ fn policy_set(
             ));
         }
     };
-    let allow_all = Policy::from_value(
-        "(every other level assumed to allow)",
-        &serde_json::json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}),
-    )
-    .expect("a constant policy parses");
+    let allow_all = crate::diagnose::organization::allow_all();
     let scps: Vec<Vec<Policy>> = obs
         .org_policies
         .iter()
@@ -319,10 +315,7 @@ fn build(
     settings: &Settings,
 ) -> Result<Request, String> {
     let missing = |text: &str| {
-        let names: Vec<&str> = text
-            .split('{')
-            .skip(1)
-            .filter_map(|r| r.split_once('}').map(|(n, _)| n))
+        let names: Vec<&str> = catalog::placeholders(text)
             .filter(|n| !values.contains_key(n))
             .collect();
         format!("not known: {}", names.join(", "))
