@@ -250,18 +250,19 @@ pub fn evaluate(
         let pool = pools.first().copied();
         let values = values(&class, pool, settings, facts);
         for t in catalogue.of(settings.version) {
-            let unknown: Vec<When> = t
+            let answers: Vec<(When, Option<bool>)> = t
                 .when
                 .iter()
-                .copied()
-                .filter(|w| holds(*w, &class, settings).is_none())
+                .map(|w| (*w, holds(*w, &class, settings)))
                 .collect();
-            if t.when
-                .iter()
-                .any(|w| holds(*w, &class, settings) == Some(false))
-            {
+            if answers.iter().any(|(_, holds)| *holds == Some(false)) {
                 continue;
             }
+            let unknown: Vec<When> = answers
+                .iter()
+                .filter(|(_, holds)| holds.is_none())
+                .map(|(w, _)| *w)
+                .collect();
             if let Some(condition) = &t.unmodeled_condition {
                 notes.insert(format!(
                     "{} ({}) is left out: it is made only when {condition}",
@@ -277,11 +278,6 @@ pub fn evaluate(
                 continue;
             }
             let request = build(t, &values, settings);
-            let verdict = match (&request, &set) {
-                (Err(missing), _) => Verdict::Unknown(missing.clone()),
-                (Ok(_), Err(why)) => Verdict::Unknown(why.clone()),
-                (Ok(req), Ok(set)) => verdict(set, req),
-            };
             // One row per distinct request of a class (several call sites make some).
             let seen = rows.iter().any(|r: &Row| {
                 r.node_class == class.name
@@ -292,6 +288,11 @@ pub fn evaluate(
             if seen {
                 continue;
             }
+            let verdict = match (&request, &set) {
+                (Err(missing), _) => Verdict::Unknown(missing.clone()),
+                (Ok(_), Err(why)) => Verdict::Unknown(why.clone()),
+                (Ok(req), Ok(set)) => verdict(set, req),
+            };
             rows.push(Row {
                 node_class: class.name.clone(),
                 node_pool: pool.map(str::to_string),
