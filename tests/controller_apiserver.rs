@@ -122,6 +122,11 @@ fn karpenters_v1_crds_and_the_doctors_manifests_are_served_and_its_service_accou
         ("delete", "karpenter-doctor.io", "diagnoses", None),
         ("create", "events.k8s.io", "events", Some("default")),
         ("patch", "events.k8s.io", "events", Some("default")),
+        // Pending pods (pendingPods.enabled): their names and Karpenter's nominations in every
+        // namespace, the doctor's Event on each blocked pod where it is.
+        ("watch", "", "pods", None),
+        ("watch", "", "events", None),
+        ("create", "events.k8s.io", "events", Some("team-a")),
         ("create", "coordination.k8s.io", "leases", Some(DOCTOR_NS)),
         ("update", "coordination.k8s.io", "leases", Some(DOCTOR_NS)),
         ("list", "", "pods", Some("kube-system")),
@@ -136,12 +141,14 @@ fn karpenters_v1_crds_and_the_doctors_manifests_are_served_and_its_service_accou
     }
     let denied = [
         ("get", "", "secrets", Some("kube-system")),
-        // Events only where Karpenter records them (issue 24 §6).
+        // Karpenter's Events about its objects only where it records them (issue 24 §6); core
+        // Events are read everywhere, filtered to nominations, for pending pods.
         ("watch", "events.k8s.io", "events", None),
         ("list", "events.k8s.io", "events", Some("kube-system")),
         ("create", "karpenter.sh", "nodeclaims", None),
         ("patch", "karpenter.k8s.aws", "ec2nodeclasses", None),
-        ("create", "events.k8s.io", "events", Some("kube-system")),
+        ("get", "", "pods", Some("team-a")),
+        ("delete", "events.k8s.io", "events", Some("default")),
         (
             "create",
             "coordination.k8s.io",
@@ -494,7 +501,7 @@ fn the_controller_as_its_service_account_turns_the_seed_1_log_stream_into_one_di
     assert_eq!(occurrences(&items), 5, "{:#}", items[0]);
     let metrics = controller.metrics();
     for line in [
-        r#"karpenter_doctor_diagnoses{category="PassRoleDenied",reason="PassedToServiceMismatch",state="active"} 1"#,
+        r#"karpenter_doctor_diagnoses{category="PassRoleDenied",nodepool="",reason="PassedToServiceMismatch",state="active"} 1"#,
         r#"karpenter_doctor_signals_total{category="PassRoleDenied",source="log"} 5"#,
         r#"karpenter_doctor_aws_requests_total{operation="GetRole",outcome="ok",service="iam"} 1"#,
     ] {
@@ -1071,7 +1078,7 @@ fn a_diagnosis_shared_with_other_writers_counts_exactly_and_resolves_when_the_fi
         "every printer column resolves, as the server prints them"
     );
     wait_for("the resolved gauge", Duration::from_secs(30), || {
-        controller.metrics().contains("karpenter_doctor_diagnoses{category=\"PassRoleDenied\",reason=\"PassedToServiceMismatch\",state=\"resolved\"} 1")
+        controller.metrics().contains("karpenter_doctor_diagnoses{category=\"PassRoleDenied\",nodepool=\"\",reason=\"PassedToServiceMismatch\",state=\"resolved\"} 1")
             .then_some(())
     });
     assert!(controller.stop().success());
@@ -1543,7 +1550,7 @@ fn without_any_one_rule_of_the_charts_rbac_the_controller_degrades_visibly() {
     }
     std::fs::write(format!("{dir}/degraded.txt"), &report).unwrap();
     eprintln!("{report}");
-    assert_eq!(variants, 8, "the chart's rules: {report}");
+    assert_eq!(variants, 10, "the chart's rules: {report}");
 }
 
 /// IRSA refused: every Karpenter controller fails the same way (nodeclass, interruption,
@@ -1810,4 +1817,152 @@ fn a_restarted_controller_does_not_count_again_the_events_it_counted() {
     assert!(second.stop().success());
     let refused = refusals(&kube);
     assert!(refused.is_empty(), "refused: {refused:#?}");
+}
+
+/// Karpenter's `Nominated` Event on a pod, as Karpenter v1.15.0 recorded it in
+/// tests/fixtures/karpenter/v1.15.0/passrole-fleet/events.json (client-go's recorder: core/v1,
+/// `source.component` and `reportingComponent` karpenter), for `pod` in `ns` and `claim`.
+fn nominated(ns: &str, pod: &str, uid: &str, claim: &str, reporter: &str) -> Value {
+    let recorded: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{ROOT}/tests/fixtures/karpenter/v1.15.0/passrole-fleet/events.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut e = recorded["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reason"] == "Nominated")
+        .expect("Karpenter v1.15.0 nominated the pod")
+        .clone();
+    e["metadata"] = json!({"name": format!("{pod}.nominated"), "namespace": ns});
+    e["involvedObject"] =
+        json!({"kind": "Pod", "namespace": ns, "name": pod, "uid": uid, "apiVersion": "v1"});
+    e["message"] = json!(format!("Pod should schedule on: nodeclaim/{claim}"));
+    e["source"] = json!({"component": reporter});
+    e["reportingComponent"] = json!(reporter);
+    e
+}
+
+/// A pending pod Karpenter nominated for a NodeClaim whose launch fails gets one Event naming the
+/// cause and its Diagnosis, once; the Diagnosis and the metric count it. A pod nominated for a
+/// NodeClaim that does not fail, and a nomination another reporter wrote, are not counted.
+#[test]
+fn a_pending_pod_nominated_for_a_failing_nodeclaim_is_told_once_and_counted() {
+    let Some((kube, moto)) = seed_1_cluster("pending") else {
+        return;
+    };
+    kube.namespace("team-a");
+    kube.apply(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "team-a"}})
+            .to_string(),
+    );
+    let mut uids = Vec::new();
+    for pod in ["web-1", "web-2", "web-3"] {
+        // No scheduler runs: the pod stays Pending, bound to no node.
+        let stored = kube.apply(
+            &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": "team-a"},
+                "spec": {"containers": [{"name": "app", "image": "nginx"}]}})
+            .to_string(),
+        );
+        uids.push(stored[0]["metadata"]["uid"].as_str().unwrap().to_string());
+    }
+    for (pod, uid, claim, reporter) in [
+        ("web-1", &uids[0], "default-000", "karpenter"),
+        ("web-2", &uids[1], "default-000", "mallory-bot"),
+        ("web-3", &uids[2], "default-healthy", "karpenter"),
+    ] {
+        kube.apply(&nominated("team-a", pod, uid, claim, reporter).to_string());
+    }
+    feed(&kube, 0, 1);
+    let sa = kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA);
+    let dir = scratch("kubeapi-pending");
+    let controller = Controller::start(
+        &sa,
+        &moto,
+        Path::new(&format!("{dir}/controller.log")),
+        "doctor-0",
+    );
+    let items = diagnoses(
+        &kube,
+        |i| i.len() == 1 && i[0]["status"]["blockedPods"] == 1,
+        Duration::from_secs(60),
+    );
+    assert_eq!(items.len(), 1, "{items:#?}\n{}", controller.log());
+    let d = &items[0];
+    assert_eq!(d["status"]["blockedPods"], 1, "{d:#}\n{}", controller.log());
+    let name = d["metadata"]["name"].as_str().unwrap().to_string();
+    let told = || -> Vec<k8s_openapi::api::events::v1::Event> {
+        runtime().block_on(async {
+            let api: Api<k8s_openapi::api::events::v1::Event> =
+                Api::namespaced(kube.client().await, "team-a");
+            let mut events = api.list(&Default::default()).await.unwrap().items;
+            events.retain(|e| e.reason.as_deref() == Some("NodeLaunchBlocked"));
+            events
+        })
+    };
+    let events = wait_for("the pod's Event", Duration::from_secs(20), || {
+        let events = told();
+        (!events.is_empty()).then_some(events)
+    });
+    // More reconciles (a new failure of the same cause, re-checks every 2 s): told once still.
+    feed(&kube, 1, 2);
+    diagnoses(&kube, |i| occurrences(i) == 2, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(5));
+    let events = told().into_iter().chain(events).collect::<Vec<_>>();
+    let regarding: std::collections::BTreeSet<String> = events
+        .iter()
+        .map(|e| e.regarding.as_ref().unwrap().name.clone().unwrap())
+        .collect();
+    assert_eq!(
+        regarding,
+        std::collections::BTreeSet::from(["web-1".to_string()]),
+        "{events:#?}"
+    );
+    let e = told().remove(0);
+    assert_eq!(told().len(), 1, "one Event, once: {events:#?}");
+    assert!(
+        e.series.is_none() && e.deprecated_count.unwrap_or(1) == 1,
+        "recorded once: {e:#?}"
+    );
+    assert_eq!(e.type_.as_deref(), Some("Warning"));
+    assert_eq!(e.reporting_controller.as_deref(), Some("karpenter-doctor"));
+    assert_eq!(
+        e.note.as_deref(),
+        Some(
+            format!(
+                "no node can launch for this pod: iam:PassRole refused (PassedToServiceMismatch, Confirmed); kubectl get diagnosis {name}"
+            )
+            .as_str()
+        )
+    );
+    let metrics = controller.metrics();
+    let line = r#"karpenter_doctor_blocked_pods{category="PassRoleDenied",nodepool="",reason="PassedToServiceMismatch"} 1"#;
+    assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    let line = r#"karpenter_doctor_diagnoses{category="PassRoleDenied",nodepool="",reason="PassedToServiceMismatch",state="active"} 1"#;
+    assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+
+    // The pod goes (scheduled elsewhere, deleted): it no longer counts.
+    runtime().block_on(async {
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(kube.client().await, "team-a");
+        pods.delete("web-1", &kube::api::DeleteParams::default().grace_period(0))
+            .await
+            .unwrap();
+    });
+    feed(&kube, 2, 3);
+    let items = diagnoses(
+        &kube,
+        |i| i.len() == 1 && i[0]["status"]["blockedPods"] == 0,
+        Duration::from_secs(30),
+    );
+    assert_eq!(items[0]["status"]["blockedPods"], 0, "{:#}", items[0]);
+    assert!(
+        refusals(&kube).is_empty(),
+        "refused: {:#?}",
+        refusals(&kube)
+    );
+    assert!(controller.stop().success());
 }

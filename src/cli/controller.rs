@@ -40,6 +40,14 @@ pub struct ControllerArgs {
     /// Quiet time after a change before diagnosing, in milliseconds.
     #[arg(long, default_value_t = 50, value_name = "MS")]
     pub debounce_ms: u64,
+    /// Watch pending pods and Karpenter's nominations of them (in every namespace): count the
+    /// pods each root cause blocks, and record one Event on each.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub pending_pods: bool,
+    /// At most this many Events a second on blocked pods (Karpenter's own pod-event budget);
+    /// 0: count the pods, record no Event.
+    #[arg(long, default_value_t = 5.0, value_name = "N")]
+    pub pod_events_per_second: f64,
     /// error, warn, info or debug.
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
@@ -50,6 +58,11 @@ pub fn run(args: &ControllerArgs) -> Result<(), Failure> {
     if args.recheck_interval_seconds == 0 {
         return Err(Failure(
             "--recheck-interval-seconds must be at least 1".into(),
+        ));
+    }
+    if !(args.pod_events_per_second.is_finite() && args.pod_events_per_second >= 0.0) {
+        return Err(Failure(
+            "--pod-events-per-second must be a number of at least 0".into(),
         ));
     }
     let snapshots = args.facts.load()?;
@@ -71,6 +84,7 @@ pub fn run(args: &ControllerArgs) -> Result<(), Failure> {
         }),
         aws: args.aws.options(),
         snapshots,
+        pending_pods: args.pending_pods.then_some(args.pod_events_per_second),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

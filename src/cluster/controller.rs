@@ -9,13 +9,13 @@ use super::logs::{self, LogBuffer};
 use super::metrics::Metrics;
 use super::slim::Slim;
 use super::writer::{Writer, Written, category_label};
-use super::{http, leader, log, resources};
+use super::{http, leader, log, pods, resources};
 use crate::aws::live::Live;
 use crate::diagnose::{self, lifecycle};
 use crate::facts::{Overlay, SnapshotFacts};
 use crate::signal::{Observations, Scanner};
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -44,6 +44,9 @@ pub struct Settings {
     pub leader_election: Option<String>,
     pub aws: crate::aws::AwsOptions,
     pub snapshots: SnapshotFacts,
+    /// Watch pending pods and Karpenter's nominations of them: count the pods each root cause
+    /// blocks, and tell each pod, at most this many Events a second (0: count only).
+    pub pending_pods: Option<f64>,
 }
 
 /// Everything one reconcile uses.
@@ -56,6 +59,8 @@ struct Context {
     scanner: Arc<Scanner>,
     live: Live,
     metrics: Arc<Metrics>,
+    /// Where the blocked pods to tell go (`pods`), when Events on pods are recorded.
+    tell: Option<tokio::sync::watch::Sender<Vec<pods::Tell>>>,
 }
 
 /// Runs until SIGTERM or Ctrl-C (or, when electing, until leadership is lost: exit and restart).
@@ -67,10 +72,15 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let scanner = Arc::new(Scanner::new().map_err(|e| format!("invalid recognition rules: {e}"))?);
-    let index = Arc::new(Mutex::new(Index::default()));
+    let index = Arc::new(Mutex::new(if settings.pending_pods.is_some() {
+        Index::watching_pods()
+    } else {
+        Index::default()
+    }));
     let watchers = watch(
         &client,
         &settings.karpenter_namespace,
+        settings.pending_pods.is_some(),
         Watched {
             notify: notify.clone(),
             metrics: metrics.clone(),
@@ -121,7 +131,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     log::info("caches synced; diagnosing");
     let mut writer = Writer::new(
         client.clone(),
-        Some(identity),
+        Some(identity.clone()),
         settings.max_diagnoses,
         metrics.clone(),
     );
@@ -147,7 +157,19 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             pods: pods.clone(),
         },
     ));
+    let teller = settings
+        .pending_pods
+        .filter(|per_second| *per_second > 0.0)
+        .map(|per_second| {
+            let reporter = kube::runtime::events::Reporter {
+                controller: super::writer::FIELD_MANAGER.into(),
+                instance: Some(identity.clone()),
+            };
+            pods::spawn(client.clone(), reporter, per_second, metrics.clone())
+        });
+    let (tell, teller) = teller.unzip();
     let cx = Context {
+        tell,
         live: Live::connect(&settings.aws).await,
         scanner,
         settings,
@@ -193,6 +215,9 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             .observe(started.elapsed().as_secs_f64());
     }
     follower.abort();
+    if let Some(teller) = teller {
+        teller.abort();
+    }
     stop(elector.as_ref(), &watchers, lost).await
 }
 
@@ -272,6 +297,7 @@ fn jittered(interval: Duration) -> Duration {
 async fn watch(
     client: &kube::Client,
     namespace: &str,
+    pending_pods: bool,
     to: Watched,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut versions = Vec::new();
@@ -294,7 +320,30 @@ async fn watch(
         )
         .modify(Slim::trim)
     };
-    vec![
+    let mut pods = Vec::new();
+    if pending_pods {
+        // Only the pods waiting for a node (the API server filters), only their names; and
+        // only the Events that nominate a pod, in every namespace (where the pods are).
+        let waiting = watcher::Config::default().fields("status.phase=Pending,spec.nodeName=");
+        pods.push(spawn(
+            watcher(
+                Api::<kube::core::PartialObjectMeta<Pod>>::all(client.clone()),
+                waiting,
+            ),
+            to.clone(),
+            "pods",
+            |index, _, e| index.feed_pending(e),
+        ));
+        let nominated =
+            watcher::Config::default().fields("involvedObject.kind=Pod,reason=Nominated");
+        pods.push(spawn(
+            watcher(Api::<CoreEvent>::all(client.clone()), nominated),
+            to.clone(),
+            "pod events",
+            |index, _, e| index.feed_nomination(e),
+        ));
+    }
+    let mut handles = vec![
         spawn(
             slim(resources::node_claims(versions[0])),
             to.clone(),
@@ -332,7 +381,9 @@ async fn watch(
             "serviceaccounts",
             |index, _, e| index.feed_account(e),
         ),
-    ]
+    ];
+    handles.extend(pods);
+    handles
 }
 
 /// What the watches feed and report to: the index, the wake-up on a change a diagnosis reads,
@@ -497,11 +548,22 @@ async fn reconcile(
     }
     count_aws_requests(cx);
     cx.metrics.diagnoses.reset();
-    for (category, reason, state) in writer.states() {
-        cx.metrics
-            .diagnoses
-            .with_label_values(&[category, reason, state])
-            .inc();
+    for labels in writer.states() {
+        cx.metrics.diagnoses.with_label_values(&labels).inc();
+    }
+    if let Some(tell) = &cx.tell {
+        tell.send_replace(pods::tells(&items));
+    }
+    cx.metrics.blocked_pods.reset();
+    for d in &items {
+        for b in &d.blocked {
+            let labels = [
+                category_label(d.spec.category),
+                d.status.root_cause.reason.as_str(),
+                b.node_pool.as_deref().unwrap_or(""),
+            ];
+            cx.metrics.blocked_pods.with_label_values(&labels).inc();
+        }
     }
     Ok(())
 }

@@ -9,9 +9,10 @@
 use super::observe::{self, Kind, Objects};
 use super::slim::Slim;
 use super::table::Table;
-use crate::signal::{NodeClaimInfo, Observations, Scanner};
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use crate::signal::{NodeClaimInfo, Nomination, Observations, PodRef, Scanner};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
+use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -31,6 +32,12 @@ pub struct Index {
     classes: Table<Slim>,
     events: Table<Event>,
     accounts: Table<ServiceAccount>,
+    /// Pods waiting for a node (phase Pending, bound to none), by `namespace/name`: all a
+    /// metadata watch of them carries is their name. Watched only when `pods_watched`.
+    pending: Table<()>,
+    /// Karpenter's nominations of pods for NodeClaims, by Event.
+    nominations: Table<Nomination>,
+    pods_watched: bool,
     /// Each distinct NodePool, EC2NodeClass, capacity type and image name once, shared by the
     /// healthy NodeClaims that name it.
     names: HashSet<Arc<str>>,
@@ -77,12 +84,23 @@ impl Default for Index {
             classes: Table::default(),
             events: Table::bounded(MAX_EVENTS),
             accounts: Table::default(),
+            pending: Table::namespaced(),
+            nominations: Table::namespaced(),
+            pods_watched: false,
             names: HashSet::new(),
         }
     }
 }
 
 impl Index {
+    /// An index that is also fed the pending pods and Karpenter's nominations of them.
+    pub fn watching_pods() -> Index {
+        Index {
+            pods_watched: true,
+            ..Index::default()
+        }
+    }
+
     /// Each `feed_*` applies one watch event and returns whether what a diagnosis reads changed.
     pub fn feed_claim(&mut self, scanner: &Scanner, event: watcher::Event<Slim>) -> bool {
         let Index { claims, names, .. } = self;
@@ -101,6 +119,14 @@ impl Index {
         self.events.feed(event, |e| may_signal(scanner, e))
     }
 
+    pub fn feed_pending(&mut self, event: watcher::Event<PartialObjectMeta<Pod>>) -> bool {
+        self.pending.feed(event, |_| Some(()))
+    }
+
+    pub fn feed_nomination(&mut self, event: watcher::Event<CoreEvent>) -> bool {
+        self.nominations.feed(event, nomination)
+    }
+
     pub fn feed_account(&mut self, event: watcher::Event<ServiceAccount>) -> bool {
         self.accounts.feed(event, |mut account| {
             account.metadata.managed_fields = None;
@@ -115,6 +141,7 @@ impl Index {
             && self.classes.synced()
             && self.events.synced()
             && self.accounts.synced()
+            && (!self.pods_watched || (self.pending.synced() && self.nominations.synced()))
     }
 
     /// How many NodeClaims are kept, and how many of them fail.
@@ -175,7 +202,25 @@ impl Index {
             pods: pods.iter().collect(),
         };
         observe::read(scanner, &objects, &mut obs);
+        if self.pods_watched {
+            self.pending_pods(&mut obs);
+        }
         obs
+    }
+
+    /// The pending pods Karpenter nominated, and their nominations, in name order.
+    fn pending_pods(&self, obs: &mut Observations) {
+        let mut pods = Vec::new();
+        for (_, n) in self.nominations.sorted() {
+            let key = format!("{}/{}", n.pod.namespace, n.pod.name);
+            if self.pending.get(&key).is_some() {
+                pods.push(n.pod.clone());
+                obs.nominations.push(n.clone());
+            }
+        }
+        pods.sort();
+        pods.dedup();
+        obs.pending_pods = Some(pods);
     }
 
     /// The uid of the kept object of `kind` named `name`: `None` when there is none,
@@ -228,6 +273,45 @@ fn intern(names: &mut HashSet<Arc<str>>, s: String) -> Arc<str> {
     let new: Arc<str> = s.into();
     names.insert(new.clone());
     new
+}
+
+/// Karpenter's Event on a pod that nominates it for a NodeClaim (`signal::pending`), as kept.
+fn nomination(event: CoreEvent) -> Option<Nomination> {
+    let reporter = [
+        event.reporting_component.as_deref(),
+        event.source.as_ref().and_then(|s| s.component.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|r| !r.is_empty());
+    if reporter != Some(crate::signal::KARPENTER_REPORTER) {
+        return None;
+    }
+    let o = &event.involved_object;
+    let claim = crate::signal::pending::nominated_claim(
+        event.reason.as_deref()?,
+        event.message.as_deref()?,
+    )?;
+    let time = [
+        event.last_timestamp.as_ref().map(|t| t.0.to_string()),
+        event.event_time.as_ref().map(|t| t.0.to_string()),
+        event
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .next();
+    Some(Nomination {
+        pod: PodRef {
+            namespace: o.namespace.clone().or(event.metadata.namespace.clone())?,
+            name: o.name.clone()?,
+        },
+        node_claim: claim.into(),
+        time,
+    })
 }
 
 /// An Event as kept, when it can be a signal: Karpenter's, about one of its objects, and read

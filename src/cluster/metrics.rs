@@ -1,5 +1,5 @@
 //! The controller's metrics (contract §6), with label values from fixed code lists only:
-//! diagnoses by state, signals by source, AWS requests by outcome, reconcile timing and errors,
+//! diagnoses by state and NodePool, pending pods blocked by NodePool, signals by source, AWS requests by outcome, reconcile timing and errors,
 //! and the Kubernetes requests that failed, by resource and error (refused ones: forbidden).
 
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
@@ -7,6 +7,7 @@ use prometheus::{Encoder, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, 
 pub struct Metrics {
     registry: Registry,
     pub diagnoses: IntGaugeVec,
+    pub blocked_pods: IntGaugeVec,
     pub signals: IntCounterVec,
     pub aws_requests: IntCounterVec,
     pub reconcile_duration: Histogram,
@@ -23,9 +24,17 @@ impl Metrics {
         let diagnoses = IntGaugeVec::new(
             Opts::new(
                 "karpenter_doctor_diagnoses",
-                "Diagnoses by category, reason and state (active or resolved).",
+                "Diagnoses by category, reason, state (active or resolved) and the NodePool whose launches failed (empty where none).",
             ),
-            &["category", "reason", "state"],
+            &["category", "reason", "state", "nodepool"],
+        )
+        .expect("valid metric");
+        let blocked_pods = IntGaugeVec::new(
+            Opts::new(
+                "karpenter_doctor_blocked_pods",
+                "Pending pods waiting on NodeClaims a root cause blocks, by category, reason and the NodeClaims' NodePool.",
+            ),
+            &["category", "reason", "nodepool"],
         )
         .expect("valid metric");
         let signals = IntCounterVec::new(
@@ -73,6 +82,7 @@ impl Metrics {
         for c in [
             Box::new(leader.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(diagnoses.clone()),
+            Box::new(blocked_pods.clone()),
             Box::new(signals.clone()),
             Box::new(aws_requests.clone()),
             Box::new(reconcile_duration.clone()),
@@ -84,6 +94,7 @@ impl Metrics {
         Metrics {
             registry,
             diagnoses,
+            blocked_pods,
             signals,
             aws_requests,
             reconcile_duration,

@@ -6,8 +6,7 @@ use kube::Resource;
 use kube::runtime::watcher;
 use std::collections::HashMap;
 
-/// The rows of one resource, by name (the controller watches one namespace at most per
-/// resource, so the name is the key).
+/// The rows of one resource, by name (`namespace/name` when the watch spans namespaces).
 #[derive(Debug)]
 pub struct Table<V> {
     rows: HashMap<Box<str>, Row<V>>,
@@ -17,6 +16,8 @@ pub struct Table<V> {
     seq: u64,
     cap: usize,
     synced: bool,
+    /// Rows are named `namespace/name` (a watch of every namespace).
+    namespaced: bool,
 }
 
 #[derive(Debug)]
@@ -47,7 +48,7 @@ impl<V: PartialEq> Table<V> {
                 false
             }
             watcher::Event::InitApply(o) | watcher::Event::Apply(o) => {
-                let Some(name) = o.meta().name.as_deref().map(Box::<str>::from) else {
+                let Some(name) = self.key(&o) else {
                     return false;
                 };
                 match keep(o) {
@@ -55,11 +56,9 @@ impl<V: PartialEq> Table<V> {
                     None => self.rows.remove(&name).is_some(),
                 }
             }
-            watcher::Event::Delete(o) => o
-                .meta()
-                .name
-                .as_deref()
-                .is_some_and(|name| self.rows.remove(name).is_some()),
+            watcher::Event::Delete(o) => self
+                .key(&o)
+                .is_some_and(|name| self.rows.remove(&name).is_some()),
             watcher::Event::InitDone => {
                 let before = self.rows.len();
                 let epoch = self.epoch;
@@ -69,6 +68,15 @@ impl<V: PartialEq> Table<V> {
                 first || self.rows.len() != before
             }
         }
+    }
+
+    /// An object's row name: its name, or `namespace/name` in a table of many namespaces.
+    fn key<K: Resource>(&self, o: &K) -> Option<Box<str>> {
+        let name = o.meta().name.as_deref()?;
+        Some(match (self.namespaced, o.meta().namespace.as_deref()) {
+            (true, Some(ns)) => format!("{ns}/{name}").into(),
+            _ => name.into(),
+        })
     }
 
     fn insert(&mut self, name: Box<str>, value: V) -> bool {
@@ -102,6 +110,15 @@ impl<V> Table<V> {
             seq: 0,
             cap,
             synced: false,
+            namespaced: false,
+        }
+    }
+
+    /// A table of a watch of every namespace: rows are named `namespace/name`.
+    pub fn namespaced() -> Table<V> {
+        Table {
+            namespaced: true,
+            ..Table::bounded(usize::MAX)
         }
     }
 

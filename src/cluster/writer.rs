@@ -29,6 +29,8 @@ struct Known {
     category: String,
     reason: String,
     resolved: bool,
+    /// The NodePool whose launches failed (`spec.nodePool`), empty where none.
+    node_pool: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -232,6 +234,7 @@ impl Writer {
             .await;
         if let Some(k) = self.known.get_mut(name) {
             k.category = category_label(d.spec.category).into();
+            k.node_pool = d.spec.node_pool.clone().unwrap_or_default();
             k.reason = view.root_cause.reason.clone();
             k.resolved = is_true(&conditions, "Resolved");
         }
@@ -341,17 +344,18 @@ impl Writer {
         Ok(())
     }
 
-    /// (category, reason, state) of every Diagnosis known, for the diagnoses gauge.
-    pub fn states(&self) -> impl Iterator<Item = (&str, &str, &'static str)> {
+    /// (category, reason, state, nodepool) of every Diagnosis known, for the diagnoses gauge.
+    pub fn states(&self) -> impl Iterator<Item = [&str; 4]> {
         self.known
             .values()
             .filter(|k| !k.reason.is_empty())
             .map(|k| {
-                (
+                [
                     k.category.as_str(),
                     k.reason.as_str(),
                     if k.resolved { "resolved" } else { "active" },
-                )
+                    k.node_pool.as_str(),
+                ]
             })
     }
 
@@ -589,6 +593,7 @@ fn known(held: &DiagnosisStatusView, spec: Option<&DiagnosisSpec>) -> Known {
                 .and_then(crate::policy::typed::date),
         },
         category: spec.map_or("", |s| category_label(s.category)).into(),
+        node_pool: spec.and_then(|s| s.node_pool.clone()).unwrap_or_default(),
         reason: held.root_cause.reason.clone(),
         resolved: held
             .condition("Resolved")
@@ -790,11 +795,12 @@ mod tests {
         let states: Vec<_> = writer.states().collect();
         assert_eq!(
             states,
-            [(
+            [[
                 "PassRoleDenied",
                 d.status.root_cause.reason.as_str(),
-                "active"
-            )]
+                "active",
+                d.spec.node_pool.as_deref().unwrap_or("")
+            ]]
         );
         assert!(name.starts_with("pass-role-denied-"));
     }

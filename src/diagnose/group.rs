@@ -137,6 +137,46 @@ impl Group<'_> {
         after.count() as u64
     }
 
+    /// The NodePools of its failures, by name.
+    pub fn node_pools(&self) -> Vec<String> {
+        let pools: BTreeSet<&String> = self
+            .incidents
+            .iter()
+            .filter_map(|i| i.node_pool.as_ref())
+            .collect();
+        pools.into_iter().cloned().collect()
+    }
+
+    /// The pending pods waiting on its NodeClaims (`waiting`: by NodeClaim), each once, in
+    /// order, with the NodePool of the NodeClaim each waits on.
+    pub fn blocked(
+        &self,
+        waiting: &BTreeMap<&str, Vec<&crate::signal::PodRef>>,
+    ) -> Vec<super::model::BlockedPod> {
+        let mut pools: BTreeMap<&str, Option<&String>> = BTreeMap::new();
+        for i in &self.incidents {
+            if let Some(claim) = i.signal.node_claim.as_deref() {
+                let pool = pools.entry(claim).or_default();
+                *pool = i.node_pool.as_ref().or(*pool);
+            }
+        }
+        let mut out: Vec<super::model::BlockedPod> =
+            pools
+                .into_iter()
+                .flat_map(|(claim, pool)| {
+                    waiting.get(claim).into_iter().flatten().map(move |pod| {
+                        super::model::BlockedPod {
+                            pod: (*pod).clone(),
+                            node_pool: pool.cloned(),
+                        }
+                    })
+                })
+                .collect();
+        out.sort();
+        out.dedup_by(|a, b| a.pod == b.pod);
+        out
+    }
+
     /// Up to `n` distinct NodeClaim names, most recent first.
     pub fn node_claims(&self, n: usize) -> Vec<String> {
         let mut seen = BTreeSet::new();

@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod organization;
 mod partial;
+pub mod pods;
 pub mod premise;
 pub mod printable;
 pub mod remedy;
@@ -249,12 +250,17 @@ pub fn diagnose_counted(
     counted: &dyn Fn(&str) -> Option<i64>,
 ) -> Vec<Diagnosis> {
     let (controller, incidents) = resolve(obs, facts, controller_role);
+    let waiting = crate::signal::pending::waiting_on(obs.pending_pods.as_deref(), &obs.nominations);
     let mut out: Vec<Diagnosis> = group::most_frequent(group::group(incidents), MAX_ROOT_CAUSES)
         .iter()
         .map(|g| {
             let mut d = render(g, obs, facts, controller.as_deref());
             if let Some(until) = counted(&d.metadata.name) {
                 d.status.occurrences = g.sighted_after(until);
+            }
+            if obs.pending_pods.is_some() {
+                d.blocked = g.blocked(&waiting);
+                d.status.blocked_pods = Some(d.blocked.len() as u64);
             }
             d
         })
@@ -663,7 +669,10 @@ fn render(
             affected_node_claims: g.node_claims(MAX_NODE_CLAIMS),
             // Escaped before the cut, so that the cap holds.
             last_message: cut(&printable::escape(&latest.signal.message), MAX_MESSAGE),
+            blocked_pods: None,
+            node_pools: g.node_pools(),
         },
+        blocked: Vec::new(),
     };
     printable::diagnosis(&mut diagnosis);
     diagnosis

@@ -113,6 +113,17 @@ pub struct Diagnosis {
     pub metadata: Metadata,
     pub spec: DiagnosisSpec,
     pub status: DiagnosisStatus,
+    /// The pending pods this cause blocks (`status.blockedPods` counts them): for the
+    /// controller's Events on them and its metrics, never written.
+    #[serde(skip)]
+    pub blocked: Vec<BlockedPod>,
+}
+
+/// A pending pod a root cause blocks, and the NodePool of the NodeClaim it waits on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BlockedPod {
+    pub pod: crate::signal::PodRef,
+    pub node_pool: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -181,6 +192,13 @@ pub struct DiagnosisStatus {
     pub affected_node_claims: Vec<String>,
     /// The latest raw error message (at most 4 KiB).
     pub last_message: String,
+    /// How many pending pods wait on NodeClaims this cause blocks (Karpenter nominated them for
+    /// those NodeClaims); absent where pending pods were not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_pods: Option<u64>,
+    /// The NodePools whose NodeClaims this cause blocks, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_pools: Vec<String>,
 }
 
 /// A metav1.Condition.

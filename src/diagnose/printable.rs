@@ -64,6 +64,7 @@ pub fn diagnosis(d: &mut Diagnosis) {
     status
         .affected_node_claims
         .iter_mut()
+        .chain(&mut status.node_pools)
         .for_each(escape_in_place);
     escape_in_place(&mut status.last_message);
 }

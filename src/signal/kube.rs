@@ -1,6 +1,6 @@
 //! Kubernetes objects as kubectl prints them: NodeClaims (and v0.3x Machines), NodePools,
-//! EC2NodeClasses (and AWSNodeTemplates), Events, ServiceAccounts, Karpenter's Pods; failure
-//! texts and links.
+//! EC2NodeClasses (and AWSNodeTemplates), Events, ServiceAccounts, Karpenter's Pods, pending
+//! pods and Karpenter's nominations of them; failure texts and links.
 
 use super::sink::{Context, Sink};
 use super::{NodeClaimInfo, NodeClassInfo, NodePoolInfo, ROLE_ANNOTATION, Source};
@@ -209,6 +209,10 @@ fn event(value: &Value, line: usize, sink: &mut Sink<'_>) {
             });
         }
     }
+    let time = event_time(value);
+    if kind == "Pod" {
+        nomination(value, object, text, time.clone(), sink);
+    }
     let mut context = Context::new(Source::Event, line);
     context.author = event_author(value);
     match kind {
@@ -217,7 +221,13 @@ fn event(value: &Value, line: usize, sink: &mut Sink<'_>) {
         "EC2NodeClass" | "AWSNodeTemplate" => context.node_class = object_name,
         _ => {}
     }
-    context.time = [
+    context.time = time;
+    sink.recognise(&context, text);
+}
+
+/// When an Event last happened (normalized RFC 3339), where it says.
+fn event_time(value: &Value) -> Option<String> {
+    [
         &["lastTimestamp"][..],
         &["series", "lastObservedTime"],
         &["eventTime"],
@@ -226,8 +236,32 @@ fn event(value: &Value, line: usize, sink: &mut Sink<'_>) {
         &["metadata", "creationTimestamp"],
     ]
     .iter()
-    .find_map(|path| str_at(value, path).and_then(super::time::normalize));
-    sink.recognise(&context, text);
+    .find_map(|path| str_at(value, path).and_then(super::time::normalize))
+}
+
+/// Karpenter's Event on a pod naming the NodeClaim it nominated the pod for (`pending`). Such
+/// Events are in the pod's namespace, so only the reporter tells Karpenter's.
+fn nomination(value: &Value, pod: &Value, text: &str, time: Option<String>, sink: &mut Sink<'_>) {
+    if reporter(value) != Some(KARPENTER_REPORTER) {
+        return;
+    }
+    let reason = str_at(value, &["reason"]).unwrap_or("");
+    let namespace =
+        str_at(pod, &["namespace"]).or_else(|| str_at(value, &["metadata", "namespace"]));
+    if let (Some(namespace), Some(name), Some(claim)) = (
+        namespace,
+        str_at(pod, &["name"]),
+        super::pending::nominated_claim(reason, text),
+    ) {
+        sink.nomination(super::Nomination {
+            pod: super::PodRef {
+                namespace: namespace.into(),
+                name: name.into(),
+            },
+            node_claim: claim.into(),
+            time,
+        });
+    }
 }
 
 /// The component Karpenter reports its Events as (client-go's recorder: `reportingController`,
@@ -241,15 +275,19 @@ pub const KARPENTER_EVENTS_NAMESPACE: &str = "default";
 /// who may create Events can write any text "regarding" any object, so only the reporter and
 /// the namespace tell Karpenter's from a forgery. `None`: Karpenter's.
 pub fn event_author(event: &Value) -> Option<String> {
-    let reporter = [
+    author(reporter(event), str_at(event, &["metadata", "namespace"]))
+}
+
+/// The component that reported an Event: its first non-empty reporting field.
+fn reporter(event: &Value) -> Option<&str> {
+    [
         &["reportingController"][..],
         &["reportingComponent"],
         &["source", "component"],
         &["deprecatedSource", "component"],
     ]
     .iter()
-    .find_map(|path| str_at(event, path).filter(|r| !r.is_empty()));
-    author(reporter, str_at(event, &["metadata", "namespace"]))
+    .find_map(|path| str_at(event, path))
 }
 
 /// `event_author` from the Event's reporter (its first non-empty reporting field) and
@@ -283,6 +321,18 @@ fn pod(value: &Value, in_list: bool, sink: &mut Sink<'_>) {
     let Some(metadata) = value.get("metadata") else {
         return;
     };
+    let unbound = str_at(value, &["spec", "nodeName"]).is_none();
+    if let (Some("Pending"), true, Some(namespace), Some(name)) = (
+        str_at(value, &["status", "phase"]),
+        unbound,
+        str_at(metadata, &["namespace"]),
+        str_at(metadata, &["name"]),
+    ) {
+        sink.pending_pod(super::PodRef {
+            namespace: namespace.into(),
+            name: name.into(),
+        });
+    }
     if in_list && !names_karpenter(metadata) {
         return;
     }

@@ -9,6 +9,7 @@ mod instances;
 mod kube;
 mod logline;
 mod logs;
+pub mod pending;
 mod record;
 mod rules;
 mod salvage;
@@ -17,7 +18,7 @@ mod sink;
 pub mod text;
 mod time;
 
-pub use self::kube::{KARPENTER_EVENTS_NAMESPACE, author, event_author};
+pub use self::kube::{KARPENTER_EVENTS_NAMESPACE, KARPENTER_REPORTER, author, event_author};
 pub use rules::RuleError;
 pub use scanner::Scanner;
 pub use sink::MAX_SIGNALS;
@@ -335,7 +336,28 @@ pub struct Observations {
     pub cluster_names: Vec<String>,
     /// Organization policies (SCPs, RCPs) as `aws organizations describe-policy` prints them.
     pub org_policies: Vec<OrgPolicyInfo>,
+    /// The pods waiting for a node (phase Pending, bound to none); `None`: pods were not read.
+    pub pending_pods: Option<Vec<PodRef>>,
+    /// Karpenter's nominations of pods for NodeClaims (`pending`).
+    pub nominations: Vec<Nomination>,
     pub warnings: Vec<Warning>,
+}
+
+/// A pod, by namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Karpenter nominated a pod for a NodeClaim (`pending::nominated_claim`), at `time`
+/// (normalized RFC 3339, where the Event says).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Nomination {
+    pub pod: PodRef,
+    pub node_claim: String,
+    pub time: Option<String>,
 }
 
 /// An organization policy from `aws organizations describe-policy`: its ARN, type

@@ -75,6 +75,8 @@ pub(crate) struct Sink<'a> {
     /// Failures recognised past `MAX_SIGNALS`, and the line of the first.
     beyond: usize,
     first_beyond_line: usize,
+    /// Pending pods and nominations past `pending::MAX_PODS`.
+    beyond_pods: usize,
 }
 
 impl<'a> Sink<'a> {
@@ -95,6 +97,7 @@ impl<'a> Sink<'a> {
             claims,
             beyond: 0,
             first_beyond_line: 0,
+            beyond_pods: 0,
         }
     }
 
@@ -313,6 +316,26 @@ impl<'a> Sink<'a> {
         push_new(&mut self.out.karpenter_pods, pod);
     }
 
+    /// A pod waiting for a node: from now on the input's pending pods are known. At most
+    /// `MAX_PODS` (duplicates are told apart where they are read, `pending::waiting_on`).
+    pub(crate) fn pending_pod(&mut self, pod: super::PodRef) {
+        let pods = self.out.pending_pods.get_or_insert_default();
+        if pods.len() < super::pending::MAX_PODS {
+            pods.push(pod);
+        } else {
+            self.beyond_pods += 1;
+        }
+    }
+
+    /// A nomination of a pod for a NodeClaim; at most `MAX_PODS`.
+    pub(crate) fn nomination(&mut self, nomination: super::Nomination) {
+        if self.out.nominations.len() < super::pending::MAX_PODS {
+            self.out.nominations.push(nomination);
+        } else {
+            self.beyond_pods += 1;
+        }
+    }
+
     /// Ends the input: reports how many warnings were held back.
     pub(crate) fn finish(self) {
         let summaries = [
@@ -322,6 +345,15 @@ impl<'a> Sink<'a> {
                 format!(
                     "{} more failures from here on were counted, not read: at most {MAX_SIGNALS} are kept across all inputs",
                     self.beyond
+                ),
+            ),
+            (
+                self.beyond_pods,
+                0,
+                format!(
+                    "{} more pending pods and nominations were counted, not read: at most {} of each are kept",
+                    self.beyond_pods,
+                    super::pending::MAX_PODS
                 ),
             ),
             (

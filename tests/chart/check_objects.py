@@ -349,9 +349,13 @@ def rbac(docs, karpenter_namespace, triage_groups=()):
 
     grant("ClusterRole", "", "karpenter.sh", ["nodeclaims", "nodepools"], read)
     grant("ClusterRole", "", "karpenter.k8s.aws", ["ec2nodeclasses"], read)
-    grant("Role", "default", "events.k8s.io", ["events"], read + ["create", "patch"])
+    # Pending pods on (the default): pods and Karpenter's nominations in every namespace, the
+    # doctor's Events on pods (and its Diagnoses') created and patched in every namespace.
+    grant("Role", "default", "events.k8s.io", ["events"], read)
+    grant("ClusterRole", "", "", ["pods", "events"], ["list", "watch"])
+    grant("ClusterRole", "", "events.k8s.io", ["events"], ["create", "patch"])
     grant("ClusterRole", "", group, [plural, f"{plural}/status"], full)
-    grant("Role", karpenter_namespace, "", ["pods", "serviceaccounts"], read)
+    grant("Role", karpenter_namespace, "", ["serviceaccounts"], read)
     grant("Role", karpenter_namespace, "", ["pods/log"], ["get"])
     grant("Role", RELEASE_NAMESPACE, "coordination.k8s.io", ["leases"], ["get", "create", "update"])
     if triage_groups:
