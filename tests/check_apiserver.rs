@@ -200,9 +200,117 @@ fn check_as_the_triage_role_diagnoses_the_seed_1_log_and_agrees_with_the_control
         text.stdout
     );
 
+    // check --pod: a pod Karpenter nominated for the failing NodeClaim is blocked by it; one it
+    // could not place is pending for another reason, which its Event says in one line.
+    kube.namespace("team-a");
+    kube.apply(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "team-a"}})
+            .to_string(),
+    );
+    for pod in ["web-1", "web-2"] {
+        kube.apply(
+            &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": "team-a"},
+                "spec": {"containers": [{"name": "app", "image": "nginx"}]}})
+            .to_string(),
+        );
+    }
+    // As Karpenter v1.15.0 records them (its Nominated Event in
+    // tests/fixtures/karpenter/v1.15.0/passrole-fleet/events.json; its FailedScheduling note
+    // from sigs.k8s.io/karpenter scheduling/events.go PodFailedToScheduleEvent).
+    let karpenters = |name: &str, pod: &str, reason: &str, message: &str| {
+        json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": "team-a"},
+            "involvedObject": {"kind": "Pod", "namespace": "team-a", "name": pod, "apiVersion": "v1"},
+            "reason": reason, "message": message, "source": {"component": "karpenter"},
+            "reportingComponent": "karpenter", "reportingInstance": "", "type": "Normal",
+            "firstTimestamp": at(1), "lastTimestamp": at(1), "count": 1})
+        .to_string()
+    };
+    kube.apply(&karpenters(
+        "web-1.nominated",
+        "web-1",
+        "Nominated",
+        "Pod should schedule on: nodeclaim/default-000",
+    ));
+    let incompatible = r#"Failed to schedule pod, incompatible with nodepool "default", daemonset overhead={"cpu":"150m","pods":"3"}, did not tolerate taint (key=team, value=b, effect=NoSchedule)"#;
+    kube.apply(&karpenters(
+        "web-2.failed",
+        "web-2",
+        "FailedScheduling",
+        incompatible,
+    ));
+    let blocked = check(
+        &alice,
+        &moto.endpoint,
+        "cn-northwest-1",
+        &["--pod", "team-a/web-1", "-o", "json", "--exit-code"],
+    );
+    assert_eq!(
+        blocked.code, 3,
+        "{}
+{}",
+        blocked.stdout, blocked.stderr
+    );
+    let answer: Value = serde_json::from_str(&blocked.stdout).unwrap();
+    assert_eq!(answer["pending"], true, "{answer:#}");
+    assert_eq!(answer["nodeClaim"], "default-000", "{answer:#}");
+    assert_eq!(answer["items"].as_array().unwrap().len(), 1, "{answer:#}");
+    assert_eq!(answer["items"][0]["metadata"]["name"], name.as_str());
+    assert_eq!(answer["items"][0]["status"]["blockedPods"], 1);
+    assert_eq!(
+        answer["answer"],
+        json!([format!(
+            "pod team-a/web-1 is pending on nodeclaim/default-000: no node can launch for this pod: iam:PassRole refused (PassedToServiceMismatch, Confirmed); kubectl get diagnosis {name}"
+        )])
+    );
+    let other = check(
+        &alice,
+        &moto.endpoint,
+        "cn-northwest-1",
+        &["--pod", "team-a/web-2", "--exit-code"],
+    );
+    assert_eq!(
+        other.code, 0,
+        "{}
+{}",
+        other.stdout, other.stderr
+    );
+    let line = format!(
+        "pod team-a/web-2 is pending for another reason (Karpenter nominated it for no NodeClaim): {incompatible} (karpenter)\n"
+    );
+    assert!(
+        other.stdout.ends_with(&line),
+        "{line:?} in
+{}",
+        other.stdout
+    );
+    let missing = check(
+        &alice,
+        &moto.endpoint,
+        "cn-northwest-1",
+        &["--pod", "team-a/nope"],
+    );
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("cannot read pod team-a/nope"),
+        "{}",
+        missing.stderr
+    );
+    let usage = check(
+        &alice,
+        &moto.endpoint,
+        "cn-northwest-1",
+        &["--pod", "web-1"],
+    );
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
+
     // Exactly what the triage roles grant was used, each where it is granted (the ClusterRole
-    // cluster-wide, the Roles in their namespace), and nothing was refused.
+    // cluster-wide — for a namespaced resource, in any namespace — the Roles in their
+    // namespace), and nothing was refused but the pod that does not exist.
     let (made, refused) = requests(&kube, ALICE);
+    let refused: Vec<String> = refused
+        .into_iter()
+        .filter(|r| !r.contains("/pods/nope"))
+        .collect();
     assert!(refused.is_empty(), "refused: {refused:#?}");
     let rendered = triage_roles(ONCALL, "kube-system");
     let roles: Vec<Value> = serde_norway::Deserializer::from_str(&rendered)
@@ -225,6 +333,21 @@ fn check_as_the_triage_role_diagnoses_the_seed_1_log_and_agrees_with_the_control
         }
     }
     granted.sort();
+    let mut made: Vec<Access> = made
+        .into_iter()
+        .map(|(verb, ns, resource)| {
+            let cluster_wide = (verb.clone(), String::new(), resource.clone());
+            if !granted.contains(&(verb.clone(), ns.clone(), resource.clone()))
+                && granted.contains(&cluster_wide)
+            {
+                cluster_wide
+            } else {
+                (verb, ns, resource)
+            }
+        })
+        .collect();
+    made.sort();
+    made.dedup();
     assert_eq!(
         made, granted,
         "check's requests are the triage roles' rules"

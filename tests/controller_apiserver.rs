@@ -1078,7 +1078,7 @@ fn a_diagnosis_shared_with_other_writers_counts_exactly_and_resolves_when_the_fi
         "every printer column resolves, as the server prints them"
     );
     wait_for("the resolved gauge", Duration::from_secs(30), || {
-        controller.metrics().contains("karpenter_doctor_diagnoses{category=\"PassRoleDenied\",nodepool=\"\",reason=\"PassedToServiceMismatch\",state=\"resolved\"} 1")
+        controller.metrics().contains("karpenter_doctor_diagnoses{category=\"PassRoleDenied\",nodepool=\"default\",reason=\"PassedToServiceMismatch\",state=\"resolved\"} 1")
             .then_some(())
     });
     assert!(controller.stop().success());
@@ -1964,5 +1964,77 @@ fn a_pending_pod_nominated_for_a_failing_nodeclaim_is_told_once_and_counted() {
         "refused: {:#?}",
         refusals(&kube)
     );
+    assert!(controller.stop().success());
+}
+
+/// After a verified fix, a NodeClaim whose condition still carries the old failure (Karpenter
+/// does not retry it) is named, with the command that clears it; the doctor deletes nothing.
+#[test]
+fn nodeclaims_stuck_after_a_verified_fix_are_named_with_the_command_that_clears_them() {
+    let Some((kube, moto)) = seed_1_cluster("stuck") else {
+        return;
+    };
+    let line: Value =
+        serde_json::from_str(&common::karpenter::log_line(&at(0), "default-000")).unwrap();
+    // As Karpenter v1.15 writes it: the whole error (cut only past 1021 bytes).
+    let message = line["error"].as_str().unwrap().to_string();
+    kube.apply(
+        &json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+            "metadata": {"name": "default-000", "labels": {"karpenter.sh/nodepool": "default"}},
+            "spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+                "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]}]},
+            "status": {"conditions": [{"type": "Launched", "status": "False", "reason": "LaunchFailed",
+                "message": message, "lastTransitionTime": at(0)}]}})
+        .to_string(),
+    );
+    let sa = kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA);
+    let dir = scratch("kubeapi-stuck");
+    let controller = Controller::start(
+        &sa,
+        &moto,
+        Path::new(&format!("{dir}/controller.log")),
+        "doctor-0",
+    );
+    let items = diagnoses(&kube, |i| i.len() == 1, Duration::from_secs(60));
+    let d = &items[0];
+    assert_eq!(d["status"]["rootCause"]["confidence"], "Confirmed", "{d:#}");
+    assert!(
+        !d.to_string().contains("kubectl delete nodeclaim"),
+        "not before the fix: {d:#}"
+    );
+    fix_china_pass_role(&moto);
+    let d = fix_verified(&kube).remove(0);
+    let commands = d["status"]["remediation"]["commands"].as_array().unwrap();
+    assert!(
+        commands
+            .iter()
+            .any(|c| c == "kubectl delete nodeclaim default-000"),
+        "{d:#}\n{}",
+        controller.log()
+    );
+    let first = d["status"]["remediation"]["steps"][0].as_str().unwrap();
+    assert!(
+        first.starts_with("The fix is verified, but 1 NodeClaim(s) still carry the old failure")
+            && first.contains("default-000"),
+        "{first}"
+    );
+    let resolved = d["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Resolved")
+        .unwrap();
+    assert!(
+        resolved["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("1 NodeClaim(s) still carry the old failure (see remediation)"),
+        "{resolved:#}"
+    );
+    // The doctor only reads: the NodeClaim is still there.
+    let (code, _) = kube
+        .get("/apis/karpenter.sh/v1/nodeclaims/default-000")
+        .unwrap();
+    assert_eq!(code, 200);
     assert!(controller.stop().success());
 }

@@ -39,9 +39,14 @@ pub struct CheckArgs {
     pub verbose: bool,
     #[arg(short, long, value_enum, default_value = "text")]
     pub output: Output,
-    /// Exit with status 3 when at least one root cause was found.
+    /// Exit with status 3 when at least one root cause was found (with --pod: one that
+    /// blocks the pod).
     #[arg(long)]
     pub exit_code: bool,
+    /// Answer for one pod: whether it is pending because Karpenter cannot launch, and which
+    /// root cause blocks it (or why it is pending otherwise).
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = super::check_pod::parse)]
+    pub pod: Option<crate::signal::PodRef>,
 }
 
 /// Runs `check`; `Ok(true)` when a root cause was found.
@@ -89,6 +94,17 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<bool, Failure> {
             reading.kept.lines.iter().map(|(_, l)| l.as_str()),
             &reading.objects(),
         );
+        let pod = match &args.pod {
+            Some(pod) => Some(
+                crate::cluster::pod::read(&client, pod)
+                    .await
+                    .map_err(|e| Failure(format!("{cluster}: {e}")))?,
+            ),
+            None => None,
+        };
+        if let Some(read) = &pod {
+            read.observe(&scanner, &mut obs);
+        }
         let scanned = obs.warnings.len();
         let role = args.facts.controller_role.as_deref();
         let fetched = if args.offline {
@@ -111,6 +127,9 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<bool, Failure> {
             Output::Json | Output::Yaml => std::io::stderr().write_all(head.as_bytes()),
         };
         super::finish(written)?;
+        if let (Some(asked), Some(read)) = (&args.pod, &pod) {
+            return super::check_pod::print(asked, read, &items, &obs, args.output, out);
+        }
         print(&items, &obs, args.output, out)?;
         Ok(!items.is_empty())
     })

@@ -3,6 +3,7 @@
 
 pub mod aws_args;
 pub mod check;
+mod check_pod;
 pub mod controller;
 pub mod explain;
 pub mod fact_args;

@@ -339,7 +339,7 @@ async fn watch(
         pods.push(spawn(
             watcher(Api::<CoreEvent>::all(client.clone()), nominated),
             to.clone(),
-            "pod events",
+            "events",
             |index, _, e| index.feed_nomination(e),
         ));
     }
@@ -515,8 +515,9 @@ async fn reconcile(
         let verification =
             lifecycle::verify(&d.spec, Some(d.status.root_cause.reason), &facts, &obs);
         let ongoing = lifecycle::ongoing(&d.spec, &d.status.affected_node_claims, &obs);
+        let stuck = lifecycle::stuck(&d.spec, &d.status.affected_node_claims, &verification, &obs);
         let written = writer
-            .write(d, &verification, ongoing, now_ms)
+            .write(d, &verification, ongoing, &stuck, now_ms)
             .await
             .map_err(|e| {
                 (

@@ -13,6 +13,7 @@ pub mod metrics;
 #[cfg(test)]
 mod mock;
 pub mod observe;
+pub mod pod;
 pub mod pods;
 pub mod resources;
 pub mod slim;

@@ -184,11 +184,14 @@ impl Writer {
 
     /// Writes one Diagnosis: spec by server-side apply, then status, merged with what the
     /// cluster holds. A new one is not created at the cap.
+    /// `stuck`: the NodeClaims that still carry the failure after a verified fix
+    /// (`lifecycle::stuck`), named with the command that clears them.
     pub async fn write(
         &mut self,
         d: &Diagnosis,
         verification: &Verification,
         ongoing: bool,
+        stuck: &[String],
         now_ms: i64,
     ) -> Result<Written, kube::Error> {
         let name = &d.metadata.name;
@@ -220,6 +223,7 @@ impl Writer {
         );
         let mut status = serde_json::to_value(&merged).unwrap_or_default();
         keep_verified_cause(&mut status, held_raw.as_ref(), verification);
+        name_stuck(&mut status, stuck);
         observe_generation(&mut status, applied.metadata.generation);
         let view: DiagnosisStatusView = serde_json::from_value(status.clone()).unwrap_or_default();
         let body = json!({"apiVersion": d.api_version, "kind": d.kind, "metadata": {"name": name}, "status": status});
@@ -234,7 +238,11 @@ impl Writer {
             .await;
         if let Some(k) = self.known.get_mut(name) {
             k.category = category_label(d.spec.category).into();
-            k.node_pool = d.spec.node_pool.clone().unwrap_or_default();
+            // As stored: another manager may hold the field (`yielded`).
+            k.node_pool = applied.data["spec"]["nodePool"]
+                .as_str()
+                .unwrap_or_default()
+                .into();
             k.reason = view.root_cause.reason.clone();
             k.resolved = is_true(&conditions, "Resolved");
         }
@@ -422,6 +430,32 @@ fn keep_verified_cause(status: &mut Value, held: Option<&Value>, verification: &
     if let (Some(diagnosed), Some(conditions)) = (diagnosed, status["conditions"].as_array_mut()) {
         for c in conditions.iter_mut().filter(|c| c["type"] == "Diagnosed") {
             *c = diagnosed.clone();
+        }
+    }
+}
+
+/// Names the NodeClaims stuck after a verified fix: first in the steps, their deletion in the
+/// commands, and in the Resolved condition's message.
+fn name_stuck(status: &mut Value, stuck: &[String]) {
+    let Some((step, command)) = lifecycle::delete_stuck(stuck) else {
+        return;
+    };
+    let remediation = &mut status["remediation"];
+    if let Some(steps) = remediation["steps"].as_array_mut() {
+        steps.insert(0, json!(step));
+    }
+    match remediation["commands"].as_array_mut() {
+        Some(commands) => commands.push(json!(command)),
+        None => remediation["commands"] = json!([command]),
+    }
+    for c in status["conditions"].as_array_mut().into_iter().flatten() {
+        if c["type"] == "Resolved"
+            && let Some(message) = c["message"].as_str()
+        {
+            c["message"] = json!(format!(
+                "{message}; {} NodeClaim(s) still carry the old failure (see remediation)",
+                stuck.len()
+            ));
         }
     }
 }
@@ -775,6 +809,7 @@ mod tests {
                 &d,
                 &Verification::Unknown("no facts".into()),
                 false,
+                &[],
                 1_717_493_000_000,
             )
             .await
@@ -840,7 +875,7 @@ mod tests {
         });
         for _ in 0..2 {
             writer
-                .write(&d, &Verification::Unknown(String::new()), false, 0)
+                .write(&d, &Verification::Unknown(String::new()), false, &[], 0)
                 .await
                 .unwrap();
         }
@@ -903,6 +938,7 @@ mod tests {
                 &diagnosis(),
                 &Verification::Unknown(String::new()),
                 false,
+                &[],
                 0,
             )
             .await
@@ -998,6 +1034,7 @@ mod tests {
                 &diagnosis(),
                 &Verification::Unknown(String::new()),
                 false,
+                &[],
                 0,
             )
             .await

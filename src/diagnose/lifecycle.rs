@@ -235,6 +235,48 @@ pub fn ongoing(spec: &DiagnosisSpec, affected: &[String], obs: &Observations) ->
     reported || unregistered
 }
 
+/// The NodeClaims stuck after a verified fix: the fix holds, yet their conditions still report
+/// the old failure (Karpenter does not retry a NodeClaim whose launch failed; it stays until it
+/// is deleted, aws/karpenter-provider-aws#6098). Empty unless `verification` is `Fixed`.
+pub fn stuck(
+    spec: &DiagnosisSpec,
+    affected: &[String],
+    verification: &Verification,
+    obs: &Observations,
+) -> Vec<String> {
+    if !matches!(verification, Verification::Fixed(_)) {
+        return Vec::new();
+    }
+    let mut names: Vec<String> = obs
+        .signals
+        .iter()
+        .filter(|s| s.source == Source::NodeClaim && s.category == spec.category)
+        .filter_map(|s| s.node_claim.clone())
+        .filter(|c| affected.contains(c))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The step and the command that clear `stuck` NodeClaims (the doctor only reads: on-call runs
+/// it): `kubectl delete nodeclaim A B` (Karpenter creates new ones for the pods that wait).
+pub fn delete_stuck(stuck: &[String]) -> Option<(String, String)> {
+    if stuck.is_empty() {
+        return None;
+    }
+    let command = stuck.iter().fold(
+        super::shell::Command::new("kubectl").lit("delete nodeclaim"),
+        |c, n| c.arg(n.as_str()),
+    );
+    let step = format!(
+        "The fix is verified, but {} NodeClaim(s) still carry the old failure and Karpenter will not retry them: delete them, and Karpenter launches new ones for the pods that wait ({}).",
+        stuck.len(),
+        escape(&stuck.join(", "))
+    );
+    Some((step, command.into()))
+}
+
 /// A Diagnosis as retention sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kept {
@@ -272,4 +314,51 @@ pub fn expired(kept: &[Kept], now_ms: i64, retention_ms: i64, cap: usize) -> Vec
     }
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::Scanner;
+
+    const DENIAL: &str = "UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws:sts::111122223333:assumed-role/ctrl/1 is not authorized to perform: iam:PassRole on resource: arn:aws:iam::111122223333:role/node because no identity-based policy allows the iam:PassRole action.";
+
+    #[test]
+    fn after_a_verified_fix_the_nodeclaims_still_failing_are_stuck() {
+        let claim = |name: &str| {
+            serde_json::json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+                "metadata": {"name": name},
+                "status": {"conditions": [{"type": "Launched", "status": "False", "message": DENIAL,
+                    "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})
+        };
+        let mut obs = Observations::default();
+        Scanner::new().unwrap().read_objects(
+            "cluster",
+            [claim("default-b"), claim("default-a"), claim("elsewhere")],
+            &mut obs,
+        );
+        let d = crate::diagnose::diagnose(&obs, &crate::facts::SnapshotFacts::default(), None)
+            .remove(0);
+        let affected = ["default-a".to_string(), "default-b".to_string()];
+        let fixed = Verification::Fixed("allowed now".into());
+        assert_eq!(
+            stuck(&d.spec, &affected, &fixed, &obs),
+            ["default-a", "default-b"]
+        );
+        let failing = Verification::StillFailing("refused".into());
+        assert!(stuck(&d.spec, &affected, &failing, &obs).is_empty());
+        assert!(stuck(&d.spec, &affected, &fixed, &Observations::default()).is_empty());
+    }
+
+    #[test]
+    fn stuck_nodeclaims_are_deleted_one_quoted_word_each() {
+        assert_eq!(delete_stuck(&[]), None);
+        let (step, command) =
+            delete_stuck(&["default-a".into(), "x'; touch /tmp/pwned #".into()]).unwrap();
+        assert_eq!(
+            command,
+            r"kubectl delete nodeclaim default-a 'x'\''; touch /tmp/pwned #'"
+        );
+        assert!(step.starts_with("The fix is verified, but 2 NodeClaim(s) still carry"));
+    }
 }

@@ -344,7 +344,7 @@ pub struct Observations {
 }
 
 /// A pod, by namespace and name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct PodRef {
     pub namespace: String,
     pub name: String,

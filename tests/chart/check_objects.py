@@ -6,6 +6,7 @@ Runs in the kubernetes-validate venv (PyYAML). Reads, never writes, the reposito
 """
 
 import argparse
+import json
 import pathlib
 import re
 import sys
@@ -22,6 +23,7 @@ UID = 65532
 DOCTOR_RUNBOOKS = ["DoctorAwsLookupsFailing", "DoctorDown", "DoctorKubeAccessDenied"]
 EXPECTED_ALERTS = {
     "KarpenterLaunchesBlockedByIAM",
+    "KarpenterNodePoolPodsBlocked",
     "KarpenterKmsKeyUnusable",
     "KarpenterDoctorAwsLookupsFailing",
     "KarpenterDoctorDown",
@@ -137,7 +139,7 @@ def check_default_kinds(docs):
 @check("every toggle on: ServiceMonitor, PrometheusRule, NetworkPolicy (metrics from the monitoring namespace only), --region, IRSA annotation, extra args")
 def check_all_kinds(docs):
     problems = []
-    for kind in ["ServiceMonitor", "PrometheusRule", "PodDisruptionBudget", "NetworkPolicy"]:
+    for kind in ["ServiceMonitor", "PrometheusRule", "PodDisruptionBudget", "NetworkPolicy", "ConfigMap"]:
         if len(find(docs, kind)) != 1:
             problems.append(f"no {kind}")
     args = container(one(docs, "Deployment"))["args"]
@@ -365,6 +367,8 @@ def rbac(docs, karpenter_namespace, triage_groups=()):
         grant("ClusterRole", "", "karpenter.sh", ["nodeclaims", "nodepools"], ["list"])
         grant("ClusterRole", "", "karpenter.k8s.aws", ["ec2nodeclasses"], ["list"])
         grant("ClusterRole", "", group, [plural], ["list"])
+        grant("ClusterRole", "", "", ["pods"], ["get"])
+        grant("ClusterRole", "", "", ["events"], ["list"])
         grant("Role", karpenter_namespace, "", ["pods", "serviceaccounts"], ["list"])
         grant("Role", karpenter_namespace, "", ["pods/log"], ["get"])
         grant("Role", karpenter_namespace, "apps", ["deployments"], ["list"])
@@ -444,7 +448,7 @@ def metric_names():
     return names
 
 
-@check("alert rules: the five alerts, each with severity, summary, description, runbook_url; metrics, categories and label values of the contract")
+@check("alert rules: the six alerts, each with severity, summary, description, runbook_url; metrics, categories and label values of the contract")
 def check_alerts(rules):
     problems = []
     rs = alerts(rules)
@@ -486,6 +490,43 @@ def check_alerts(rules):
                 problems.append(f"{a}: error {m.group(1)} not in {sorted(KUBE_ERRORS)}")
     for c in sorted(categories - used_categories):
         print(f"     note: no alert names the category {c}")
+    return problems
+
+
+@check("Grafana dashboard: the ConfigMap carries the sidecar label and dashboards/karpenter-doctor.json; it parses, every panel has a query, every query names a metric the controller registers, and the panels cover causes by reason, blocked pods by NodePool, time to diagnosis, AWS calls by outcome")
+def check_dashboard(docs):
+    problems = []
+    maps = find(docs, "ConfigMap")
+    if len(maps) != 1:
+        return [f"{len(maps)} ConfigMaps, want the dashboard's"]
+    cm = maps[0]
+    if cm["metadata"]["labels"].get("grafana_dashboard") != "1":
+        problems.append(f"ConfigMap labels {cm['metadata']['labels']} lack grafana_dashboard: \"1\"")
+    if cm["metadata"].get("namespace") != "monitoring":
+        problems.append(f"ConfigMap in {cm['metadata'].get('namespace')}, want grafanaDashboard.namespace")
+    text = cm["data"]["karpenter-doctor.json"]
+    if text.strip() != (CHART / "dashboards" / "karpenter-doctor.json").read_text().strip():
+        problems.append("the ConfigMap's dashboard is not dashboards/karpenter-doctor.json")
+    dash = json.loads(text)
+    registered = metric_names()
+    seen = set()
+    for panel in dash["panels"]:
+        targets = panel.get("targets") or []
+        if not targets:
+            problems.append(f"panel {panel.get('title')}: no query")
+        for t in targets:
+            names = re.findall(r"\b(karpenter_doctor_[a-z_]+)", t["expr"])
+            if not names:
+                problems.append(f"panel {panel['title']}: query {t['expr']} names no metric of the doctor's")
+            for m in names:
+                base = re.sub(r"_(bucket|sum|count)$", "", m)
+                if base not in registered:
+                    problems.append(f"panel {panel['title']}: {m} is not a metric the controller registers")
+                seen.add(base)
+    for want in ["karpenter_doctor_diagnoses", "karpenter_doctor_blocked_pods",
+                 "karpenter_doctor_reconcile_duration_seconds", "karpenter_doctor_aws_requests_total"]:
+        if want not in seen:
+            problems.append(f"no panel shows {want}")
     return problems
 
 
@@ -560,6 +601,7 @@ def main():
     check_rbac_default(default)
     check_rbac_all(every)
     check_monitoring(every, rules)
+    check_dashboard(every)
     check_alerts(rules)
     check_runbook_urls(rules, reasons)
     check_runbooks(reasons)
