@@ -64,6 +64,24 @@ fn failing_conditions(value: &Value) -> Vec<(&str, Option<String>, bool)> {
         .collect()
 }
 
+/// The message of EC2NodeClass validation's `ValidationSucceeded=False` with reason
+/// `InstanceProfileNotFound` (v1.15: `Instance profile "<name>" not found`, written when
+/// `spec.instanceProfile` names a profile RunInstances' dry run does not know,
+/// pkg/controllers/nodeclass/validation.go:450-458).
+fn instance_profile_not_found(value: &Value) -> Option<&str> {
+    value
+        .get("status")?
+        .get("conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| {
+            str_at(c, &["type"]) == Some("ValidationSucceeded")
+                && str_at(c, &["status"]) == Some("False")
+                && str_at(c, &["reason"]) == Some("InstanceProfileNotFound")
+        })
+        .map(|c| str_at(c, &["message"]).unwrap_or("no message"))
+}
+
 /// The status of the condition `type_`, if the object has it.
 fn condition<'v>(value: &'v Value, type_: &str) -> Option<&'v str> {
     value
@@ -164,6 +182,14 @@ fn node_class(value: &Value, line: usize, sink: &mut Sink<'_>) {
             }
         }
     }
+    if let Some(message) = instance_profile_not_found(value) {
+        sink.warn(
+            line,
+            format!(
+                "EC2NodeClass {name}: ValidationSucceeded=False InstanceProfileNotFound ({message}): no authorization failure but a missing instance profile; create it, or correct spec.instanceProfile"
+            ),
+        );
+    }
     for (message, time, dry_run) in failing_conditions(value) {
         let context = Context {
             time: time_of(time),
@@ -210,9 +236,14 @@ fn event(value: &Value, line: usize, sink: &mut Sink<'_>) {
         }
     }
     let mut context = Context::new(Source::Event, line);
-    context.author = event_author(value);
+    context.author = match kind {
+        "Pod" => pod_event_author(value, object),
+        _ => event_author(value),
+    };
     match kind {
         "NodeClaim" | "Machine" => context.node_claim = object_name,
+        // v1.15+: a pending pod is told of its nominated NodeClaim's launch failure.
+        "Pod" => context.node_claim = nominated_node_claim(text).map(str::to_string),
         "NodePool" | "Provisioner" => context.node_pool = object_name,
         "EC2NodeClass" | "AWSNodeTemplate" => context.node_class = object_name,
         _ => {}
@@ -241,15 +272,42 @@ pub const KARPENTER_EVENTS_NAMESPACE: &str = "default";
 /// who may create Events can write any text "regarding" any object, so only the reporter and
 /// the namespace tell Karpenter's from a forgery. `None`: Karpenter's.
 pub fn event_author(event: &Value) -> Option<String> {
-    let reporter = [
+    author(reporter(event), str_at(event, &["metadata", "namespace"]))
+}
+
+/// The component that reported an Event: its first non-empty reporting field.
+fn reporter(event: &Value) -> Option<&str> {
+    [
         &["reportingController"][..],
         &["reportingComponent"],
         &["source", "component"],
         &["deprecatedSource", "component"],
     ]
     .iter()
-    .find_map(|path| str_at(event, path).filter(|r| !r.is_empty()));
-    author(reporter, str_at(event, &["metadata", "namespace"]))
+    .find_map(|path| str_at(event, path).filter(|r| !r.is_empty()))
+}
+
+/// `event_author` of an Event regarding a Pod: Karpenter records those in the Pod's own
+/// namespace (client-go's recorder, as sigs.k8s.io/karpenter v1.15's
+/// `InsufficientCapacityErrorPodEvent` does), so there, reported as `karpenter`, it is
+/// Karpenter's.
+fn pod_event_author(event: &Value, pod: &Value) -> Option<String> {
+    let namespace = str_at(event, &["metadata", "namespace"]);
+    if namespace.is_some() && namespace == str_at(pod, &["namespace"]) {
+        author(reporter(event), None)
+    } else {
+        event_author(event)
+    }
+}
+
+/// The NodeClaim a pod's `InsufficientCapacityError` Event names: sigs.k8s.io/karpenter v1.15
+/// writes `NodeClaim <name> nominated for this pod failed to launch: <error>`
+/// (pkg/controllers/nodeclaim/lifecycle/events.go:47).
+fn nominated_node_claim(message: &str) -> Option<&str> {
+    let (name, _) = message
+        .strip_prefix("NodeClaim ")?
+        .split_once(" nominated for this pod failed to launch: ")?;
+    (!name.is_empty() && !name.contains(char::is_whitespace)).then_some(name)
 }
 
 /// `event_author` from the Event's reporter (its first non-empty reporting field) and
@@ -382,6 +440,39 @@ mod tests {
         assert_eq!(id("aws:///us-east-1a/"), None);
         assert_eq!(id("kind://docker/x/node"), None);
         assert_eq!(id("i-"), None);
+    }
+
+    #[test]
+    fn a_pod_event_names_its_nominated_node_claim_and_is_karpenters_in_the_pods_namespace() {
+        let text = "NodeClaim spot-9wq7d nominated for this pod failed to launch: creating instance";
+        assert_eq!(nominated_node_claim(text), Some("spot-9wq7d"));
+        assert_eq!(nominated_node_claim("NodeClaim  nominated for this pod failed to launch: x"), None);
+        assert_eq!(nominated_node_claim("NodeClaim spot-9wq7d event: x"), None);
+        let pod = serde_json::json!({"kind": "Pod", "namespace": "shop", "name": "p"});
+        let event = |namespace: &str, reporter: &str| {
+            serde_json::json!({"metadata": {"namespace": namespace}, "reportingComponent": reporter})
+        };
+        assert_eq!(pod_event_author(&event("shop", "karpenter"), &pod), None);
+        assert!(pod_event_author(&event("shop", "someone"), &pod).is_some());
+        // Not where the Pod is: another namespace's Event tells nothing of this Pod.
+        assert!(pod_event_author(&event("other", "karpenter"), &pod).is_some());
+        // The same rules as before for any other object.
+        assert_eq!(event_author(&event("default", "karpenter")), None);
+        assert!(event_author(&event("shop", "karpenter")).is_some());
+    }
+
+    #[test]
+    fn validation_tells_a_missing_instance_profile_apart() {
+        let class = |reason: &str| {
+            serde_json::json!({"status": {"conditions": [{"type": "ValidationSucceeded",
+                "status": "False", "reason": reason,
+                "message": "Instance profile \"KarpenterNodeInstanceProfile-prod\" not found"}]}})
+        };
+        assert_eq!(
+            instance_profile_not_found(&class("InstanceProfileNotFound")),
+            Some("Instance profile \"KarpenterNodeInstanceProfile-prod\" not found")
+        );
+        assert_eq!(instance_profile_not_found(&class("RunInstancesAuthCheckFailed")), None);
     }
 
     #[test]
