@@ -1184,20 +1184,85 @@ mod tests {
         let web = Some(WEB_IDENTITY);
         let pod = Some(POD_IDENTITY_CALL);
         for (code, action, message, want) in [
-            ("InvalidIdentityToken", web, "InvalidIdentityToken: No OpenIDConnect provider found in your account for https://x", None),
-            ("InvalidIdentityToken", web, "InvalidIdentityToken: Incorrect token audience", Some(TokenFault::Audience)),
-            ("InvalidIdentityTokenException", web, "Couldn't retrieve verification key from your identity provider", Some(TokenFault::VerificationKey)),
-            ("InvalidIdentityToken", web, "OpenIDConnect provider's HTTPS certificate doesn't match configured thumbprint", Some(TokenFault::Thumbprint)),
-            ("InvalidIdentityToken", web, "Missing a required claim: aud", Some(TokenFault::IdentityToken)),
-            ("IDPCommunicationError", web, "IDPCommunicationError: …", Some(TokenFault::IdpUnreachable)),
-            ("ExpiredTokenException", web, "Token expired: current date/time 1 must be before", Some(TokenFault::WebIdentityTokenExpired)),
-            ("ExpiredToken", Some("ec2:CreateFleet"), "The security token included in the request is expired", Some(TokenFault::SessionExpired)),
-            ("ExpiredTokenException", pod, "token is expired", Some(TokenFault::PodTokenExpired)),
-            ("InvalidTokenException", pod, "…", Some(TokenFault::PodTokenInvalid)),
-            ("ResourceNotFoundException", pod, "…", Some(TokenFault::NoAssociation)),
+            (
+                "InvalidIdentityToken",
+                web,
+                "InvalidIdentityToken: No OpenIDConnect provider found in your account for https://x",
+                None,
+            ),
+            (
+                "InvalidIdentityToken",
+                web,
+                "InvalidIdentityToken: Incorrect token audience",
+                Some(TokenFault::Audience),
+            ),
+            (
+                "InvalidIdentityTokenException",
+                web,
+                "Couldn't retrieve verification key from your identity provider",
+                Some(TokenFault::VerificationKey),
+            ),
+            (
+                "InvalidIdentityToken",
+                web,
+                "OpenIDConnect provider's HTTPS certificate doesn't match configured thumbprint",
+                Some(TokenFault::Thumbprint),
+            ),
+            (
+                "InvalidIdentityToken",
+                web,
+                "Missing a required claim: aud",
+                Some(TokenFault::IdentityToken),
+            ),
+            (
+                "IDPCommunicationError",
+                web,
+                "IDPCommunicationError: …",
+                Some(TokenFault::IdpUnreachable),
+            ),
+            (
+                "ExpiredTokenException",
+                web,
+                "Token expired: current date/time 1 must be before",
+                Some(TokenFault::WebIdentityTokenExpired),
+            ),
+            (
+                "ExpiredToken",
+                Some("ec2:CreateFleet"),
+                "The security token included in the request is expired",
+                Some(TokenFault::SessionExpired),
+            ),
+            (
+                "ExpiredTokenException",
+                pod,
+                "token is expired",
+                Some(TokenFault::PodTokenExpired),
+            ),
+            (
+                "InvalidTokenException",
+                pod,
+                "…",
+                Some(TokenFault::PodTokenInvalid),
+            ),
+            (
+                "ResourceNotFoundException",
+                pod,
+                "…",
+                Some(TokenFault::NoAssociation),
+            ),
             // Not EKS Auth's: not a token fault.
-            ("ResourceNotFoundException", Some("ec2:CreateFleet"), "…", None),
-            ("AccessDenied", web, "Not authorized to perform sts:AssumeRoleWithWebIdentity", None),
+            (
+                "ResourceNotFoundException",
+                Some("ec2:CreateFleet"),
+                "…",
+                None,
+            ),
+            (
+                "AccessDenied",
+                web,
+                "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+                None,
+            ),
         ] {
             let s = refused(code, action, message);
             assert_eq!(token_fault(&s), want, "{code} {message}");
@@ -1207,10 +1272,19 @@ mod tests {
         }
         // A stored InvalidIdentityToken is re-checked as the missing provider unless the
         // doctor left it Undetermined.
-        assert!(!not_recheckable(Some("InvalidIdentityToken"), Some(ReasonCode::OidcProviderMissing)));
-        assert!(not_recheckable(Some("InvalidIdentityToken"), Some(ReasonCode::Undetermined)));
+        assert!(!not_recheckable(
+            Some("InvalidIdentityToken"),
+            Some(ReasonCode::OidcProviderMissing)
+        ));
+        assert!(not_recheckable(
+            Some("InvalidIdentityToken"),
+            Some(ReasonCode::Undetermined)
+        ));
         assert!(not_recheckable(Some("ExpiredToken"), None));
-        assert_eq!(path_of_spec(Some(POD_IDENTITY_CALL), Some("ResourceNotFoundException")), None);
+        assert_eq!(
+            path_of_spec(Some(POD_IDENTITY_CALL), Some("ResourceNotFoundException")),
+            None
+        );
     }
 
     #[test]

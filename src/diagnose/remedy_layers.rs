@@ -462,7 +462,9 @@ pub(super) fn token(
             i.trim_start_matches("https://").trim_end_matches('/')
         )
     });
-    let provider_arg = provider.as_deref().map_or(PROVIDER_ARN.into(), Piece::Value);
+    let provider_arg = provider
+        .as_deref()
+        .map_or(PROVIDER_ARN.into(), Piece::Value);
     let get_provider = Command::new("aws")
         .lit("iam get-open-id-connect-provider")
         .opt("--open-id-connect-provider-arn", provider_arg);
@@ -489,7 +491,9 @@ pub(super) fn token(
             );
         }
         TokenFault::Audience => {
-            r.summary = format!("Add the token's audience {audience} to the client IDs of the cluster's IAM OIDC provider");
+            r.summary = format!(
+                "Add the token's audience {audience} to the client IDs of the cluster's IAM OIDC provider"
+            );
             r.steps.push(format!("STS compares the token's aud with the client IDs of the IAM OIDC provider for the cluster's issuer: Karpenter's token asks for {audience} (the ServiceAccount's eks.amazonaws.com/audience annotation, else sts.amazonaws.com), and the provider does not list it. Add it there, or remove a wrong audience annotation."));
             r.commands.push(describe_issuer.into());
             r.commands.push(get_provider.into());
@@ -533,7 +537,8 @@ pub(super) fn token(
             r.commands.push(env.into());
         }
         TokenFault::NoAssociation => {
-            r.summary = "Create the EKS Pod Identity association for Karpenter's ServiceAccount".into();
+            r.summary =
+                "Create the EKS Pod Identity association for Karpenter's ServiceAccount".into();
             r.steps.push("EKS Auth found no Pod Identity association for the cluster, namespace and ServiceAccount of Karpenter's pod. List the associations; create one for Karpenter's namespace and ServiceAccount with the controller role (or, where Karpenter uses IRSA, remove Pod Identity's environment from its pod).".into());
             r.commands
                 .push(list_associations(CLUSTER.into(), namespace).into());

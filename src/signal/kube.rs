@@ -444,14 +444,16 @@ mod tests {
 
     #[test]
     fn a_pod_event_names_its_nominated_node_claim_and_is_karpenters_in_the_pods_namespace() {
-        let text = "NodeClaim spot-9wq7d nominated for this pod failed to launch: creating instance";
+        let text =
+            "NodeClaim spot-9wq7d nominated for this pod failed to launch: creating instance";
         assert_eq!(nominated_node_claim(text), Some("spot-9wq7d"));
-        assert_eq!(nominated_node_claim("NodeClaim  nominated for this pod failed to launch: x"), None);
+        assert_eq!(
+            nominated_node_claim("NodeClaim  nominated for this pod failed to launch: x"),
+            None
+        );
         assert_eq!(nominated_node_claim("NodeClaim spot-9wq7d event: x"), None);
         let pod = serde_json::json!({"kind": "Pod", "namespace": "shop", "name": "p"});
-        let event = |namespace: &str, reporter: &str| {
-            serde_json::json!({"metadata": {"namespace": namespace}, "reportingComponent": reporter})
-        };
+        let event = |namespace: &str, reporter: &str| serde_json::json!({"metadata": {"namespace": namespace}, "reportingComponent": reporter});
         assert_eq!(pod_event_author(&event("shop", "karpenter"), &pod), None);
         assert!(pod_event_author(&event("shop", "someone"), &pod).is_some());
         // Not where the Pod is: another namespace's Event tells nothing of this Pod.
@@ -472,7 +474,10 @@ mod tests {
             instance_profile_not_found(&class("InstanceProfileNotFound")),
             Some("Instance profile \"KarpenterNodeInstanceProfile-prod\" not found")
         );
-        assert_eq!(instance_profile_not_found(&class("RunInstancesAuthCheckFailed")), None);
+        assert_eq!(
+            instance_profile_not_found(&class("RunInstancesAuthCheckFailed")),
+            None
+        );
     }
 
     #[test]
