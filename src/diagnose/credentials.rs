@@ -4,7 +4,7 @@
 //! OIDC providers, or for EKS Auth (`pods.eks.amazonaws.com`: sts:AssumeRole, sts:TagSession);
 //! else inferred, saying what is missing.
 
-use super::finding::{CredentialsFix, CredentialsPath, Finding, Fix, evidence};
+use super::finding::{CredentialsFix, CredentialsPath, Finding, Fix, TokenFault, evidence};
 use super::model::ReasonCode;
 use super::premise::{Premise, What};
 use crate::facts::{Facts, Lookup};
@@ -102,9 +102,69 @@ const WEB_IDENTITY: &str = "sts:AssumeRoleWithWebIdentity";
 /// STS's error when the account has not activated STS in the region of the endpoint called.
 const REGION_DISABLED: &str = "RegionDisabledException";
 
+/// Codes of STS and EKS Auth that refuse the token or the credentials, never by a policy:
+/// no trust policy or OIDC provider proof applies (`InvalidIdentityToken` only by its
+/// sentence: `token_fault`).
+const NOT_TRUST: [&str; 7] = [
+    REGION_DISABLED,
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "IDPCommunicationError",
+    "IDPCommunicationErrorException",
+    "InvalidTokenException",
+    "ResourceNotFoundException",
+];
+const POD_IDENTITY_CALL: &str = "eks-auth:AssumeRoleForPodIdentity";
+
+/// What STS or EKS Auth said of Karpenter's token or credentials, when the failure is no
+/// policy's refusal: from AWS's code, the call and the sentence. `None`: a policy denial, the
+/// missing OIDC provider (`No OpenIDConnect provider found`), or STS off in the region.
+pub fn token_fault(s: &Signal) -> Option<TokenFault> {
+    let code = s.error_code.as_deref()?;
+    let pod_identity = s
+        .action
+        .as_deref()
+        .is_some_and(|a| a.eq_ignore_ascii_case(POD_IDENTITY_CALL));
+    let said = |phrase: &str| s.message.contains(phrase);
+    Some(match code {
+        "IDPCommunicationError" | "IDPCommunicationErrorException" => TokenFault::IdpUnreachable,
+        "ExpiredTokenException" if pod_identity => TokenFault::PodTokenExpired,
+        "InvalidTokenException" if pod_identity => TokenFault::PodTokenInvalid,
+        "ResourceNotFoundException" if pod_identity => TokenFault::NoAssociation,
+        "ExpiredToken" | "ExpiredTokenException" => {
+            let web = s
+                .action
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case(WEB_IDENTITY));
+            if web || said("Token expired: current date/time") {
+                TokenFault::WebIdentityTokenExpired
+            } else {
+                TokenFault::SessionExpired
+            }
+        }
+        c if c.starts_with("InvalidIdentityToken") => {
+            if said("No OpenIDConnect provider found") {
+                return None;
+            } else if said("Incorrect token audience") {
+                TokenFault::Audience
+            } else if said("verification key") {
+                TokenFault::VerificationKey
+            } else if said("thumbprint") {
+                TokenFault::Thumbprint
+            } else {
+                TokenFault::IdentityToken
+            }
+        }
+        _ => return None,
+    })
+}
+
 /// How Karpenter was to get its credentials, as a credentials failure says; `None`: it does
-/// not say.
+/// not say, or the failure is no trust policy's (`token_fault`).
 pub fn path_of(s: &Signal) -> Option<CredentialsPath> {
+    if token_fault(s).is_some() {
+        return None;
+    }
     path(
         s.action.as_deref(),
         s.error_code.as_deref(),
@@ -127,8 +187,9 @@ fn path(
     layer: Option<PolicyLayer>,
 ) -> Option<CredentialsPath> {
     let action = action.unwrap_or("");
-    if error_code == Some(REGION_DISABLED) {
-        // Not the trust policy nor the provider: STS itself is off in the region.
+    if error_code.is_some_and(|c| NOT_TRUST.contains(&c)) {
+        // Not the trust policy nor the provider: STS off in the region, a token or
+        // credentials expired, not verifiable, no association.
         return None;
     }
     let oidc = error_code.is_some_and(|c| c.starts_with("InvalidIdentityToken")) || names_issuer;
@@ -195,13 +256,32 @@ fn prove(
 }
 
 /// STS's `RegionDisabledException`: no trust or policy question, one cause per principal.
-pub fn is_region_disabled(s: &Signal) -> bool {
+fn is_region_disabled(s: &Signal) -> bool {
     s.error_code.as_deref() == Some(REGION_DISABLED)
+}
+
+/// A credentials failure that is one cause whichever call met it: STS off in the region, or
+/// the temporary credentials a call was signed with expired.
+pub fn whatever_call(s: &Signal) -> bool {
+    is_region_disabled(s) || token_fault(s) == Some(TokenFault::SessionExpired)
+}
+
+/// Whether a stored credentials root cause is one the doctor cannot re-check from facts: its
+/// code is no trust policy's, or an `InvalidIdentityToken` it left `Undetermined` (the
+/// sentence told another fault than the missing provider).
+pub fn not_recheckable(error_code: Option<&str>, reason: Option<ReasonCode>) -> bool {
+    error_code.is_some_and(|c| {
+        NOT_TRUST.contains(&c)
+            || (c.starts_with("InvalidIdentityToken") && reason == Some(ReasonCode::Undetermined))
+    })
 }
 
 pub fn reason(s: &Signal, case: &CredentialsCase<'_>, facts: &dyn Facts) -> Finding {
     if is_region_disabled(s) {
         return region_disabled(s, case);
+    }
+    if let Some(fault) = token_fault(s) {
+        return token(s, fault, case);
     }
     let action = s.action.as_deref().unwrap_or("");
     let role = case.role.map(str::to_string);
@@ -901,6 +981,117 @@ fn region_disabled(s: &Signal, case: &CredentialsCase<'_>) -> Finding {
     }
 }
 
+/// A token or credentials failure (`token_fault`): AWS's code and sentence say what failed but
+/// not why, and no fact the doctor reads decides it (the token's claims, the node's clock, the
+/// issuer's reachability from STS, the OIDC provider's client IDs): `Undetermined`, with what
+/// AWS said and what is known of Karpenter's identity as evidence.
+fn token(s: &Signal, fault: TokenFault, case: &CredentialsCase<'_>) -> Finding {
+    let code = s.error_code.as_deref().unwrap_or("its error");
+    let call = s.action.as_deref().unwrap_or("a call");
+    let issuer = case.issuer.unwrap_or("the cluster's OIDC issuer");
+    let audience = case
+        .account
+        .and_then(|a| a.audience.as_deref())
+        .unwrap_or(AUDIENCE);
+    let (summary, said) = match fault {
+        TokenFault::SessionExpired => (
+            "Karpenter signed its AWS calls with temporary credentials that had expired".to_string(),
+            format!("AWS refused {call} with {code}: the security token in the request is expired (Karpenter's SDK did not refresh its credentials in time, or the clock of its node is off)"),
+        ),
+        TokenFault::WebIdentityTokenExpired => (
+            "STS refused Karpenter's ServiceAccount token as expired: IRSA exchanged a token past its exp".to_string(),
+            format!("STS refused sts:AssumeRoleWithWebIdentity with {code}: the web identity token's exp had passed (the projected token was not refreshed, or the clock of Karpenter's node is off)"),
+        ),
+        TokenFault::Audience => (
+            format!("STS refused Karpenter's ServiceAccount token: its audience is not a client ID of the IAM OIDC provider for {issuer}"),
+            format!("STS refused sts:AssumeRoleWithWebIdentity with {code}: Incorrect token audience (the token asks for aud {audience}; the IAM OIDC provider must list it among its client IDs)"),
+        ),
+        TokenFault::VerificationKey => (
+            format!("STS could not fetch the signing keys of {issuer} to verify Karpenter's ServiceAccount token"),
+            format!("STS refused sts:AssumeRoleWithWebIdentity with {code}: it could not retrieve the verification key from the identity provider (the issuer's keys not publicly reachable, or the issuer of a cluster that no longer exists)"),
+        ),
+        TokenFault::Thumbprint => (
+            format!("STS does not trust the HTTPS certificate of {issuer}: the IAM OIDC provider's thumbprint does not match"),
+            format!("STS refused sts:AssumeRoleWithWebIdentity with {code}: the OpenID Connect provider's HTTPS certificate does not match the thumbprint configured on the IAM OIDC provider"),
+        ),
+        TokenFault::IdentityToken => (
+            "STS could not validate Karpenter's ServiceAccount token".to_string(),
+            format!("STS refused sts:AssumeRoleWithWebIdentity with {code}: the web identity token could not be validated (issuer, signature or claims); AWS's sentence says which"),
+        ),
+        TokenFault::IdpUnreachable => (
+            format!("STS could not reach {issuer} to verify Karpenter's ServiceAccount token"),
+            format!("STS refused sts:AssumeRoleWithWebIdentity with {code}: the identity provider that verifies the token could not be reached (often transient; if it persists the issuer is down or not reachable from AWS)"),
+        ),
+        TokenFault::PodTokenExpired => (
+            "EKS Auth refused Karpenter's Pod Identity token as expired".to_string(),
+            format!("EKS Auth refused eks-auth:AssumeRoleForPodIdentity with {code}: the Kubernetes ServiceAccount token is expired (not refreshed, or the clock of Karpenter's node is off)"),
+        ),
+        TokenFault::PodTokenInvalid => (
+            "EKS Auth refused Karpenter's Pod Identity token as invalid".to_string(),
+            format!("EKS Auth refused eks-auth:AssumeRoleForPodIdentity with {code}: the Kubernetes ServiceAccount token is invalid (not issued by this cluster, or not for the audience pods.eks.amazonaws.com)"),
+        ),
+        TokenFault::NoAssociation => (
+            "EKS Auth found no Pod Identity association for Karpenter's pod".to_string(),
+            format!("EKS Auth refused eks-auth:AssumeRoleForPodIdentity with {code}: no Pod Identity association answers for the cluster, namespace and ServiceAccount of Karpenter's pod (deleted after the pod started, or made for another ServiceAccount or cluster)"),
+        ),
+    };
+    let mut lines = vec![evidence("error message", said)];
+    // Karpenter's ServiceAccount: its Pod Identity association's for EKS Auth's faults, else
+    // the one IRSA names.
+    let pod_identity = matches!(
+        fault,
+        TokenFault::PodTokenExpired | TokenFault::PodTokenInvalid | TokenFault::NoAssociation
+    );
+    let account = case
+        .association
+        .filter(|_| pod_identity)
+        .map(|a| (a.namespace.clone(), a.service_account.clone()))
+        .or_else(|| case.account.map(|a| (a.namespace.clone(), a.name.clone())));
+    let known = match (case.role, &account) {
+        (Some(r), Some((ns, sa))) => Some(format!("Karpenter runs as {ns}/{sa} for {r}")),
+        (Some(r), None) => Some(format!("Karpenter's controller role is {r}")),
+        (None, Some((ns, sa))) => Some(format!("Karpenter runs as {ns}/{sa}")),
+        (None, None) => None,
+    };
+    if let Some(known) = known {
+        lines.push(evidence("karpenter", known));
+    }
+    if fault == TokenFault::NoAssociation
+        && let Some(a) = case.association
+    {
+        lines.push(evidence(
+            "pod identity associations",
+            format!(
+                "an association for {}/{} is listed{}: EKS Auth did not find it for the pod that called (another cluster, or one made after the pod started)",
+                a.namespace,
+                a.service_account,
+                a.role
+                    .as_deref()
+                    .map(|r| format!(" (role {r})"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    lines.push(evidence(
+        "doctor",
+        "no policy or trust statement is at fault, and no fact the doctor reads decides the cause: contract §5 has no reason for it",
+    ));
+    Finding {
+        reason: ReasonCode::Undetermined,
+        premises: vec![Premise::undecided(What::Sentence, code.to_string())],
+        summary,
+        evidence: lines,
+        statement: None,
+        fix: Fix::Token {
+            fault,
+            role: case.role.map(str::to_string),
+            account,
+            issuer: case.issuer.map(str::to_string),
+            audience: case.account.and_then(|a| a.audience.clone()),
+        },
+    }
+}
+
 /// The 12-digit account a `RegionDisabledException` names (`… for account:123456789012.`),
 /// only when the digits are whole (followed by the sentence's end).
 fn region_disabled_account(message: &str) -> Option<String> {
@@ -968,6 +1159,132 @@ mod tests {
             Some("arn:aws:iam::1:role/k2"),
         ));
         assert_eq!(karpenter_association(&obs), None);
+    }
+
+    fn refused(code: &str, action: Option<&str>, message: &str) -> Signal {
+        let origin = crate::signal::Origin {
+            file: "t".into(),
+            line: 1,
+        };
+        Signal {
+            error_code: Some(code.into()),
+            action: action.map(str::to_string),
+            ..Signal::new(
+                crate::signal::Source::Log,
+                origin,
+                "r",
+                crate::signal::Category::CredentialsDenied,
+                message,
+            )
+        }
+    }
+
+    #[test]
+    fn token_faults_are_read_from_code_call_and_sentence() {
+        let web = Some(WEB_IDENTITY);
+        let pod = Some(POD_IDENTITY_CALL);
+        for (code, action, message, want) in [
+            (
+                "InvalidIdentityToken",
+                web,
+                "InvalidIdentityToken: No OpenIDConnect provider found in your account for https://x",
+                None,
+            ),
+            (
+                "InvalidIdentityToken",
+                web,
+                "InvalidIdentityToken: Incorrect token audience",
+                Some(TokenFault::Audience),
+            ),
+            (
+                "InvalidIdentityTokenException",
+                web,
+                "Couldn't retrieve verification key from your identity provider",
+                Some(TokenFault::VerificationKey),
+            ),
+            (
+                "InvalidIdentityToken",
+                web,
+                "OpenIDConnect provider's HTTPS certificate doesn't match configured thumbprint",
+                Some(TokenFault::Thumbprint),
+            ),
+            (
+                "InvalidIdentityToken",
+                web,
+                "Missing a required claim: aud",
+                Some(TokenFault::IdentityToken),
+            ),
+            (
+                "IDPCommunicationError",
+                web,
+                "IDPCommunicationError: …",
+                Some(TokenFault::IdpUnreachable),
+            ),
+            (
+                "ExpiredTokenException",
+                web,
+                "Token expired: current date/time 1 must be before",
+                Some(TokenFault::WebIdentityTokenExpired),
+            ),
+            (
+                "ExpiredToken",
+                Some("ec2:CreateFleet"),
+                "The security token included in the request is expired",
+                Some(TokenFault::SessionExpired),
+            ),
+            (
+                "ExpiredTokenException",
+                pod,
+                "token is expired",
+                Some(TokenFault::PodTokenExpired),
+            ),
+            (
+                "InvalidTokenException",
+                pod,
+                "…",
+                Some(TokenFault::PodTokenInvalid),
+            ),
+            (
+                "ResourceNotFoundException",
+                pod,
+                "…",
+                Some(TokenFault::NoAssociation),
+            ),
+            // Not EKS Auth's: not a token fault.
+            (
+                "ResourceNotFoundException",
+                Some("ec2:CreateFleet"),
+                "…",
+                None,
+            ),
+            (
+                "AccessDenied",
+                web,
+                "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+                None,
+            ),
+        ] {
+            let s = refused(code, action, message);
+            assert_eq!(token_fault(&s), want, "{code} {message}");
+            if want.is_some() {
+                assert_eq!(path_of(&s), None, "{code}: no trust policy proof");
+            }
+        }
+        // A stored InvalidIdentityToken is re-checked as the missing provider unless the
+        // doctor left it Undetermined.
+        assert!(!not_recheckable(
+            Some("InvalidIdentityToken"),
+            Some(ReasonCode::OidcProviderMissing)
+        ));
+        assert!(not_recheckable(
+            Some("InvalidIdentityToken"),
+            Some(ReasonCode::Undetermined)
+        ));
+        assert!(not_recheckable(Some("ExpiredToken"), None));
+        assert_eq!(
+            path_of_spec(Some(POD_IDENTITY_CALL), Some("ResourceNotFoundException")),
+            None
+        );
     }
 
     #[test]

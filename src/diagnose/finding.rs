@@ -89,6 +89,19 @@ pub enum Fix {
         /// Karpenter's namespace, where its ServiceAccount was seen.
         namespace: Option<String>,
     },
+    /// STS or EKS Auth refused Karpenter's token or credentials for a reason no policy gives
+    /// (expired, not verifiable, no association): what to check for the fault AWS named.
+    Token {
+        fault: TokenFault,
+        /// The controller role Karpenter assumes.
+        role: Option<String>,
+        /// Karpenter's ServiceAccount, `(namespace, name)`, where it was seen.
+        account: Option<(String, String)>,
+        /// The cluster's OIDC issuer URL, where known.
+        issuer: Option<String>,
+        /// The audience Karpenter's ServiceAccount asks its token for, where it names one.
+        audience: Option<String>,
+    },
     /// Karpenter runs as the wrong principal: IRSA / Pod Identity not in effect.
     Principal {
         caller: String,
@@ -156,6 +169,36 @@ pub struct CredentialsFix {
     pub account: Option<(String, String)>,
     /// The whole corrected trust policy (every other statement kept).
     pub trust: Option<serde_json::Value>,
+}
+
+/// A credentials failure that is no policy denial: what STS or EKS Auth said of the token or
+/// the credentials Karpenter presented (contract §5 has no reason for these: `Undetermined`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFault {
+    /// `ExpiredToken`: a call was signed with temporary credentials that had expired.
+    SessionExpired,
+    /// STS `ExpiredTokenException` (`Token expired: current date/time …`): the ServiceAccount
+    /// token IRSA exchanged was past its `exp`.
+    WebIdentityTokenExpired,
+    /// `InvalidIdentityToken: Incorrect token audience`: the token's `aud` is none of the IAM
+    /// OIDC provider's client IDs.
+    Audience,
+    /// `InvalidIdentityToken: Couldn't retrieve verification key from your identity provider`:
+    /// STS could not fetch the issuer's signing keys.
+    VerificationKey,
+    /// `InvalidIdentityToken: OpenIDConnect provider's HTTPS certificate doesn't match
+    /// configured thumbprint`.
+    Thumbprint,
+    /// Any other `InvalidIdentityToken` (issuer, signature, claims).
+    IdentityToken,
+    /// `IDPCommunicationError`: STS could not reach the issuer.
+    IdpUnreachable,
+    /// EKS Auth `ExpiredTokenException`: the Pod Identity token had expired.
+    PodTokenExpired,
+    /// EKS Auth `InvalidTokenException`: the Pod Identity token is not valid.
+    PodTokenInvalid,
+    /// EKS Auth `ResourceNotFoundException`: no Pod Identity association for the pod.
+    NoAssociation,
 }
 
 /// How Karpenter was to get its credentials.

@@ -64,6 +64,12 @@ pub fn verify(
         return verify_key(spec, principal, partition, facts);
     }
     if spec.category == Category::CredentialsDenied {
+        if super::credentials::not_recheckable(spec.error_code.as_deref(), reason) {
+            return Verification::Unknown(format!(
+                "{} is no trust policy's refusal the doctor re-reads: only the failure stopping tells",
+                spec.error_code.as_deref().unwrap_or("the failure")
+            ));
+        }
         let case = CredentialsCase::of(obs, Some(principal), None, partition);
         let action = spec.action.as_deref();
         return match recheck(action, spec.error_code.as_deref(), &case, facts) {

@@ -387,11 +387,9 @@ fn incident<'a>(
                     .or_else(|| controller.map(str::to_string))
                     .or(caller)
             },
-            // STS off in the region is one cause whichever call met it.
-            action: s
-                .action
-                .clone()
-                .filter(|_| !credentials::is_region_disabled(s)),
+            // STS off in the region, or expired credentials, is one cause whichever call met
+            // it.
+            action: s.action.clone().filter(|_| !credentials::whatever_call(s)),
             resource: assumed.filter(|_| chained).map(str::to_string),
             kms_key: None,
         }

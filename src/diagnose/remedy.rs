@@ -188,6 +188,21 @@ fn render(r: &mut Remediation, f: &Finding, fix: &Fix, partition: &Partition) {
             namespace.as_deref(),
             partition,
         ),
+        Fix::Token {
+            fault,
+            role,
+            account,
+            issuer,
+            audience,
+        } => layers::token(
+            r,
+            *fault,
+            role.as_deref(),
+            account.as_ref(),
+            issuer.as_deref(),
+            audience.as_deref(),
+            partition,
+        ),
         Fix::Principal {
             caller,
             controller,

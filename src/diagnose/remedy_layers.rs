@@ -1,7 +1,7 @@
 //! Remediation for what lies outside the role's own policies: organization SCPs and RCPs, VPC
 //! endpoint, session and resource policies, and Karpenter's credentials (IRSA, Pod Identity).
 
-use super::finding::{CredentialsFix, CredentialsPath, OrgPolicy};
+use super::finding::{CredentialsFix, CredentialsPath, OrgPolicy, TokenFault};
 use super::model::Remediation;
 use super::remedy::{
     CLUSTER, NAMESPACE, ROLE_NAME, SERVICE_ACCOUNT, get_role, kms, list_associations, pretty,
@@ -33,6 +33,12 @@ const RESOURCE_POLICY: Placeholder = Placeholder::new(
 const ISSUER_URL: Placeholder =
     Placeholder::new("ISSUER_URL", "the issuer URL from the command above");
 const REGION: Placeholder = Placeholder::new("REGION", "the AWS_REGION of Karpenter");
+const PROVIDER_ARN: Placeholder = Placeholder::new(
+    "PROVIDER_ARN",
+    "the ARN of the IAM OIDC provider of the cluster issuer",
+);
+const ROLE_ARN: Placeholder =
+    Placeholder::new("ROLE_ARN", "the ARN of the Karpenter controller role");
 
 /// `p-…` of an Organizations policy ARN (`…/service_control_policy/p-2kgnabcd`).
 fn policy_id(arn: &str) -> Option<&str> {
@@ -421,4 +427,134 @@ pub(super) fn sts_region(
     );
     r.commands
         .push(restart(namespace.into(), "deployment karpenter").into());
+}
+
+/// A token or credentials failure that is no policy's (`TokenFault`): what to check and change
+/// for the fault STS or EKS Auth named. The doctor proves none of it, so the steps say where to
+/// look first; every command reads, except restarting Karpenter and, for a missing client ID or
+/// association, the one change AWS's sentence asks for.
+pub(super) fn token(
+    r: &mut Remediation,
+    fault: TokenFault,
+    role: Option<&str>,
+    account: Option<&(String, String)>,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+    partition: &Partition,
+) {
+    let (namespace, service_account) = match account {
+        Some((ns, name)) => (Piece::Value(ns), Piece::Value(name)),
+        None => (Piece::Hole(NAMESPACE), Piece::Hole(SERVICE_ACCOUNT)),
+    };
+    let issuer_arg = issuer
+        .map(|i| i.trim_end_matches('/'))
+        .map_or(ISSUER_URL.into(), Piece::Value);
+    let describe_issuer = Command::new("aws")
+        .lit("eks describe-cluster")
+        .opt("--name", CLUSTER)
+        .lit("--query cluster.identity.oidc.issuer --output text");
+    // The IAM OIDC provider of the issuer in the role's account, where both are known.
+    let provider = role.and_then(Arn::parse).zip(issuer).map(|(r, i)| {
+        format!(
+            "arn:{}:iam::{}:oidc-provider/{}",
+            partition.id,
+            r.account,
+            i.trim_start_matches("https://").trim_end_matches('/')
+        )
+    });
+    let provider_arg = provider
+        .as_deref()
+        .map_or(PROVIDER_ARN.into(), Piece::Value);
+    let get_provider = Command::new("aws")
+        .lit("iam get-open-id-connect-provider")
+        .opt("--open-id-connect-provider-arn", provider_arg);
+    let env = Command::new("kubectl")
+        .opt("-n", namespace)
+        .lit("set env deployment/karpenter --list");
+    let audience = audience.unwrap_or("sts.amazonaws.com");
+    match fault {
+        TokenFault::SessionExpired => {
+            r.summary = "Give Karpenter credentials it refreshes: no static session credentials, a node clock in sync".into();
+            r.steps.push("AWS refused a call signed with temporary credentials past their expiry. Check that Karpenter's pod has no AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN in its environment or a mounted credentials file (static session credentials are never refreshed): it should get them from IRSA (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE) or EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI).".into());
+            r.steps.push("Check the clock of the node Karpenter runs on (chronyd / Amazon Time Sync): with a clock behind, the SDK refreshes too late.".into());
+            r.commands.push(env.into());
+        }
+        TokenFault::WebIdentityTokenExpired | TokenFault::PodTokenExpired => {
+            r.summary = "Let Karpenter present a fresh ServiceAccount token: the kubelet refreshes it, the node's clock must be right".into();
+            r.steps.push("The ServiceAccount token Karpenter presented had expired. The kubelet rewrites the projected token before it expires; a token that is stale means the kubelet could not (node trouble) or the token came from elsewhere (a copied file, a long-lived Secret). Check the clock of Karpenter's node too: STS and EKS Auth compare exp with their own time.".into());
+            r.commands.push(env.into());
+            r.commands.push(
+                Command::new("kubectl")
+                    .opt("-n", namespace)
+                    .lit("get pods -l app.kubernetes.io/name=karpenter -o wide")
+                    .into(),
+            );
+        }
+        TokenFault::Audience => {
+            r.summary = format!(
+                "Add the token's audience {audience} to the client IDs of the cluster's IAM OIDC provider"
+            );
+            r.steps.push(format!("STS compares the token's aud with the client IDs of the IAM OIDC provider for the cluster's issuer: Karpenter's token asks for {audience} (the ServiceAccount's eks.amazonaws.com/audience annotation, else sts.amazonaws.com), and the provider does not list it. Add it there, or remove a wrong audience annotation."));
+            r.commands.push(describe_issuer.into());
+            r.commands.push(get_provider.into());
+            r.commands.push(
+                Command::new("aws")
+                    .lit("iam add-client-id-to-open-id-connect-provider")
+                    .opt("--open-id-connect-provider-arn", provider_arg)
+                    .opt("--client-id", audience)
+                    .into(),
+            );
+        }
+        TokenFault::VerificationKey | TokenFault::IdpUnreachable | TokenFault::IdentityToken => {
+            r.summary = "Make the cluster's OIDC issuer verifiable by STS: the issuer Karpenter's token names must serve its discovery document and keys publicly".into();
+            r.steps.push("STS fetches <issuer>/.well-known/openid-configuration and the keys it points to, over the internet, to verify the token. An EKS issuer serves them while the cluster exists; a self-managed issuer (an S3 bucket, kops, a private endpoint) must be reachable publicly. Check that the issuer in Karpenter's token is the cluster's (a token from another or a re-created cluster names another issuer) and that the IAM OIDC provider names that issuer.".into());
+            if fault == TokenFault::IdpUnreachable {
+                r.steps.push("IDPCommunicationError is often transient: if it stops within minutes, nothing needs to change.".into());
+            }
+            r.commands.push(describe_issuer.into());
+            r.commands.push(
+                Command::new("curl")
+                    .lit("-fsS")
+                    .word(&[issuer_arg, Piece::Lit("/.well-known/openid-configuration")])
+                    .into(),
+            );
+            r.commands.push(get_provider.into());
+        }
+        TokenFault::Thumbprint => {
+            r.summary = "Correct the thumbprint of the cluster's IAM OIDC provider to the issuer's certificate".into();
+            r.steps.push("STS checks the issuer's HTTPS certificate against the thumbprints of the IAM OIDC provider. Read the provider's ThumbprintList and replace it with the thumbprint of the issuer's top intermediate CA (for EKS issuers, recreating the provider with eksctl or the console computes it).".into());
+            r.commands.push(describe_issuer.into());
+            r.commands.push(get_provider.into());
+        }
+        TokenFault::PodTokenInvalid => {
+            r.summary = "Let Karpenter present a valid Pod Identity token: EKS Pod Identity Agent running, the token for pods.eks.amazonaws.com".into();
+            r.steps.push("EKS Auth found the ServiceAccount token of Karpenter's pod invalid: it must be issued by this cluster for the audience pods.eks.amazonaws.com (the projected eks-pod-identity-token). Check that the EKS Pod Identity Agent runs on Karpenter's node and that the pod's token volume was not replaced.".into());
+            r.commands.push(
+                Command::new("kubectl")
+                    .lit("-n kube-system get daemonset eks-pod-identity-agent")
+                    .into(),
+            );
+            r.commands.push(env.into());
+        }
+        TokenFault::NoAssociation => {
+            r.summary =
+                "Create the EKS Pod Identity association for Karpenter's ServiceAccount".into();
+            r.steps.push("EKS Auth found no Pod Identity association for the cluster, namespace and ServiceAccount of Karpenter's pod. List the associations; create one for Karpenter's namespace and ServiceAccount with the controller role (or, where Karpenter uses IRSA, remove Pod Identity's environment from its pod).".into());
+            r.commands
+                .push(list_associations(CLUSTER.into(), namespace).into());
+            r.commands.push(
+                Command::new("aws")
+                    .lit("eks create-pod-identity-association")
+                    .opt("--cluster-name", CLUSTER)
+                    .opt("--namespace", namespace)
+                    .opt("--service-account", service_account)
+                    .opt("--role-arn", role.map_or(ROLE_ARN.into(), Piece::Value))
+                    .into(),
+            );
+        }
+    }
+    r.steps
+        .push("Restart Karpenter so that it asks for credentials again.".into());
+    r.commands
+        .push(restart(namespace, "deployment/karpenter").into());
 }

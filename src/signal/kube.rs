@@ -64,6 +64,24 @@ fn failing_conditions(value: &Value) -> Vec<(&str, Option<String>, bool)> {
         .collect()
 }
 
+/// The message of EC2NodeClass validation's `ValidationSucceeded=False` with reason
+/// `InstanceProfileNotFound` (v1.15: `Instance profile "<name>" not found`, written when
+/// `spec.instanceProfile` names a profile RunInstances' dry run does not know,
+/// pkg/controllers/nodeclass/validation.go:450-458).
+fn instance_profile_not_found(value: &Value) -> Option<&str> {
+    value
+        .get("status")?
+        .get("conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| {
+            str_at(c, &["type"]) == Some("ValidationSucceeded")
+                && str_at(c, &["status"]) == Some("False")
+                && str_at(c, &["reason"]) == Some("InstanceProfileNotFound")
+        })
+        .map(|c| str_at(c, &["message"]).unwrap_or("no message"))
+}
+
 /// The status of the condition `type_`, if the object has it.
 fn condition<'v>(value: &'v Value, type_: &str) -> Option<&'v str> {
     value
@@ -164,6 +182,14 @@ fn node_class(value: &Value, line: usize, sink: &mut Sink<'_>) {
             }
         }
     }
+    if let Some(message) = instance_profile_not_found(value) {
+        sink.warn(
+            line,
+            format!(
+                "EC2NodeClass {name}: ValidationSucceeded=False InstanceProfileNotFound ({message}): no authorization failure but a missing instance profile; create it, or correct spec.instanceProfile"
+            ),
+        );
+    }
     for (message, time, dry_run) in failing_conditions(value) {
         let context = Context {
             time: time_of(time),
@@ -214,9 +240,16 @@ fn event(value: &Value, line: usize, sink: &mut Sink<'_>) {
         nomination(value, object, text, time.clone(), sink);
     }
     let mut context = Context::new(Source::Event, line);
+    // An Event on a pod is in the pod's namespace, where any user of it may write one: never
+    // Karpenter's evidence (its author is named), whatever its reporter says.
     context.author = event_author(value);
     match kind {
         "NodeClaim" | "Machine" => context.node_claim = object_name,
+        // v1.15+: a pending pod is told of its nominated NodeClaim's launch failure.
+        "Pod" => {
+            let reason = str_at(value, &["reason"]).unwrap_or("");
+            context.node_claim = super::pending::nominated_claim(reason, text).map(str::to_string);
+        }
         "NodePool" | "Provisioner" => context.node_pool = object_name,
         "EC2NodeClass" | "AWSNodeTemplate" => context.node_class = object_name,
         _ => {}
@@ -432,6 +465,33 @@ mod tests {
         assert_eq!(id("aws:///us-east-1a/"), None);
         assert_eq!(id("kind://docker/x/node"), None);
         assert_eq!(id("i-"), None);
+    }
+
+    #[test]
+    fn an_event_on_a_pod_is_never_karpenters_evidence_whoever_reports_it() {
+        let event = |namespace: &str, reporter: &str| serde_json::json!({"metadata": {"namespace": namespace}, "reportingComponent": reporter});
+        // A pod's Events are in its namespace, where its users may write any: named, never
+        // Karpenter's (nominations only link a pod to a NodeClaim, `pending`).
+        assert!(event_author(&event("shop", "karpenter")).is_some());
+        assert!(event_author(&event("shop", "someone")).is_some());
+        assert_eq!(event_author(&event("default", "karpenter")), None);
+    }
+
+    #[test]
+    fn validation_tells_a_missing_instance_profile_apart() {
+        let class = |reason: &str| {
+            serde_json::json!({"status": {"conditions": [{"type": "ValidationSucceeded",
+                "status": "False", "reason": reason,
+                "message": "Instance profile \"KarpenterNodeInstanceProfile-prod\" not found"}]}})
+        };
+        assert_eq!(
+            instance_profile_not_found(&class("InstanceProfileNotFound")),
+            Some("Instance profile \"KarpenterNodeInstanceProfile-prod\" not found")
+        );
+        assert_eq!(
+            instance_profile_not_found(&class("RunInstancesAuthCheckFailed")),
+            None
+        );
     }
 
     #[test]

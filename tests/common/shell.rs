@@ -223,13 +223,14 @@ pub fn shorthand_value(text: &str) -> Option<String> {
 
 /// The programs the sandbox stubs: those the remediation commands run, and `touch`, which an
 /// injected command would (it creates its files, so the canary shows either way).
-pub const STUBS: [&str; 7] = [
+pub const STUBS: [&str; 8] = [
     "aws",
     "kubectl",
     "eksctl",
     "jq",
     "helm",
     "karpenter-doctor",
+    "curl",
     "touch",
 ];
 
