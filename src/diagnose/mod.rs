@@ -496,7 +496,25 @@ fn render(
             ),
         );
     }
-    if let Some(from) = &latest.signal.action_from {
+    // AWS's decoded message of this request, whole, names the action the text left out.
+    let decoded_names_action = key
+        .principal
+        .as_deref()
+        .zip(key.action.as_deref())
+        .and_then(|(role, action)| decoded_of(g, obs, facts, role, action))
+        .is_some_and(|d| d.whole);
+    if latest.signal.action_from.is_some() && decoded_names_action {
+        finding.evidence.insert(
+            1,
+            evidence(
+                "error message",
+                format!(
+                    "the text names no action; AWS's decoded authorization message of the request names {}",
+                    key.action.as_deref().unwrap_or("it")
+                ),
+            ),
+        );
+    } else if let Some(from) = &latest.signal.action_from {
         // The action is read from around the message, not from AWS: a root cause that names
         // it rests on it, and is not proven (one that names none, as STS's
         // RegionDisabledException whatever call met it, does not).
