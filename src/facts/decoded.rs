@@ -386,3 +386,111 @@ fn close(text: &str) -> Option<String> {
     }
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AWS CLI's documented example (aws-cli `examples/sts/decode-authorization-message`).
+    const INNER: &str = include_str!("../../tests/fixtures/pastes/136-8.txt");
+    const WRAPPED: &str = include_str!("../../tests/fixtures/pastes/135-8.txt");
+
+    #[test]
+    fn reads_the_cli_answer_and_the_document_alike() {
+        let a = Decoded::from_text(WRAPPED, "f").unwrap();
+        let b = Decoded::from_text(INNER.trim(), "f").unwrap();
+        assert_eq!(a, b);
+        assert!(a.whole);
+        assert_eq!(a.verdict(), "explicit deny");
+        assert_eq!(a.qualified_action().as_deref(), Some("ec2:RunInstances"));
+        assert_eq!(a.deny_sids(), ["VisualEditor0"]);
+        assert_eq!(
+            a.principal.as_deref(),
+            Some("arn:aws:sts::111122223333:assumed-role/Developer/Ana")
+        );
+        assert_eq!(a.conditions.len(), 18);
+        assert_eq!(a.context()["ec2:InstanceType"], ["t2.micro"]);
+    }
+
+    #[test]
+    fn a_text_cut_at_any_byte_never_yields_a_cut_value() {
+        let full = Decoded::from_text(WRAPPED, "f").unwrap();
+        for text in [WRAPPED, INNER] {
+            let text = text.trim_end();
+            for end in (1..text.len()).filter(|&e| text.is_char_boundary(e)) {
+                let Some(d) = Decoded::from_text(&text[..end], "f") else {
+                    continue;
+                };
+                assert!(!d.whole, "cut at {end} reads as whole");
+                for (got, want) in [
+                    (&d.principal, &full.principal),
+                    (&d.action, &full.action),
+                    (&d.resource, &full.resource),
+                ] {
+                    assert!(got.is_none() || got == want, "cut at {end}: {got:?}");
+                }
+                for (key, values) in &d.conditions {
+                    let whole = full.context();
+                    assert!(
+                        whole.get(key).is_some_and(|w| values.iter().all(|v| w.contains(v))),
+                        "cut at {end}: {key}={values:?}"
+                    );
+                }
+                for p in [&d.partial.principal, &d.partial.action, &d.partial.resource] {
+                    if let Some(p) = p {
+                        assert!(!p.contains(CUT), "cut at {end}: the mark leaked: {p:?}");
+                    }
+                }
+                let _ = d.line();
+            }
+        }
+    }
+
+    #[test]
+    fn the_value_a_cut_falls_in_is_a_prefix() {
+        let at = INNER.find("instance/*").unwrap();
+        let d = Decoded::from_text(&INNER[..at], "f").unwrap();
+        assert_eq!(d.resource, None);
+        assert_eq!(
+            d.partial.resource.as_deref(),
+            Some("arn:aws:ec2:us-east-1:111122223333:")
+        );
+        // The service is read from the prefix, where the text goes on after it.
+        assert_eq!(d.qualified_action().as_deref(), Some("ec2:RunInstances"));
+        assert!(d.line().contains("(cut)"));
+    }
+
+    #[test]
+    fn bad_input_is_none_or_partial_never_a_panic() {
+        for text in [
+            "",
+            "{",
+            "{]",
+            "[1, 2",
+            "{\"DecodedMessage\": 5}",
+            "{\"DecodedMessage\": \"not json\"}",
+            "{\"allowed\":",
+            "{\"allowed\":fal",
+            "{\"explicitDeny\":true,\"context\":{\"action\":\"a\\",
+            "{\"explicitDeny\":true,\"context\":{\"action\":\"a\\u00",
+            "{\"a\":1}}}",
+            "\u{0}{\"allowed\":false",
+        ] {
+            if let Some(d) = Decoded::from_text(text, "f") {
+                assert!(!d.whole, "{text:?}");
+                assert_eq!(d.action, None, "{text:?}");
+            }
+        }
+        let huge = format!(
+            "{{\"allowed\":false,\"explicitDeny\":false,\"context\":{{\"action\":\"{}",
+            "x".repeat(MAX_DECODED)
+        );
+        assert_eq!(Decoded::from_text(&huge, "f"), None);
+        let long = format!(
+            "{{\"allowed\":false,\"explicitDeny\":false,\"context\":{{\"action\":\"{}",
+            "x".repeat(100_000)
+        );
+        let d = Decoded::from_text(&long, "f").unwrap();
+        assert_eq!(d.partial.action.map(|a| a.len()), Some(100_000));
+    }
+}

@@ -492,6 +492,48 @@ mod tests {
     }
 
     #[test]
+    fn decoded_messages_cut_or_elided_are_read_in_part_and_garbage_is_skipped() {
+        let scanner = crate::signal::Scanner::new().unwrap();
+        let scan = |name: &str, text: &str| {
+            let mut obs = crate::signal::Observations::default();
+            scanner
+                .scan(name, text.as_bytes(), &mut obs, &mut |_| {})
+                .unwrap();
+            obs
+        };
+        let yaml = include_str!("../../tests/fixtures/pastes/138-8.txt");
+        // `--output yaml` cut inside its quoted scalar, mid-resource: a YAML error, read in part.
+        let at = yaml.find("instance/*").unwrap();
+        let obs = scan("cut.yaml", &yaml[..at]);
+        assert_eq!(obs.signals.len(), 1, "{:?}", obs.warnings);
+        let s = &obs.signals[0];
+        assert_eq!(s.action.as_deref(), Some("ec2:RunInstances"));
+        assert_eq!(s.resource, None);
+        assert!(s.partial.resource.is_some());
+        assert!(!obs.decoded[0].whole);
+        // The document as YAML with a user's `...` line: read, held only in part.
+        let obs = scan(
+            "elided.yaml",
+            include_str!("../../tests/fixtures/pastes/139-8.txt"),
+        );
+        assert_eq!(obs.signals.len(), 1, "{:?}", obs.warnings);
+        assert!(!obs.decoded[0].whole);
+        // The document as YAML cut at a line's end: whatever it holds, never a panic, and no
+        // value it was cut inside.
+        let doc = include_str!("../../tests/fixtures/pastes/139-8.txt");
+        for end in doc.match_indices('\n').map(|(i, _)| i) {
+            let obs = scan("cut.yaml", &doc[..end]);
+            for s in &obs.signals {
+                assert!(s.resource.is_none() || s.resource.as_deref() == Some("arn:aws:ec2:us-east-1:111122223333:instance/*"));
+            }
+        }
+        // Broken JSON that only mentions the keys: skipped with a warning.
+        let obs = scan("broken.json", "{\"explicitDeny\": tru, \"allowed\" 1}\n");
+        assert!(obs.signals.is_empty());
+        assert_eq!(obs.warnings.len(), 1, "{:?}", obs.warnings);
+    }
+
+    #[test]
     fn documents_over_the_cap_are_refused_without_reading_on() {
         let text = vec![b' '; 5000];
         let mut seen = 0;
