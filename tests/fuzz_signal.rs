@@ -361,18 +361,29 @@ fn decoded_messages_cut_anywhere_never_give_a_cut_value() {
             let cut = &bytes[..at % bytes.len()];
             let out = scan_checked(cut)?;
             let want = &full.signals[0];
-            for s in out.signals.iter().filter(|s| s.rule == "decoded-authorization-message") {
+            for s in out
+                .signals
+                .iter()
+                .filter(|s| s.rule == "decoded-authorization-message")
+            {
                 read.set(read.get() + 1);
                 for (got, whole) in [
                     (&s.principal, &want.principal),
                     (&s.action, &want.action),
                     (&s.resource, &want.resource),
                 ] {
-                    prop_assert!(got.is_none() || got == whole, "{got:?} from {} bytes", cut.len());
+                    prop_assert!(
+                        got.is_none() || got == whole,
+                        "{got:?} from {} bytes",
+                        cut.len()
+                    );
                 }
             }
             Ok(())
         })
         .unwrap();
-    println!("fuzz_signal decoded cuts: {n} cases, {} signals read", read.get());
+    println!(
+        "fuzz_signal decoded cuts: {n} cases, {} signals read",
+        read.get()
+    );
 }

@@ -116,7 +116,7 @@ pub fn proven(
 /// the Deny it names) — and it is whole. A message cut short or elided is a premise not
 /// whole; one that disagrees is undecided, and the evidence says why: then nothing is
 /// `Confirmed`.
-pub fn decoded(case: &IamCase<'_>, mut finding: Finding, decoded: &Decoded) -> Finding {
+pub fn decoded(mut finding: Finding, decoded: &Decoded) -> Finding {
     use ReasonCode as R;
     let source = format!("sts:DecodeAuthorizationMessage ({})", decoded.source);
     // A live answer already has its line (`render`); a given one is shown here.
@@ -160,9 +160,8 @@ pub fn decoded(case: &IamCase<'_>, mut finding: Finding, decoded: &Decoded) -> F
         }
         _ => None,
     };
-    let decided = disagreement.is_none()
-        && decoded.allowed == Some(false)
-        && decoded.explicit_deny.is_some();
+    let decided =
+        disagreement.is_none() && decoded.allowed == Some(false) && decoded.explicit_deny.is_some();
     if let Some(why) = &disagreement {
         finding.evidence.push(evidence(
             "sts:DecodeAuthorizationMessage",
@@ -189,7 +188,6 @@ pub fn decoded(case: &IamCase<'_>, mut finding: Finding, decoded: &Decoded) -> F
             "the input holds AWS's decoded message only in part (cut short or elided): what it lacks is unknown, so it proves nothing",
         ));
     }
-    let _ = case;
     finding.premises.push(Premise {
         whole: decoded.whole,
         ..Premise::of(What::AwsEvaluation, source, decided)

@@ -961,8 +961,7 @@ fn records(d: &Decoded, role_name: Option<&str>, action: &str, resource: Option<
     d.principal
         .as_deref()
         .is_some_and(|p| role_name.is_some() && role_name_of(p) == role_name)
-        && d
-            .qualified_action()
+        && d.qualified_action()
             .is_some_and(|a| a.eq_ignore_ascii_case(action))
         && resource.is_none_or(|r| d.resource.as_deref() == Some(r))
 }

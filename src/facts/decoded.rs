@@ -87,8 +87,7 @@ impl Decoded {
         let value = serde_json::from_str::<Value>(&closed).ok()?;
         if let Some(inner) = value.get("DecodedMessage").and_then(Value::as_str) {
             // The CLI's wrapper cut inside its string: the string is the cut document.
-            return Decoded::from_text(inner.trim_end_matches(CUT), source)
-                .map(|d| d.cut_short());
+            return Decoded::from_text(inner.trim_end_matches(CUT), source).map(|d| d.cut_short());
         }
         // A record of AWS's verdict: it opens with `allowed` or `explicitDeny`.
         let verdict = value.get("allowed").is_some() || value.get("explicitDeny").is_some();
@@ -158,9 +157,7 @@ impl Decoded {
         let complete = ["/allowed", "/explicitDeny", "/context/conditions"]
             .iter()
             .all(|p| value.pointer(p).is_some())
-            && [&principal, &action, &resource]
-                .iter()
-                .all(|v| v.is_some());
+            && [&principal, &action, &resource].iter().all(|v| v.is_some());
         Decoded {
             allowed: value.get("allowed").and_then(Value::as_bool),
             explicit_deny: value.get("explicitDeny").and_then(Value::as_bool),
@@ -208,7 +205,9 @@ impl Decoded {
                 // The service is read only where the text goes on after it.
                 parts.next().map(|_| service)
             })
-            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))?;
+            .filter(|s| {
+                !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })?;
         Some(format!("{service}:{action}"))
     }
 
@@ -432,14 +431,17 @@ mod tests {
                 for (key, values) in &d.conditions {
                     let whole = full.context();
                     assert!(
-                        whole.get(key).is_some_and(|w| values.iter().all(|v| w.contains(v))),
+                        whole
+                            .get(key)
+                            .is_some_and(|w| values.iter().all(|v| w.contains(v))),
                         "cut at {end}: {key}={values:?}"
                     );
                 }
-                for p in [&d.partial.principal, &d.partial.action, &d.partial.resource] {
-                    if let Some(p) = p {
-                        assert!(!p.contains(CUT), "cut at {end}: the mark leaked: {p:?}");
-                    }
+                for p in [&d.partial.principal, &d.partial.action, &d.partial.resource]
+                    .into_iter()
+                    .flatten()
+                {
+                    assert!(!p.contains(CUT), "cut at {end}: the mark leaked: {p:?}");
                 }
                 let _ = d.line();
             }

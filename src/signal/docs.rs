@@ -112,8 +112,7 @@ fn scan_yaml(bytes: &[u8], sink: &mut Sink<'_>) {
 /// Whether a text is (the start of) AWS's decoded authorization message: the CLI's key, or
 /// the verdict keys the document opens with.
 fn looks_decoded(text: &str) -> bool {
-    text.contains("DecodedMessage")
-        || (text.contains("explicitDeny") && text.contains("allowed"))
+    text.contains("DecodedMessage") || (text.contains("explicitDeny") && text.contains("allowed"))
 }
 
 /// A decoded message that is not valid JSON as it stands: cut short, or with its strings
@@ -184,11 +183,7 @@ fn decoded_yaml(doc: &[u8], sink: &Sink<'_>) -> Option<Decoded> {
         q @ ('\'' | '"') => (Some(q), &scalar[1..]),
         _ => (None, scalar),
     };
-    let joined = body
-        .lines()
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let joined = body.lines().map(str::trim).collect::<Vec<_>>().join(" ");
     let inner = match quote {
         Some('\'') => joined.replace("''", "'"),
         _ => joined,
@@ -524,7 +519,11 @@ mod tests {
         for end in doc.match_indices('\n').map(|(i, _)| i) {
             let obs = scan("cut.yaml", &doc[..end]);
             for s in &obs.signals {
-                assert!(s.resource.is_none() || s.resource.as_deref() == Some("arn:aws:ec2:us-east-1:111122223333:instance/*"));
+                assert!(
+                    s.resource.is_none()
+                        || s.resource.as_deref()
+                            == Some("arn:aws:ec2:us-east-1:111122223333:instance/*")
+                );
             }
         }
         // Broken JSON that only mentions the keys: skipped with a warning.

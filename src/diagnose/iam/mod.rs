@@ -106,7 +106,7 @@ pub fn reason(case: &IamCase<'_>, facts: &dyn Facts) -> Finding {
             org_documented(case, from_facts(case, facts, recorded.as_ref())),
         );
         return match case.decoded {
-            Some(decoded) => authorization::decoded(case, finding, decoded),
+            Some(decoded) => authorization::decoded(finding, decoded),
             None => finding,
         };
     };

@@ -350,7 +350,10 @@ pub(super) fn named_by_aws(
     traces: &[crate::policy::statement::StatementTrace],
     denial: &crate::policy::Denial,
 ) -> bool {
-    let Some(decoded) = case.decoded.filter(|d| d.explicit_deny == Some(true) && d.whole) else {
+    let Some(decoded) = case
+        .decoded
+        .filter(|d| d.explicit_deny == Some(true) && d.whole)
+    else {
         return false;
     };
     let sids = decoded.deny_sids();
