@@ -74,6 +74,16 @@ impl Decoded {
         if text.len() > MAX_DECODED {
             return None;
         }
+        Decoded::read_text(text, source).or_else(|| {
+            // A JSON string a user or a page wrapped over lines.
+            let joined = rejoined(text);
+            (joined != text)
+                .then(|| Decoded::read_text(&joined, source))
+                .flatten()
+        })
+    }
+
+    fn read_text(text: &str, source: &str) -> Option<Decoded> {
         if let Ok(value) = serde_json::from_str::<Value>(text) {
             return value
                 .get("DecodedMessage")
@@ -265,6 +275,63 @@ fn cut(text: &str, max: usize) -> String {
     crate::signal::text::cut(text, max)
 }
 
+/// Where a JSON text is, one character after the other: inside a string or not.
+#[derive(Default)]
+struct Strings {
+    inside: bool,
+    escaped: bool,
+}
+
+/// What a character is to [`Strings`].
+enum At {
+    /// The quote that opens a string.
+    Open,
+    /// Inside a string (its escapes included).
+    Inside,
+    /// The quote that closes a string.
+    Close,
+    Outside,
+}
+
+impl Strings {
+    fn step(&mut self, c: char) -> At {
+        if !self.inside {
+            self.inside = c == '"';
+            return if self.inside { At::Open } else { At::Outside };
+        }
+        if self.escaped {
+            self.escaped = false;
+        } else if c == '\\' {
+            self.escaped = true;
+        } else if c == '"' {
+            self.inside = false;
+            return At::Close;
+        }
+        At::Inside
+    }
+}
+
+/// `text` with the line breaks (and the indentation after them) inside JSON strings dropped:
+/// a JSON string a user or a page wrapped over lines.
+fn rejoined(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut strings = Strings::default();
+    let mut skip_indent = false;
+    for c in text.chars() {
+        if skip_indent && (c == ' ' || c == '\t') {
+            continue;
+        }
+        skip_indent = false;
+        if strings.inside && (c == '\n' || c == '\r') {
+            skip_indent = c == '\n';
+            continue;
+        }
+        strings.step(c);
+        out.push(c);
+    }
+    out
+}
+
 /// Where an object is between its members.
 #[derive(Clone, Copy, PartialEq)]
 enum Member {
@@ -285,7 +352,8 @@ fn close(text: &str) -> Option<String> {
     }
     // Per open object its state (`None` for an array).
     let mut frames: Vec<Option<Member>> = Vec::new();
-    let (mut in_string, mut escaped, mut string_is_key) = (false, false, false);
+    let mut strings = Strings::default();
+    let mut string_is_key = false;
     // Where the scalar (literal or number) being read started.
     let mut scalar_at: Option<usize> = None;
     let done = |frames: &mut Vec<Option<Member>>| {
@@ -294,13 +362,9 @@ fn close(text: &str) -> Option<String> {
         }
     };
     for (i, c) in text.char_indices() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
+        match strings.step(c) {
+            At::Inside => continue,
+            At::Close => {
                 if string_is_key {
                     if let Some(Some(m)) = frames.last_mut() {
                         *m = Member::Colon;
@@ -308,18 +372,16 @@ fn close(text: &str) -> Option<String> {
                 } else {
                     done(&mut frames);
                 }
+                continue;
             }
-            continue;
+            At::Open | At::Outside => {}
         }
         if scalar_at.is_some() && !c.is_ascii_alphanumeric() && !matches!(c, '-' | '+' | '.') {
             scalar_at = None;
             done(&mut frames);
         }
         match c {
-            '"' => {
-                in_string = true;
-                string_is_key = frames.last() == Some(&Some(Member::Key));
-            }
+            '"' => string_is_key = frames.last() == Some(&Some(Member::Key)),
             '{' => frames.push(Some(Member::Key)),
             '[' => frames.push(None),
             '}' | ']' => {
@@ -346,11 +408,11 @@ fn close(text: &str) -> Option<String> {
         }
     }
     let mut out = String::with_capacity(text.len() + frames.len() + 8);
-    if in_string {
+    if strings.inside {
         let mut body = text;
         // A cut escape (`\`, `\u00`) is dropped whole.
         if let Some(at) = body.rfind('\\')
-            && (escaped || (body[at..].starts_with("\\u") && body.len() - at < 6))
+            && (strings.escaped || (body[at..].starts_with("\\u") && body.len() - at < 6))
         {
             body = &body[..at];
         }

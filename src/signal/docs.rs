@@ -116,43 +116,11 @@ fn looks_decoded(text: &str) -> bool {
 }
 
 /// A decoded message that is not valid JSON as it stands: cut short, or with its strings
-/// re-wrapped over lines (the line breaks inside a string dropped).
+/// re-wrapped over lines.
 fn decoded_text(text: &str, sink: &Sink<'_>) -> Option<Decoded> {
-    if !looks_decoded(text) {
-        return None;
-    }
-    let source = format!("file {}", sink.file());
-    Decoded::from_text(text, &source).or_else(|| Decoded::from_text(&rejoined(text), &source))
-}
-
-/// `text` with the line breaks (and the indentation after them) inside JSON strings dropped:
-/// a JSON string a user or a page wrapped over lines.
-fn rejoined(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let (mut in_string, mut escaped, mut skip_indent) = (false, false, false);
-    for c in text.chars() {
-        if skip_indent && (c == ' ' || c == '\t') {
-            continue;
-        }
-        skip_indent = false;
-        if in_string {
-            if c == '\n' || c == '\r' {
-                skip_indent = c == '\n';
-                continue;
-            }
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-        } else if c == '"' {
-            in_string = true;
-        }
-        out.push(c);
-    }
-    out
+    looks_decoded(text)
+        .then(|| Decoded::from_text(text, &format!("file {}", sink.file())))
+        .flatten()
 }
 
 /// A YAML document that does not parse, read as AWS's decoded message where it is one: with a
@@ -188,9 +156,7 @@ fn decoded_yaml(doc: &[u8], sink: &Sink<'_>) -> Option<Decoded> {
         Some('\'') => joined.replace("''", "'"),
         _ => joined,
     };
-    Decoded::from_text(&inner, &source)
-        .or_else(|| Decoded::from_text(&rejoined(&inner), &source))
-        .map(Decoded::elided)
+    Decoded::from_text(&inner, &source).map(Decoded::elided)
 }
 
 /// Each YAML document with the line it starts on, its `---` marker included.
