@@ -323,7 +323,12 @@ impl RuleSet {
         // (`logs::candidate`): its keys are literals of the prefilter, no rule's.
         let prefilter = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostFirst)
-            .build(literal_texts.iter().map(String::as_str).chain(DECODED_LITERALS))
+            .build(
+                literal_texts
+                    .iter()
+                    .map(String::as_str)
+                    .chain(DECODED_LITERALS),
+            )
             .map_err(|e| RuleError::File(format!("literals: {e}")))?;
         let mut trailers = Vec::new();
         for (name, pattern) in &raw.trailers {
