@@ -125,6 +125,12 @@ fn edit() -> impl Strategy<Value = Edit> {
         Just(
             b"; UnauthorizedOperation: You are not authorized to perform this operation. ".to_vec()
         ),
+        // AWS's decoded authorization message, in the forms the CLI prints it.
+        Just(b"{\"DecodedMessage\": \"{\\\"allowed\\\":false,\\\"explicitDeny\\\":true,".to_vec()),
+        Just(b"\\\"context\\\":{\\\"principal\\\":{\\\"arn\\\":\\\"".to_vec()),
+        Just(b"\"matchedStatements\": {\"items\": [{\"statementId\": \"S\", \"effect\": \"DENY\"}]},".to_vec()),
+        Just(b"DecodedMessage: '{\"allowed\":false,".to_vec()),
+        Just(b"\n...\n".to_vec()),
         prop::collection::vec(any::<u8>(), 1..16),
     ];
     prop_oneof![
@@ -331,4 +337,53 @@ fn pasted_shapes_of_a_record_say_what_the_record_says() {
     }
     assert!(checked >= 3, "only {checked} records checked");
     println!("fuzz_signal shapes: {checked} records, each pretty-printed, prefixed and cut");
+}
+
+/// AWS's decoded authorization messages (pastes of shape 8) cut at any byte: a principal, action
+/// or resource read from one is the whole value or nothing, never the prefix the cut left.
+#[test]
+fn decoded_messages_cut_anywhere_never_give_a_cut_value() {
+    let n = cases(512);
+    let dir = format!("{}/tests/fixtures/pastes", env!("CARGO_MANIFEST_DIR"));
+    let whole: Vec<(Vec<u8>, Observations)> = ["135-8.txt", "136-8.txt", "137-8.txt", "138-8.txt"]
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(format!("{dir}/{f}")).unwrap();
+            let out = scan_checked(&bytes).unwrap();
+            assert_eq!(out.signals.len(), 1, "{f}");
+            (bytes, out)
+        })
+        .collect();
+    let read = Cell::new(0);
+    runner(n)
+        .run(&(0..whole.len(), any::<usize>()), |(which, at)| {
+            let (bytes, full) = &whole[which];
+            let cut = &bytes[..at % bytes.len()];
+            let out = scan_checked(cut)?;
+            let want = &full.signals[0];
+            for s in out
+                .signals
+                .iter()
+                .filter(|s| s.rule == "decoded-authorization-message")
+            {
+                read.set(read.get() + 1);
+                for (got, whole) in [
+                    (&s.principal, &want.principal),
+                    (&s.action, &want.action),
+                    (&s.resource, &want.resource),
+                ] {
+                    prop_assert!(
+                        got.is_none() || got == whole,
+                        "{got:?} from {} bytes",
+                        cut.len()
+                    );
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    println!(
+        "fuzz_signal decoded cuts: {n} cases, {} signals read",
+        read.get()
+    );
 }

@@ -226,6 +226,36 @@ pub fn group(incidents: Vec<Incident<'_>>) -> Vec<Group<'_>> {
                 .unwrap_or_else(|| i.key.clone())
         })
         .collect();
+    // AWS's decoded messages given as input: a failure that carries an encoded message joins
+    // the one decoded failure it is told less fully than (the message decoded is its own).
+    let decoded: BTreeSet<&Key> = incidents
+        .iter()
+        .filter(|i| is_decoded(i))
+        .map(|i| &i.key)
+        .collect();
+    let joined: Vec<Key> = incidents
+        .iter()
+        .zip(&told)
+        .zip(joined)
+        .map(|((i, told), key)| {
+            if decoded.is_empty()
+                || is_decoded(i)
+                || i.signal.encoded_message.is_none()
+                || decoded.contains(&key)
+            {
+                return key;
+            }
+            let fuller: Vec<&&Key> = decoded
+                .iter()
+                .filter(|d| key.told_more_fully_by(d))
+                .collect();
+            match (fuller.as_slice(), decoded.len()) {
+                ([only], _) => (**only).clone(),
+                ([], 1) if told.is_anonymous() => (*decoded.first().expect("one")).clone(),
+                _ => key,
+            }
+        })
+        .collect();
     let mut groups: BTreeMap<Key, Vec<Incident<'_>>> = BTreeMap::new();
     for (incident, key) in incidents.into_iter().zip(joined) {
         groups.entry(key).or_default().push(incident);
@@ -233,11 +263,21 @@ pub fn group(incidents: Vec<Incident<'_>>) -> Vec<Group<'_>> {
     groups
         .into_iter()
         .map(|(key, mut incidents)| {
+            // AWS's record of a failure Karpenter wrote is no second occurrence of it (it is
+            // read as AWS's evaluation: `diagnose::decoded_of`).
+            if incidents.iter().any(|i| !is_decoded(i)) {
+                incidents.retain(|i| !is_decoded(i));
+            }
             // Stable: input order breaks ties, and incidents without a time sort first.
             incidents.sort_by_key(|i| i.time_ms);
             Group { key, incidents }
         })
         .collect()
+}
+
+/// Whether an incident is AWS's decoded authorization message given as input.
+fn is_decoded(i: &Incident<'_>) -> bool {
+    i.signal.rule == crate::signal::DECODED_RULE
 }
 
 /// The `cap` groups with the most incidents (ties by name, so the same input keeps the same

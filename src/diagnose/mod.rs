@@ -22,6 +22,7 @@ pub mod time;
 mod validation;
 
 use crate::facts::authorization::AuthorizationDetails;
+use crate::facts::decoded::Decoded;
 use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
 use crate::policy::arn::{Arn, role_arn_of, role_name_of};
@@ -499,7 +500,25 @@ fn render(
             ),
         );
     }
-    if let Some(from) = &latest.signal.action_from {
+    // AWS's decoded message of this request, whole, names the action the text left out.
+    let decoded_names_action = key
+        .principal
+        .as_deref()
+        .zip(key.action.as_deref())
+        .and_then(|(role, action)| decoded_of(g, obs, facts, role, action))
+        .is_some_and(|d| d.whole);
+    if latest.signal.action_from.is_some() && decoded_names_action {
+        finding.evidence.insert(
+            1,
+            evidence(
+                "error message",
+                format!(
+                    "the text names no action; AWS's decoded authorization message of the request names {}",
+                    key.action.as_deref().unwrap_or("it")
+                ),
+            ),
+        );
+    } else if let Some(from) = &latest.signal.action_from {
         // The action is read from around the message, not from AWS: a root cause that names
         // it rests on it, and is not proven (one that names none, as STS's
         // RegionDisabledException whatever call met it, does not).
@@ -737,6 +756,7 @@ fn reason(
     match (caller, key.principal.as_deref(), key.action.as_deref()) {
         (Some(caller), Some(role), Some(action)) => {
             let authorization = authorization_of(g, obs, facts, role, action);
+            let decoded = decoded_of(g, obs, facts, role, action);
             // Every failure of the group is validation's dry run: no launch was seen refused.
             let validation = g.incidents.iter().all(|i| i.signal.dry_run).then(|| {
                 let node_class = g
@@ -771,6 +791,7 @@ fn reason(
                 cluster: obs.cluster_names.first().map(String::as_str),
                 unannotated_accounts: &obs.unannotated_accounts,
                 authorization: authorization.as_ref(),
+                decoded: decoded.as_ref(),
                 validation,
                 org_policies: &obs.org_policies,
             };
@@ -858,7 +879,12 @@ fn complete_arn(text: &str) -> bool {
 /// Where the failure was seen: the latest signal's origin and the kind of input.
 fn signal_evidence(g: &Group<'_>) -> model::Evidence {
     let s = g.latest().signal;
-    let source = format!("{} {}:{}", source_word(s), s.origin.file, s.origin.line);
+    let word = if s.rule == crate::signal::DECODED_RULE {
+        "aws sts decode-authorization-message"
+    } else {
+        source_word(s)
+    };
+    let source = format!("{word} {}:{}", s.origin.file, s.origin.line);
     let mut detail = cut(s.message.lines().next().unwrap_or(""), 512);
     if s.encoded_message.is_some() {
         detail.push_str(" (carries an encoded authorization message: decode it with `aws sts decode-authorization-message`)");
@@ -905,43 +931,46 @@ fn image_evidence(g: &Group<'_>, obs: &Observations, facts: &dyn Facts) -> Optio
 
 /// The decoded message's verdict, action, resource and matched statements, in one line.
 fn decoded_line(decoded: &str) -> String {
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(decoded) else {
-        return cut(decoded, 1024);
-    };
-    let ctx = &v["context"];
-    let mut line = format!(
-        "allowed={}, explicitDeny={}, action={}, resource={}",
-        v["allowed"],
-        v["explicitDeny"],
-        ctx["action"].as_str().unwrap_or("?"),
-        ctx["resource"].as_str().unwrap_or("?")
-    );
-    let conditions: Vec<String> = ctx["conditions"]["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| {
-            let values: Vec<&str> = c["values"]["items"]
-                .as_array()?
-                .iter()
-                .filter_map(|v| v["value"].as_str())
-                .collect();
-            Some(format!("{}={}", c["key"].as_str()?, values.join("|")))
-        })
-        .collect();
-    if !conditions.is_empty() {
-        line += &format!("; context: {}", cut(&conditions.join(", "), 1024));
-    }
-    if let Some(items) = v["matchedStatements"]["items"]
-        .as_array()
-        .filter(|i| !i.is_empty())
-    {
-        line += &format!(
-            "; matched statements: {}",
-            cut(&serde_json::to_string(items).unwrap_or_default(), 1024)
-        );
-    }
-    line
+    Decoded::from_text(decoded, "live").map_or_else(|| cut(decoded, 1024), |d| d.line())
+}
+
+/// AWS's decoded authorization message of the group's request: decoded live from the blob a
+/// failure carries, else one given as input that records this request (the same principal's
+/// role, action and resource).
+fn decoded_of(
+    g: &Group<'_>,
+    obs: &Observations,
+    facts: &dyn Facts,
+    role: &str,
+    action: &str,
+) -> Option<Decoded> {
+    let live = g
+        .incidents
+        .iter()
+        .rev()
+        .filter_map(|i| i.signal.encoded_message.as_deref())
+        .find_map(|blob| match facts.decoded(blob) {
+            Lookup::Found(text) => Decoded::from_text(&text, "live sts"),
+            _ => None,
+        });
+    live.or_else(|| {
+        let name = role_name_of(role);
+        obs.decoded
+            .iter()
+            .find(|d| records(d, name, action, g.key.resource.as_deref()))
+            .cloned()
+    })
+}
+
+/// Whether a decoded message records the request of `role_name` for `action` on `resource`
+/// (any, where the failure names none).
+fn records(d: &Decoded, role_name: Option<&str>, action: &str, resource: Option<&str>) -> bool {
+    d.principal
+        .as_deref()
+        .is_some_and(|p| role_name.is_some() && role_name_of(p) == role_name)
+        && d.qualified_action()
+            .is_some_and(|a| a.eq_ignore_ascii_case(action))
+        && resource.is_none_or(|r| d.resource.as_deref() == Some(r))
 }
 
 fn source_word(s: &Signal) -> &'static str {

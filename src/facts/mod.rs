@@ -2,6 +2,7 @@
 //! parsers over files' text) now, live AWS lookups later, answering the same questions.
 
 pub mod authorization;
+pub mod decoded;
 pub mod fetched;
 pub mod iam_snapshot;
 pub mod kms_snapshot;

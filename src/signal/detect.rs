@@ -101,8 +101,12 @@ pub(crate) fn classify(head: &[u8], eof: bool) -> Kind {
             Kind::Json
         };
     }
-    const YAML: [&[u8]; 7] = [
+    const YAML: [&[u8]; 10] = [
         b"---",
+        // `aws sts decode-authorization-message --output yaml`, or the document as YAML.
+        b"DecodedMessage:",
+        b"allowed:",
+        b"explicitDeny:",
         b"%YAML",
         b"apiVersion:",
         b"kind:",

@@ -73,7 +73,13 @@ fn scan_json(bytes: &[u8], sink: &mut Sink<'_>) {
                 walk(&value, line, None, sink);
             }
             Some(Err(e)) => {
-                sink.warn(e.line(), format!("not valid JSON, skipped: {e}"));
+                // AWS's decoded message cut short, or re-wrapped: read for what it holds.
+                let rest = String::from_utf8_lossy(&bytes[before..]);
+                let line = 1 + count_newlines(&bytes[..before]);
+                match decoded_text(&rest, sink) {
+                    Some(decoded) => sink.decoded(line, decoded),
+                    None => sink.warn(e.line(), format!("not valid JSON, skipped: {e}")),
+                }
                 return;
             }
         }
@@ -92,12 +98,65 @@ fn scan_yaml(bytes: &[u8], sink: &mut Sink<'_>) {
         padded.extend_from_slice(doc);
         match serde_norway::from_slice::<Value>(&padded) {
             Ok(value) => walk(&value, first_line, None, sink),
-            Err(e) => {
-                let line = e.location().map_or(first_line, |l| l.line());
-                sink.warn(line, format!("not valid YAML, skipped: {e}"));
-            }
+            Err(e) => match decoded_yaml(doc, sink) {
+                Some(decoded) => sink.decoded(first_line, decoded),
+                None => {
+                    let line = e.location().map_or(first_line, |l| l.line());
+                    sink.warn(line, format!("not valid YAML, skipped: {e}"));
+                }
+            },
         }
     }
+}
+
+/// Whether a text is (the start of) AWS's decoded authorization message: the CLI's key, or
+/// the verdict keys the document opens with.
+fn looks_decoded(text: &str) -> bool {
+    text.contains("DecodedMessage") || (text.contains("explicitDeny") && text.contains("allowed"))
+}
+
+/// A decoded message that is not valid JSON as it stands: cut short, or with its strings
+/// re-wrapped over lines.
+fn decoded_text(text: &str, sink: &Sink<'_>) -> Option<Decoded> {
+    looks_decoded(text)
+        .then(|| Decoded::from_text(text, &format!("file {}", sink.file())))
+        .flatten()
+}
+
+/// A YAML document that does not parse, read as AWS's decoded message where it is one: with a
+/// user's `...` lines (an elision, not a document end) left out, or the CLI's
+/// `DecodedMessage: '{…}'` whose quoted scalar was cut short.
+fn decoded_yaml(doc: &[u8], sink: &Sink<'_>) -> Option<Decoded> {
+    let text = std::str::from_utf8(doc).ok()?;
+    if !looks_decoded(text) {
+        return None;
+    }
+    let source = format!("file {}", sink.file());
+    let is_elision = |l: &str| l.trim() == "..." || l.trim() == "…";
+    if text.lines().any(is_elision) {
+        let kept: String = text
+            .lines()
+            .filter(|l| !is_elision(l))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if let Ok(value) = serde_norway::from_str::<Value>(&kept) {
+            return Decoded::from_value(&value, &source).map(Decoded::elided);
+        }
+    }
+    // `DecodedMessage: '…` cut short: the scalar's text as far as it goes (YAML's folded
+    // lines joined by a space, `''` read as `'`).
+    let at = text.find("DecodedMessage:")? + "DecodedMessage:".len();
+    let scalar = text[at..].trim_start();
+    let (quote, body) = match scalar.chars().next()? {
+        q @ ('\'' | '"') => (Some(q), &scalar[1..]),
+        _ => (None, scalar),
+    };
+    let joined = body.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+    let inner = match quote {
+        Some('\'') => joined.replace("''", "'"),
+        _ => joined,
+    };
+    Decoded::from_text(&inner, &source).map(Decoded::elided)
 }
 
 /// Each YAML document with the line it starts on, its `---` marker included.
@@ -138,6 +197,7 @@ fn has_content(doc: &[u8]) -> bool {
 /// Dispatches a value by what it is. `list` is set for a list's items: the kind items of a
 /// typed list (`EventList`) have without saying so, empty for a plain `List` or array.
 use crate::facts::authorization::AuthorizationDetails;
+use crate::facts::decoded::Decoded;
 
 fn walk(value: &Value, line: usize, list: Option<&str>, sink: &mut Sink<'_>) {
     match value {
@@ -181,6 +241,15 @@ fn walk(value: &Value, line: usize, list: Option<&str>, sink: &mut Sink<'_>) {
                     arn: arn.to_string(),
                     document: document.clone(),
                 });
+            } else if Decoded::is_decoded(value) {
+                // `aws sts decode-authorization-message` (JSON, YAML), or what it decodes to.
+                match Decoded::from_value(value, &format!("file {}", sink.file())) {
+                    Some(decoded) => sink.decoded(line, decoded),
+                    None => sink.warn(
+                        line,
+                        "decoded authorization message: DecodedMessage holds no evaluation, skipped",
+                    ),
+                }
             } else if AuthorizationDetails::is_details(value) {
                 // `aws iam-toolbox get-request-authorization-details`.
                 match AuthorizationDetails::from_value(
@@ -381,6 +450,52 @@ mod tests {
             "{:?}",
             obs.warnings
         );
+    }
+
+    #[test]
+    fn decoded_messages_cut_or_elided_are_read_in_part_and_garbage_is_skipped() {
+        let scanner = crate::signal::Scanner::new().unwrap();
+        let scan = |name: &str, text: &str| {
+            let mut obs = crate::signal::Observations::default();
+            scanner
+                .scan(name, text.as_bytes(), &mut obs, &mut |_| {})
+                .unwrap();
+            obs
+        };
+        let yaml = include_str!("../../tests/fixtures/pastes/138-8.txt");
+        // `--output yaml` cut inside its quoted scalar, mid-resource: a YAML error, read in part.
+        let at = yaml.find("instance/*").unwrap();
+        let obs = scan("cut.yaml", &yaml[..at]);
+        assert_eq!(obs.signals.len(), 1, "{:?}", obs.warnings);
+        let s = &obs.signals[0];
+        assert_eq!(s.action.as_deref(), Some("ec2:RunInstances"));
+        assert_eq!(s.resource, None);
+        assert!(s.partial.resource.is_some());
+        assert!(!obs.decoded[0].whole);
+        // The document as YAML with a user's `...` line: read, held only in part.
+        let obs = scan(
+            "elided.yaml",
+            include_str!("../../tests/fixtures/pastes/139-8.txt"),
+        );
+        assert_eq!(obs.signals.len(), 1, "{:?}", obs.warnings);
+        assert!(!obs.decoded[0].whole);
+        // The document as YAML cut at a line's end: whatever it holds, never a panic, and no
+        // value it was cut inside.
+        let doc = include_str!("../../tests/fixtures/pastes/139-8.txt");
+        for end in doc.match_indices('\n').map(|(i, _)| i) {
+            let obs = scan("cut.yaml", &doc[..end]);
+            for s in &obs.signals {
+                assert!(
+                    s.resource.is_none()
+                        || s.resource.as_deref()
+                            == Some("arn:aws:ec2:us-east-1:111122223333:instance/*")
+                );
+            }
+        }
+        // Broken JSON that only mentions the keys: skipped with a warning.
+        let obs = scan("broken.json", "{\"explicitDeny\": tru, \"allowed\" 1}\n");
+        assert!(obs.signals.is_empty());
+        assert_eq!(obs.warnings.len(), 1, "{:?}", obs.warnings);
     }
 
     #[test]

@@ -172,6 +172,14 @@ fn candidate(bytes: &[u8], shape: Shape, line: usize, sink: &mut Sink<'_>) {
         }
         Shape::Line | Shape::PrettyJson => text,
     };
+    if super::rules::DECODED_LITERALS
+        .iter()
+        .any(|k| text.contains(k))
+        && let Some(decoded) = decoded(text, sink)
+    {
+        sink.decoded(line, decoded);
+        return;
+    }
     match logline::parse(text) {
         Ok(parsed) => {
             let context = Context {
@@ -192,6 +200,20 @@ fn candidate(bytes: &[u8], shape: Shape, line: usize, sink: &mut Sink<'_>) {
         }
         Err(message) => sink.warn(line, message),
     }
+}
+
+/// AWS's decoded authorization message among log lines: its record pretty-printed (the CLI's
+/// `{ "DecodedMessage": "…" }`), its member alone on a line, or the document on one line.
+fn decoded(text: &str, sink: &Sink<'_>) -> Option<crate::facts::decoded::Decoded> {
+    let source = format!("file {}", sink.file());
+    let trimmed = text.trim();
+    let record = if trimmed.starts_with('{') {
+        trimmed.to_string()
+    } else {
+        format!("{{{}}}", trimmed.trim_end_matches(','))
+    };
+    crate::facts::decoded::Decoded::from_text(&record, &source)
+        .filter(|d| d.allowed.is_some() || d.explicit_deny.is_some())
 }
 
 #[cfg(test)]

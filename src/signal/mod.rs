@@ -204,6 +204,10 @@ impl Signal {
     }
 }
 
+/// The rule id of the failures AWS's decoded authorization messages record (`Sink::decoded`):
+/// AWS's own record of a refused request, joined to the failure Karpenter wrote of it.
+pub const DECODED_RULE: &str = "decoded-authorization-message";
+
 /// What a text cut short held of a value it was cut inside: Karpenter's `...` after 300 bytes
 /// (v1.0–v1.14 NodeClaim messages) or 1021 bytes (v1.15 conditions and Event notes), a JSON
 /// string that ends early, a terminal's or a user's cut. Each is the prefix that was read: a
@@ -331,6 +335,9 @@ pub struct Observations {
     /// IAM Access Troubleshooter details of denied requests
     /// (`aws iam-toolbox get-request-authorization-details`, or fetched live).
     pub authorizations: Vec<crate::facts::authorization::AuthorizationDetails>,
+    /// AWS's decoded authorization messages (`aws sts decode-authorization-message` output, or
+    /// the document it decodes to): AWS's own evaluation of a refused request.
+    pub decoded: Vec<crate::facts::decoded::Decoded>,
     /// The EKS cluster's name: `--cluster-name`, Karpenter's `CLUSTER_NAME`, or
     /// `aws eks describe-cluster` output.
     pub cluster_names: Vec<String>,

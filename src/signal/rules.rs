@@ -290,6 +290,9 @@ fn phrase_key(phrase: &str) -> String {
         .to_lowercase()
 }
 
+/// Keys only AWS's decoded authorization message has: a text holding one is read as it.
+pub(crate) const DECODED_LITERALS: [&str; 2] = ["DecodedMessage", "explicitDeny"];
+
 impl RuleSet {
     /// Parses, compiles and validates a rules file, then checks every rule against its
     /// examples.
@@ -316,9 +319,16 @@ impl RuleSet {
         }
         let literals = AhoCorasick::new(&literal_texts)
             .map_err(|e| RuleError::File(format!("literals: {e}")))?;
+        // AWS's decoded authorization message pasted among log lines is read too
+        // (`logs::candidate`): its keys are literals of the prefilter, no rule's.
         let prefilter = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostFirst)
-            .build(&literal_texts)
+            .build(
+                literal_texts
+                    .iter()
+                    .map(String::as_str)
+                    .chain(DECODED_LITERALS),
+            )
             .map_err(|e| RuleError::File(format!("literals: {e}")))?;
         let mut trailers = Vec::new();
         for (name, pattern) in &raw.trailers {

@@ -308,6 +308,67 @@ impl<'a> Sink<'a> {
         push_new(&mut self.out.authorizations, details);
     }
 
+    /// AWS's decoded authorization message (`aws sts decode-authorization-message`): kept as
+    /// AWS's evaluation of the request, and, where it records a refusal and names its action,
+    /// a failure in its own right (AWS wrote it: `author` stays `None`, as for a CloudTrail
+    /// record). A record cut before its action is no failure: only a warning says what it held.
+    pub(crate) fn decoded(&mut self, line: usize, decoded: crate::facts::decoded::Decoded) {
+        let action = decoded.qualified_action();
+        if decoded.allowed == Some(true) {
+            self.warn(
+                line,
+                "decoded authorization message: AWS allowed this request, so it records no failure",
+            );
+        } else if action.is_none() {
+            self.warn(
+                line,
+                format!(
+                    "decoded authorization message without a whole action (cut before its request context, or AWS's action without a service the resource names): {}",
+                    decoded.line()
+                ),
+            );
+        } else if self.out.signals.len() >= MAX_SIGNALS {
+            if self.beyond == 0 {
+                self.first_beyond_line = line;
+            }
+            self.beyond += 1;
+        } else {
+            let pass_role = action
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case("iam:PassRole"));
+            let category = if pass_role {
+                super::Category::PassRoleDenied
+            } else {
+                super::Category::ActionDenied
+            };
+            let or_cut = |v: &Option<String>, p: &Option<String>| {
+                v.clone()
+                    .or_else(|| p.as_ref().map(|p| format!("{p}…")))
+                    .unwrap_or_else(|| "?".into())
+            };
+            let message = format!(
+                "AWS's decoded authorization message: {} of {} on {} to {}",
+                decoded.verdict(),
+                action.as_deref().unwrap_or("?"),
+                or_cut(&decoded.resource, &decoded.partial.resource),
+                or_cut(&decoded.principal, &decoded.partial.principal),
+            );
+            let mut signal = Signal::new(
+                Source::Log,
+                self.origin(line),
+                super::DECODED_RULE,
+                category,
+                &cut(&message, MAX_MESSAGE),
+            );
+            signal.principal = decoded.principal.clone();
+            signal.action = action;
+            signal.resource = decoded.resource.clone();
+            signal.partial = decoded.partial.clone();
+            self.out.signals.push(signal);
+        }
+        push_new(&mut self.out.decoded, decoded);
+    }
+
     pub(crate) fn cluster_name(&mut self, name: &str) {
         push_new(&mut self.out.cluster_names, name.to_string());
     }

@@ -18,6 +18,7 @@ use super::organization;
 use super::premise::{Premise, What};
 use super::validation::{self, Validation};
 use crate::facts::authorization::AuthorizationDetails;
+use crate::facts::decoded::Decoded;
 use crate::facts::fetched::{Simulation, SimulationKey};
 use crate::facts::iam_snapshot::PrincipalPolicies;
 use crate::facts::{Facts, Lookup};
@@ -71,6 +72,9 @@ pub struct IamCase<'a> {
     pub unannotated_accounts: &'a [String],
     /// What IAM's Access Troubleshooter says of this request, where known.
     pub authorization: Option<&'a AuthorizationDetails>,
+    /// AWS's decoded authorization message of this request, where known (fetched live, or
+    /// given as input).
+    pub decoded: Option<&'a Decoded>,
     /// The denial is EC2NodeClass validation's (a dry run), not a launch's.
     pub validation: Option<Validation<'a>>,
     /// Organization policies given as documents (`aws organizations describe-policy`).
@@ -95,7 +99,16 @@ pub fn reason(case: &IamCase<'_>, facts: &dyn Facts) -> Finding {
         .authorization
         .and_then(|d| Some((d, d.verdict(case.action, case.resource)?)))
     else {
-        return validated(case, org_documented(case, from_facts(case, facts, None)));
+        // The decoded message records the request's context: its keys are decided.
+        let recorded = case.decoded.map(Decoded::context);
+        let finding = validated(
+            case,
+            org_documented(case, from_facts(case, facts, recorded.as_ref())),
+        );
+        return match case.decoded {
+            Some(decoded) => authorization::decoded(finding, decoded),
+            None => finding,
+        };
     };
     if verdict.refusals.is_empty() {
         return validated(

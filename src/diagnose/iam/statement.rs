@@ -36,10 +36,16 @@ pub(super) fn confirmed(
                 && is_denying(&denial, t)
                 && t.undecided()
         });
-    let eliminated = deny_undecided && only_identity_deny(case, &e.statements);
-    let unknown_keys =
-        (deny_undecided && !eliminated) || denial.failed_conditions.iter().any(|c| c.undecided());
-    if eliminated {
+    let named = deny_undecided && named_by_aws(case, &e.statements, &denial);
+    let eliminated = deny_undecided && !named && only_identity_deny(case, &e.statements);
+    let unknown_keys = (deny_undecided && !eliminated && !named)
+        || denial.failed_conditions.iter().any(|c| c.undecided());
+    if named {
+        evidence.push(super::evidence(
+            "policy evaluation",
+            "AWS's decoded authorization message names this Deny statement as the one that matched the request: whatever keys the doctor cannot see, it is the one",
+        ));
+    } else if eliminated {
         evidence.push(super::evidence(
             "policy evaluation",
             "AWS names an explicit deny in an identity-based policy, and of the role's identity policies only this Deny statement can match the request (its action and resource match; only keys the doctor cannot see decide its conditions): by elimination, it is the one",
@@ -334,6 +340,33 @@ pub(super) fn only_identity_deny(
     };
     case.layer == Some(PolicyLayer::IdentityExplicitDeny)
         && traces.iter().filter(could_deny).count() == 1
+}
+
+/// Whether AWS's decoded authorization message settles the Deny the engine found: it records
+/// an explicit deny, names the denying statement's Sid among the Deny statements that
+/// matched, and no other statement of that Sid could deny the request.
+pub(super) fn named_by_aws(
+    case: &IamCase<'_>,
+    traces: &[crate::policy::statement::StatementTrace],
+    denial: &crate::policy::Denial,
+) -> bool {
+    let Some(decoded) = case
+        .decoded
+        .filter(|d| d.explicit_deny == Some(true) && d.whole)
+    else {
+        return false;
+    };
+    let sids = decoded.deny_sids();
+    let named = |t: &&crate::policy::statement::StatementTrace| {
+        t.effect == crate::policy::Effect::Deny
+            && t.action_matched
+            && t.sid.as_ref().is_some_and(|s| sids.contains(s))
+    };
+    let mut candidates = traces.iter().filter(named);
+    matches!(
+        (candidates.next(), candidates.next()),
+        (Some(t), None) if is_denying(denial, t)
+    )
 }
 
 /// Why the verdict is not proven, for evidence: the condition keys the doctor could not decide,
