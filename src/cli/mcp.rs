@@ -6,12 +6,13 @@
 //! same checks), then the subcommand's own `findings`/`evaluate` function runs, and the tool
 //! returns the object `-o json` prints (as structured content, and as JSON text).
 //!
-//! Errors, as the MCP specification asks, so that the model can correct itself: arguments that
-//! do not fit the schema ("invalid arguments: text: invalid type: …", naming the argument), or
-//! that the subcommand rejects as a usage error (exit status 2 on the command line: "invalid
-//! arguments: …" in clap's words), and a run that fails (exit status 1: a file that cannot be read, no cluster) are tool
-//! results with `isError: true` and the message; an unknown tool is a JSON-RPC error. Standard
-//! output carries the protocol only; warnings go to standard error, as on the command line.
+//! Errors are tool results with `isError: true` and the message, as the MCP specification asks
+//! so that the model can correct itself: arguments that do not fit the schema ("invalid
+//! arguments: text: invalid type: …", naming the argument), arguments the subcommand rejects as
+//! a usage error (exit status 2 on the command line; "invalid arguments: …" in clap's words),
+//! and a run that fails (exit status 1: a file that cannot be read, no cluster). An unknown tool
+//! is a JSON-RPC error. Standard output carries the protocol only; warnings go to standard
+//! error, as on the command line.
 
 use super::explain::Source;
 use super::{Cli, Command, Failure};
@@ -21,6 +22,7 @@ use rmcp::model::{
     CallToolResult, ContentBlock, Implementation, JsonObject, ServerCapabilities, ServerConfig,
 };
 use rmcp::{ErrorData, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
+use serde::Deserialize;
 
 /// A tool's outcome before it is sent: `Err` is an early tool error (bad arguments).
 type Outcome = Result<CallToolResult, CallToolResult>;
@@ -53,7 +55,6 @@ fn parse<T: serde::de::DeserializeOwned>(arguments: JsonObject) -> Result<T, Cal
 fn reply(outcome: Outcome) -> Result<CallToolResult, ErrorData> {
     Ok(outcome.unwrap_or_else(|error| error))
 }
-use serde::Deserialize;
 
 /// Arguments of the `explain` tool.
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]

@@ -16,7 +16,7 @@ import tempfile
 
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 
-BIN, ROOT = sys.argv[1], sys.argv[2]
+BIN, ROOT = sys.argv[1], sys.argv[2]  # then, against a cluster: cluster KUBECONFIG SERVED_JSON
 CHINA = os.path.join(ROOT, "examples", "china-passrole")
 CMK = os.path.join(ROOT, "examples", "cross-account-cmk")
 TOOLS = {"explain", "check", "simulate", "preflight", "get_diagnoses"}
@@ -269,7 +269,7 @@ async def main():
         # Failures of a run: a file that cannot be read.
         await tool_error(session, "explain", {"text": log, "iam_snapshots": [missing]}, missing, "cannot read")
 
-        # Bad arguments: JSON-RPC invalid params, in words naming them.
+        # Bad arguments: tool errors naming them.
         await bad_params(session, "simulate", {"action": "iam:PassRole"}, "principal")
         await bad_params(session, "simulate", {**request, "context": ["no-equals-sign"]}, "KEY=VALUE")
         await bad_params(session, "explain", {"text": log, "frobnicate": 1}, "frobnicate")
@@ -290,4 +290,32 @@ async def main():
     print("mcp client: all checks passed")
 
 
-asyncio.run(main())
+async def cluster(kubeconfig, served_path):
+    """get_diagnoses and check against a real kube-apiserver: the Diagnoses it serves (the list
+    the API server gave the harness, in `served_path`), and Karpenter absent from it."""
+    with open(served_path) as f:
+        served = json.load(f)
+    params = StdioServerParameters(command=BIN, args=["mcp"], env=ENV, cwd=ROOT)
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        got = structured(await session.call_tool("get_diagnoses", {"kubeconfig": kubeconfig}), "get_diagnoses")
+        expect(got["kind"] == "List" and got["apiVersion"] == "v1", "get_diagnoses: a v1 List, as kubectl prints")
+        expect(len(got["items"]) >= 1, f"get_diagnoses: the Diagnoses are there ({len(got['items'])})")
+        for item in got["items"]:
+            expect(
+                item["apiVersion"] == "karpenter-doctor.io/v1alpha1" and item["kind"] == "Diagnosis",
+                f"{item['metadata']['name']}: apiVersion and kind set, as kubectl sets them",
+            )
+        # kubectl sets each item's apiVersion and kind; a list from the API server may leave them out.
+        def bare(items):
+            return [{k: v for k, v in i.items() if k not in ("apiVersion", "kind")} for i in items]
+
+        same(bare(got["items"]), bare(served["items"]), "get_diagnoses items = the API server's list")
+        await tool_error(session, "check", {"kubeconfig": kubeconfig, "offline": True}, "no Karpenter here")
+    print("mcp client (cluster): all checks passed")
+
+
+if len(sys.argv) > 3 and sys.argv[3] == "cluster":
+    asyncio.run(cluster(sys.argv[4], sys.argv[5]))
+else:
+    asyncio.run(main())
