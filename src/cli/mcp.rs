@@ -24,14 +24,15 @@ use rmcp::model::{
 use rmcp::{ErrorData, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 
-/// A tool's outcome before it is sent: `Err` is an early tool error (bad arguments).
-type Outcome = Result<CallToolResult, CallToolResult>;
+/// A tool's outcome before it is sent: `Err` is arguments it cannot take.
+type Outcome = Result<CallToolResult, Invalid>;
 
-/// Arguments the subcommand rejects: a tool error, so that the model can correct them.
-fn invalid(message: impl std::fmt::Display) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(format!(
-        "invalid arguments: {message}"
-    ))])
+/// Arguments a tool cannot take, in words naming them; sent as a tool error, so that the model
+/// can correct them.
+struct Invalid(String);
+
+fn invalid(message: impl std::fmt::Display) -> Invalid {
+    Invalid(message.to_string())
 }
 
 /// A tool's input schema: its arguments' type's JSON schema.
@@ -42,7 +43,7 @@ fn schema<T: schemars::JsonSchema + 'static>() -> std::sync::Arc<JsonObject> {
 
 /// A tool's arguments; where they do not fit, a tool error naming the argument (`text: invalid
 /// type: integer `42`, expected a string`, `unknown field `frobnicate``).
-fn parse<T: serde::de::DeserializeOwned>(arguments: JsonObject) -> Result<T, CallToolResult> {
+fn parse<T: serde::de::DeserializeOwned>(arguments: JsonObject) -> Result<T, Invalid> {
     serde_path_to_error::deserialize(serde_json::Value::Object(arguments)).map_err(|e| {
         match e.path().to_string().as_str() {
             "." => invalid(e.inner()),
@@ -51,9 +52,13 @@ fn parse<T: serde::de::DeserializeOwned>(arguments: JsonObject) -> Result<T, Cal
     })
 }
 
-/// The reply to a tool call: its result, or its early tool error.
+/// The reply to a tool call: its result, or the tool error its arguments get.
 fn reply(outcome: Outcome) -> Result<CallToolResult, ErrorData> {
-    Ok(outcome.unwrap_or_else(|error| error))
+    Ok(outcome.unwrap_or_else(|Invalid(message)| {
+        CallToolResult::error(vec![ContentBlock::text(format!(
+            "invalid arguments: {message}"
+        ))])
+    }))
 }
 
 /// Arguments of the `explain` tool.
@@ -280,7 +285,7 @@ impl Argv {
             .opt("cluster-name", cluster.as_ref())
     }
     /// Input files after `--`; `-` (standard input) is the protocol's, never an input.
-    fn files(&mut self, files: &[String]) -> Result<&mut Argv, CallToolResult> {
+    fn files(&mut self, files: &[String]) -> Result<&mut Argv, Invalid> {
         if files.iter().any(|f| f == "-") {
             return Err(invalid(
                 "files: \"-\" (standard input) carries the protocol here; paste the text as `text`",
@@ -292,7 +297,7 @@ impl Argv {
     }
     /// Parses the command line as the binary would, asking for `-o json`; a usage error is a
     /// tool error in clap's words (the flag `--iam-snapshot` is the argument `iam_snapshots`).
-    fn parse(&mut self) -> Result<Command, CallToolResult> {
+    fn parse(&mut self) -> Result<Command, Invalid> {
         use clap::Parser;
         let mut argv = self.0.clone();
         let end = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
