@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ORACLE_DIR ?= $(CURDIR)/.oracle
 export ORACLE_DIR
 
-.PHONY: demo test lint unit oracle moto kubeapi karpenter chart bench fuzz fuzz-cargo crd manifests image
+.PHONY: demo test lint unit oracle moto mcpclient kubeapi karpenter chart bench fuzz fuzz-cargo crd manifests image
 
 CHINA := examples/china-passrole
 CMK := examples/cross-account-cmk
@@ -25,8 +25,9 @@ demo:
 ## the moto emulator (installed into .venv-moto/ first), the controller end to end against a
 ## real kube-apiserver and etcd (built from source into .tools/ first), real Karpenter v1.15.0
 ## (built from source into .tools/ first) writing the doctor's input live, the Helm chart,
-## manifests and alert rules (helm, kubernetes-validate, promtool, installed into .tools/ first).
-test: lint oracle moto kubeapi karpenter chart unit
+## manifests and alert rules (helm, kubernetes-validate, promtool, installed into .tools/ first),
+## `karpenter-doctor mcp` driven by the official MCP client SDK (installed into .venv-mcp/ first).
+test: lint oracle moto mcpclient kubeapi karpenter chart unit
 
 lint:
 	cargo fmt --check
@@ -40,6 +41,10 @@ oracle:
 
 moto:
 	bash tests/aws/install-moto.sh "$(CURDIR)/.venv-moto"
+
+## mcpclient: the official MCP Python SDK (PyPI `mcp`, pinned), the client of tests/mcp_client.rs.
+mcpclient:
+	bash tests/mcp/install.sh "$(CURDIR)/.venv-mcp"
 
 ## kubeapi: kube-apiserver, kube-scheduler and etcd, pinned by tests/kube/apiserver/go.mod, built
 ## from source (~16 min cold on two cores, the scheduler under a minute of it; nothing when built).

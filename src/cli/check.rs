@@ -51,6 +51,33 @@ pub struct CheckArgs {
 
 /// Runs `check`; `Ok(true)` when a root cause was found.
 pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<bool, Failure> {
+    let found = findings(args)?;
+    let written = match args.output {
+        Output::Text => out.write_all(format!("{}\n", found.head).as_bytes()),
+        // Standard output is the Diagnosis list only; what was read goes to standard error.
+        Output::Json | Output::Yaml => std::io::stderr().write_all(found.head.as_bytes()),
+    };
+    super::finish(written)?;
+    if let (Some(asked), Some(read)) = (&args.pod, &found.pod) {
+        return super::check_pod::print(asked, read, &found.items, &found.obs, args.output, out);
+    }
+    print(&found.items, &found.obs, args.output, out)?;
+    Ok(!found.items.is_empty())
+}
+
+/// What `check` found: the Diagnoses (`-o json`/`yaml` print them as a `List`), the
+/// observations they came from, and what was read (the head of the report).
+pub struct Found {
+    pub items: Vec<diagnose::model::Diagnosis>,
+    pub obs: crate::signal::Observations,
+    pub head: String,
+    /// The pod `--pod` asked about, as read.
+    pub pod: Option<crate::cluster::pod::PodReading>,
+}
+
+/// Connects, reads the cluster once, looks facts up (unless `--offline`) and diagnoses.
+/// Warnings go to standard error. The one function behind `check` and the `mcp` tool.
+pub fn findings(args: &CheckArgs) -> Result<Found, Failure> {
     let snapshots = args.facts.load()?;
     let scanner = Arc::new(
         Scanner::new()
@@ -61,7 +88,8 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<bool, Failure> {
         .build()
         .map_err(|e| Failure(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let (client, cluster) = connect(args).await?;
+        let (client, cluster) =
+            connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
         let request = Request {
             namespace: args.karpenter.namespace.clone(),
             selector: args.karpenter.selector.clone(),
@@ -121,34 +149,33 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<bool, Failure> {
             eprintln!("karpenter-doctor: warning: {}", w.message);
         }
         let head = header(&cluster, &request, &reading, args.offline);
-        let written = match args.output {
-            Output::Text => out.write_all(format!("{head}\n").as_bytes()),
-            // Standard output is the Diagnosis list only; what was read goes to standard error.
-            Output::Json | Output::Yaml => std::io::stderr().write_all(head.as_bytes()),
-        };
-        super::finish(written)?;
-        if let (Some(asked), Some(read)) = (&args.pod, &pod) {
-            return super::check_pod::print(asked, read, &items, &obs, args.output, out);
-        }
-        print(&items, &obs, args.output, out)?;
-        Ok(!items.is_empty())
+        Ok(Found {
+            items,
+            obs,
+            head,
+            pod,
+        })
     })
 }
 
-/// A client as kubectl would make it, and how to name the cluster: `context NAME (URL)`.
-async fn connect(args: &CheckArgs) -> Result<(kube::Client, String), Failure> {
+/// A client as kubectl would make it from `kubeconfig` (else `$KUBECONFIG`, `~/.kube/config`,
+/// in-cluster) and `context` (else the current one), and how to name the cluster:
+/// `context NAME (URL)`.
+pub async fn connect(
+    kubeconfig: Option<&str>,
+    context: Option<&str>,
+) -> Result<(kube::Client, String), Failure> {
     use kube::config::{Config, KubeConfigOptions, Kubeconfig};
     let options = KubeConfigOptions {
-        context: args.context.clone(),
+        context: context.map(str::to_string),
         ..KubeConfigOptions::default()
     };
     let fail = |e: &dyn std::fmt::Display| Failure(format!("cannot load the kube config: {e}"));
-    let (config, context) = match (&args.kubeconfig, &args.context) {
+    let (config, context) = match (kubeconfig, context) {
         (Some(path), _) => {
             let kubeconfig = Kubeconfig::read_from(path).map_err(|e| fail(&e))?;
-            let context = args
-                .context
-                .clone()
+            let context = context
+                .map(str::to_string)
                 .or_else(|| kubeconfig.current_context.clone());
             let config = Config::from_custom_kubeconfig(kubeconfig, &options)
                 .await
@@ -159,7 +186,7 @@ async fn connect(args: &CheckArgs) -> Result<(kube::Client, String), Failure> {
             Config::from_kubeconfig(&options)
                 .await
                 .map_err(|e| fail(&e))?,
-            Some(context.clone()),
+            Some(context.to_string()),
         ),
         (None, None) => {
             let context = Kubeconfig::read().ok().and_then(|k| k.current_context);

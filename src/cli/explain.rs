@@ -32,19 +32,36 @@ pub struct ExplainArgs {
 const PROGRESS_ABOVE: u64 = 64 << 20;
 
 pub fn run(args: &ExplainArgs, out: &mut impl Write) -> Result<(), Failure> {
+    let sources: Vec<Source<'_>> = if args.inputs.is_empty() {
+        vec![Source::File("-")]
+    } else {
+        args.inputs.iter().map(|name| Source::File(name)).collect()
+    };
+    let found = findings(args, &sources)?;
+    print(&found.items, &found.obs, args.output, out)
+}
+
+/// Where `explain` reads text from: a file (`-`: standard input), or text already in memory
+/// (what an agent pastes through `karpenter-doctor mcp`), named for warnings.
+pub enum Source<'a> {
+    File(&'a str),
+    Text { name: &'a str, text: &'a str },
+}
+
+/// What `explain` found: the Diagnoses (`-o json`/`yaml` print them as a `List`) and the
+/// observations they came from (the text report counts them).
+pub struct Found {
+    pub items: Vec<diagnose::model::Diagnosis>,
+    pub obs: Observations,
+}
+
+/// Scans `sources` with the fact options of `args` (snapshots, `--live`), and diagnoses.
+/// Warnings go to standard error. The one function behind `explain` and the `mcp` tool.
+pub fn findings(args: &ExplainArgs, sources: &[Source<'_>]) -> Result<Found, Failure> {
     let facts = args.facts.load()?;
     let scanner = Scanner::new()
         .map_err(|e| Failure(format!("the shipped recognition rules are invalid: {e}")))?;
-    let mut obs = Observations::default();
-    let inputs: Vec<&str> = if args.inputs.is_empty() {
-        vec!["-"]
-    } else {
-        args.inputs.iter().map(String::as_str).collect()
-    };
-    for name in inputs {
-        scan_input(&scanner, name, &mut obs)?;
-    }
-    warn(&obs.warnings);
+    let mut obs = scan(&scanner, sources)?;
     let scanned = obs.warnings.len();
     let items = if args.live {
         let fetched = live_facts(args, &scanner, &mut obs)?;
@@ -58,7 +75,7 @@ pub fn run(args: &ExplainArgs, out: &mut impl Write) -> Result<(), Failure> {
     };
     // Only what the live lookups added (DescribeInstances) is new.
     warn(&obs.warnings[scanned..]);
-    print(&items, &obs, args.output, out)
+    Ok(Found { items, obs })
 }
 
 /// The report (`text`) or the Diagnosis list (`json`, `yaml`) of `items`, found in `obs`.
@@ -87,6 +104,21 @@ pub fn print(
         }
     };
     super::finish(written)
+}
+
+/// Scans each source into one `Observations`; warnings go to standard error.
+pub fn scan(scanner: &Scanner, sources: &[Source<'_>]) -> Result<Observations, Failure> {
+    let mut obs = Observations::default();
+    for source in sources {
+        match source {
+            Source::File(name) => scan_input(scanner, name, &mut obs)?,
+            Source::Text { name, text } => scanner
+                .scan(name, text.as_bytes(), &mut obs, &mut |_| {})
+                .map_err(|e| Failure(format!("{name}: cannot read: {e}")))?,
+        }
+    }
+    warn(&obs.warnings);
+    Ok(obs)
 }
 
 /// Scans one input file (or standard input for `-`) into `obs`, with progress on a terminal.

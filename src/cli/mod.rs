@@ -8,6 +8,7 @@ pub mod controller;
 pub mod explain;
 pub mod fact_args;
 pub mod karpenter_args;
+pub mod mcp;
 pub mod preflight;
 pub mod report;
 pub mod simulate;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Prove, before Karpenter tries, which requests it will make are refused (and what an
     /// upgrade to another version needs).
     Preflight(preflight::PreflightArgs),
+    /// Serve the read-only tools (explain, check, simulate, preflight, get_diagnoses) to an
+    /// agent: a Model Context Protocol server on standard input and output.
+    Mcp,
     /// Print the `Diagnosis` CustomResourceDefinition as YAML.
     Crd,
     /// Print a shell completion script: `source <(karpenter-doctor completion bash)`.
@@ -141,6 +145,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Simulate(args) => simulate::run(&args, &mut std::io::stdout().lock()),
         Command::Snapshot(args) => snapshot::run(&args, &mut std::io::stdout().lock()),
         Command::Controller(args) => controller::run(&args),
+        Command::Mcp => mcp::run(),
         Command::Crd => finish(std::io::Write::write_all(
             &mut std::io::stdout().lock(),
             crate::cluster::crd::yaml().as_bytes(),

@@ -3,7 +3,7 @@
 //! ServiceAccount YAML, SCP documents), snapshots and `--policy` files; prints the matrix
 //! (text) or the predicted Diagnoses (json, yaml).
 
-use super::explain::{print, scan_input, warn};
+use super::explain::{Source, print};
 use super::{Failure, Output, read_file};
 use crate::diagnose::model::Diagnosis;
 use crate::facts::iam_snapshot::IamSnapshot;
@@ -77,7 +77,33 @@ fn parse_version(text: &str) -> Result<Version, String> {
 
 /// Runs `preflight`; `Ok(true)` when a request would be refused.
 pub fn run(args: &PreflightArgs, out: &mut impl Write) -> Result<bool, Failure> {
-    if args.inputs.is_empty()
+    let sources: Vec<Source<'_>> = args.inputs.iter().map(|n| Source::File(n)).collect();
+    let found = findings(args, &sources)?;
+    match args.output {
+        Output::Text => {
+            let text = matrix_text(&found.now, found.target.as_ref(), &found.items);
+            super::finish(out.write_all(text.as_bytes()))?;
+        }
+        other => print(&found.items, &found.obs, other, out)?,
+    }
+    Ok(found.refused)
+}
+
+/// What `preflight` found: the matrix of the version evaluated (and of the target version),
+/// the predicted Diagnoses (`-o json`/`yaml` print them as a `List`), and whether any request
+/// would be refused.
+pub struct Found {
+    pub now: Matrix,
+    pub target: Option<Matrix>,
+    pub items: Vec<Diagnosis>,
+    pub obs: Observations,
+    pub refused: bool,
+}
+
+/// Reads `sources` (the inputs) and the snapshots and policies `args` name, and evaluates. The
+/// one function behind `preflight` and the `mcp` tool.
+pub fn findings(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Found, Failure> {
+    if sources.is_empty()
         && args.policies.is_empty()
         && args.facts.iam_snapshots.is_empty()
         && !args.live
@@ -88,11 +114,7 @@ pub fn run(args: &PreflightArgs, out: &mut impl Write) -> Result<bool, Failure> 
     }
     let scanner = Scanner::new()
         .map_err(|e| Failure(format!("the shipped recognition rules are invalid: {e}")))?;
-    let mut obs = Observations::default();
-    for name in &args.inputs {
-        scan_input(&scanner, name, &mut obs)?;
-    }
-    warn(&obs.warnings);
+    let obs = super::explain::scan(&scanner, sources)?;
     let mut facts = args.facts.load()?;
     let settings = settings(args, &obs)?;
     if !args.policies.is_empty() {
@@ -144,14 +166,13 @@ pub fn run(args: &PreflightArgs, out: &mut impl Write) -> Result<bool, Failure> 
             .as_ref()
             .is_some_and(|t| t.refused().next().is_some())
         || !items.is_empty();
-    match args.output {
-        Output::Text => {
-            let text = matrix_text(&now, target.as_ref(), &items);
-            super::finish(out.write_all(text.as_bytes()))?;
-        }
-        other => print(&items, &obs, other, out)?,
-    }
-    Ok(refused)
+    Ok(Found {
+        now,
+        target,
+        items,
+        obs,
+        refused,
+    })
 }
 
 /// What the inputs and flags say of the cluster; a usage error names what is missing.

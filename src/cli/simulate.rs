@@ -54,15 +54,7 @@ fn parse_context(entry: &str) -> Result<(String, String), String> {
 }
 
 pub fn run(args: &SimulateArgs, out: &mut impl Write) -> Result<(), Failure> {
-    let set = load_policies(args)?;
-    let mut context = Context::default();
-    for (k, v) in &args.context {
-        context.insert(k, v.clone());
-    }
-    let request = Request::new(&args.principal, &args.action, &args.resource)
-        .with_context(context)
-        .with_resource_account(args.resource_account.clone());
-    let explanation = set.explain(&request);
+    let (request, explanation) = evaluate(args)?;
     let written = match args.output {
         Output::Json => serde_json::to_writer_pretty(&mut *out, &explanation)
             .map_err(std::io::Error::from)
@@ -73,6 +65,21 @@ pub fn run(args: &SimulateArgs, out: &mut impl Write) -> Result<(), Failure> {
         Output::Text => out.write_all(render_text(&request, &explanation).as_bytes()),
     };
     super::finish(written)
+}
+
+/// The request `args` describe and its decision with each statement's trace (the object
+/// `-o json` prints). The one function behind `simulate` and the `mcp` tool.
+pub fn evaluate(args: &SimulateArgs) -> Result<(Request, Explanation), Failure> {
+    let set = load_policies(args)?;
+    let mut context = Context::default();
+    for (k, v) in &args.context {
+        context.insert(k, v.clone());
+    }
+    let request = Request::new(&args.principal, &args.action, &args.resource)
+        .with_context(context)
+        .with_resource_account(args.resource_account.clone());
+    let explanation = set.explain(&request);
+    Ok((request, explanation))
 }
 
 fn load_policies(args: &SimulateArgs) -> Result<PolicySet, Failure> {
