@@ -185,12 +185,32 @@ fn candidate(bytes: &[u8], shape: Shape, line: usize, sink: &mut Sink<'_>) {
                 cut: parsed.salvaged.is_some(),
                 ..Context::new(Source::Log, line)
             };
-            sink.recognise(&context, &parsed.text);
+            let found = sink.recognise(&context, &parsed.text);
             if let Some(why) = parsed.salvaged {
-                sink.warn(line, why);
+                // A record that fails as JSON is still text (a user re-wrapped it, broke a
+                // member): where what its members hold says nothing, it is read as written.
+                if found == 0
+                    && sink.recognise(
+                        &Context {
+                            cut: false,
+                            ..context
+                        },
+                        text,
+                    ) > 0
+                {
+                    sink.warn(line, format!("{why}; read as text"));
+                } else {
+                    sink.warn(line, why);
+                }
             }
         }
-        Err(message) => sink.warn(line, message),
+        Err(message) => {
+            if sink.recognise(&Context::new(Source::Log, line), text) > 0 {
+                sink.warn(line, format!("{message}; read as text"));
+            } else {
+                sink.warn(line, message);
+            }
+        }
     }
 }
 
