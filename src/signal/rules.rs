@@ -374,6 +374,11 @@ impl RuleSet {
         &self.prefilter
     }
 
+    /// Whether `rule` is a fallback (used only when no other rule matched).
+    pub(crate) fn is_fallback(&self, rule: usize) -> bool {
+        self.rules.get(rule).is_some_and(|r| r.fallback)
+    }
+
     pub(crate) fn id(&self, rule: usize) -> &str {
         &self.rules[rule].id
     }
@@ -458,11 +463,15 @@ impl RuleSet {
             (at, true) => runs_into_cut(text, m, at),
             (at, false) => continues(name) && m.end() >= at,
         };
-        let group = |name: &str| {
-            caps.name(name)
-                .filter(|m| !is_cut(name, m))
-                .map(|m| m.as_str().to_string())
+        // A value in inline code (`` `arn:…` ``) without its closing backtick.
+        let unquoted = |m: regex::Match<'_>| {
+            let v = m.as_str();
+            match v.strip_suffix('`') {
+                Some(inner) if text[..m.start()].ends_with('`') => inner.to_string(),
+                _ => v.to_string(),
+            }
         };
+        let group = |name: &str| caps.name(name).filter(|m| !is_cut(name, m)).map(unquoted);
         // As written, whole or not: codes and key states are words of a fixed set, and an
         // encoded message or authorization id cut short fails its lookup, naming nothing.
         let raw = |name: &str| caps.name(name).map(|m| m.as_str().to_string());
