@@ -343,12 +343,18 @@ mod tests {
         (text[s..e].to_string(), shape)
     }
 
+    /// The span around `candidate`, which must be its whole pretty-printed record.
+    fn whole_record(text: &str, candidate: &str) -> String {
+        let (got, shape) = spans(text, candidate);
+        assert_eq!(shape, Shape::PrettyJson);
+        assert!(got.starts_with('{') && got.ends_with('}'), "{got}");
+        got
+    }
+
     #[test]
     fn a_member_line_reaches_out_to_its_record() {
         let text = "before\n<pre>\n{\n  \"level\": \"ERROR\",\n  \"NodeClaim\": {\n    \"name\": \"a\"\n  },\n  \"error\": \"boom\"\n}\nafter\n";
-        let (got, shape) = spans(text, "\"error\"");
-        assert_eq!(shape, Shape::PrettyJson);
-        assert!(got.starts_with('{') && got.ends_with('}'), "{got}");
+        let got = whole_record(text, "\"error\"");
         assert!(got.contains("\"level\""));
         // No opening line in reach: the member alone.
         let (got, shape) = spans("\"error\": \"boom\"\nnext\n", "\"error\"");
@@ -364,9 +370,7 @@ mod tests {
     #[test]
     fn a_string_rewrapped_inside_a_pretty_record_reaches_out_to_its_record() {
         let text = "{\n   \"level\": \"ERROR\",\n   \"error\": \"launching nodeclaim, with fleet error(s),\n      UnauthorizedOperation: You are not authorized to perform this\n      operation.\"\n}\nnext\n";
-        let (got, shape) = spans(text, "UnauthorizedOperation: You are not");
-        assert_eq!(shape, Shape::PrettyJson);
-        assert!(got.starts_with('{') && got.ends_with('}'), "{got}");
+        whole_record(text, "UnauthorizedOperation: You are not");
         assert!(string_open(
             "\"error\": \"launching, with \\\"fleet\\\" error(s),"
         ));
