@@ -311,6 +311,23 @@ fn pasted_shapes_of_a_record_say_what_the_record_says() {
                     "{prefixed}"
                 );
             }
+            // Broken as JSON (a member's colon lost, as a user re-wrapping it may): still read
+            // as text, for the same failures (issue 26 §1), with a warning.
+            if let Some(at) = line.find("\"error\":").or(line.find("\"msg\":")) {
+                let key_end = line[at + 1..].find('"').map(|q| at + 2 + q);
+                if let Some(colon) = key_end {
+                    let broken = format!("{} {}", &line[..colon], &line[colon + 1..]);
+                    let out = scan_checked(broken.as_bytes()).unwrap();
+                    let told = |o: &Observations| {
+                        o.signals
+                            .iter()
+                            .map(|s| (s.action.clone(), s.principal.clone(), s.layer))
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(told(&out), told(&whole), "{broken}");
+                    assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+                }
+            }
             // Cut right after the last signal's sentence (its message is the whole error).
             let error = value["error"]
                 .as_str()

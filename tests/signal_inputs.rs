@@ -75,7 +75,8 @@ fn v1_json_log_lines() {
                 category: Category::PassRoleDenied,
                 code: Some("UnauthorizedOperation"),
                 layer: Some(PolicyLayer::NoIdentityPolicy),
-                principal: Some("arn:aws:sts::111111111111:assumed-role/…-karpenter/…"),
+                // The user's `…` elided it: not a principal (issue 26 §1).
+                principal: None,
                 action: Some("iam:PassRole"),
                 resource: Some("arn:aws:iam::111111111111:role/KarpenterNodeRole-…"),
             },
@@ -654,12 +655,15 @@ fn truncated_and_malformed_json_lines_are_read_for_what_they_hold_with_warnings(
             .iter()
             .all(|w| w.message.starts_with("malformed JSON log record"))
     );
+    assert!(out.warnings[1].message.ends_with("; read as text"));
     // Line 3, cut before any candidate words, is not looked at. Line 4 still says EC2 refused
     // something, its sentence cut before the action: one signal whose action is unknown, not
-    // the enclosing call's (issue 26 §2), though the call is known. Line 6 holds no error text
-    // any more. The rest is still read: lines 7, 8, 10, 11.
+    // the enclosing call's (issue 26 §2), though the call is known. Line 6's members no longer
+    // hold its error, but the record is still text: read as written (issue 26 §1). The rest is
+    // still read: lines 7, 8, 10, 11.
     let lines: Vec<usize> = out.signals.iter().map(|s| s.origin.line).collect();
-    assert_eq!(lines, vec![4, 7, 7, 8, 10, 11]);
+    assert_eq!(lines, vec![4, 6, 7, 7, 8, 10, 11]);
+    assert_eq!(out.signals[1].action.as_deref(), Some("ec2:RunInstances"));
     assert_eq!(out.signals[0].principal, None);
     assert_eq!(out.signals[0].action, None);
     assert_eq!(out.signals[0].action_from, None);
@@ -884,4 +888,86 @@ fn failures_past_the_cap_are_counted_not_kept() {
         "{warning:?}"
     );
     assert_eq!(warning.origin.line, MAX_SIGNALS + 1);
+}
+
+#[test]
+fn a_sentence_cut_before_its_action_keeps_its_principal_and_infers_no_action() {
+    // Issue 26 §1 and §2: however the sentence was cut before AWS named the action (Karpenter's
+    // `...`, a JSON line cut short, a console line or a bare paste cut with no marker), the
+    // principal before the cut is kept and the action stays unknown: never the enclosing
+    // call's (`with fleet error(s)` would say ec2:CreateFleet).
+    let sentence = format!(
+        "launching nodeclaim, creating instance, with fleet error(s), UnauthorizedOperation: You are not authorized to perform this operation. User: {CTRL} is not authorized to perform: ec2:RunInstances on resource: arn:aws:ec2:us-east-2:111122223333:instance/*"
+    );
+    let at = sentence.find("is not authorized to perform:").unwrap();
+    for end in [
+        "is not authorized",
+        "is not authorized to p",
+        "is not authorized to perfor",
+        "is not authorized to perform:",
+        "is not authorized to perform: ",
+    ] {
+        let cut = &sentence[..at + end.len()];
+        for text in [
+            format!("{cut}...\n"),
+            format!("{cut}\n"),
+            format!("2024-06-01T10:00:00.000Z\tERROR\tcontroller\t{cut}\n"),
+            format!(
+                "{{\"level\":\"ERROR\",\"message\":\"Reconciler error\",\"NodeClaim\":{{\"name\":\"default-x\"}},\"error\":\"{cut}"
+            ),
+        ] {
+            let out = scan_bytes("cut.log", text.as_bytes());
+            assert_eq!(out.signals.len(), 1, "{text}: {:?}", out.signals);
+            let s = &out.signals[0];
+            assert_eq!(s.principal.as_deref(), Some(CTRL), "{text}");
+            assert_eq!((&s.action, &s.action_from), (&None, &None), "{text}");
+        }
+    }
+    // With the principal elided too, nothing is known but the refusal.
+    let out = scan_bytes(
+        "elided.log",
+        "creating instance, with fleet error(s), UnauthorizedOperation: You are not authorized to perform this operation. User: … is not authorized to perfor...\n".as_bytes(),
+    );
+    assert_eq!(out.signals.len(), 1, "{:?}", out.signals);
+    assert_eq!(
+        (&out.signals[0].principal, &out.signals[0].action),
+        (&None, &None)
+    );
+}
+
+#[test]
+fn an_elided_principal_is_never_the_principal() {
+    for (text, prefix) in [
+        (
+            "AccessDenied: User: … is not authorized to perform: iam:PassRole on resource: arn:aws:iam::111122223333:role/KarpenterNodeRole-demo",
+            None,
+        ),
+        (
+            "AccessDenied: User: ... is not authorized to perform: iam:PassRole on resource: arn:aws:iam::111122223333:role/KarpenterNodeRole-demo",
+            None,
+        ),
+        (
+            "AccessDenied: xxx/... is not authorized to perform: iam:PassRole on resource: arn:aws:iam::111122223333:role/KarpenterNodeRole-demo",
+            None,
+        ),
+        (
+            "AccessDenied: User: arn:aws:sts::***:assumed-role/... is not authorized to perform: iam:PassRole on resource: arn:aws:iam::111122223333:role/KarpenterNodeRole-demo",
+            Some("arn:aws:sts::***:assumed-role/"),
+        ),
+        (
+            "AccessDenied: User: ...assumed-role/KarpenterController/x is not authorized to perform: iam:PassRole on resource: arn:aws:iam::111122223333:role/KarpenterNodeRole-demo",
+            None,
+        ),
+    ] {
+        let out = scan_bytes("elided.log", format!("{text}\n").as_bytes());
+        assert_eq!(out.signals.len(), 1, "{text}");
+        let s = &out.signals[0];
+        assert_eq!(s.principal, None, "{text}");
+        assert_eq!(s.partial.principal.as_deref(), prefix, "{text}");
+        assert_eq!(s.action.as_deref(), Some("iam:PassRole"), "{text}");
+        assert_eq!(
+            s.resource.as_deref(),
+            Some("arn:aws:iam::111122223333:role/KarpenterNodeRole-demo")
+        );
+    }
 }

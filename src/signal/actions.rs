@@ -147,11 +147,14 @@ impl Operations {
                 ),
             })
         });
-        sdk.or_else(|| {
-            let caps = self.wrappers.as_ref()?.captures_iter(before).last()?;
-            let group = (1..caps.len()).find(|&i| caps.get(i).is_some())?;
-            self.wrapper_actions.get(group - 1).cloned()
-        })
+        sdk.or_else(|| self.wrapper(before))
+    }
+
+    /// The action of Karpenter's last wrapper in `before`, whatever SDK operation follows it.
+    pub(crate) fn wrapper(&self, before: &str) -> Option<Inferred> {
+        let caps = self.wrappers.as_ref()?.captures_iter(before).last()?;
+        let group = (1..caps.len()).find(|&i| caps.get(i).is_some())?;
+        self.wrapper_actions.get(group - 1).cloned()
     }
 
     /// The action of an `aws-operation-name` log field's operation, where a wrapper names it.

@@ -4,6 +4,7 @@
 use super::Source;
 use super::logline;
 use super::record::{self, Shape};
+use super::rules::RuleSet;
 use super::sink::{Context, Sink};
 use super::text::count_newlines;
 use aho_corasick::AhoCorasick;
@@ -193,12 +194,36 @@ fn candidate(bytes: &[u8], shape: Shape, line: usize, sink: &mut Sink<'_>) {
                 cut: parsed.salvaged.is_some(),
                 ..Context::new(Source::Log, line)
             };
-            sink.recognise(&context, &parsed.text);
-            if let Some(why) = parsed.salvaged {
-                sink.warn(line, why);
+            // A record that fails as JSON is still text (a user re-wrapped it, broke a
+            // member): where its members tell less than the record as written (no failure,
+            // or only what a fallback rule reads), it is read as written (issue 26 §1).
+            match parsed.salvaged {
+                Some(why) if tells_more(sink.rules(), text, &parsed.text) => {
+                    sink.recognise(
+                        &Context {
+                            cut: false,
+                            ..context
+                        },
+                        text,
+                    );
+                    sink.warn(line, format!("{why}; read as text"));
+                }
+                Some(why) => {
+                    sink.recognise(&context, &parsed.text);
+                    sink.warn(line, why);
+                }
+                None => {
+                    sink.recognise(&context, &parsed.text);
+                }
             }
         }
-        Err(message) => sink.warn(line, message),
+        Err(message) => {
+            if sink.recognise(&Context::new(Source::Log, line), text) > 0 {
+                sink.warn(line, format!("{message}; read as text"));
+            } else {
+                sink.warn(line, message);
+            }
+        }
     }
 }
 
@@ -214,6 +239,17 @@ fn decoded(text: &str, sink: &Sink<'_>) -> Option<crate::facts::decoded::Decoded
     };
     crate::facts::decoded::Decoded::from_text(&record, &source)
         .filter(|d| d.allowed.is_some() || d.explicit_deny.is_some())
+}
+
+/// Whether `raw`, a broken record read as written, tells more than `salvaged`, what its members
+/// held: more failures a rule of its own reads (not a fallback), else more failures.
+fn tells_more(rules: &RuleSet, raw: &str, salvaged: &str) -> bool {
+    let told = |text: &str, cut: bool| {
+        let found = rules.recognise(Source::Log, &super::text::unescape_controls(text), cut);
+        let own = found.iter().filter(|f| !rules.is_fallback(f.rule)).count();
+        (own, found.len())
+    };
+    told(raw, false) > told(salvaged, true)
 }
 
 #[cfg(test)]

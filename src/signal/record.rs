@@ -83,7 +83,55 @@ pub(crate) fn span(
     if logline::is_record(line) {
         return (line_start, line_end, Shape::Line);
     }
+    // A line of a member's string a user re-wrapped over lines: the record around the member.
+    if let Some((s, e)) = open_member_before(region, floor, line_start)
+        && let Some(found) = pretty_json(region, floor, s, e)
+    {
+        return found;
+    }
     paragraph(region, floor, line_start, line_end)
+}
+
+/// The member line a few lines above `line_start` whose string value is still open at its end
+/// (`"error": "launching …, UnauthorizedOperation: You are not` and the rest on the next lines),
+/// with no other member, brace or blank line between.
+fn open_member_before(region: &[u8], floor: usize, line_start: usize) -> Option<(usize, usize)> {
+    let mut start = line_start;
+    for _ in 0..MAX_PARAGRAPH_LINES {
+        let (s, e) = line_before(region, start).filter(|&(s, _)| s >= floor)?;
+        let t = text(&region[s..e]);
+        if is_member(t) {
+            return string_open(t).then_some((s, e));
+        }
+        if t.is_empty() || t.starts_with(['{', '}', '"']) || t.ends_with(['{', '}']) {
+            return None;
+        }
+        start = s;
+    }
+    None
+}
+
+/// Whether a member line's string value does not end on it: `"key": "…` with no closing quote.
+fn string_open(member: &str) -> bool {
+    let Some(rest) = member[1..].find('"').map(|q| &member[q + 2..]) else {
+        return false;
+    };
+    let Some(value) = rest.trim_start().strip_prefix(':').map(str::trim_start) else {
+        return false;
+    };
+    let Some(mut chars) = value.strip_prefix('"').map(str::chars) else {
+        return false;
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '"' => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// The `{ … }` record whose member the candidate line is, if its first and last lines are in
@@ -295,12 +343,18 @@ mod tests {
         (text[s..e].to_string(), shape)
     }
 
+    /// The span around `candidate`, which must be its whole pretty-printed record.
+    fn whole_record(text: &str, candidate: &str) -> String {
+        let (got, shape) = spans(text, candidate);
+        assert_eq!(shape, Shape::PrettyJson);
+        assert!(got.starts_with('{') && got.ends_with('}'), "{got}");
+        got
+    }
+
     #[test]
     fn a_member_line_reaches_out_to_its_record() {
         let text = "before\n<pre>\n{\n  \"level\": \"ERROR\",\n  \"NodeClaim\": {\n    \"name\": \"a\"\n  },\n  \"error\": \"boom\"\n}\nafter\n";
-        let (got, shape) = spans(text, "\"error\"");
-        assert_eq!(shape, Shape::PrettyJson);
-        assert!(got.starts_with('{') && got.ends_with('}'), "{got}");
+        let got = whole_record(text, "\"error\"");
         assert!(got.contains("\"level\""));
         // No opening line in reach: the member alone.
         let (got, shape) = spans("\"error\": \"boom\"\nnext\n", "\"error\"");
@@ -311,6 +365,17 @@ mod tests {
             (got.as_str(), shape),
             ("  \"error\": \"boom\"", Shape::Line)
         );
+    }
+
+    #[test]
+    fn a_string_rewrapped_inside_a_pretty_record_reaches_out_to_its_record() {
+        let text = "{\n   \"level\": \"ERROR\",\n   \"error\": \"launching nodeclaim, with fleet error(s),\n      UnauthorizedOperation: You are not authorized to perform this\n      operation.\"\n}\nnext\n";
+        whole_record(text, "UnauthorizedOperation: You are not");
+        assert!(string_open(
+            "\"error\": \"launching, with \\\"fleet\\\" error(s),"
+        ));
+        assert!(!string_open("\"error\": \"launching\","));
+        assert!(!string_open("\"level\": 3,"));
     }
 
     #[test]

@@ -384,6 +384,11 @@ impl RuleSet {
         &self.prefilter
     }
 
+    /// Whether `rule` is a fallback (used only when no other rule matched).
+    pub(crate) fn is_fallback(&self, rule: usize) -> bool {
+        self.rules.get(rule).is_some_and(|r| r.fallback)
+    }
+
     pub(crate) fn id(&self, rule: usize) -> &str {
         &self.rules[rule].id
     }
@@ -468,11 +473,15 @@ impl RuleSet {
             (at, true) => runs_into_cut(text, m, at),
             (at, false) => continues(name) && m.end() >= at,
         };
-        let group = |name: &str| {
-            caps.name(name)
-                .filter(|m| !is_cut(name, m))
-                .map(|m| m.as_str().to_string())
+        // A value in inline code (`` `arn:…` ``) without its closing backtick.
+        let unquoted = |m: regex::Match<'_>| {
+            let v = m.as_str();
+            match v.strip_suffix('`') {
+                Some(inner) if text[..m.start()].ends_with('`') => inner.to_string(),
+                _ => v.to_string(),
+            }
         };
+        let group = |name: &str| caps.name(name).filter(|m| !is_cut(name, m)).map(unquoted);
         // As written, whole or not: codes and key states are words of a fixed set, and an
         // encoded message or authorization id cut short fails its lookup, naming nothing.
         let raw = |name: &str| caps.name(name).map(|m| m.as_str().to_string());
@@ -481,8 +490,17 @@ impl RuleSet {
                 .filter(|m| is_cut(name, m))
                 .map(|m| m.as_str().to_string())
         };
+        // A principal the user elided (`User: … is`, `…assumed-role/...`) is not a value: only
+        // what comes before the elision is known, as a prefix.
+        let (principal, elided) = match group("principal") {
+            Some(p) => match elision(&p) {
+                Some(at) => (None, Some(p[..at].to_string()).filter(|p| !p.is_empty())),
+                None => (Some(p), None),
+            },
+            None => (None, None),
+        };
         let partial = Partial {
-            principal: cut_group("principal"),
+            principal: cut_group("principal").or(elided),
             action: cut_group("action"),
             resource: cut_group("resource"),
             kms_key: cut_group("kms"),
@@ -508,7 +526,7 @@ impl RuleSet {
             category,
             error_code: raw("code").or_else(|| rule.set.error_code.clone()),
             layer,
-            principal: group("principal"),
+            principal,
             action,
             resource,
             encoded_message: raw("encoded"),
@@ -596,17 +614,23 @@ impl RuleSet {
         }
     }
 
-    /// A wrapper's example yields a failure whose call is read from that wrapper (and whose
-    /// action, when AWS names none, is the call's).
+    /// A wrapper's example yields a failure whose call is the wrapper's action (read from the
+    /// wrapper, or from the SDK operation aws-sdk-go-v2 names after it), the wrapper being the
+    /// last in the text before the failure (and whose action, when AWS names none, is the
+    /// call's).
     fn check_wrapper(&self, w: &RawWrapper) -> Result<(), String> {
         let found = self.recognise(Source::Log, &w.example, false);
         let quoted = format!("\"{}\"", w.text);
-        if found.iter().any(|f| {
-            f.call
-                .as_ref()
-                .is_some_and(|c| c.action == w.action && c.from.contains(&quoted))
-                && (f.action_from.is_none() || f.action.as_deref() == Some(w.action.as_str()))
-        }) {
+        let last = self
+            .operations
+            .wrapper(&w.example)
+            .is_some_and(|c| c.action == w.action && c.from.contains(&quoted));
+        if last
+            && found.iter().any(|f| {
+                f.call.as_ref().is_some_and(|c| c.action == w.action)
+                    && (f.action_from.is_none() || f.action.as_deref() == Some(w.action.as_str()))
+            })
+        {
             Ok(())
         } else {
             Err(format!(
@@ -664,6 +688,14 @@ impl RuleSet {
         }
         Ok(())
     }
+}
+
+/// Where a value holds a user's elision (`...`, `…`), if it does.
+fn elision(value: &str) -> Option<usize> {
+    [value.find("..."), value.find('…')]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 /// A key state as KMS's error messages word it (`disabled`, `pending deletion`, `pending

@@ -111,7 +111,11 @@ fn string_at(json: &str, start: usize) -> (String, usize) {
                 while chars.peek().is_some_and(|(_, c)| c.is_whitespace()) {
                     chars.next();
                 }
-                if !out.ends_with(' ') {
+                // A word a wrap broke after its hyphen (`…/karpenter-` `controller-role/…`,
+                // `us-` `east-2`) runs on; elsewhere the lines are words apart.
+                let hyphenated = out.ends_with('-')
+                    && out[..out.len() - 1].ends_with(|c: char| c.is_ascii_alphanumeric());
+                if !out.ends_with(' ') && !hyphenated {
                     out.push(' ');
                 }
             }
