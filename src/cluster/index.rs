@@ -277,14 +277,7 @@ fn intern(names: &mut HashSet<Arc<str>>, s: String) -> Arc<str> {
 
 /// Karpenter's Event on a pod that nominates it for a NodeClaim (`signal::pending`), as kept.
 fn nomination(event: CoreEvent) -> Option<Nomination> {
-    let reporter = [
-        event.reporting_component.as_deref(),
-        event.source.as_ref().and_then(|s| s.component.as_deref()),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|r| !r.is_empty());
-    if reporter != Some(crate::signal::KARPENTER_REPORTER) {
+    if super::pod::reporter(&event) != Some(crate::signal::KARPENTER_REPORTER) {
         return None;
     }
     let o = &event.involved_object;
@@ -292,18 +285,7 @@ fn nomination(event: CoreEvent) -> Option<Nomination> {
         event.reason.as_deref()?,
         event.message.as_deref()?,
     )?;
-    let time = [
-        event.last_timestamp.as_ref().map(|t| t.0.to_string()),
-        event.event_time.as_ref().map(|t| t.0.to_string()),
-        event
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.to_string()),
-    ]
-    .into_iter()
-    .flatten()
-    .next();
+    let time = super::pod::last_time(&event).map(|t| t.to_string());
     Some(Nomination {
         pod: PodRef {
             namespace: o.namespace.clone().or(event.metadata.namespace.clone())?,

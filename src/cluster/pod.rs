@@ -78,26 +78,9 @@ impl PodReading {
 
     /// The latest `FailedScheduling` Event's (message, reporter): Karpenter's, else any.
     fn unschedulable(&self) -> Option<(&str, &str)> {
-        fn reporter(e: &Event) -> &str {
-            [
-                e.reporting_component.as_deref(),
-                e.source.as_ref().and_then(|s| s.component.as_deref()),
-            ]
-            .into_iter()
-            .flatten()
-            .find(|r| !r.is_empty())
-            .unwrap_or("no component")
+        fn by(e: &Event) -> &str {
+            reporter(e).unwrap_or("no component")
         }
-        let time = |e: &Event| {
-            [
-                e.last_timestamp.as_ref().map(|t| t.0),
-                e.event_time.as_ref().map(|t| t.0),
-                e.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            ]
-            .into_iter()
-            .flatten()
-            .next()
-        };
         let failed: Vec<&Event> = self
             .events
             .iter()
@@ -106,11 +89,34 @@ impl PodReading {
         let latest = |karpenter: bool| {
             failed
                 .iter()
-                .filter(|e| !karpenter || reporter(e) == KARPENTER_REPORTER)
-                .max_by_key(|e| time(e))
+                .filter(|e| !karpenter || by(e) == KARPENTER_REPORTER)
+                .max_by_key(|e| last_time(e))
                 .copied()
         };
         let e = latest(true).or_else(|| latest(false))?;
-        Some((e.message.as_deref().unwrap_or(""), reporter(e)))
+        Some((e.message.as_deref().unwrap_or(""), by(e)))
     }
+}
+
+/// The component that reported a core/v1 Event: its first non-empty reporting field.
+pub fn reporter(e: &Event) -> Option<&str> {
+    [
+        e.reporting_component.as_deref(),
+        e.source.as_ref().and_then(|s| s.component.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|r| !r.is_empty())
+}
+
+/// When a core/v1 Event last happened, where it says.
+pub fn last_time(e: &Event) -> Option<k8s_openapi::jiff::Timestamp> {
+    [
+        e.last_timestamp.as_ref().map(|t| t.0),
+        e.event_time.as_ref().map(|t| t.0),
+        e.metadata.creation_timestamp.as_ref().map(|t| t.0),
+    ]
+    .into_iter()
+    .flatten()
+    .next()
 }
