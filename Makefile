@@ -34,7 +34,7 @@ lint:
 	cargo clippy --all-targets -- -D warnings
 
 unit:
-	cargo test --locked
+	cargo test --locked --no-fail-fast
 
 oracle:
 	bash tests/oracle/install.sh "$(ORACLE_DIR)"

@@ -1995,7 +1995,8 @@ fn nodeclaims_stuck_after_a_verified_fix_are_named_with_the_command_that_clears_
         Path::new(&format!("{dir}/controller.log")),
         "doctor-0",
     );
-    let items = diagnoses(&kube, |i| i.len() == 1, Duration::from_secs(60));
+    // Spec and status are two writes: wait for the status.
+    let items = diagnoses(&kube, |i| occurrences(i) == 1, Duration::from_secs(60));
     let d = &items[0];
     assert_eq!(d["status"]["rootCause"]["confidence"], "Confirmed", "{d:#}");
     assert!(
