@@ -89,6 +89,22 @@ impl Partition {
             .unwrap_or(&PARTITIONS[0])
     }
 
+    /// The region of an EKS cluster's API endpoint
+    /// (`https://0A1B….gr7.cn-northwest-1.eks.amazonaws.com.cn`), where the URL is one.
+    pub fn region_of_eks_endpoint(url: &str) -> Option<String> {
+        let host = url.split("://").last()?.split(['/', ':']).next()?;
+        let labels: Vec<&str> = host.split('.').collect();
+        let eks = labels.iter().position(|l| *l == "eks")?;
+        let region = *labels.get(eks.checked_sub(1)?)?;
+        let suffix = labels[eks + 1..].join(".");
+        let known = PARTITIONS.iter().any(|p| p.dns_suffix == suffix);
+        let shaped = region.contains('-')
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        (known && shaped).then(|| region.to_string())
+    }
+
     /// The principal a service uses in this partition, e.g. `ec2.amazonaws.com.cn` in aws-cn.
     pub fn service_principal(&self, service: &str) -> String {
         if self.suffixed_principals.contains(&service) {
@@ -114,6 +130,35 @@ impl Partition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_eks_endpoint_names_its_region() {
+        for (url, region) in [
+            (
+                "https://0A1B2C3D4E5F60718293A4B5C6D7E8F9.gr7.us-west-2.eks.amazonaws.com",
+                Some("us-west-2"),
+            ),
+            (
+                "https://0A1B2C3D4E5F60718293A4B5C6D7E8F9.yl4.cn-northwest-1.eks.amazonaws.com.cn:443/",
+                Some("cn-northwest-1"),
+            ),
+            (
+                "https://ABC.sk1.us-gov-west-1.eks.amazonaws.com",
+                Some("us-gov-west-1"),
+            ),
+            ("https://127.0.0.1:6443", None),
+            ("https://eks.amazonaws.com", None),
+            ("https://x.us-west-2.eks.example.com", None),
+            ("https://x.US_WEST.eks.amazonaws.com", None),
+            ("", None),
+        ] {
+            assert_eq!(
+                Partition::region_of_eks_endpoint(url).as_deref(),
+                region,
+                "{url}"
+            );
+        }
+    }
 
     #[test]
     fn regions_map_to_their_partitions() {

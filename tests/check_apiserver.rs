@@ -560,3 +560,125 @@ fn without_karpenter_or_without_a_cluster_check_says_so_and_exits_1() {
         run.stderr
     );
 }
+
+/// `preflight` on the current kube context, run as the triage role, with live AWS (moto):
+/// `preflight` with the cluster's connection options and AWS's endpoint, nothing else.
+fn preflight(kubeconfig: &Path, endpoint: &str, args: &[&str]) -> Run {
+    let out = Command::new(BIN)
+        .arg("preflight")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--endpoint-url", endpoint, "--aws-max-attempts", "1"])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Seed 1 before any launch, from the cluster alone: the version is Karpenter's image tag, the
+/// region, cluster name and interruption queue its container's settings (a flag winning over
+/// the env), the controller role its ServiceAccount's, the node role the EC2NodeClass's, the
+/// policies live IAM's. Only configuration is read: no NodeClaim, Event or log.
+#[test]
+fn preflight_reads_the_running_karpenter_and_predicts_seed_1_before_any_launch() {
+    let Some((kube, moto)) = seed_1_cluster("preflight") else {
+        return;
+    };
+    kube.apply(
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "karpenter", "namespace": "kube-system",
+            "labels": {"app.kubernetes.io/name": "karpenter"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app.kubernetes.io/name": "karpenter"}},
+                "template": {"metadata": {"labels": {"app.kubernetes.io/name": "karpenter"}},
+                    "spec": {"serviceAccountName": "karpenter",
+                        "containers": [{"name": "controller",
+                            "image": "public.ecr.aws/karpenter/controller:1.0.8@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                            "args": ["--interruption-queue=demo-interruptions"],
+                            "env": [{"name": "AWS_REGION", "value": "cn-northwest-1"},
+                                    {"name": "CLUSTER_NAME", "value": "demo"},
+                                    {"name": "INTERRUPTION_QUEUE", "value": "overridden"},
+                                    {"name": "FEATURE_GATES", "value": "SpotToSpotConsolidation=false"}]}]}}}})
+        .to_string(),
+    );
+    kube.apply(
+        &json!({"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "default"},
+            "spec": {"role": NODE_ROLE, "amiFamily": "AL2023", "amiSelectorTerms": [{"alias": "al2023@latest"}],
+                "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "demo"}}],
+                "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": "demo"}}]}})
+        .to_string(),
+    );
+    kube.apply(
+        &json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "default"},
+            "spec": {"template": {"spec": {
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+                "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]}]}}}})
+        .to_string(),
+    );
+    feed(&kube, 0, 3); // a log with failures in it: preflight does not read it.
+    let alice = on_call(&kube, "kube-system");
+    let run = preflight(&alice, &moto.endpoint, &["-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let items = run.items();
+    let pass_role: Vec<&Value> = items
+        .iter()
+        .filter(|d| d["spec"]["action"] == "iam:PassRole")
+        .collect();
+    assert_eq!(pass_role.len(), 1, "{items:#?}\n{}", run.stderr);
+    let d = pass_role[0];
+    assert_eq!(
+        d["status"]["rootCause"]["reason"],
+        "PassedToServiceMismatch"
+    );
+    assert_eq!(d["status"]["rootCause"]["confidence"], "Predicted");
+    assert_eq!(
+        d["spec"]["resourceArn"],
+        format!("arn:aws-cn:iam::{ACCOUNT}:role/{NODE_ROLE}")
+    );
+    assert_eq!(
+        d["spec"]["principalArn"],
+        format!("arn:aws-cn:iam::{ACCOUNT}:role/{CONTROLLER}")
+    );
+    assert_eq!(d["spec"]["nodeClass"], "default");
+    for said in [
+        "Karpenter: Deployment karpenter (ServiceAccount karpenter, image public.ecr.aws/karpenter/controller:1.0.8@sha256:",
+        "Read:    1 NodePool(s), 1 EC2NodeClass(es); 2 ServiceAccount(s) and 1 pod(s) in kube-system",
+        "Evaluated: Karpenter v1.0.8 (the image's tag), controller role arn:aws-cn:iam::",
+        "aws-cn cn-northwest-1, cluster demo, interruption queue demo-interruptions\n",
+        "AWS:     live lookups",
+    ] {
+        assert!(run.stderr.contains(said), "{said:?} in\n{}", run.stderr);
+    }
+    // The matrix: the queue's requests are made (the flag's queue), in the container's region.
+    let text = preflight(
+        &alice,
+        &moto.endpoint,
+        &["--target-version", "v1.15.0", "--exit-code"],
+    );
+    assert_eq!(text.code, 3, "{}", text.stderr);
+    for said in [
+        "Upgrade v1.0.8 -> v1.15.0:",
+        "Karpenter v1.0.8: ",
+        ":sqs:cn-northwest-1:",
+        ":demo-interruptions",
+        "REFUSED  iam:PassRole",
+    ] {
+        assert!(text.stdout.contains(said), "{said:?} in\n{}", text.stdout);
+    }
+    let (made, refused) = requests(&kube, ALICE);
+    assert!(refused.is_empty(), "{refused:#?}");
+    for (_, _, resource) in &made {
+        assert!(
+            !["nodeclaims", "events", "pods/log", "diagnoses"].contains(&resource.as_str()),
+            "preflight read {resource}: {made:#?}"
+        );
+    }
+}

@@ -88,12 +88,13 @@ pub fn findings(args: &CheckArgs) -> Result<Found, Failure> {
         .build()
         .map_err(|e| Failure(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let (client, cluster) =
+        let (client, cluster, _) =
             connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
         let request = Request {
             namespace: args.karpenter.namespace.clone(),
             selector: args.karpenter.selector.clone(),
             since: args.since,
+            scope: check::Scope::Failures,
         };
         let show = std::io::stderr().is_terminal();
         let mut progress = |what: &str| {
@@ -159,12 +160,12 @@ pub fn findings(args: &CheckArgs) -> Result<Found, Failure> {
 }
 
 /// A client as kubectl would make it from `kubeconfig` (else `$KUBECONFIG`, `~/.kube/config`,
-/// in-cluster) and `context` (else the current one), and how to name the cluster:
-/// `context NAME (URL)`.
+/// in-cluster) and `context` (else the current one), how to name the cluster:
+/// `context NAME (URL)`, and its URL.
 pub async fn connect(
     kubeconfig: Option<&str>,
     context: Option<&str>,
-) -> Result<(kube::Client, String), Failure> {
+) -> Result<(kube::Client, String, String), Failure> {
     use kube::config::{Config, KubeConfigOptions, Kubeconfig};
     let options = KubeConfigOptions {
         context: context.map(str::to_string),
@@ -197,8 +198,9 @@ pub async fn connect(
         Some(context) => format!("context {context} ({})", config.cluster_url),
         None => format!("in-cluster ({})", config.cluster_url),
     };
+    let url = config.cluster_url.to_string();
     let client = kube::Client::try_from(config).map_err(|e| fail(&e))?;
-    Ok((client, name))
+    Ok((client, name, url))
 }
 
 /// What was read, for the top of the report.

@@ -180,9 +180,27 @@ pub struct SimulateParams {
 #[serde(deny_unknown_fields)]
 pub struct PreflightParams {
     /// Pasted EC2NodeClass, NodePool and ServiceAccount YAML or JSON (kubectl -o yaml|json),
-    /// or SCP documents.
+    /// or SCP documents. With no text, files, policies, snapshots or `live`, the cluster of the
+    /// current kube context is read (and AWS, unless `offline`).
     #[serde(default)]
     pub text: Option<String>,
+    /// The kubeconfig file, to read a cluster (default: $KUBECONFIG, else ~/.kube/config,
+    /// else in-cluster).
+    #[serde(default)]
+    pub kubeconfig: Option<String>,
+    /// The kubeconfig context, to read a cluster (default: its current context).
+    #[serde(default)]
+    pub context: Option<String>,
+    /// The namespace Karpenter runs in (default: kube-system).
+    #[serde(default)]
+    pub karpenter_namespace: Option<String>,
+    /// The selector of Karpenter's Deployment and pods (default:
+    /// app.kubernetes.io/name=karpenter).
+    #[serde(default)]
+    pub karpenter_selector: Option<String>,
+    /// Reading a cluster: no AWS lookups.
+    #[serde(default)]
+    pub offline: bool,
     /// Input files of the same kinds as `text`.
     #[serde(default)]
     pub files: Vec<String>,
@@ -199,7 +217,8 @@ pub struct PreflightParams {
     /// The role Karpenter's controller runs as, where no ServiceAccount input names it.
     #[serde(default)]
     pub controller_role: Option<String>,
-    /// The Karpenter version whose requests are evaluated, like v1.15.0 (default: v1.15.0).
+    /// The Karpenter version whose requests are evaluated, like v1.15.0 (default: the running
+    /// Karpenter's image tag, else v1.15.0).
     #[serde(default)]
     pub karpenter_version: Option<String>,
     /// Also evaluate this version (an upgrade), like v1.15.0.
@@ -391,7 +410,7 @@ impl Doctor {
     /// `preflight`: which requests Karpenter will make are refused, before it tries.
     #[tool(
         input_schema = schema::<PreflightParams>(),
-        description = "Prove, before Karpenter tries, which AWS requests its version will make that the controller role's policies refuse (and, with target_version, what an upgrade newly needs). Reads EC2NodeClass/NodePool/ServiceAccount YAML (pasted as text or files), the controller role's policy documents, IAM snapshots; offline by default; region is required. Returns the predicted Diagnosis list (as `karpenter-doctor preflight -o json`).",
+        description = "Prove, before Karpenter tries, which AWS requests its version will make that the controller role's policies refuse (and, with target_version, what an upgrade newly needs). Reads EC2NodeClass/NodePool/ServiceAccount YAML (pasted as text or files), the controller role's policy documents, IAM snapshots (offline unless live; region is required); given none of these, reads the cluster of the current kube context (its EC2NodeClasses, NodePools, Karpenter's ServiceAccount and Deployment: the version and settings) and AWS unless offline. Returns the predicted Diagnosis list (as `karpenter-doctor preflight -o json`).",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn preflight(&self, arguments: JsonObject) -> Result<CallToolResult, ErrorData> {
@@ -488,7 +507,12 @@ async fn simulate(p: SimulateParams) -> Outcome {
 /// `preflight`: which requests Karpenter will make are refused, before it tries.
 async fn preflight(p: PreflightParams) -> Outcome {
     let mut argv = Argv::new("preflight");
-    argv.many("policy", &p.policies)
+    argv.opt("kubeconfig", p.kubeconfig.as_ref())
+        .opt("context", p.context.as_ref())
+        .opt("karpenter-namespace", p.karpenter_namespace.as_ref())
+        .opt("karpenter-selector", p.karpenter_selector.as_ref())
+        .flag("offline", p.offline)
+        .many("policy", &p.policies)
         .many("iam-snapshot", &p.iam_snapshots)
         .many("kms-snapshot", &p.kms_snapshots)
         .opt("controller-role", p.controller_role.as_ref())
@@ -531,7 +555,7 @@ async fn diagnoses(
 ) -> Result<serde_json::Value, Failure> {
     use kube::api::{Api, DynamicObject, ListParams};
     use kube::core::TypeMeta;
-    let (client, cluster) = super::check::connect(kubeconfig, context).await?;
+    let (client, cluster, _) = super::check::connect(kubeconfig, context).await?;
     let resource = crate::cluster::resources::diagnoses();
     let api: Api<DynamicObject> = Api::all_with(client, &resource);
     let mut items = Vec::new();

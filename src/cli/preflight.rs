@@ -1,15 +1,19 @@
 //! `karpenter-doctor preflight`: before Karpenter tries, which of the requests its version
-//! makes the controller role's policies refuse. Offline from inputs (EC2NodeClass, NodePool,
-//! ServiceAccount YAML, SCP documents), snapshots and `--policy` files; prints the matrix
-//! (text) or the predicted Diagnoses (json, yaml).
+//! makes the controller role's policies refuse. From the current kube context (its
+//! EC2NodeClasses, NodePools, Karpenter's ServiceAccount, Deployment and pods: the version is
+//! the image's tag, the settings its container's) and live AWS, or offline from inputs
+//! (EC2NodeClass, NodePool, ServiceAccount YAML, SCP documents), snapshots and `--policy`
+//! files; prints the matrix (text) or the predicted Diagnoses (json, yaml).
 
 use super::explain::{Source, print};
 use super::{Failure, Output, read_file};
+use crate::cluster::check::{Request, Scope};
 use crate::diagnose::model::Diagnosis;
 use crate::facts::iam_snapshot::IamSnapshot;
 use crate::partition::Partition;
 use crate::policy::arn::Arn;
 use crate::preflight::catalog::{Catalogue, Version};
+use crate::preflight::running::{self, Running};
 use crate::preflight::{self, Matrix, Row, Settings, Verdict, policy_file};
 use crate::signal::{Observations, Scanner};
 use clap::Args;
@@ -21,16 +25,31 @@ pub const NEWEST: Version = Version(1, 15, 0);
 #[derive(Debug, Args)]
 pub struct PreflightArgs {
     /// Inputs: EC2NodeClass, NodePool and ServiceAccount YAML or JSON (kubectl -o yaml|json),
-    /// SCP documents (aws organizations describe-policy).
+    /// SCP documents (aws organizations describe-policy). With none (and no --policy,
+    /// --iam-snapshot or --live), the current kube context is read.
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
+    /// The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]; the
+    /// cluster is read even with inputs.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<String>,
+    /// The kubeconfig context [default: its current context]; the cluster is read even with
+    /// inputs.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    #[command(flatten)]
+    pub karpenter: super::karpenter_args::KarpenterArgs,
+    /// Reading a cluster: no AWS lookups (the snapshots and --policy only).
+    #[arg(long, conflicts_with = "live")]
+    pub offline: bool,
     #[command(flatten)]
     pub facts: super::fact_args::FactArgs,
     /// The controller role's policy as a document, or `terraform show -json` output that holds
     /// it (repeatable; before deploy).
     #[arg(long = "policy", value_name = "FILE")]
     pub policies: Vec<String>,
-    /// The Karpenter version whose requests are evaluated [default: v1.15.0 offline].
+    /// The Karpenter version whose requests are evaluated [default: the running Karpenter's
+    /// image tag; v1.15.0 offline].
     #[arg(long, value_name = "V", value_parser = parse_version)]
     pub karpenter_version: Option<Version>,
     /// Also evaluate version V, and lead with what it needs that the policies refuse.
@@ -39,9 +58,9 @@ pub struct PreflightArgs {
     /// aws, aws-cn, aws-us-gov [default: the controller role's ARN's, else the region's].
     #[arg(long, value_name = "ID")]
     pub partition: Option<String>,
-    /// Look the controller role's policies and the keys up in AWS with the default credential
-    /// chain (snapshots and --policy, where given, win). --region is Karpenter's region,
-    /// --cluster-name its CLUSTER_NAME.
+    /// Offline inputs: look the controller role's policies and the keys up in AWS with the
+    /// default credential chain (snapshots and --policy, where given, win; a cluster read does
+    /// so unless --offline). --region is Karpenter's region, --cluster-name its CLUSTER_NAME.
     #[arg(long)]
     pub live: bool,
     #[command(flatten)]
@@ -82,41 +101,74 @@ pub fn run(args: &PreflightArgs, out: &mut impl Write) -> Result<bool, Failure> 
     match args.output {
         Output::Text => {
             let text = matrix_text(&found.now, found.target.as_ref(), &found.items);
-            super::finish(out.write_all(text.as_bytes()))?;
+            let head = found
+                .head
+                .as_ref()
+                .map_or(String::new(), |h| format!("{h}\n"));
+            super::finish(out.write_all((head + &text).as_bytes()))?;
         }
-        other => print(&found.items, &found.obs, other, out)?,
+        other => {
+            // Standard output is the Diagnosis list only; what was read goes to standard error.
+            if let Some(head) = &found.head {
+                super::finish(std::io::stderr().write_all(head.as_bytes()))?;
+            }
+            print(&found.items, &found.obs, other, out)?
+        }
     }
     Ok(found.refused)
 }
 
 /// What `preflight` found: the matrix of the version evaluated (and of the target version),
-/// the predicted Diagnoses (`-o json`/`yaml` print them as a `List`), and whether any request
-/// would be refused.
+/// the predicted Diagnoses (`-o json`/`yaml` print them as a `List`), whether any request
+/// would be refused, and what was read of a cluster (the head of the report).
 pub struct Found {
     pub now: Matrix,
     pub target: Option<Matrix>,
     pub items: Vec<Diagnosis>,
     pub obs: Observations,
     pub refused: bool,
+    pub head: Option<String>,
 }
 
-/// Reads `sources` (the inputs) and the snapshots and policies `args` name, and evaluates. The
-/// one function behind `preflight` and the `mcp` tool.
+/// What a cluster read says beyond its objects: how Karpenter runs (its Deployment's
+/// controller container) and the region its EKS endpoint names.
+#[derive(Default)]
+struct ClusterSays {
+    running: Running,
+    image: Option<String>,
+    endpoint_region: Option<String>,
+}
+
+/// Whether the cluster is read: asked for by `--kubeconfig`/`--context`, or nothing else given.
+fn reads_cluster(args: &PreflightArgs, sources: &[Source<'_>]) -> bool {
+    args.kubeconfig.is_some()
+        || args.context.is_some()
+        || (sources.is_empty()
+            && args.policies.is_empty()
+            && args.facts.iam_snapshots.is_empty()
+            && !args.live)
+}
+
+/// Reads `sources` (the inputs), the cluster where it is read, and the snapshots and policies
+/// `args` name, and evaluates. The one function behind `preflight` and the `mcp` tool.
 pub fn findings(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Found, Failure> {
-    if sources.is_empty()
-        && args.policies.is_empty()
-        && args.facts.iam_snapshots.is_empty()
-        && !args.live
-    {
-        return Err(Failure(
-            "preflight reads what it is given: give EC2NodeClass/NodePool/ServiceAccount files, --iam-snapshot, --policy or --live (reading the current kube context is not built yet)".into(),
-        ));
-    }
-    let scanner = Scanner::new()
-        .map_err(|e| Failure(format!("the shipped recognition rules are invalid: {e}")))?;
-    let obs = super::explain::scan(&scanner, sources)?;
+    let scanner = std::sync::Arc::new(
+        Scanner::new()
+            .map_err(|e| Failure(format!("the shipped recognition rules are invalid: {e}")))?,
+    );
+    let mut obs = super::explain::scan(&scanner, sources)?;
     let mut facts = args.facts.load()?;
-    let settings = settings(args, &obs)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure(format!("cannot start the async runtime: {e}")))?;
+    let (says, head) = if reads_cluster(args, sources) {
+        let (says, head) = runtime.block_on(read_cluster(args, &scanner, &mut obs))?;
+        (says, Some(head))
+    } else {
+        (ClusterSays::default(), None)
+    };
+    let settings = settings(args, &obs, &says)?;
     if !args.policies.is_empty() {
         let mut found = Vec::new();
         for path in &args.policies {
@@ -127,13 +179,17 @@ pub fn findings(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Found, F
             .map_err(|e| Failure(format!("--policy: invalid policy: {e}")))?;
         facts.iam.insert(0, ("--policy".into(), snapshot));
     }
-    let fetched = if args.live {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Failure(format!("cannot start the async runtime: {e}")))?;
+    let live = if head.is_some() {
+        !args.offline
+    } else {
+        args.live
+    };
+    let fetched = if live {
         runtime.block_on(async {
-            let live = crate::aws::live::Live::connect(&args.aws.options()).await;
+            let mut options = args.aws.options();
+            options.region = Some(settings.region.clone());
+            options.cluster_name = settings.cluster_name.clone();
+            let live = crate::aws::live::Live::connect(&options).await;
             crate::aws::gather::gather_for_preflight(&live, &settings.controller_role, &obs).await
         })
     } else {
@@ -166,29 +222,148 @@ pub fn findings(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Found, F
             .as_ref()
             .is_some_and(|t| t.refused().next().is_some())
         || !items.is_empty();
+    let head = head.map(|h| h + &settings_text(&settings, &says, live));
     Ok(Found {
         now,
         target,
         items,
         obs,
         refused,
+        head,
     })
 }
 
-/// What the inputs and flags say of the cluster; a usage error names what is missing.
-fn settings(args: &PreflightArgs, obs: &Observations) -> Result<Settings, Failure> {
+/// Reads the cluster's configuration into `obs`, and what its Karpenter Deployment and
+/// endpoint say; the head of the report says what was read.
+async fn read_cluster(
+    args: &PreflightArgs,
+    scanner: &std::sync::Arc<Scanner>,
+    obs: &mut Observations,
+) -> Result<(ClusterSays, String), Failure> {
+    let (client, cluster, url) =
+        super::check::connect(args.kubeconfig.as_deref(), args.context.as_deref())
+            .await
+            .map_err(|e| {
+                Failure(format!(
+                    "{}; without a cluster, give EC2NodeClass/NodePool/ServiceAccount files, --iam-snapshot, --policy or --live",
+                    e.0
+                ))
+            })?;
+    let request = Request {
+        namespace: args.karpenter.namespace.clone(),
+        selector: args.karpenter.selector.clone(),
+        since: std::time::Duration::ZERO,
+        scope: Scope::Configuration,
+    };
+    let reading = crate::cluster::check::read(&client, &request, scanner.clone(), &mut |_| {})
+        .await
+        .map_err(|e| Failure(format!("{cluster}: {e}")))?;
+    if reading.karpenter_version.is_none() && reading.deployments.is_empty() {
+        return Err(Failure(format!(
+            "{cluster}: no Karpenter here: the API group karpenter.sh is not served and no \
+             Deployment matches {} in {} (another context? --context, --karpenter-namespace, \
+             --karpenter-selector)",
+            request.selector, request.namespace
+        )));
+    }
+    crate::cluster::observe::read(scanner, &reading.objects(), obs);
+    let controller = reading
+        .deployments
+        .iter()
+        .find_map(|d| d.controller.as_ref());
+    let says = ClusterSays {
+        running: controller.map(running::read).unwrap_or_default(),
+        image: controller.map(|c| c.image.clone()),
+        endpoint_region: Partition::region_of_eks_endpoint(&url),
+    };
+    let mut head = format!(
+        "Cluster: {cluster}, Kubernetes {}\nRead:    {} NodePool(s), {} EC2NodeClass(es); {} ServiceAccount(s) and {} pod(s) in {}\n",
+        reading.server_version,
+        reading.node_pools.len(),
+        reading.node_classes.len(),
+        reading.accounts.len(),
+        reading.pods.len(),
+        request.namespace
+    );
+    for d in &reading.deployments {
+        head += &format!(
+            "Karpenter: Deployment {} (ServiceAccount {}, image {})\n",
+            d.name,
+            d.service_account,
+            d.controller.as_ref().map_or("none", |c| c.image.as_str())
+        );
+    }
+    if !reading.problems.is_empty() {
+        head += "Not read:\n";
+        for p in &reading.problems {
+            head += &format!("  - {p}\n");
+        }
+    }
+    Ok((says, head))
+}
+
+/// What was evaluated, and where each value came from, for the head of the report.
+fn settings_text(settings: &Settings, says: &ClusterSays, live: bool) -> String {
+    let version = match (says.running.version, &says.image) {
+        (Some(v), _) if v == settings.version => format!("{v} (the image's tag)"),
+        (None, Some(image)) if settings.version == NEWEST => {
+            format!("{NEWEST} (the image {image} names no version; --karpenter-version)")
+        }
+        _ => settings.version.to_string(),
+    };
+    let from = |flag: bool, what: &str| {
+        if flag {
+            what.to_string()
+        } else {
+            String::new()
+        }
+    };
+    format!(
+        "Evaluated: Karpenter {version}, controller role {}, {} {}{}{}{}{}\nAWS:     {}\n",
+        settings.controller_role,
+        settings.partition.id,
+        settings.region,
+        settings
+            .cluster_name
+            .as_ref()
+            .map_or(String::new(), |c| format!(", cluster {c}")),
+        settings
+            .interruption_queue
+            .as_ref()
+            .map_or(String::new(), |q| format!(", interruption queue {q}")),
+        from(settings.cluster_endpoint, ", cluster endpoint set"),
+        from(settings.isolated_vpc, ", isolated VPC")
+            + &from(settings.disable_dry_run, ", dry runs disabled"),
+        if live {
+            "live lookups (the default credential chain)"
+        } else {
+            "not asked"
+        }
+    )
+}
+
+/// What the inputs, the cluster and the flags say; a flag wins over the cluster, the cluster
+/// over the inputs. A usage error names what is missing.
+fn settings(
+    args: &PreflightArgs,
+    obs: &Observations,
+    says: &ClusterSays,
+) -> Result<Settings, Failure> {
+    let running = &says.running;
     let controller_role = args
         .facts
         .controller_role
         .clone()
         .or_else(|| crate::diagnose::controller_account(obs).map(|a| a.role.clone()))
         .ok_or_else(|| {
-            Failure("the controller role is not known: give --controller-role ARN or Karpenter's ServiceAccount".into())
+            Failure("the controller role is not known: give --controller-role ARN or Karpenter's ServiceAccount (annotated eks.amazonaws.com/role-arn)".into())
         })?;
     let region = args
         .aws
         .region
         .clone()
+        .or_else(|| running.region.clone())
+        .or_else(|| says.endpoint_region.clone())
         .ok_or_else(|| Failure("the region is not known: give --region".into()))?;
     let partition = match &args.partition {
         Some(id) => Partition::by_id(id)
@@ -198,21 +373,30 @@ fn settings(args: &PreflightArgs, obs: &Observations) -> Result<Settings, Failur
             .unwrap_or_else(|| Partition::of_region(&region)),
     };
     Ok(Settings {
-        version: args.karpenter_version.unwrap_or(NEWEST),
+        version: args.karpenter_version.or(running.version).unwrap_or(NEWEST),
         partition,
         region,
         cluster_name: args
             .aws
             .cluster_name
             .clone()
+            .or_else(|| running.cluster_name.clone())
             .or_else(|| obs.cluster_names.first().cloned()),
         controller_role,
         node_role: args.node_role.clone(),
-        interruption_queue: args.interruption_queue.clone(),
-        cluster_endpoint: args.cluster_endpoint,
-        isolated_vpc: args.isolated_vpc,
-        disable_dry_run: args.disable_dry_run,
-        feature_gates: args.feature_gates.clone(),
+        interruption_queue: args
+            .interruption_queue
+            .clone()
+            .or_else(|| running.interruption_queue.clone()),
+        cluster_endpoint: args.cluster_endpoint || running.cluster_endpoint.is_some(),
+        isolated_vpc: args.isolated_vpc || running.isolated_vpc == Some(true),
+        disable_dry_run: args.disable_dry_run || running.disable_dry_run == Some(true),
+        feature_gates: running
+            .feature_gates
+            .iter()
+            .chain(&args.feature_gates)
+            .cloned()
+            .collect(),
     })
 }
 

@@ -9,6 +9,7 @@ use super::logs::{LogBuffer, Sink, read_into};
 use super::observe::{Objects, about_karpenter};
 use super::slim::Slim;
 use super::{crd, resources};
+use crate::preflight::running::Container;
 use crate::signal::{KARPENTER_EVENTS_NAMESPACE, Scanner};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
@@ -18,11 +19,22 @@ use kube::core::ObjectList;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Where Karpenter runs and how far back its logs are read.
+/// Where Karpenter runs, how far back its logs are read, and what is read.
 pub struct Request {
     pub namespace: String,
     pub selector: String,
     pub since: Duration,
+    pub scope: Scope,
+}
+
+/// What one read covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything `check` reads: failures (NodeClaims, Events, logs), configuration, Diagnoses.
+    Failures,
+    /// How Karpenter is set up, for `preflight`: NodePools, EC2NodeClasses, its ServiceAccounts,
+    /// Deployment and pods; no NodeClaim, Event, log or Diagnosis.
+    Configuration,
 }
 
 /// One container's log that was read.
@@ -35,13 +47,15 @@ pub struct LogRead {
     pub lines: u64,
 }
 
-/// One Karpenter Deployment: its replicas and the ServiceAccount its pods run as.
+/// One Karpenter Deployment: its replicas, the ServiceAccount its pods run as, and its
+/// controller container (image, literal env values, args).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentRead {
     pub name: String,
     pub ready: i32,
     pub desired: i32,
     pub service_account: String,
+    pub controller: Option<Container>,
 }
 
 impl DeploymentRead {
@@ -58,6 +72,23 @@ impl DeploymentRead {
             service_account: pod
                 .and_then(|p| p.service_account_name.clone())
                 .unwrap_or_else(|| "default".into()),
+            controller: pod.and_then(|p| {
+                let c = p
+                    .containers
+                    .iter()
+                    .find(|c| c.name == "controller")
+                    .or(p.containers.first())?;
+                Some(Container {
+                    image: c.image.clone().unwrap_or_default(),
+                    env: c
+                        .env
+                        .iter()
+                        .flatten()
+                        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+                        .collect(),
+                    args: c.args.clone().unwrap_or_default(),
+                })
+            }),
         }
     }
 }
@@ -121,8 +152,11 @@ pub async fn read(
         ..Reading::default()
     };
     read_objects(client, request, &mut reading, progress).await;
-    read_logs(client, request, scanner, &mut reading, progress).await;
-    read_diagnoses(client, &mut reading).await;
+    read_karpenter(client, request, &mut reading, progress).await;
+    if request.scope == Scope::Failures {
+        read_logs(client, request, scanner, &mut reading, progress).await;
+        read_diagnoses(client, &mut reading).await;
+    }
     Ok(reading)
 }
 
@@ -145,10 +179,13 @@ async fn read_objects(
         }
     }
     reading.karpenter_version = versions[0];
+    let failures = request.scope == Scope::Failures;
     if let Some(v) = versions[0] {
-        progress("NodeClaims");
-        reading.node_claims =
-            list_slim(client, resources::node_claims(v), "nodeclaims", reading).await;
+        if failures {
+            progress("NodeClaims");
+            reading.node_claims =
+                list_slim(client, resources::node_claims(v), "nodeclaims", reading).await;
+        }
         progress("NodePools");
         reading.node_pools =
             list_slim(client, resources::node_pools(v), "nodepools", reading).await;
@@ -163,14 +200,16 @@ async fn read_objects(
         )
         .await;
     }
-    progress("Events");
-    let events: Vec<Event> = list(
-        Api::namespaced(client.clone(), KARPENTER_EVENTS_NAMESPACE),
-        "events",
-        reading,
-    )
-    .await;
-    reading.events = events.into_iter().filter(about_karpenter).collect();
+    if failures {
+        progress("Events");
+        let events: Vec<Event> = list(
+            Api::namespaced(client.clone(), KARPENTER_EVENTS_NAMESPACE),
+            "events",
+            reading,
+        )
+        .await;
+        reading.events = events.into_iter().filter(about_karpenter).collect();
+    }
     progress("ServiceAccounts");
     reading.accounts = list(
         Api::namespaced(client.clone(), &request.namespace),
@@ -212,12 +251,10 @@ where
     }
 }
 
-/// The logs of every container of every Karpenter pod since `request.since`, and of the
-/// previous container where one restarted.
-async fn read_logs(
+/// Karpenter's Deployments and pods (the selector's, in its namespace).
+async fn read_karpenter(
     client: &kube::Client,
     request: &Request,
-    scanner: Arc<Scanner>,
     reading: &mut Reading,
     progress: &mut dyn FnMut(&str),
 ) {
@@ -236,26 +273,45 @@ async fn read_logs(
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), &request.namespace);
     progress("Karpenter's pods");
-    let list = match pods
+    let logs = match request.scope {
+        Scope::Failures => "Karpenter's logs are not read; ",
+        Scope::Configuration => "",
+    };
+    match pods
         .list(&ListParams::default().labels(&request.selector))
         .await
     {
-        Ok(list) => list.items,
-        Err(e) => {
-            reading.problems.push(format!(
-                "pods in {}: {} (Karpenter's logs are not read)",
-                request.namespace,
-                short(&e)
-            ));
-            return;
+        Ok(list) => {
+            reading.pods = list
+                .items
+                .into_iter()
+                .filter(|p| p.metadata.name.is_some())
+                .collect();
+            if reading.pods.is_empty() {
+                reading.problems.push(format!(
+                    "no pods match {} in {} ({logs}--karpenter-namespace, --karpenter-selector)",
+                    request.selector, request.namespace
+                ));
+            }
         }
-    };
-    if list.is_empty() {
-        reading.problems.push(format!(
-            "no pods match {} in {} (Karpenter's logs are not read; --karpenter-namespace, --karpenter-selector)",
-            request.selector, request.namespace
-        ));
+        Err(e) => reading.problems.push(format!(
+            "pods in {}: {} ({logs}--karpenter-namespace, --karpenter-selector)",
+            request.namespace,
+            short(&e)
+        )),
     }
+}
+
+/// The logs of every container of every Karpenter pod since `request.since`, and of the
+/// previous container where one restarted.
+async fn read_logs(
+    client: &kube::Client,
+    request: &Request,
+    scanner: Arc<Scanner>,
+    reading: &mut Reading,
+    progress: &mut dyn FnMut(&str),
+) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &request.namespace);
     let sink = Sink {
         buffer: Arc::new(Mutex::new(LogBuffer::default())),
         notify: Arc::default(),
@@ -264,11 +320,11 @@ async fn read_logs(
         pods: Arc::default(),
     };
     let since = i64::try_from(request.since.as_secs()).unwrap_or(i64::MAX);
+    let list = reading.pods.clone();
     for pod in &list {
         let Some(name) = pod.metadata.name.clone() else {
             continue;
         };
-        reading.pods.push(pod.clone());
         for (container, restarted) in containers(pod) {
             for previous in [false, true] {
                 if previous && !restarted {

@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod policy_file;
 mod predict;
+pub mod running;
 
 use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
@@ -195,11 +196,14 @@ fn holds(when: When, class: &NodeClassInfo, settings: &Settings) -> Option<bool>
         When::NotIsolatedVpc => Some(!settings.isolated_vpc),
         When::DryRunValidation => Some(!settings.disable_dry_run),
         When::OnDemand => Some(true),
+        // The last word on the gate wins (the running Karpenter's, then the flags').
         When::RebootForRepair => Some(
             settings
                 .feature_gates
                 .iter()
-                .any(|g| g == "RebootForRepair=true" || g == "RebootForRepair"),
+                .rev()
+                .find(|g| g.split('=').next() == Some("RebootForRepair"))
+                .is_some_and(|g| g == "RebootForRepair=true" || g == "RebootForRepair"),
         ),
         When::Spot | When::CapacityReservations | When::AmiAlias => None,
     }

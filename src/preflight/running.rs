@@ -1,0 +1,251 @@
+//! How the running Karpenter runs, from its Deployment's controller container: its version
+//! (the image's tag) and the options that change the requests it makes, read as Karpenter
+//! reads them (sigs.k8s.io/karpenter and karpenter-provider-aws `pkg/operator/options`): an
+//! environment variable gives the default and a flag in the container's args wins. Pure.
+
+use super::catalog::Version;
+
+/// The controller container as its Deployment declares it (only literal `env` values: a value
+/// from a Secret or a ConfigMap is not known here).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Container {
+    pub image: String,
+    pub env: Vec<(String, String)>,
+    pub args: Vec<String>,
+}
+
+/// What the container says; `None` where it says nothing (Karpenter's default then holds).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Running {
+    /// From the image's tag (`…/controller:1.15.2@sha256:…`); `None` for a digest alone.
+    pub version: Option<Version>,
+    pub region: Option<String>,
+    pub cluster_name: Option<String>,
+    pub cluster_endpoint: Option<String>,
+    pub interruption_queue: Option<String>,
+    pub isolated_vpc: Option<bool>,
+    pub disable_dry_run: Option<bool>,
+    /// `FEATURE_GATES` then `AWS_FEATURE_GATES`, one `Name=bool` per gate, the last word wins.
+    pub feature_gates: Vec<String>,
+}
+
+/// Reads `container` as Karpenter reads its options.
+pub fn read(container: &Container) -> Running {
+    let option = |flag: &str, env: &str, boolean: bool| {
+        flag_value(&container.args, flag, boolean).or_else(|| {
+            container
+                .env
+                .iter()
+                .rev()
+                .find(|(name, _)| name == env)
+                .map(|(_, value)| Some(value.clone()))
+        })
+    };
+    let text = |flag: &str, env: &str| option(flag, env, false).flatten().filter(|v| !v.is_empty());
+    let boolean = |flag: &str, env: &str| {
+        option(flag, env, true).and_then(|v| match v {
+            None => Some(true),
+            Some(v) => parse_bool(&v),
+        })
+    };
+    let mut gates: Vec<(String, String)> = Vec::new();
+    for (flag, env) in [
+        ("feature-gates", "FEATURE_GATES"),
+        ("aws-feature-gates", "AWS_FEATURE_GATES"),
+    ] {
+        for gate in text(flag, env).iter().flat_map(|v| v.split(',')) {
+            let (name, value) = gate.split_once('=').unwrap_or((gate, "true"));
+            let Some(value) = parse_bool(value.trim()) else {
+                continue;
+            };
+            gates.retain(|(n, _)| n != name.trim());
+            gates.push((name.trim().to_string(), value.to_string()));
+        }
+    }
+    let env = |name: &str| {
+        container
+            .env
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    Running {
+        version: image_version(&container.image),
+        region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")),
+        cluster_name: text("cluster-name", "CLUSTER_NAME"),
+        cluster_endpoint: text("cluster-endpoint", "CLUSTER_ENDPOINT"),
+        interruption_queue: text("interruption-queue", "INTERRUPTION_QUEUE"),
+        isolated_vpc: boolean("isolated-vpc", "ISOLATED_VPC"),
+        disable_dry_run: boolean("disable-dry-run", "DISABLE_DRY_RUN"),
+        feature_gates: gates.into_iter().map(|(n, v)| format!("{n}={v}")).collect(),
+    }
+}
+
+/// The version an image's tag names: `public.ecr.aws/karpenter/controller:1.15.2@sha256:…`
+/// is v1.15.2; a registry's port is not a tag.
+pub fn image_version(image: &str) -> Option<Version> {
+    let name = image.split('@').next()?;
+    let last = name.rsplit('/').next()?;
+    let (_, tag) = last.split_once(':')?;
+    Version::parse(tag)
+}
+
+/// The value of `--flag`/`-flag` in `args` as Go's `flag` reads it: `--flag=v`; `--flag v` for
+/// a value flag (whatever the next word is); `Some(None)` for a boolean flag given alone. The
+/// last one wins.
+fn flag_value(args: &[String], flag: &str, boolean: bool) -> Option<Option<String>> {
+    let mut found = None;
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        let Some(rest) = word
+            .strip_prefix("--")
+            .or_else(|| word.strip_prefix('-'))
+            .and_then(|n| n.strip_prefix(flag))
+        else {
+            continue;
+        };
+        if let Some(value) = rest.strip_prefix('=') {
+            found = Some(Some(value.to_string()));
+        } else if rest.is_empty() {
+            found = Some(if boolean { None } else { words.next().cloned() });
+        }
+    }
+    found
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(image: &str, env: &[(&str, &str)], args: &[&str]) -> Container {
+        Container {
+            image: image.into(),
+            env: env
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_version_is_the_images_tag() {
+        for (image, version) in [
+            (
+                "public.ecr.aws/karpenter/controller:1.15.2@sha256:0c1d",
+                Some(Version(1, 15, 2)),
+            ),
+            (
+                "public.ecr.aws/karpenter/controller:v1.0.8",
+                Some(Version(1, 0, 8)),
+            ),
+            (
+                "registry.local:5000/karpenter/controller:0.37.7",
+                Some(Version(0, 37, 7)),
+            ),
+            ("registry.local:5000/karpenter/controller", None),
+            ("public.ecr.aws/karpenter/controller@sha256:0c1d", None),
+            ("public.ecr.aws/karpenter/controller:latest", None),
+            ("", None),
+        ] {
+            assert_eq!(image_version(image), version, "{image}");
+        }
+    }
+
+    /// The values the Karpenter chart v1.15.0 writes into the Deployment's env.
+    #[test]
+    fn the_charts_env_gives_the_settings() {
+        let running = read(&container(
+            "public.ecr.aws/karpenter/controller:1.15.0",
+            &[
+                ("KUBERNETES_MIN_VERSION", "1.19.0-0"),
+                (
+                    "FEATURE_GATES",
+                    "ReservedCapacity=true,SpotToSpotConsolidation=false,NodeRepair=false",
+                ),
+                ("CLUSTER_NAME", "demo"),
+                ("CLUSTER_ENDPOINT", ""),
+                ("INTERRUPTION_QUEUE", "demo"),
+                ("AWS_FEATURE_GATES", "RebootForRepair=true"),
+            ],
+            &[],
+        ));
+        assert_eq!(
+            running,
+            Running {
+                version: Some(Version(1, 15, 0)),
+                region: None,
+                cluster_name: Some("demo".into()),
+                cluster_endpoint: None,
+                interruption_queue: Some("demo".into()),
+                isolated_vpc: None,
+                disable_dry_run: None,
+                feature_gates: vec![
+                    "ReservedCapacity=true".into(),
+                    "SpotToSpotConsolidation=false".into(),
+                    "NodeRepair=false".into(),
+                    "RebootForRepair=true".into()
+                ],
+            }
+        );
+    }
+
+    #[test]
+    fn a_flag_wins_over_the_env_and_the_last_word_wins() {
+        let running = read(&container(
+            "k:1.0.0",
+            &[
+                ("CLUSTER_NAME", "from-env"),
+                ("ISOLATED_VPC", "false"),
+                ("DISABLE_DRY_RUN", "yes"),
+                ("AWS_DEFAULT_REGION", "eu-west-1"),
+                ("AWS_REGION", "cn-north-1"),
+                ("AWS_FEATURE_GATES", "RebootForRepair=true,Broken=maybe"),
+            ],
+            &[
+                "--cluster-name=first",
+                "--cluster-name",
+                "from-flag",
+                "--isolated-vpc",
+                "--interruption-queue-typo=q",
+                "--aws-feature-gates=RebootForRepair=true,RebootForRepair=false",
+            ],
+        ));
+        assert_eq!(running.cluster_name.as_deref(), Some("from-flag"));
+        assert_eq!(running.isolated_vpc, Some(true));
+        // Not a boolean Go parses: Karpenter would not start; not known here.
+        assert_eq!(running.disable_dry_run, None);
+        assert_eq!(running.interruption_queue, None);
+        assert_eq!(running.region.as_deref(), Some("cn-north-1"));
+        assert_eq!(running.feature_gates, ["RebootForRepair=false"]);
+    }
+
+    #[test]
+    fn a_boolean_flag_alone_is_true() {
+        let running = read(&container(
+            "k:1.0.0",
+            &[("ISOLATED_VPC", "false")],
+            &[
+                "-isolated-vpc",
+                "false",
+                "--disable-dry-run=false",
+                "--cluster-name",
+            ],
+        ));
+        // A boolean flag takes no next word (Go's flag); a value flag at the end has none.
+        assert_eq!(running.isolated_vpc, Some(true));
+        assert_eq!(running.disable_dry_run, Some(false));
+        assert_eq!(running.cluster_name, None);
+    }
+}
