@@ -269,13 +269,33 @@ impl Controller {
     }
 
     /// The same against any AWS endpoint (moto, or the double in front of it) and region;
-    /// `pod` is its POD_NAME (its identity in the Lease).
+    /// `pod` is its POD_NAME (its identity in the Lease). No preflight: these tests are about
+    /// failures (the predictions have theirs).
     fn start_with(
         kubeconfig: &Path,
         endpoint: &str,
         region: &str,
         log: &Path,
         pod: &str,
+    ) -> Controller {
+        Controller::start_args(
+            kubeconfig,
+            endpoint,
+            region,
+            log,
+            pod,
+            &["--preflight-interval", "0"],
+        )
+    }
+
+    /// The same with `args` added.
+    fn start_args(
+        kubeconfig: &Path,
+        endpoint: &str,
+        region: &str,
+        log: &Path,
+        pod: &str,
+        args: &[&str],
     ) -> Controller {
         let child = Command::new(BIN)
             .args(["controller", "--region", region])
@@ -284,6 +304,7 @@ impl Controller {
             .args(["--health-probe-bind-address", "127.0.0.1:0"])
             .args(["--debounce-ms", "100", "--recheck-interval-seconds", "2"])
             .args(["--leader-elect", "--leader-election-namespace", DOCTOR_NS])
+            .args(args)
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAME", pod)
             .env("POD_NAMESPACE", DOCTOR_NS)
@@ -2037,5 +2058,120 @@ fn nodeclaims_stuck_after_a_verified_fix_are_named_with_the_command_that_clears_
         .get("/apis/karpenter.sh/v1/nodeclaims/default-000")
         .unwrap();
     assert_eq!(code, 200);
+    assert!(controller.stop().success());
+}
+
+/// The Diagnoses whose `spec.resourceArn` is `role`'s ARN and whose action is iam:PassRole.
+fn pass_role_of<'a>(items: &'a [Value], role: &str) -> Vec<&'a Value> {
+    let arn = format!("arn:aws-cn:iam::{ACCOUNT}:role/{role}");
+    items
+        .iter()
+        .filter(|d| {
+            d["spec"]["action"] == "iam:PassRole" && d["spec"]["resourceArn"] == arn.as_str()
+        })
+        .collect()
+}
+
+/// Before any failure, the controller predicts seed 1 from the running Karpenter (its pod's
+/// image, its EC2NodeClasses, its ServiceAccount's role, live IAM) and writes it `Predicted`,
+/// counted as `state="predicted"`. A prediction the next run no longer makes (its EC2NodeClass
+/// deleted) resolves `NoLongerPredicted`; Karpenter's failure then makes the predicted
+/// Diagnosis `Confirmed`: the same object.
+#[test]
+fn the_controller_predicts_seed_1_and_the_failure_confirms_the_same_diagnosis() {
+    let Some((kube, moto)) = seed_1_cluster("predict") else {
+        return;
+    };
+    for (name, role) in [("default", NODE_ROLE), ("gpu", "KarpenterNodeRole-gpu")] {
+        kube.apply(
+            &json!({"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": name},
+                "spec": {"role": role, "amiFamily": "AL2023", "amiSelectorTerms": [{"alias": "al2023@latest"}],
+                    "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "demo"}}],
+                    "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": "demo"}}]}})
+            .to_string(),
+        );
+    }
+    let sa = kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA);
+    let dir = scratch("kubeapi-predict");
+    let controller = Controller::start_args(
+        &sa,
+        &moto.endpoint,
+        "cn-northwest-1",
+        Path::new(&format!("{dir}/controller.log")),
+        "doctor-0",
+        &[],
+    );
+    let both = |i: &[Value]| {
+        pass_role_of(i, NODE_ROLE).len() == 1 && pass_role_of(i, "KarpenterNodeRole-gpu").len() == 1
+    };
+    let items = diagnoses(&kube, both, Duration::from_secs(60));
+    assert!(both(&items), "{items:#?}\n{}", controller.log());
+    let predicted = pass_role_of(&items, NODE_ROLE)[0].clone();
+    let name = predicted["metadata"]["name"].as_str().unwrap().to_string();
+    let gpu = pass_role_of(&items, "KarpenterNodeRole-gpu")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        predicted["status"]["rootCause"]["confidence"], "Predicted",
+        "{predicted:#}"
+    );
+    assert_eq!(
+        predicted["status"]["rootCause"]["reason"],
+        "PassedToServiceMismatch"
+    );
+    assert_eq!(predicted["status"]["occurrences"], 0);
+    assert_eq!(
+        condition(&predicted, "Resolved"),
+        ("False".into(), "NotYetSeen".into())
+    );
+    for d in &items {
+        assert_eq!(d["status"]["rootCause"]["confidence"], "Predicted", "{d:#}");
+    }
+    let metrics = controller.metrics();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("karpenter_doctor_diagnoses{")
+                && l.contains(r#"category="PassRoleDenied""#)
+                && l.contains(r#"state="predicted""#)),
+        "{metrics}"
+    );
+    // The gpu EC2NodeClass goes: its prediction is no longer made.
+    runtime().block_on(async {
+        let classes: Api<DynamicObject> = Api::all_with(
+            kube.client().await,
+            &kube::api::ApiResource::from_gvk_with_plural(
+                &kube::api::GroupVersionKind::gvk("karpenter.k8s.aws", "v1", "EC2NodeClass"),
+                "ec2nodeclasses",
+            ),
+        );
+        classes.delete("gpu", &Default::default()).await.unwrap();
+    });
+    let gone = |i: &[Value]| {
+        i.iter().any(|d| {
+            d["metadata"]["name"] == gpu.as_str()
+                && condition(d, "Resolved") == ("True".into(), "NoLongerPredicted".into())
+        })
+    };
+    let items = diagnoses(&kube, gone, Duration::from_secs(30));
+    assert!(gone(&items), "{items:#?}\n{}", controller.log());
+    // Karpenter fails as predicted: the same Diagnosis, now Confirmed.
+    feed(&kube, 0, 3);
+    let confirmed = |i: &[Value]| {
+        i.iter().any(|d| {
+            d["metadata"]["name"] == name.as_str()
+                && d["status"]["rootCause"]["confidence"] == "Confirmed"
+                && d["status"]["occurrences"] == 3
+        })
+    };
+    let items = diagnoses(&kube, confirmed, Duration::from_secs(60));
+    assert!(confirmed(&items), "{items:#?}\n{}", controller.log());
+    assert_eq!(pass_role_of(&items, NODE_ROLE).len(), 1, "{items:#?}");
+    assert!(
+        refusals(&kube).is_empty(),
+        "refused: {:#?}",
+        refusals(&kube)
+    );
     assert!(controller.stop().success());
 }

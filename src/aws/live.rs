@@ -62,6 +62,8 @@ pub struct Live {
     toolbox: aws_sdk_iamtoolbox::Client,
     /// `--cluster-name`.
     pub cluster_name: Option<String>,
+    /// The region the clients call (`--region`, else the default chain's).
+    pub region: Option<String>,
     pub guard: Guard,
     principals: Cache<PrincipalPolicies>,
     keys: Cache<KeyFacts>,
@@ -105,6 +107,7 @@ impl Live {
             eks: aws_sdk_eks::Client::new(&config),
             toolbox: aws_sdk_iamtoolbox::Client::new(&config),
             cluster_name: options.cluster_name.clone(),
+            region: config.region().map(|r| r.to_string()),
             guard: Guard::new(&options.rates),
             principals: Cache::new(ttl, error_ttl),
             keys: Cache::new(ttl, error_ttl),

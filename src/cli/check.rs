@@ -299,7 +299,7 @@ fn header(cluster: &str, request: &Request, reading: &Reading, offline: bool) ->
 }
 
 /// `--since`: whole seconds, minutes, hours or days, combined (`2h30m`).
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("{text:?}: expected a duration such as 90s, 30m, 1h, 2h30m or 1d");
     let (mut total, mut digits) = (0u64, String::new());
     for c in text.chars() {

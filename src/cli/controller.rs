@@ -48,9 +48,29 @@ pub struct ControllerArgs {
     /// 0: count the pods, record no Event.
     #[arg(long, default_value_t = 5.0, value_name = "N")]
     pub pod_events_per_second: f64,
+    /// Predict the refusals Karpenter's next requests will meet this often (±10% jitter) and
+    /// whenever its EC2NodeClasses, NodePools, ServiceAccount or pods change, and write them as
+    /// `Predicted` Diagnoses: 90s, 30m, 1h, 1d; 0: never.
+    #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = parse_interval)]
+    pub preflight_interval: Duration,
     /// error, warn, info or debug.
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
+}
+
+impl ControllerArgs {
+    /// How often the preflight runs; `None`: never (`--preflight-interval 0`).
+    fn preflight(&self) -> Option<Duration> {
+        (!self.preflight_interval.is_zero()).then_some(self.preflight_interval)
+    }
+}
+
+/// `--preflight-interval`: a duration, or `0` (zero: never).
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    super::check::parse_duration(text)
 }
 
 pub fn run(args: &ControllerArgs) -> Result<(), Failure> {
@@ -85,10 +105,43 @@ pub fn run(args: &ControllerArgs) -> Result<(), Failure> {
         aws: args.aws.options(),
         snapshots,
         pending_pods: args.pending_pods.then_some(args.pod_events_per_second),
+        preflight_interval: args.preflight(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(controller::run(settings)).map_err(Failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+    use std::time::Duration;
+
+    fn interval(args: &[&str]) -> Result<Option<Duration>, String> {
+        let argv = [&["karpenter-doctor", "controller"], args].concat();
+        match Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Command::Controller(c) => {
+                Ok((!c.preflight_interval.is_zero()).then_some(c.preflight_interval))
+            }
+            _ => unreachable!("controller parses as controller"),
+        }
+    }
+
+    #[test]
+    fn the_preflight_runs_hourly_unless_told_otherwise_or_never() {
+        assert_eq!(interval(&[]), Ok(Some(Duration::from_secs(3600))));
+        assert_eq!(
+            interval(&["--preflight-interval", "90s"]),
+            Ok(Some(Duration::from_secs(90)))
+        );
+        assert_eq!(interval(&["--preflight-interval", "0"]), Ok(None));
+        let bad = interval(&["--preflight-interval", "soon"]).unwrap_err();
+        assert!(bad.contains("expected a duration"), "{bad}");
+    }
 }

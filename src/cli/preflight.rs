@@ -11,16 +11,12 @@ use crate::cluster::check::{Request, Scope};
 use crate::diagnose::model::Diagnosis;
 use crate::facts::iam_snapshot::IamSnapshot;
 use crate::partition::Partition;
-use crate::policy::arn::Arn;
 use crate::preflight::catalog::{Catalogue, Version};
-use crate::preflight::running::{self, Running};
+use crate::preflight::running::{self, Given, NEWEST, Running};
 use crate::preflight::{self, Matrix, Row, Settings, Verdict, policy_file};
 use crate::signal::{Observations, Scanner};
 use clap::Args;
 use std::io::Write;
-
-/// The version evaluated when none is given and no running Karpenter is read.
-pub const NEWEST: Version = Version(1, 15, 0);
 
 #[derive(Debug, Args)]
 pub struct PreflightArgs {
@@ -342,62 +338,33 @@ fn settings_text(settings: &Settings, says: &ClusterSays, live: bool) -> String 
     )
 }
 
-/// What the inputs, the cluster and the flags say; a flag wins over the cluster, the cluster
-/// over the inputs. A usage error names what is missing.
+/// What the flags give, over what the cluster and the inputs say (`running::settings`).
 fn settings(
     args: &PreflightArgs,
     obs: &Observations,
     says: &ClusterSays,
 ) -> Result<Settings, Failure> {
-    let running = &says.running;
-    let controller_role = args
-        .facts
-        .controller_role
-        .clone()
-        .or_else(|| crate::diagnose::controller_account(obs).map(|a| a.role.clone()))
-        .ok_or_else(|| {
-            Failure("the controller role is not known: give --controller-role ARN or Karpenter's ServiceAccount (annotated eks.amazonaws.com/role-arn)".into())
-        })?;
-    let region = args
-        .aws
-        .region
-        .clone()
-        .or_else(|| running.region.clone())
-        .or_else(|| says.endpoint_region.clone())
-        .ok_or_else(|| Failure("the region is not known: give --region".into()))?;
     let partition = match &args.partition {
-        Some(id) => Partition::by_id(id)
-            .ok_or_else(|| Failure(format!("--partition {id}: not a partition")))?,
-        None => Arn::parse(&controller_role)
-            .and_then(|a| Partition::by_id(a.partition))
-            .unwrap_or_else(|| Partition::of_region(&region)),
+        Some(id) => Some(
+            Partition::by_id(id)
+                .ok_or_else(|| Failure(format!("--partition {id}: not a partition")))?,
+        ),
+        None => None,
     };
-    Ok(Settings {
-        version: args.karpenter_version.or(running.version).unwrap_or(NEWEST),
+    let given = Given {
+        version: args.karpenter_version,
+        controller_role: args.facts.controller_role.clone(),
+        region: args.aws.region.clone(),
         partition,
-        region,
-        cluster_name: args
-            .aws
-            .cluster_name
-            .clone()
-            .or_else(|| running.cluster_name.clone())
-            .or_else(|| obs.cluster_names.first().cloned()),
-        controller_role,
+        cluster_name: args.aws.cluster_name.clone(),
         node_role: args.node_role.clone(),
-        interruption_queue: args
-            .interruption_queue
-            .clone()
-            .or_else(|| running.interruption_queue.clone()),
-        cluster_endpoint: args.cluster_endpoint || running.cluster_endpoint.is_some(),
-        isolated_vpc: args.isolated_vpc || running.isolated_vpc == Some(true),
-        disable_dry_run: args.disable_dry_run || running.disable_dry_run == Some(true),
-        feature_gates: running
-            .feature_gates
-            .iter()
-            .chain(&args.feature_gates)
-            .cloned()
-            .collect(),
-    })
+        interruption_queue: args.interruption_queue.clone(),
+        cluster_endpoint: args.cluster_endpoint,
+        isolated_vpc: args.isolated_vpc,
+        disable_dry_run: args.disable_dry_run,
+        feature_gates: args.feature_gates.clone(),
+    };
+    running::settings(&given, &says.running, says.endpoint_region.as_deref(), obs).map_err(Failure)
 }
 
 /// One line per row: verdict, action, the call that carries it, resource, statement.

@@ -72,25 +72,30 @@ impl DeploymentRead {
             service_account: pod
                 .and_then(|p| p.service_account_name.clone())
                 .unwrap_or_else(|| "default".into()),
-            controller: pod.and_then(|p| {
-                let c = p
-                    .containers
-                    .iter()
-                    .find(|c| c.name == "controller")
-                    .or(p.containers.first())?;
-                Some(Container {
-                    image: c.image.clone().unwrap_or_default(),
-                    env: c
-                        .env
-                        .iter()
-                        .flatten()
-                        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
-                        .collect(),
-                    args: c.args.clone().unwrap_or_default(),
-                })
-            }),
+            controller: pod.and_then(controller_container),
         }
     }
+}
+
+/// Karpenter's controller container in a pod spec (the one named `controller`, else the
+/// first): its image, literal env values (a value from a Secret or ConfigMap is not known) and
+/// args.
+pub fn controller_container(spec: &k8s_openapi::api::core::v1::PodSpec) -> Option<Container> {
+    let c = spec
+        .containers
+        .iter()
+        .find(|c| c.name == "controller")
+        .or(spec.containers.first())?;
+    Some(Container {
+        image: c.image.clone().unwrap_or_default(),
+        env: c
+            .env
+            .iter()
+            .flatten()
+            .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+            .collect(),
+        args: c.args.clone().unwrap_or_default(),
+    })
 }
 
 /// Everything one read found, and what it could not read.

@@ -7,12 +7,15 @@
 use super::index::Index;
 use super::logs::{self, LogBuffer};
 use super::metrics::Metrics;
+use super::preflight::Preflight;
 use super::slim::Slim;
 use super::writer::{Writer, Written, category_label};
 use super::{http, leader, log, pods, resources};
 use crate::aws::live::Live;
-use crate::diagnose::{self, lifecycle};
+use crate::diagnose;
+use crate::diagnose::lifecycle::{self, Verification};
 use crate::facts::{Overlay, SnapshotFacts};
+use crate::preflight::running::Given;
 use crate::signal::{Observations, Scanner};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod, ServiceAccount};
@@ -47,6 +50,9 @@ pub struct Settings {
     /// Watch pending pods and Karpenter's nominations of them: count the pods each root cause
     /// blocks, and tell each pod, at most this many Events a second (0: count only).
     pub pending_pods: Option<f64>,
+    /// Predict refusals this often (jittered ±10%) and when Karpenter's configuration
+    /// changes (`preflight`); `None`: never.
+    pub preflight_interval: Option<Duration>,
 }
 
 /// Everything one reconcile uses.
@@ -181,6 +187,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let mut counted = BTreeMap::new();
     let mut failures = 0u32;
     let mut next_recheck = Instant::now() + jittered(cx.settings.recheck_interval);
+    let mut preflight = Preflight::new(cx.settings.preflight_interval);
     notify.notify_one();
     loop {
         let recheck = tokio::select! {
@@ -198,9 +205,10 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                 cx.live.forget_answers();
                 true
             }
+            _ = tokio::time::sleep_until(preflight.due().into()) => false,
         };
         let started = Instant::now();
-        match reconcile(&cx, &mut writer, &mut counted, recheck).await {
+        match reconcile(&cx, &mut writer, &mut counted, recheck, &mut preflight).await {
             Ok(()) => failures = 0,
             Err(e) => {
                 cx.metrics.reconcile_errors.with_label_values(&[e.0]).inc();
@@ -284,7 +292,7 @@ fn backoff(failures: u32) -> Duration {
 }
 
 /// `interval` ±10%, so that replicas and restarts do not re-check in step.
-fn jittered(interval: Duration) -> Duration {
+pub(super) fn jittered(interval: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -489,6 +497,7 @@ async fn reconcile(
     writer: &mut Writer,
     counted: &mut BTreeMap<Sighting, Instant>,
     recheck: bool,
+    preflight: &mut Preflight,
 ) -> Result<(), ReconcileError> {
     let started = Instant::now();
     let mut obs = observe(cx);
@@ -527,6 +536,8 @@ async fn reconcile(
             })?;
         at_cap += usize::from(written == Written::AtCap);
     }
+    let mut current: BTreeSet<String> = items.iter().map(|d| d.metadata.name.clone()).collect();
+    at_cap += write_predicted(cx, writer, &obs, preflight, &mut current, now_ms).await?;
     log::debug(&format!(
         "reconciled {} signals from {} NodeClaims read of {kept} ({failing} failing) into {} Diagnoses: observed {} ms, facts {} ms, diagnosed {} ms, written {} ms",
         obs.signals.len(),
@@ -544,8 +555,7 @@ async fn reconcile(
         ));
     }
     if recheck {
-        let current: BTreeSet<&str> = items.iter().map(|d| d.metadata.name.as_str()).collect();
-        recheck_untouched(cx, writer, &current, &obs, now_ms).await?;
+        recheck_untouched(cx, writer, &current, &obs, preflight, now_ms).await?;
     }
     count_aws_requests(cx);
     cx.metrics.diagnoses.reset();
@@ -569,6 +579,51 @@ async fn reconcile(
     Ok(())
 }
 
+/// Runs the preflight when it is due or what it reads changed, then writes its predictions
+/// when they changed, each unless a failure already diagnosed or seen holds its name. Every
+/// prediction standing joins `current` (not re-checked as untouched); returns how many new
+/// ones the cap left out.
+async fn write_predicted(
+    cx: &Context,
+    writer: &mut Writer,
+    obs: &Observations,
+    preflight: &mut Preflight,
+    current: &mut BTreeSet<String>,
+    now_ms: i64,
+) -> Result<usize, ReconcileError> {
+    let pods = cx.pods.lock().expect("pods").clone();
+    let given = Given {
+        controller_role: cx.settings.controller_role.clone(),
+        region: cx.settings.aws.region.clone().or(cx.live.region.clone()),
+        cluster_name: cx.settings.aws.cluster_name.clone(),
+        ..Given::default()
+    };
+    if let Err(e) = preflight
+        .run_if_needed(&cx.live, &cx.settings.snapshots, obs, &pods, &given)
+        .await
+    {
+        log::warn(&format!("preflight: {e}"));
+    }
+    let mut at_cap = 0;
+    let unseen = Verification::Unknown("predicted: no failure seen yet".into());
+    for d in preflight.predicted.iter().flatten() {
+        let name = &d.metadata.name;
+        if current.contains(name) || writer.seen(name) {
+            continue;
+        }
+        current.insert(name.clone());
+        if preflight.fresh {
+            let written = writer
+                .write(d, &unseen, false, &[], now_ms)
+                .await
+                .map_err(|e| ("write", format!("writing Diagnosis {name}: {e}")))?;
+            at_cap += usize::from(written == Written::AtCap);
+        }
+    }
+    preflight.fresh = false;
+    Ok(at_cap)
+}
+
 /// Reads what can take part in a diagnosis (`Index::observe`): the log buffer, the failing
 /// objects, the Events, the healthy NodeClaims they name, Karpenter's pods.
 fn observe(cx: &Context) -> Observations {
@@ -586,8 +641,9 @@ fn observe(cx: &Context) -> Observations {
 async fn recheck_untouched(
     cx: &Context,
     writer: &mut Writer,
-    current: &BTreeSet<&str>,
+    current: &BTreeSet<String>,
     obs: &Observations,
+    preflight: &Preflight,
     now_ms: i64,
 ) -> Result<(), ReconcileError> {
     let stored = writer
@@ -615,7 +671,14 @@ async fn recheck_untouched(
         }
         let verification = match &s.spec {
             Some(spec) => lifecycle::verify(spec, s.reason(), &facts, &obs),
-            None => lifecycle::Verification::Unknown("the stored spec cannot be read".into()),
+            None => Verification::Unknown("the stored spec cannot be read".into()),
+        };
+        let verification = match predicted_now(s.predicted(), preflight, verification) {
+            Some(v) => v,
+            None => {
+                kept.push(s.kept());
+                continue;
+            }
         };
         let now = writer
             .recheck(s, &verification, s.ongoing(&obs), now_ms)
@@ -632,6 +695,28 @@ async fn recheck_untouched(
             .map_err(|e| ("delete", format!("deleting Diagnosis {name}: {e}")))?;
     }
     Ok(())
+}
+
+/// How a re-check reads a stored prediction that the last preflight no longer makes: fixed
+/// where the facts now allow it, else no longer predicted; left as it is (`None`) before a
+/// preflight has run. Anything else as verified.
+fn predicted_now(
+    predicted: bool,
+    preflight: &Preflight,
+    verification: Verification,
+) -> Option<Verification> {
+    if !predicted || matches!(verification, Verification::Fixed(_)) {
+        return Some(verification);
+    }
+    if !preflight.enabled() {
+        return Some(Verification::NoLongerPredicted(
+            "preflight is off (--preflight-interval 0)".into(),
+        ));
+    }
+    preflight.predicted.as_ref()?;
+    Some(Verification::NoLongerPredicted(
+        "the last preflight no longer predicts this refusal: what the running Karpenter requests changed (its version, settings or EC2NodeClasses)".into(),
+    ))
 }
 
 /// The AWS request counters follow the guard's totals.

@@ -15,6 +15,7 @@ mod mock;
 pub mod observe;
 pub mod pod;
 pub mod pods;
+pub mod preflight;
 pub mod resources;
 pub mod slim;
 pub mod table;

@@ -5,7 +5,7 @@
 use super::metrics::Metrics;
 use super::resources;
 use crate::diagnose::lifecycle::{self, Verification};
-use crate::diagnose::model::{Condition, Diagnosis, DiagnosisSpec, DiagnosisStatus};
+use crate::diagnose::model::{Condition, Confidence, Diagnosis, DiagnosisSpec, DiagnosisStatus};
 use crate::signal::Observations;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -29,6 +29,8 @@ struct Known {
     category: String,
     reason: String,
     resolved: bool,
+    /// Its root cause is `Predicted`: no failure seen yet.
+    predicted: bool,
     /// The NodePool whose launches failed (`spec.nodePool`), empty where none.
     node_pool: String,
 }
@@ -77,6 +79,11 @@ impl Stored {
         crate::diagnose::model::ReasonCode::ALL
             .into_iter()
             .find(|r| r.as_str() == self.view.root_cause.reason)
+    }
+
+    /// Whether its root cause is `Predicted` (by the controller's preflight; no failure seen).
+    pub fn predicted(&self) -> bool {
+        self.view.root_cause.confidence == "Predicted"
     }
 
     /// Whether an object in `obs` still reports its failure (`lifecycle::ongoing`).
@@ -245,6 +252,7 @@ impl Writer {
                 .into();
             k.reason = view.root_cause.reason.clone();
             k.resolved = is_true(&conditions, "Resolved");
+            k.predicted = view.root_cause.confidence == "Predicted";
         }
         Ok(Written::Conditions(conditions))
     }
@@ -352,19 +360,33 @@ impl Writer {
         Ok(())
     }
 
-    /// (category, reason, state, nodepool) of every Diagnosis known, for the diagnoses gauge.
+    /// (category, reason, state, nodepool) of every Diagnosis known, for the diagnoses gauge:
+    /// `state` is `resolved`, `predicted` (no failure seen yet) or `active`.
     pub fn states(&self) -> impl Iterator<Item = [&str; 4]> {
         self.known
             .values()
             .filter(|k| !k.reason.is_empty())
             .map(|k| {
+                let state = match (k.resolved, k.predicted) {
+                    (true, _) => "resolved",
+                    (false, true) => "predicted",
+                    (false, false) => "active",
+                };
                 [
                     k.category.as_str(),
                     k.reason.as_str(),
-                    if k.resolved { "resolved" } else { "active" },
+                    state,
                     k.node_pool.as_str(),
                 ]
             })
+    }
+
+    /// Whether the Diagnosis `name` is known with a failure seen (not only predicted): a
+    /// prediction never overwrites it.
+    pub fn seen(&self, name: &str) -> bool {
+        self.known
+            .get(name)
+            .is_some_and(|k| !k.reason.is_empty() && !k.predicted)
     }
 
     /// Records an Event on the Diagnosis when a root cause is found or changes (Warning),
@@ -581,6 +603,7 @@ struct DiagnosisStatusView {
 #[serde(rename_all = "camelCase", default)]
 struct RootCauseView {
     reason: String,
+    confidence: String,
 }
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -632,6 +655,7 @@ fn known(held: &DiagnosisStatusView, spec: Option<&DiagnosisSpec>) -> Known {
         resolved: held
             .condition("Resolved")
             .is_some_and(|c| c.status == "True"),
+        predicted: held.root_cause.confidence == "Predicted",
     }
 }
 
@@ -683,21 +707,24 @@ fn merge(
         .last_seen
         .as_deref()
         .and_then(crate::policy::typed::date);
-    let (resolved, reason, message) = lifecycle::resolved(
-        verification,
-        previous.iter().find(|c| c.type_ == "Resolved"),
-        last_seen_ms,
-        ongoing,
-        now_ms,
-    );
-    for c in status
-        .conditions
-        .iter_mut()
-        .filter(|c| c.type_ == "Resolved")
-    {
-        c.status = resolved.into();
-        c.reason = reason.into();
-        c.message = message.clone();
+    // A prediction keeps its own `Resolved` (False, NotYetSeen): no failure to verify yet.
+    if fresh.root_cause.confidence != Confidence::Predicted {
+        let (resolved, reason, message) = lifecycle::resolved(
+            verification,
+            previous.iter().find(|c| c.type_ == "Resolved"),
+            last_seen_ms,
+            ongoing,
+            now_ms,
+        );
+        for c in status
+            .conditions
+            .iter_mut()
+            .filter(|c| c.type_ == "Resolved")
+        {
+            c.status = resolved.into();
+            c.reason = reason.into();
+            c.message = message.clone();
+        }
     }
     let now = crate::diagnose::time::format(now_ms);
     status.conditions = lifecycle::transition(&previous, status.conditions, &now);

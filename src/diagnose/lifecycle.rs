@@ -23,6 +23,9 @@ pub enum Verification {
     StillFailing(String),
     /// The facts cannot tell (not readable, or not enough named in the spec).
     Unknown(String),
+    /// A prediction (no failure seen) that the controller's last preflight no longer makes:
+    /// why.
+    NoLongerPredicted(String),
 }
 
 /// Re-checks the root cause a Diagnosis names: the IAM request against the role's policies
@@ -192,6 +195,7 @@ pub fn resolved(
             ),
         ),
         Verification::Fixed(detail) => ("True", "FixVerified", printable(detail)),
+        Verification::NoLongerPredicted(why) => ("True", "NoLongerPredicted", printable(why)),
         Verification::StillFailing(detail) => ("False", "FailureObserved", printable(detail)),
         Verification::Unknown(why) => (
             "False",

@@ -210,7 +210,8 @@ pub struct Condition {
     pub type_: String,
     /// True, False or Unknown.
     pub status: String,
-    /// A CamelCase reason: the root-cause code, LookupFailed, FixVerified, NotRecurring, ….
+    /// A CamelCase reason: the root-cause code, LookupFailed, FixVerified, NotRecurring,
+    /// NotYetSeen, NoLongerPredicted, ….
     pub reason: String,
     /// A human-readable message.
     pub message: String,

@@ -1,9 +1,87 @@
 //! How the running Karpenter runs, from its Deployment's controller container: its version
 //! (the image's tag) and the options that change the requests it makes, read as Karpenter
 //! reads them (sigs.k8s.io/karpenter and karpenter-provider-aws `pkg/operator/options`): an
-//! environment variable gives the default and a flag in the container's args wins. Pure.
+//! environment variable gives the default and a flag in the container's args wins; and the
+//! `Settings` a preflight evaluates, from what was given, what runs and what the inputs say.
+//! Pure.
 
+use super::Settings;
 use super::catalog::Version;
+use crate::partition::Partition;
+use crate::policy::arn::Arn;
+use crate::signal::Observations;
+
+/// The version evaluated when none is given and no running Karpenter names one.
+pub const NEWEST: Version = Version(1, 15, 0);
+
+/// What the user (flags) or the controller's own settings give; each wins over the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Given {
+    pub version: Option<Version>,
+    pub controller_role: Option<String>,
+    pub region: Option<String>,
+    pub partition: Option<&'static Partition>,
+    pub cluster_name: Option<String>,
+    pub node_role: Option<String>,
+    pub interruption_queue: Option<String>,
+    pub cluster_endpoint: bool,
+    pub isolated_vpc: bool,
+    pub disable_dry_run: bool,
+    pub feature_gates: Vec<String>,
+}
+
+/// The settings a preflight evaluates: what is given wins over what runs (`running`, and the
+/// region of the cluster's EKS endpoint), which wins over what the inputs say (`obs`: the
+/// controller role of Karpenter's ServiceAccount, a cluster name). An error names what is
+/// missing.
+pub fn settings(
+    given: &Given,
+    running: &Running,
+    endpoint_region: Option<&str>,
+    obs: &Observations,
+) -> Result<Settings, String> {
+    let controller_role = given
+        .controller_role
+        .clone()
+        .or_else(|| crate::diagnose::controller_account(obs).map(|a| a.role.clone()))
+        .ok_or("the controller role is not known: give --controller-role ARN or Karpenter's ServiceAccount (annotated eks.amazonaws.com/role-arn)")?;
+    let region = given
+        .region
+        .clone()
+        .or_else(|| running.region.clone())
+        .or_else(|| endpoint_region.map(str::to_string))
+        .ok_or("the region is not known: give --region")?;
+    let partition = given.partition.unwrap_or_else(|| {
+        Arn::parse(&controller_role)
+            .and_then(|a| Partition::by_id(a.partition))
+            .unwrap_or_else(|| Partition::of_region(&region))
+    });
+    Ok(Settings {
+        version: given.version.or(running.version).unwrap_or(NEWEST),
+        partition,
+        region,
+        cluster_name: given
+            .cluster_name
+            .clone()
+            .or_else(|| running.cluster_name.clone())
+            .or_else(|| obs.cluster_names.first().cloned()),
+        controller_role,
+        node_role: given.node_role.clone(),
+        interruption_queue: given
+            .interruption_queue
+            .clone()
+            .or_else(|| running.interruption_queue.clone()),
+        cluster_endpoint: given.cluster_endpoint || running.cluster_endpoint.is_some(),
+        isolated_vpc: given.isolated_vpc || running.isolated_vpc == Some(true),
+        disable_dry_run: given.disable_dry_run || running.disable_dry_run == Some(true),
+        feature_gates: running
+            .feature_gates
+            .iter()
+            .chain(&given.feature_gates)
+            .cloned()
+            .collect(),
+    })
+}
 
 /// The controller container as its Deployment declares it (only literal `env` values: a value
 /// from a Secret or a ConfigMap is not known here).
@@ -137,6 +215,65 @@ mod tests {
                 .collect(),
             args: args.iter().map(|a| a.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn what_is_given_wins_over_what_runs_which_wins_over_the_inputs() {
+        let mut obs = Observations::default();
+        obs.cluster_names.push("from-inputs".into());
+        let running = read(&container(
+            "k:1.0.8",
+            &[
+                ("CLUSTER_NAME", "from-karpenter"),
+                ("INTERRUPTION_QUEUE", "q"),
+                ("AWS_FEATURE_GATES", "RebootForRepair=true"),
+            ],
+            &["--isolated-vpc"],
+        ));
+        let role = "arn:aws-cn:iam::111122223333:role/K";
+        let given = Given {
+            controller_role: Some(role.into()),
+            feature_gates: vec!["RebootForRepair=false".into()],
+            ..Given::default()
+        };
+        let s = settings(&given, &running, Some("cn-north-1"), &obs).unwrap();
+        assert_eq!(s.version, Version(1, 0, 8));
+        assert_eq!(s.region, "cn-north-1");
+        assert_eq!(s.partition.id, "aws-cn");
+        assert_eq!(s.cluster_name.as_deref(), Some("from-karpenter"));
+        assert_eq!(s.interruption_queue.as_deref(), Some("q"));
+        assert!(s.isolated_vpc && !s.disable_dry_run && !s.cluster_endpoint);
+        assert_eq!(
+            s.feature_gates,
+            ["RebootForRepair=true", "RebootForRepair=false"]
+        );
+        let given = Given {
+            region: Some("eu-west-1".into()),
+            cluster_name: Some("flag".into()),
+            version: Some(Version(1, 15, 0)),
+            ..given
+        };
+        let s = settings(&given, &running, Some("cn-north-1"), &obs).unwrap();
+        assert_eq!(
+            (s.region.as_str(), s.cluster_name.as_deref(), s.version),
+            ("eu-west-1", Some("flag"), Version(1, 15, 0))
+        );
+        // Nothing runs: the inputs' cluster name, the newest version.
+        let s = settings(&given, &Running::default(), None, &obs).unwrap();
+        assert_eq!(s.version, Version(1, 15, 0));
+        let bare = Given {
+            controller_role: Some(role.into()),
+            ..Given::default()
+        };
+        let s = settings(&bare, &Running::default(), Some("cn-north-1"), &obs).unwrap();
+        assert_eq!(
+            (s.version, s.cluster_name.as_deref()),
+            (NEWEST, Some("from-inputs"))
+        );
+        let err = settings(&Given::default(), &running, Some("us-east-1"), &obs).unwrap_err();
+        assert!(err.contains("--controller-role"), "{err}");
+        let err = settings(&bare, &Running::default(), None, &obs).unwrap_err();
+        assert!(err.contains("--region"), "{err}");
     }
 
     #[test]

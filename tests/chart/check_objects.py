@@ -23,6 +23,7 @@ UID = 65532
 DOCTOR_RUNBOOKS = ["DoctorAwsLookupsFailing", "DoctorDown", "DoctorKubeAccessDenied"]
 EXPECTED_ALERTS = {
     "KarpenterLaunchesBlockedByIAM",
+    "KarpenterLaunchRefusalPredicted",
     "KarpenterNodePoolPodsBlocked",
     "KarpenterKmsKeyUnusable",
     "KarpenterDoctorAwsLookupsFailing",
@@ -30,7 +31,7 @@ EXPECTED_ALERTS = {
     "KarpenterDoctorKubeAccessDenied",
 }
 # Label values of contract §6.
-STATES = {"active", "resolved"}
+STATES = {"active", "resolved", "predicted"}
 OUTCOMES = {"ok", "throttled", "denied", "error"}
 # The `error` label of karpenter_doctor_kube_errors_total (an extension of §6; metrics.rs).
 KUBE_ERRORS = {"unauthorized", "forbidden", "not_found", "conflict", "gone", "throttled",
@@ -448,7 +449,7 @@ def metric_names():
     return names
 
 
-@check("alert rules: the six alerts, each with severity, summary, description, runbook_url; metrics, categories and label values of the contract")
+@check("alert rules: the seven alerts, each with severity, summary, description, runbook_url; metrics, categories and label values of the contract")
 def check_alerts(rules):
     problems = []
     rs = alerts(rules)
