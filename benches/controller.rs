@@ -3,7 +3,10 @@
 //! unless set): resident memory after sync and its peak during sync, signal → Diagnosis written
 //! latency (p50/p99), and the memory each healthy NodeClaim costs (against a first run without
 //! them). Targets (issue 29): 5 000: p99 < 200 ms, RSS < 48 MiB, peak < 64 MiB; 50 000:
-//! p99 < 500 ms, RSS < 96 MiB, peak < 128 MiB.
+//! p99 < 500 ms, RSS < 96 MiB, peak < 128 MiB. Then `BENCH_EVENTS` (1 000 unless set; 0: none)
+//! core/v1 Events of 1 MB each, as any namespace user can post them about a NodeClaim that
+//! exists: the controller's resident memory, and its peak, must stay within the chart's
+//! 128 MiB limit (issue 24 §5).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -147,6 +150,11 @@ fn main() {
     }
     let (rss_after, peak_after) = rss_kib(child.id());
     let metrics = scrape(served_port(&log, "metrics"));
+    let events: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .map(|n| n.parse().expect("BENCH_EVENTS: a number"))
+        .unwrap_or(1_000);
+    let flood = (events > 0).then(|| rt.block_on(large_events(&kube, events, child.id())));
     let _ = child.kill();
     let _ = child.wait();
     let metric = |name: &str| {
@@ -185,6 +193,58 @@ fn main() {
         rss as f64 / 1024.0,
         baseline as f64 / 1024.0
     );
+    if let Some((took, rss, peak)) = flood {
+        println!(
+            "  {events} Events of 1 MB posted in {:.1} s: resident memory {:.1} MiB after them, peak {:.1} MiB (chart limit 128 MiB: {})",
+            took.as_secs_f64(),
+            rss as f64 / 1024.0,
+            peak as f64 / 1024.0,
+            if peak < 128 * 1024 {
+                "within"
+            } else {
+                "EXCEEDED"
+            }
+        );
+    }
+}
+
+/// Posts `n` core/v1 Events of 1 MB in `default` about NodeClaim default-00001 (a denial,
+/// padded), sampling the controller's memory; (time taken, RSS KiB 5 s after, peak RSS KiB).
+async fn large_events(kube: &common::kubeapi::KubeApi, n: usize, pid: u32) -> (Duration, u64, u64) {
+    use k8s_openapi::api::core::v1::{Event, ObjectReference};
+    let api: Api<Event> = Api::namespaced(kube.client().await, "default");
+    let denial = format!(
+        "UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws-cn:sts::{ACCOUNT}:assumed-role/{CONTROLLER}/1717236000 is not authorized to perform: iam:PassRole on resource: arn:aws-cn:iam::{ACCOUNT}:role/{NODE_ROLE} because no identity-based policy allows the iam:PassRole action. "
+    );
+    let message = denial.repeat((1 << 20) / denial.len());
+    let started = Instant::now();
+    let mut peak = 0;
+    for i in 0..n {
+        let event = Event {
+            metadata: kube::api::ObjectMeta {
+                name: Some(format!("flood-{i:05}")),
+                ..Default::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("karpenter.sh/v1".into()),
+                kind: Some("NodeClaim".into()),
+                name: Some("default-00001".into()),
+                ..Default::default()
+            },
+            reason: Some("FailedLaunch".into()),
+            message: Some(message.clone()),
+            type_: Some("Warning".into()),
+            ..Default::default()
+        };
+        api.create(&Default::default(), &event)
+            .await
+            .unwrap_or_else(|e| panic!("posting Event {i}: {e}"));
+        peak = peak.max(rss_kib(pid).1);
+    }
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (rss, hwm) = rss_kib(pid);
+    (took, rss, peak.max(hwm))
 }
 
 fn dir_path(dir: &str, file: &str) -> std::path::PathBuf {
