@@ -16,6 +16,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/karpenter-doctor /usr/local/bin/karpenter-doctor
+# One glibc malloc arena (as the chart sets it): see charts/karpenter-doctor/templates/deployment.yaml.
+ENV MALLOC_ARENA_MAX=1
 USER 65532:65532
 EXPOSE 8080 8081
 ENTRYPOINT ["/usr/local/bin/karpenter-doctor"]

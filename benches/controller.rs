@@ -51,6 +51,8 @@ fn start(kube: &common::kubeapi::KubeApi, moto: &str, log: &std::path::Path) -> 
         )
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
+        // As the chart runs it (templates/deployment.yaml).
+        .env("MALLOC_ARENA_MAX", "1")
         .env_remove("AWS_PROFILE")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())

@@ -120,10 +120,13 @@ impl Operations {
         let wrappers = if alternatives.is_empty() {
             None
         } else {
-            Some(Regex::new(&alternatives.join("|")).map_err(|e| format!("wrappers: {e}"))?)
+            Some(
+                super::rules::regex(&alternatives.join("|"))
+                    .map_err(|e| format!("wrappers: {e}"))?,
+            )
         };
         Ok(Operations {
-            sdk: Regex::new(r"operation error ([A-Za-z0-9 ]{1,40}): ([A-Za-z0-9]{1,80}),")
+            sdk: super::rules::regex(r"operation error ([A-Za-z0-9 ]{1,40}): ([A-Za-z0-9]{1,80}),")
                 .expect("a valid regex"),
             services: services
                 .iter()

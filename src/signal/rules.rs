@@ -4,7 +4,7 @@
 use super::actions::{Operations, RawWrapper};
 use super::{Category, Partial, PolicyLayer, Source};
 use aho_corasick::{AhoCorasick, MatchKind};
-use regex::{Captures, Regex};
+use regex::{Captures, Regex, RegexBuilder};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -341,8 +341,8 @@ impl RuleSet {
                     )));
                 }
             };
-            let regex = Regex::new(pattern)
-                .map_err(|e| RuleError::File(format!("trailer {name:?}: {e}")))?;
+            let regex =
+                regex(pattern).map_err(|e| RuleError::File(format!("trailer {name:?}: {e}")))?;
             if regex.captures_len() != 2 {
                 return Err(RuleError::File(format!(
                     "trailer {name:?}: needs exactly one group"
@@ -725,6 +725,15 @@ fn rule_err(id: &str, message: impl Into<String>) -> RuleError {
     }
 }
 
+/// The most each rule regex's lazy DFA caches (the regex crate's default is 2 MiB each): the
+/// caches only grow, with the variety of the text read, so this bounds what they hold.
+const DFA_CACHE: usize = 1 << 18;
+
+/// A rule's regex, its caches bounded (`DFA_CACHE`).
+pub(crate) fn regex(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern).dfa_size_limit(DFA_CACHE).build()
+}
+
 fn compile_rule(
     index: usize,
     r: &RawRule,
@@ -775,7 +784,7 @@ fn compile_rule(
         };
         literals.push(at);
     }
-    let regex = Regex::new(&r.pattern).map_err(|e| rule_err(id, format!("pattern: {e}")))?;
+    let regex = regex(&r.pattern).map_err(|e| rule_err(id, format!("pattern: {e}")))?;
     if let Some(name) = regex
         .capture_names()
         .flatten()
