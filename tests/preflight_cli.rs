@@ -283,3 +283,50 @@ fn the_same_inputs_give_the_same_bytes() {
     assert!(a.status.success());
     assert_eq!(a.stdout, b.stdout);
 }
+
+/// `aws organizations describe-policy` output for an SCP holding `document`.
+fn scp(name: &str, document: &Value) -> String {
+    let path = std::env::temp_dir().join(format!("karpenter-doctor-preflight-{name}.json"));
+    let out = json!({"Policy": {
+        "PolicySummary": {"Id": "p-examplescp", "Arn": format!("arn:aws:organizations::111122223333:policy/o-example/service_control_policy/p-{name}"),
+            "Name": name, "Type": "SERVICE_CONTROL_POLICY", "AwsManaged": false},
+        "Content": document.to_string()}});
+    std::fs::write(&path, out.to_string()).unwrap();
+    path.display().to_string()
+}
+
+/// An SCP given is one more layer: what it denies is refused. One the engine cannot read is
+/// said, with what it means (its refusals are not predicted), never dropped in silence.
+#[test]
+fn an_scp_refuses_what_it_denies_and_one_that_cannot_be_read_is_said() {
+    let deny = scp(
+        "deny-fleet",
+        &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "ec2:CreateFleet", "Resource": "*"}]}),
+    );
+    let broken = scp(
+        "broken",
+        &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Perhaps", "Action": "ec2:RunInstances", "Resource": "*"}]}),
+    );
+    let before = run("preflight", &china_before());
+    let before = String::from_utf8_lossy(&before.stdout);
+    assert!(
+        !before
+            .lines()
+            .any(|l| l.contains("REFUSED  ec2:CreateFleet")),
+        "{before}"
+    );
+    let out = run(
+        "preflight",
+        &[china_before().as_slice(), &[&deny, &broken]].concat(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.contains("REFUSED  ec2:CreateFleet")),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: SCP arn:aws:organizations::111122223333:policy/o-example/service_control_policy/p-broken is not a policy the engine reads")
+            && text.contains("a refusal it makes is not predicted"),
+        "{text}"
+    );
+}

@@ -209,34 +209,42 @@ fn holds(when: When, class: &NodeClassInfo, settings: &Settings) -> Option<bool>
     }
 }
 
-/// The controller role's policies, boundary and the SCP documents, as one set.
+/// The controller role's policies, boundary and the SCP documents, as one set; and a note for
+/// each SCP document the engine cannot read (evaluated without it: a refusal it makes is not
+/// predicted, and the note says so).
 fn policy_set(
     obs: &Observations,
     settings: &Settings,
     facts: &dyn Facts,
-) -> Result<PolicySet, String> {
-    let found = match facts.principal(&settings.controller_role) {
-        Lookup::Found(p) => p,
-        Lookup::Absent(why) | Lookup::Unknown(why) => {
-            return Err(format!(
-                "the controller role's policies are not known: {why}"
-            ));
-        }
-    };
+) -> (Result<PolicySet, String>, Vec<String>) {
     let allow_all = crate::diagnose::organization::allow_all();
-    let scps: Vec<Vec<Policy>> = obs
+    let mut unread = Vec::new();
+    let mut scps = Vec::new();
+    for d in obs
         .org_policies
         .iter()
         .filter(|d| d.kind == crate::diagnose::organization::SCP)
-        .filter_map(|d| Policy::from_value(&d.arn, &d.document).ok())
-        .map(|p| vec![p, allow_all.clone()])
-        .collect();
-    Ok(PolicySet {
-        identity: found.identity,
-        boundary: found.boundary,
-        scps: (!scps.is_empty()).then_some(scps),
-        resource: None,
-    })
+    {
+        match Policy::from_value(&d.arn, &d.document) {
+            Ok(p) => scps.push(vec![p, allow_all.clone()]),
+            Err(e) => unread.push(format!(
+                "SCP {} is not a policy the engine reads ({e}): the requests are evaluated without it, so a refusal it makes is not predicted",
+                d.arn
+            )),
+        }
+    }
+    let set = match facts.principal(&settings.controller_role) {
+        Lookup::Found(found) => Ok(PolicySet {
+            identity: found.identity,
+            boundary: found.boundary,
+            scps: (!scps.is_empty()).then_some(scps),
+            resource: None,
+        }),
+        Lookup::Absent(why) | Lookup::Unknown(why) => Err(format!(
+            "the controller role's policies are not known: {why}"
+        )),
+    };
+    (set, unread)
 }
 
 /// Evaluates every request `settings.version` makes for every EC2NodeClass.
@@ -246,9 +254,9 @@ pub fn evaluate(
     settings: &Settings,
     facts: &dyn Facts,
 ) -> Matrix {
-    let set = policy_set(obs, settings, facts);
+    let (set, unread) = policy_set(obs, settings, facts);
     let mut rows = Vec::new();
-    let mut notes = std::collections::BTreeSet::new();
+    let mut notes: std::collections::BTreeSet<String> = unread.into_iter().collect();
     for class in classes(obs, settings) {
         let pools = pools_of(obs, &class.name);
         let pool = pools.first().copied();
