@@ -69,7 +69,7 @@ chart:
 
 ## bench: evaluations per second of the IAM engine; explain's scan against grep on a
 ## generated 256 MB Karpenter log; the controller's signal → Diagnosis latency and memory with
-## 5 000 and 50 000 NodeClaims watched; `check`'s wall time and peak memory on 5 000 NodeClaims and an hour
+## 5 000 and 50 000 NodeClaims watched, and 5 000 with 50 000 pending pods nominated for them; `check`'s wall time and peak memory on 5 000 NodeClaims and an hour
 ## of Karpenter's debug log; offline `preflight` on 100 EC2NodeClasses on one core; `explain` on 256 MiB
 ## and 2 GiB of distinct denials; the controller under 1 000 Events of 1 MB (not part of `test`).
 bench: moto kubeapi
@@ -77,6 +77,7 @@ bench: moto kubeapi
 	cargo bench --bench scan
 	cargo bench --bench controller
 	BENCH_NODECLAIMS=50000 BENCH_EVENTS=0 cargo bench --bench controller
+	BENCH_PENDING_PODS=50000 BENCH_EVENTS=0 cargo bench --bench controller
 	cargo bench --bench check
 	cargo bench --bench preflight
 	cargo bench --bench explain

@@ -6,7 +6,10 @@
 //! p99 < 500 ms, RSS < 96 MiB, peak < 128 MiB. Then `BENCH_EVENTS` (1 000 unless set; 0: none)
 //! core/v1 Events of 1 MB each, as any namespace user can post them about a NodeClaim that
 //! exists: the controller's resident memory, and its peak, must stay within the chart's
-//! 128 MiB limit (issue 24 §5).
+//! 128 MiB limit (issue 24 §5). With `BENCH_PENDING_PODS` (0 unless set), that many pending
+//! pods are created first, each nominated by Karpenter (its `Nominated` Event) for one of the
+//! NodeClaims in turn: memory and latency with them watched, how many pods the failures block,
+//! and how fast the doctor tells them (its Event budget: 5 a second; issue 28).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -137,7 +140,27 @@ fn main() {
         "created {node_claims} NodeClaims in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    let pending: usize = std::env::var("BENCH_PENDING_PODS")
+        .ok()
+        .map(|n| n.parse().expect("BENCH_PENDING_PODS: a number"))
+        .unwrap_or(0);
+    if pending > 0 {
+        let started = Instant::now();
+        // No kube-controller-manager runs: the namespace's default ServiceAccount is made here.
+        kube.namespace("team");
+        kube.apply(
+            &json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": "team"}})
+            .to_string(),
+        );
+        rt.block_on(pending_pods(&kube, pending, node_claims));
+        eprintln!(
+            "created {pending} pending pods and their nominations in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     let log = dir_path(&dir, "controller.log");
+    let started_controller = Instant::now();
     let mut child = start(&kube, &moto.endpoint, &log);
     // The first failure: caches sync and AWS facts are fetched (not part of the latency).
     feed(1);
@@ -157,6 +180,8 @@ fn main() {
         .map(|n| n.parse().expect("BENCH_EVENTS: a number"))
         .unwrap_or(1_000);
     let flood = (events > 0).then(|| rt.block_on(large_events(&kube, events, child.id())));
+    let told = (pending > 0).then(|| rt.block_on(told(&kube)));
+    let told_for = started_controller.elapsed();
     let _ = child.kill();
     let _ = child.wait();
     let metric = |name: &str| {
@@ -172,7 +197,14 @@ fn main() {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let p = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1)];
     let (p99_target, rss_target, peak_target) = targets(node_claims);
-    println!("controller with {node_claims} NodeClaims watched (release build, debounce 50 ms):");
+    println!(
+        "controller with {node_claims} NodeClaims{} watched (release build, debounce 50 ms):",
+        if pending > 0 {
+            format!(" and {pending} pending pods")
+        } else {
+            String::new()
+        }
+    );
     println!(
         "  signal → Diagnosis written: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms over {SAMPLES} samples (target p99 < {p99_target:.0} ms)",
         ms(p(0.50)),
@@ -195,6 +227,14 @@ fn main() {
         rss as f64 / 1024.0,
         baseline as f64 / 1024.0
     );
+    if let Some(told) = told {
+        println!(
+            "  pods blocked: {} (karpenter_doctor_blocked_pods); told {told} of them in {:.0} s: {:.1} Events a second (budget 5)",
+            metric_sum(&metrics, "karpenter_doctor_blocked_pods{"),
+            told_for.as_secs_f64(),
+            told as f64 / told_for.as_secs_f64()
+        );
+    }
     if let Some((took, rss, peak)) = flood {
         println!(
             "  {events} Events of 1 MB posted in {:.1} s: resident memory {:.1} MiB after them, peak {:.1} MiB (chart limit 128 MiB: {})",
@@ -208,6 +248,59 @@ fn main() {
             }
         );
     }
+}
+
+/// The sum of a metric's series (`prefix` up to its labels).
+fn metric_sum(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// `n` pods in namespace `team`, Pending (no scheduler runs), each nominated by Karpenter for
+/// NodeClaim `default-NNNNN` in turn; 16 requests at a time.
+async fn pending_pods(kube: &common::kubeapi::KubeApi, n: usize, node_claims: usize) {
+    use k8s_openapi::api::core::v1::{Event, Pod};
+    let client = kube.client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "team");
+    let events: Api<Event> = Api::namespaced(client, "team");
+    futures_util::stream::iter((0..n).map(|i| {
+        let (pods, events) = (pods.clone(), events.clone());
+        async move {
+            let name = format!("web-{i:05}");
+            let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name},
+                "spec": {"containers": [{"name": "app", "image": "nginx"}]}}))
+            .unwrap();
+            let pod = pods.create(&Default::default(), &pod).await.unwrap();
+            let uid = pod.metadata.uid.unwrap_or_default();
+            let claim = format!("default-{:05}", i % node_claims.max(1));
+            let event: Event = serde_json::from_value(common::karpenter::nominated(
+                "team",
+                &name,
+                &uid,
+                &claim,
+                "karpenter",
+            ))
+            .unwrap();
+            events.create(&Default::default(), &event).await.unwrap();
+        }
+    }))
+    .buffer_unordered(16)
+    .collect::<Vec<()>>()
+    .await;
+}
+
+/// How many pods in `team` carry the doctor's NodeLaunchBlocked Event.
+async fn told(kube: &common::kubeapi::KubeApi) -> usize {
+    let api: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(kube.client().await, "team");
+    let list = api.list(&Default::default()).await.unwrap();
+    list.items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("NodeLaunchBlocked"))
+        .count()
 }
 
 /// Posts `n` core/v1 Events of 1 MB in `default` about NodeClaim default-00001 (a denial,

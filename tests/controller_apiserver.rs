@@ -16,7 +16,7 @@ mod common;
 use common::free_port;
 use common::karpenter::{
     DOCTOR_NS, DOCTOR_SA, DOCTOR_USER, ami_requirements, at, cluster, feed, feed_at, karpenter_pod,
-    kms_cluster, seed_1_cluster,
+    kms_cluster, nominated, seed_1_cluster,
 };
 use common::kubeapi::{KubeApi, client_from};
 use common::live::*;
@@ -1838,33 +1838,6 @@ fn a_restarted_controller_does_not_count_again_the_events_it_counted() {
     assert!(second.stop().success());
     let refused = refusals(&kube);
     assert!(refused.is_empty(), "refused: {refused:#?}");
-}
-
-/// Karpenter's `Nominated` Event on a pod, as Karpenter v1.15.0 recorded it in
-/// tests/fixtures/karpenter/v1.15.0/passrole-fleet/events.json (client-go's recorder: core/v1,
-/// `source.component` and `reportingComponent` karpenter), for `pod` in `ns` and `claim`.
-fn nominated(ns: &str, pod: &str, uid: &str, claim: &str, reporter: &str) -> Value {
-    let recorded: Value = serde_json::from_str(
-        &std::fs::read_to_string(format!(
-            "{ROOT}/tests/fixtures/karpenter/v1.15.0/passrole-fleet/events.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let mut e = recorded["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["reason"] == "Nominated")
-        .expect("Karpenter v1.15.0 nominated the pod")
-        .clone();
-    e["metadata"] = json!({"name": format!("{pod}.nominated"), "namespace": ns});
-    e["involvedObject"] =
-        json!({"kind": "Pod", "namespace": ns, "name": pod, "uid": uid, "apiVersion": "v1"});
-    e["message"] = json!(format!("Pod should schedule on: nodeclaim/{claim}"));
-    e["source"] = json!({"component": reporter});
-    e["reportingComponent"] = json!(reporter);
-    e
 }
 
 /// A pending pod Karpenter nominated for a NodeClaim whose launch fails gets one Event naming the

@@ -246,3 +246,30 @@ pub fn create_healthy_node_claims(kube: &KubeApi, n: usize) {
         while pending.next().await.is_some() {}
     });
 }
+
+/// Karpenter's `Nominated` Event on a pod, as Karpenter v1.15.0 recorded it in
+/// tests/fixtures/karpenter/v1.15.0/passrole-fleet/events.json (client-go's recorder: core/v1,
+/// `source.component` and `reportingComponent` karpenter), for `pod` in `ns` and `claim`.
+pub fn nominated(ns: &str, pod: &str, uid: &str, claim: &str, reporter: &str) -> Value {
+    let recorded: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{ROOT}/tests/fixtures/karpenter/v1.15.0/passrole-fleet/events.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut e = recorded["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reason"] == "Nominated")
+        .expect("Karpenter v1.15.0 nominated the pod")
+        .clone();
+    e["metadata"] = json!({"name": format!("{pod}.nominated"), "namespace": ns});
+    e["involvedObject"] =
+        json!({"kind": "Pod", "namespace": ns, "name": pod, "uid": uid, "apiVersion": "v1"});
+    e["message"] = json!(format!("Pod should schedule on: nodeclaim/{claim}"));
+    e["source"] = json!({"component": reporter});
+    e["reportingComponent"] = json!(reporter);
+    e
+}
