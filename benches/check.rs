@@ -7,10 +7,10 @@ mod common;
 
 use common::karpenter::{create_healthy_node_claims, log_line, seed_1_cluster};
 use common::live::*;
-use common::rss_kib;
+use common::peak_rss_until_exit;
 use serde_json::json;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const NODE_CLAIMS: usize = 5_000;
 const SECONDS: i64 = 3_540;
@@ -77,12 +77,7 @@ fn main() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let pid = child.id();
-        let mut peak = 0;
-        while child.try_wait().unwrap().is_none() {
-            peak = peak.max(rss_kib(pid).1);
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let peak = peak_rss_until_exit(&mut child);
         let out = child.wait_with_output().unwrap();
         let wall = t.elapsed();
         assert!(

@@ -7,7 +7,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::rss_kib;
+use common::peak_rss_until_exit;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -70,12 +70,7 @@ fn explain(path: &Path) -> (Duration, u64, usize, String) {
         .stderr(Stdio::from(std::fs::File::create(&err).unwrap()))
         .spawn()
         .unwrap();
-    let pid = child.id();
-    let mut peak = 0;
-    while child.try_wait().unwrap().is_none() {
-        peak = peak.max(rss_kib(pid).1);
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let peak = peak_rss_until_exit(&mut child);
     let wall = t.elapsed();
     let status = child.wait().unwrap();
     let stderr = std::fs::read_to_string(&err).unwrap_or_default();

@@ -33,15 +33,26 @@ impl Run {
 }
 
 fn check(kubeconfig: &Path, endpoint: &str, region: &str, args: &[&str]) -> Run {
+    doctor(
+        "check",
+        kubeconfig,
+        &[&["--endpoint-url", endpoint, "--region", region], args].concat(),
+    )
+}
+
+/// One run of `command` with the cluster's kubeconfig and AWS's test credentials, nothing of
+/// the environment's AWS profile, region or kubeconfig.
+fn doctor(command: &str, kubeconfig: &Path, args: &[&str]) -> Run {
     let out = Command::new(BIN)
-        .arg("check")
+        .arg(command)
         .arg("--kubeconfig")
         .arg(kubeconfig)
-        .args(["--endpoint-url", endpoint, "--region", region])
         .args(args)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
         .env_remove("KUBECONFIG")
         .output()
         .unwrap();
@@ -561,28 +572,17 @@ fn without_karpenter_or_without_a_cluster_check_says_so_and_exits_1() {
     );
 }
 
-/// `preflight` on the current kube context, run as the triage role, with live AWS (moto):
-/// `preflight` with the cluster's connection options and AWS's endpoint, nothing else.
+/// `preflight` on the current kube context with AWS's endpoint, nothing else.
 fn preflight(kubeconfig: &Path, endpoint: &str, args: &[&str]) -> Run {
-    let out = Command::new(BIN)
-        .arg("preflight")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--endpoint-url", endpoint, "--aws-max-attempts", "1"])
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_DEFAULT_REGION")
-        .env_remove("KUBECONFIG")
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    doctor(
+        "preflight",
+        kubeconfig,
+        &[
+            &["--endpoint-url", endpoint, "--aws-max-attempts", "1"],
+            args,
+        ]
+        .concat(),
+    )
 }
 
 /// Seed 1 before any launch, from the cluster alone: the version is Karpenter's image tag, the

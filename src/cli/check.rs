@@ -15,12 +15,8 @@ use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster].
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<String>,
-    /// The kubeconfig context [default: its current context].
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub kube: super::kube_args::KubeArgs,
     #[command(flatten)]
     pub karpenter: super::karpenter_args::KarpenterArgs,
     /// How far back to read the logs: 90s, 30m, 1h, 2h30m, 1d.
@@ -88,8 +84,7 @@ pub fn findings(args: &CheckArgs) -> Result<Found, Failure> {
         .build()
         .map_err(|e| Failure(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let (client, cluster, _) =
-            connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+        let (client, cluster, _) = args.kube.connect().await?;
         let request = Request {
             namespace: args.karpenter.namespace.clone(),
             selector: args.karpenter.selector.clone(),

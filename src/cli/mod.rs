@@ -8,6 +8,7 @@ pub mod controller;
 pub mod explain;
 pub mod fact_args;
 pub mod karpenter_args;
+pub mod kube_args;
 pub mod mcp;
 pub mod preflight;
 pub mod report;

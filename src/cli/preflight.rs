@@ -25,14 +25,9 @@ pub struct PreflightArgs {
     /// --iam-snapshot or --live), the current kube context is read.
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
-    /// The kubeconfig file [default: $KUBECONFIG, else ~/.kube/config, else in-cluster]; the
-    /// cluster is read even with inputs.
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<String>,
-    /// The kubeconfig context [default: its current context]; the cluster is read even with
-    /// inputs.
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
+    /// Given, the cluster is read even with inputs.
+    #[command(flatten)]
+    pub kube: super::kube_args::KubeArgs,
     #[command(flatten)]
     pub karpenter: super::karpenter_args::KarpenterArgs,
     /// Reading a cluster: no AWS lookups (the snapshots and --policy only).
@@ -137,8 +132,7 @@ struct ClusterSays {
 
 /// Whether the cluster is read: asked for by `--kubeconfig`/`--context`, or nothing else given.
 fn reads_cluster(args: &PreflightArgs, sources: &[Source<'_>]) -> bool {
-    args.kubeconfig.is_some()
-        || args.context.is_some()
+    args.kube.given()
         || (sources.is_empty()
             && args.policies.is_empty()
             && args.facts.iam_snapshots.is_empty()
@@ -236,10 +230,7 @@ async fn read_cluster(
     scanner: &std::sync::Arc<Scanner>,
     obs: &mut Observations,
 ) -> Result<(ClusterSays, String), Failure> {
-    let (client, cluster, url) =
-        super::check::connect(args.kubeconfig.as_deref(), args.context.as_deref())
-            .await
-            .map_err(|e| {
+    let (client, cluster, url) = args.kube.connect().await.map_err(|e| {
                 Failure(format!(
                     "{}; without a cluster, give EC2NodeClass/NodePool/ServiceAccount files, --iam-snapshot, --policy or --live",
                     e.0

@@ -49,6 +49,17 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// The peak resident memory of `child` (KiB), sampled every 5 ms until it exits.
+pub fn peak_rss_until_exit(child: &mut std::process::Child) -> u64 {
+    let pid = child.id();
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        peak = peak.max(rss_kib(pid).1);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    peak
+}
+
 /// (current, peak) resident memory of a process, in KiB (`VmRSS`, `VmHWM`); 0 once it is gone.
 pub fn rss_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
