@@ -1937,6 +1937,46 @@ fn a_pending_pod_nominated_for_a_failing_nodeclaim_is_told_once_and_counted() {
     assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
     let line = r#"karpenter_doctor_diagnoses{category="PassRoleDenied",nodepool="",reason="PassedToServiceMismatch",state="active"} 1"#;
     assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    assert_eq!(
+        e.related.as_ref().and_then(|r| r.name.as_deref()),
+        Some(name.as_str()),
+        "the Event names its Diagnosis: {e:#?}"
+    );
+
+    // A restarted controller reads the Events it recorded: the pod is not told again.
+    assert!(controller.stop().success());
+    let controller = Controller::start(
+        &sa,
+        &moto,
+        Path::new(&format!("{dir}/controller-2.log")),
+        "doctor-0",
+    );
+    // Karpenter retries the launch and fails again: the restarted controller reads it.
+    common::karpenter::feed_at(&kube, 2, |time| {
+        common::karpenter::log_line(time, "default-000")
+    });
+    let blocked = r#"karpenter_doctor_blocked_pods{category="PassRoleDenied",nodepool="",reason="PassedToServiceMismatch"} 1"#;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = controller.metrics();
+        if metrics.lines().any(|l| l == blocked) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted controller's count: {blocked} in\n{metrics}\n{}",
+            controller.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        told().len(),
+        1,
+        "told once across a restart: {:#?}\n{}",
+        told(),
+        controller.log()
+    );
 
     // The pod goes (scheduled elsewhere, deleted): it no longer counts.
     runtime().block_on(async {
@@ -1946,7 +1986,7 @@ fn a_pending_pod_nominated_for_a_failing_nodeclaim_is_told_once_and_counted() {
             .await
             .unwrap();
     });
-    feed(&kube, 2, 3);
+    feed(&kube, 3, 4);
     let items = diagnoses(
         &kube,
         |i| i.len() == 1 && i[0]["status"]["blockedPods"] == 0,

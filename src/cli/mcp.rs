@@ -558,10 +558,9 @@ async fn diagnoses(
     let (client, cluster, _) = super::check::connect(kubeconfig, context).await?;
     let resource = crate::cluster::resources::diagnoses();
     let api: Api<DynamicObject> = Api::all_with(client, &resource);
-    let mut items = Vec::new();
-    let mut params = ListParams::default().limit(500);
-    loop {
-        let page = api.list(&params).await.map_err(|e| match &e {
+    let items = crate::cluster::resources::list_all(&api, ListParams::default())
+        .await
+        .map_err(|e| match &e {
             kube::Error::Api(status) if status.code == 404 => Failure(format!(
                 "{cluster}: no Diagnoses here: the {} CRD is not installed (the doctor's \
                  controller does not run in this cluster; use the check tool)",
@@ -569,18 +568,16 @@ async fn diagnoses(
             )),
             _ => Failure(format!("{cluster}: cannot list diagnoses: {e}")),
         })?;
-        items.extend(page.items.into_iter().map(|mut d| {
+    let items: Vec<DynamicObject> = items
+        .into_iter()
+        .map(|mut d| {
             d.types = Some(TypeMeta {
                 api_version: resource.api_version.clone(),
                 kind: resource.kind.clone(),
             });
             d
-        }));
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => break,
-        }
-    }
+        })
+        .collect();
     Ok(serde_json::json!({
         "apiVersion": "v1",
         "kind": "List",

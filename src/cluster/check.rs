@@ -15,7 +15,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DynamicObject, ListParams, LogParams};
-use kube::core::ObjectList;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -137,9 +136,6 @@ impl Reading {
     }
 }
 
-/// Objects per list request: a cluster of thousands of NodeClaims is read in pages.
-const PAGE: u32 = 500;
-
 /// Reads the cluster once; `progress` hears what is being read. An error only when the API
 /// server does not answer (or refuses the credentials) at all.
 pub async fn read(
@@ -238,22 +234,12 @@ async fn list<K>(api: Api<K>, what: &str, reading: &mut Reading) -> Vec<K>
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let mut out = Vec::new();
-    let mut params = ListParams::default().limit(PAGE);
-    loop {
-        let page: ObjectList<K> = match api.list(&params).await {
-            Ok(page) => page,
-            Err(e) => {
-                reading.problems.push(format!("{what}: {}", short(&e)));
-                return out;
-            }
-        };
-        out.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return out,
-        }
-    }
+    super::resources::list_all(&api, ListParams::default())
+        .await
+        .unwrap_or_else(|e| {
+            reading.problems.push(format!("{what}: {}", short(&e)));
+            Vec::new()
+        })
 }
 
 /// Karpenter's Deployments and pods (the selector's, in its namespace).

@@ -208,19 +208,31 @@ impl Index {
         obs
     }
 
-    /// The pending pods Karpenter nominated, and their nominations, in name order.
+    /// The pending pods Karpenter nominated for a NodeClaim a signal names, with every
+    /// nomination of theirs (a pod waits on its latest one), in name order. A pod nominated only
+    /// for healthy NodeClaims is passed over and nothing of it is copied: the work grows with the
+    /// pods the failures block, not with the pods pending.
     fn pending_pods(&self, obs: &mut Observations) {
-        let mut pods = Vec::new();
-        for (_, n) in self.nominations.sorted() {
-            let key = format!("{}/{}", n.pod.namespace, n.pod.name);
-            if self.pending.get(&key).is_some() {
-                pods.push(n.pod.clone());
-                obs.nominations.push(n.clone());
-            }
-        }
-        pods.sort();
-        pods.dedup();
-        obs.pending_pods = Some(pods);
+        let failing: HashSet<&str> = obs
+            .signals
+            .iter()
+            .filter_map(|s| s.node_claim.as_deref())
+            .collect();
+        let pending = |p: &PodRef| {
+            self.pending
+                .get(&format!("{}/{}", p.namespace, p.name))
+                .is_some()
+        };
+        let pods: BTreeSet<&PodRef> = self
+            .nominations
+            .iter()
+            .filter(|n| failing.contains(n.node_claim.as_str()) && pending(&n.pod))
+            .map(|n| &n.pod)
+            .collect();
+        let nominations = self.nominations.sorted_where(|n| pods.contains(&n.pod));
+        obs.nominations
+            .extend(nominations.into_iter().map(|(_, n)| n.clone()));
+        obs.pending_pods = Some(pods.into_iter().cloned().collect());
     }
 
     /// The uid of the kept object of `kind` named `name`: `None` when there is none,
@@ -516,6 +528,64 @@ mod tests {
         );
         assert!(index.feed_claim(&scanner, watcher::Event::Delete(slim(&healthy))));
         assert_eq!(index.node_claims(), (0, 0));
+    }
+
+    fn nominated(index: &mut Index, event: &str, pod: &str, claim: &str, second: u32) {
+        let e = json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": event, "namespace": "team"},
+            "involvedObject": {"kind": "Pod", "name": pod, "namespace": "team"},
+            "reason": "Nominated", "message": format!("Pod should schedule on: nodeclaim/{claim}"),
+            "reportingComponent": "karpenter",
+            "lastTimestamp": format!("2026-01-01T00:00:0{second}Z")});
+        index.feed_nomination(watcher::Event::Apply(serde_json::from_value(e).unwrap()));
+    }
+
+    /// Only the pods nominated for a NodeClaim a failure names are read, each with all its
+    /// nominations, so that the pod waits on its latest one even when that one is healthy.
+    #[test]
+    fn only_pods_nominated_for_a_failing_nodeclaim_are_read_with_all_their_nominations() {
+        let scanner = Scanner::new().unwrap();
+        let mut index = Index::watching_pods();
+        for c in [
+            claim("failing", ("False", DENIAL), "Unknown"),
+            claim("ok", ("True", ""), "True"),
+        ] {
+            index.feed_claim(&scanner, watcher::Event::Apply(slim(&c)));
+        }
+        for pod in ["moved", "blocked", "elsewhere"] {
+            let meta = json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                "metadata": {"name": pod, "namespace": "team"}});
+            index.feed_pending(watcher::Event::Apply(serde_json::from_value(meta).unwrap()));
+        }
+        nominated(&mut index, "e1", "moved", "failing", 1);
+        nominated(&mut index, "e2", "moved", "ok", 2);
+        nominated(&mut index, "e3", "blocked", "failing", 1);
+        nominated(&mut index, "e4", "elsewhere", "ok", 1);
+        nominated(&mut index, "e5", "scheduled", "failing", 1);
+
+        let obs = index.observe(&scanner, std::iter::empty(), &[]);
+        let names =
+            |pods: &[&PodRef]| -> Vec<String> { pods.iter().map(|p| p.name.clone()).collect() };
+        let pending: Vec<&PodRef> = obs.pending_pods.iter().flatten().collect();
+        assert_eq!(names(&pending), ["blocked", "moved"]);
+        let read: Vec<(&str, &str)> = obs
+            .nominations
+            .iter()
+            .map(|n| (n.pod.name.as_str(), n.node_claim.as_str()))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                ("moved", "failing"),
+                ("moved", "ok"),
+                ("blocked", "failing")
+            ],
+            "by Event name; none of a pod nominated for healthy NodeClaims only"
+        );
+        let waiting =
+            crate::signal::pending::waiting_on(obs.pending_pods.as_deref(), &obs.nominations);
+        assert_eq!(names(&waiting["failing"]), ["blocked"]);
+        assert_eq!(names(&waiting["ok"]), ["moved"]);
     }
 
     #[test]

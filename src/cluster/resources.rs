@@ -1,8 +1,28 @@
 //! The Kubernetes resources the controller reads and writes, by group, version and plural:
 //! Karpenter's NodeClaims, NodePools and EC2NodeClasses (v1 or v1beta1), and Diagnoses.
 
-use kube::api::ApiResource;
+use kube::api::{Api, ApiResource, ListParams};
 use kube::core::GroupVersionKind;
+
+/// Objects a list asks for at once (as the controller's watches page their lists).
+pub const PAGE: u32 = 500;
+
+/// Every object `api` lists with `params`, page by page.
+pub async fn list_all<K>(api: &Api<K>, params: ListParams) -> kube::Result<Vec<K>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut out = Vec::new();
+    let mut params = params.limit(PAGE);
+    loop {
+        let page = api.list(&params).await?;
+        out.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
 
 fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)

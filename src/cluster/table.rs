@@ -128,9 +128,15 @@ impl<V> Table<V> {
 
     /// The rows, by name (the same rows always come in the same order).
     pub fn sorted(&self) -> Vec<(&str, &V)> {
+        self.sorted_where(|_| true)
+    }
+
+    /// The rows whose value `keep` takes, by name: only those are sorted.
+    pub fn sorted_where(&self, keep: impl Fn(&V) -> bool) -> Vec<(&str, &V)> {
         let mut rows: Vec<_> = self
             .rows
             .iter()
+            .filter(|(_, row)| keep(&row.value))
             .map(|(name, row)| (&**name, &row.value))
             .collect();
         rows.sort_unstable_by_key(|(name, _)| *name);
