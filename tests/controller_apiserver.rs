@@ -339,6 +339,14 @@ impl Controller {
         }
     }
 
+    /// Stops it (it must exit cleanly) and starts the next controller as `start` does, logging
+    /// beside it.
+    fn restart(self, kubeconfig: &Path, moto: &Moto) -> Controller {
+        let log = self.log.with_extension("restarted.log");
+        assert!(self.stop().success());
+        Controller::start(kubeconfig, moto, &log, "doctor-0")
+    }
+
     fn metrics(&self) -> String {
         scrape(served_port(&self.log, "metrics"))
     }
@@ -532,13 +540,7 @@ fn the_controller_as_its_service_account_turns_the_seed_1_log_stream_into_one_di
         !metrics.contains(r#"karpenter_doctor_kube_errors_total{error="forbidden""#),
         "no Kubernetes request was refused: {metrics}"
     );
-    assert!(controller.stop().success());
-    let controller = Controller::start(
-        &sa,
-        &moto,
-        Path::new(&format!("{dir}/controller-2.log")),
-        "doctor-0",
-    );
+    let controller = controller.restart(&sa, &moto);
     feed(&kube, 5, 6);
     diagnoses(&kube, |i| occurrences(i) >= 6, Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(3));
@@ -1809,14 +1811,7 @@ fn a_restarted_controller_does_not_count_again_the_events_it_counted() {
         items[0]
     );
     counted(&first);
-    assert!(first.stop().success());
-
-    let second = Controller::start(
-        &sa,
-        &moto,
-        Path::new(&format!("{dir}/controller-2.log")),
-        "doctor-0",
-    );
+    let second = first.restart(&sa, &moto);
     counted(&second);
     // A few more passes (re-checks every 2 s) for a second count to show, if there were one.
     std::thread::sleep(Duration::from_secs(3));
@@ -1944,13 +1939,7 @@ fn a_pending_pod_nominated_for_a_failing_nodeclaim_is_told_once_and_counted() {
     );
 
     // A restarted controller reads the Events it recorded: the pod is not told again.
-    assert!(controller.stop().success());
-    let controller = Controller::start(
-        &sa,
-        &moto,
-        Path::new(&format!("{dir}/controller-2.log")),
-        "doctor-0",
-    );
+    let controller = controller.restart(&sa, &moto);
     // Karpenter retries the launch and fails again: the restarted controller reads it.
     common::karpenter::feed_at(&kube, 2, |time| {
         common::karpenter::log_line(time, "default-000")

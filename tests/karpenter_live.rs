@@ -82,7 +82,21 @@ fn run_everywhere(name: &str) {
     }
 }
 
+/// `v1.8.2` as (1, 8).
+fn minor(version: &str) -> (u32, u32) {
+    let mut parts = version.trim_start_matches('v').split('.');
+    let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (next(), next())
+}
+
 fn run(version: &str, s: &Scenario) {
+    if let Some(since) = s.since.filter(|since| minor(version) < *since) {
+        eprintln!(
+            "Karpenter {version} does not make the call of scenario {} (v{}.{}+): skipped",
+            s.name, since.0, since.1
+        );
+        return;
+    }
     let Some(build) = build(version) else { return };
     eprintln!(
         "Karpenter {version} ({}), scenario {}: {}",
@@ -173,6 +187,39 @@ fn run(version: &str, s: &Scenario) {
             );
             std::thread::sleep(Duration::from_secs(2));
             live.node_claims()
+        }
+        Fault::DryRunRefused {
+            operation, message, ..
+        } => {
+            // Validation fails: the EC2NodeClass is not ready, so no NodeClaim is made.
+            let said = format!("unauthorized to call ec2:{operation}");
+            live.wait_for(
+                "EC2NodeClass ValidationSucceeded=False, and its log line",
+                Duration::from_secs(180),
+                |live| {
+                    let class = live.get("/apis/karpenter.k8s.aws/v1/ec2nodeclasses/default");
+                    let valid = class["status"]["conditions"]
+                        .as_array()?
+                        .iter()
+                        .find(|c| c["type"] == "ValidationSucceeded")?;
+                    (valid["status"] == "False" && !error_lines(live, &said).is_empty())
+                        .then_some(())
+                },
+            );
+            assert!(
+                error_lines(&live, &said)
+                    .iter()
+                    .any(|l| l.to_string().contains(&json_escaped(message))),
+                "Karpenter {version} did not log AWS's message whole:\n{}",
+                live.log_tail(20)
+            );
+            std::thread::sleep(Duration::from_secs(2));
+            let claims = live.node_claims();
+            assert!(
+                failed_claims(&claims).is_empty(),
+                "no launch was tried: {claims:#}"
+            );
+            claims
         }
         Fault::InstanceTerminated { code, .. } => {
             let claims = live.wait_for("launched NodeClaim", Duration::from_secs(180), |live| {
@@ -337,6 +384,11 @@ fn seed_2_instance_terminated_by_its_kms_key() {
 #[test]
 fn an_scp_explicit_deny_named_by_its_policy_arn() {
     run_everywhere("scp-deny");
+}
+
+#[test]
+fn an_ec2nodeclass_validation_refused_only_as_a_dry_run() {
+    run_everywhere("validation-dry-run");
 }
 
 #[test]

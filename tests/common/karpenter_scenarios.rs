@@ -32,6 +32,8 @@ pub struct Want {
 pub struct Scenario {
     pub name: &'static str,
     pub about: &'static str,
+    /// The first Karpenter version that makes the call the fault is in (older ones skip it).
+    pub since: Option<(u32, u32)>,
     pub setup: Setup,
     /// What the doctor should write from Karpenter's log, objects and Events alone.
     pub want: Vec<Want>,
@@ -59,6 +61,7 @@ pub fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "passrole-fleet",
+            since: None,
             about: "seed 1: EC2 Fleet refuses the launch because the controller may not pass the node role (aws-cn; the controller policy's iam:PassedToService names only ec2.amazonaws.com)",
             setup: Setup {
                 region: china,
@@ -77,6 +80,7 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "passrole-instance-profile",
+            since: None,
             about: "seed 1's other path: IAM refuses AddRoleToInstanceProfile for the EC2NodeClass's instance profile because the controller may not pass the node role (aws-cn)",
             setup: Setup {
                 region: china,
@@ -104,6 +108,7 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "kms-terminated",
+            since: None,
             about: "seed 2: the instance launches, then DescribeInstances reports it terminated with StateReason Client.InvalidKMSKey.InvalidState (the EC2NodeClass's root volume uses another account's key)",
             setup: Setup {
                 region: "us-east-1",
@@ -120,6 +125,7 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "scp-deny",
+            since: None,
             about: "an organization SCP explicitly denies ec2:RunInstances, the policy's ARN in AWS's message (aws-cn)",
             setup: Setup {
                 region: china,
@@ -136,7 +142,27 @@ pub fn scenarios() -> Vec<Scenario> {
             want_with_snapshot: None,
         },
         Scenario {
+            name: "validation-dry-run",
+            since: Some((1, 3)),
+            about: "EC2NodeClass validation (v1.3+): only the dry run of ec2:RunInstances is refused, by an SCP whose ARN AWS leaves out (as in karpenter-provider-aws#7953); no NodeClaim is made (aws-cn)",
+            setup: Setup {
+                region: china,
+                kms_key: None,
+                fault: Fault::DryRunRefused {
+                    operation: "RunInstances".into(),
+                    code: "UnauthorizedOperation".into(),
+                    message: format!(
+                        "You are not authorized to perform this operation. User: {} is not authorized to perform: ec2:RunInstances on resource: arn:aws-cn:ec2:{china}:{ACCOUNT}:volume/* with an explicit deny in a service control policy. Encoded authorization failure message: {ENCODED}",
+                        session_arn(china)
+                    ),
+                },
+            },
+            want: vec![want("ActionDenied", "ServiceControlPolicyDeny", "Inferred", Some(controller.clone()), Some(format!("arn:aws-cn:ec2:{china}:{ACCOUNT}:volume/*")), None)],
+            want_with_snapshot: None,
+        },
+        Scenario {
             name: "capacity-only",
+            since: None,
             about: "a negative: every override refused for capacity (InsufficientInstanceCapacity), nothing to diagnose",
             setup: Setup {
                 region: china,

@@ -9,7 +9,7 @@
 //! aws-sdk-go v1, which reads no endpoint setting: it reaches the double through `HTTPS_PROXY`
 //! and `AWS_CA_BUNDLE` (tests/karpenter/aws-front, a CONNECT proxy with its own test CA).
 
-use super::double::{Call, Double, Reply, form_value, query_error, xml};
+use super::double::{Call, Double, Reply, ec2_error, form_value, query_error, xml};
 use super::kubeapi::KubeApi;
 use super::live::{ACCOUNT, config, runtime};
 use super::moto::Moto;
@@ -119,6 +119,13 @@ pub enum Fault {
         code: String,
         message: String,
     },
+    /// The dry run of an EC2 call (`DryRun=true`, as EC2NodeClass validation makes it, v1.3+)
+    /// answers 403 with EC2's error document; the call itself is moto's.
+    DryRunRefused {
+        operation: String,
+        code: String,
+        message: String,
+    },
 }
 
 impl Fault {
@@ -140,6 +147,13 @@ impl Fault {
                 message,
             } => json!({"operation": format!("iam:{operation}"),
                 "answer": format!("HTTP {status}, IAM's <ErrorResponse>"), "errorCode": code, "errorMessage": message}),
+            Fault::DryRunRefused {
+                operation,
+                code,
+                message,
+            } => json!({"operation": format!("ec2:{operation}"),
+                "answer": "DryRun=true only: HTTP 403, EC2's <Response><Errors>; without DryRun, moto's",
+                "errorCode": code, "errorMessage": message}),
         }
     }
 }
@@ -681,6 +695,16 @@ fn route(call: &Call, setup: &Setup, rewritten: &Arc<Mutex<usize>>) -> Reply {
                 message,
             },
         ) if op == operation => query_error(*status, code, &escape(message)),
+        (
+            op,
+            Fault::DryRunRefused {
+                operation,
+                code,
+                message,
+            },
+        ) if op == operation && form_value(&call.body, "DryRun").as_deref() == Some("true") => {
+            ec2_error(403, code, &escape(message))
+        }
         ("CreateFleet", Fault::FleetError { code, message }) => {
             xml(create_fleet_errors(&call.body, code, message))
         }
