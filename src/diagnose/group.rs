@@ -20,6 +20,16 @@ pub struct Incident<'a> {
 }
 
 impl Incident<'_> {
+    /// The object whose failure this is, for joining: its NodeClaim; else, for a failure of no
+    /// NodeClaim (EC2NodeClass validation, the instance profile), its EC2NodeClass.
+    fn object(&self) -> Option<(u8, &str)> {
+        match (&self.signal.node_claim, &self.node_class) {
+            (Some(claim), _) => Some((0, claim)),
+            (None, Some(class)) => Some((1, class)),
+            (None, None) => None,
+        }
+    }
+
     /// What this incident tells of its failure for joining a fuller one: no more than an
     /// anonymous failure when the text names no principal and its action is only read from
     /// around it (a bare `UnauthorizedOperation` under `with fleet error(s)`, perhaps cut
@@ -193,7 +203,8 @@ impl Group<'_> {
 /// Groups incidents by key. Identical reports of one failure (the same time, NodeClaim and
 /// message seen in two inputs) count once. An incident that tells less (a condition with no
 /// principal, a text cut before its resource) joins the group of the one failure of the same
-/// NodeClaim that tells it fully, where there is exactly one.
+/// object (NodeClaim, else EC2NodeClass: `Incident::object`) that tells it fully, where there
+/// is exactly one.
 pub fn group(incidents: Vec<Incident<'_>>) -> Vec<Group<'_>> {
     let mut seen = BTreeSet::new();
     let incidents: Vec<Incident<'_>> = incidents
@@ -207,22 +218,20 @@ pub fn group(incidents: Vec<Incident<'_>>) -> Vec<Group<'_>> {
                 ))
         })
         .collect();
-    // Per NodeClaim, the distinct keys its incidents resolved to.
+    // Per object, the distinct keys its incidents resolved to.
     let told: Vec<Key> = incidents.iter().map(Incident::told_less).collect();
-    let mut by_claim: BTreeMap<&str, BTreeSet<&Key>> = BTreeMap::new();
+    let mut by_object: BTreeMap<(u8, &str), BTreeSet<&Key>> = BTreeMap::new();
     for (i, key) in incidents.iter().zip(&told) {
-        if let Some(claim) = i.signal.node_claim.as_deref() {
-            by_claim.entry(claim).or_default().insert(key);
+        if let Some(object) = i.object() {
+            by_object.entry(object).or_default().insert(key);
         }
     }
     let joined: Vec<Key> = incidents
         .iter()
         .zip(&told)
         .map(|(i, key)| {
-            i.signal
-                .node_claim
-                .as_deref()
-                .and_then(|c| key.fuller(&by_claim[c]))
+            i.object()
+                .and_then(|o| key.fuller(&by_object[&o]))
                 .unwrap_or_else(|| i.key.clone())
         })
         .collect();
@@ -355,6 +364,43 @@ pub(crate) mod tests {
         );
         assert_eq!(named_group.latest().signal.message, "Unauthorized");
         assert_eq!(named_group.node_claims(20), ["nc-1"]);
+    }
+
+    /// EC2NodeClass validation makes no NodeClaim: its condition (no principal, no resource)
+    /// joins the one failure its log line tells fully for the same EC2NodeClass.
+    #[test]
+    fn a_validation_condition_joins_the_failure_of_its_ec2nodeclass() {
+        let condition = signal(None, "Controller isn't authorized to call ec2:RunInstances");
+        let line = signal(None, "… is not authorized to perform: ec2:RunInstances …");
+        let other = signal(None, "Controller isn't authorized to call ec2:RunInstances");
+        let run_instances = |principal: Option<&str>, resource: Option<&str>| Key {
+            category: Category::ActionDenied,
+            principal: principal.map(str::to_string),
+            action: Some("ec2:RunInstances".into()),
+            resource: resource.map(str::to_string),
+            kms_key: None,
+        };
+        let incident = |s, k, class: &str| Incident {
+            signal: s,
+            key: k,
+            node_pool: None,
+            node_class: Some(class.into()),
+            time_ms: None,
+            cut: Vec::new(),
+        };
+        let whole = run_instances(
+            Some("arn:aws:iam::1:role/ctrl"),
+            Some("arn:aws:ec2:us-east-1:1:volume/*"),
+        );
+        let groups = group(vec![
+            incident(&condition, run_instances(None, None), "default"),
+            incident(&line, whole.clone(), "default"),
+            incident(&other, run_instances(None, None), "gpu"),
+        ]);
+        assert_eq!(groups.len(), 2, "{groups:?}");
+        let joined = groups.iter().find(|g| g.key == whole).unwrap();
+        assert_eq!(joined.incidents.len(), 2);
+        assert!(groups.iter().any(|g| g.key == run_instances(None, None)));
     }
 
     #[test]
