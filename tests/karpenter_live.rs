@@ -221,6 +221,28 @@ fn run(version: &str, s: &Scenario) {
             );
             claims
         }
+        Fault::WebIdentityRefused { message, .. } => {
+            // No credentials: Karpenter's first AWS call failed and it exited (`Live::start`
+            // waited for it), before any NodeClaim.
+            let said = "ec2 api connectivity check failed";
+            assert!(
+                error_lines(&live, said)
+                    .iter()
+                    .any(|l| l.to_string().contains(&json_escaped(message))),
+                "Karpenter {version} did not log STS's message under {said:?}:\n{}",
+                live.log_tail(20)
+            );
+            // What the person on call runs next (the remediation's first AWS command).
+            let cluster = aws_cli(
+                &live.double.endpoint,
+                s.setup.region,
+                "eks",
+                "describe_cluster",
+                json!({"name": "prod"}),
+            );
+            aws.push(("describe-cluster.json", cluster));
+            live.node_claims()
+        }
         Fault::InstanceTerminated { code, .. } => {
             let claims = live.wait_for("launched NodeClaim", Duration::from_secs(180), |live| {
                 let claims = live.node_claims();
@@ -389,6 +411,11 @@ fn an_scp_explicit_deny_named_by_its_policy_arn() {
 #[test]
 fn an_ec2nodeclass_validation_refused_only_as_a_dry_run() {
     run_everywhere("validation-dry-run");
+}
+
+#[test]
+fn irsa_refused_by_the_controller_roles_trust_policy() {
+    run_everywhere("irsa-trust-mismatch");
 }
 
 #[test]

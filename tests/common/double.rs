@@ -206,13 +206,32 @@ pub fn form_value(body: &str, key: &str) -> Option<String> {
     })
 }
 
-/// The query-protocol error document of IAM and STS (`<ErrorResponse>`).
+/// IAM's query-protocol error document (`<ErrorResponse>`).
 pub fn query_error(status: u16, code: &str, message: &str) -> Reply {
+    error_response(
+        "https://iam.amazonaws.com/doc/2010-05-08/",
+        status,
+        code,
+        message,
+    )
+}
+
+/// STS's query-protocol error document (`<ErrorResponse>`).
+pub fn sts_error(status: u16, code: &str, message: &str) -> Reply {
+    error_response(
+        "https://sts.amazonaws.com/doc/2011-06-15/",
+        status,
+        code,
+        message,
+    )
+}
+
+fn error_response(namespace: &str, status: u16, code: &str, message: &str) -> Reply {
     Reply::Respond(
         status,
         "text/xml",
         format!(
-            "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">\n  <Error>\n    <Type>{}</Type>\n    <Code>{code}</Code>\n    <Message>{message}</Message>\n  </Error>\n  <RequestId>7a62c49f-347e-4fc4-9331-6e8eEXAMPLE</RequestId>\n</ErrorResponse>\n",
+            "<ErrorResponse xmlns=\"{namespace}\">\n  <Error>\n    <Type>{}</Type>\n    <Code>{code}</Code>\n    <Message>{message}</Message>\n  </Error>\n  <RequestId>7a62c49f-347e-4fc4-9331-6e8eEXAMPLE</RequestId>\n</ErrorResponse>\n",
             if status >= 500 { "Receiver" } else { "Sender" }
         ),
     )

@@ -161,6 +161,24 @@ pub fn scenarios() -> Vec<Scenario> {
             want_with_snapshot: None,
         },
         Scenario {
+            name: "irsa-trust-mismatch",
+            since: None,
+            about: "IRSA: STS refuses Karpenter's AssumeRoleWithWebIdentity because the controller role's trust policy names the ServiceAccount karpenter/karpenter while Karpenter runs as kube-system/karpenter; Karpenter exits before any launch (aws-cn)",
+            setup: Setup {
+                region: china,
+                kms_key: None,
+                fault: Fault::WebIdentityRefused {
+                    code: "AccessDenied".into(),
+                    message: "Not authorized to perform sts:AssumeRoleWithWebIdentity".into(),
+                },
+            },
+            // AWS's message gives no cause: with the cluster's issuer (aws eks describe-cluster)
+            // the trust policy is the likely one (Inferred); the trust policy in the IAM
+            // snapshot refuses the token of kube-system/karpenter: Confirmed.
+            want: vec![want("CredentialsDenied", "TrustPolicyMismatch", "Inferred", Some(controller.clone()), None, None)],
+            want_with_snapshot: Some(vec![want("CredentialsDenied", "TrustPolicyMismatch", "Confirmed", Some(controller.clone()), None, None)]),
+        },
+        Scenario {
             name: "capacity-only",
             since: None,
             about: "a negative: every override refused for capacity (InsufficientInstanceCapacity), nothing to diagnose",
@@ -224,7 +242,9 @@ pub fn inputs(dir: &Path) -> Vec<String> {
         "ec2nodeclass.json",
         "nodepool.json",
         "events.json",
+        "serviceaccount.json",
         "describe-instances.json",
+        "describe-cluster.json",
     ]
     .iter()
     .map(|f| dir.join(f))

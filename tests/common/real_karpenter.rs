@@ -9,7 +9,7 @@
 //! aws-sdk-go v1, which reads no endpoint setting: it reaches the double through `HTTPS_PROXY`
 //! and `AWS_CA_BUNDLE` (tests/karpenter/aws-front, a CONNECT proxy with its own test CA).
 
-use super::double::{Call, Double, Reply, ec2_error, form_value, query_error, xml};
+use super::double::{Call, Double, Reply, ec2_error, form_value, query_error, sts_error, xml};
 use super::kubeapi::KubeApi;
 use super::live::{ACCOUNT, config, runtime};
 use super::moto::Moto;
@@ -126,6 +126,12 @@ pub enum Fault {
         code: String,
         message: String,
     },
+    /// Karpenter runs with IRSA (`AWS_ROLE_ARN`, `AWS_WEB_IDENTITY_TOKEN_FILE`, as EKS's pod
+    /// identity webhook sets them; no static keys), and STS answers its
+    /// `AssumeRoleWithWebIdentity` 403 with STS's error document: the controller role's trust
+    /// policy names another namespace's ServiceAccount. Karpenter's first AWS call fails and it
+    /// exits, as its pod would crash-loop.
+    WebIdentityRefused { code: String, message: String },
 }
 
 impl Fault {
@@ -147,6 +153,10 @@ impl Fault {
                 message,
             } => json!({"operation": format!("iam:{operation}"),
                 "answer": format!("HTTP {status}, IAM's <ErrorResponse>"), "errorCode": code, "errorMessage": message}),
+            Fault::WebIdentityRefused { code, message } => {
+                json!({"operation": "sts:AssumeRoleWithWebIdentity",
+                "answer": "HTTP 403, STS's <ErrorResponse>", "errorCode": code, "errorMessage": message})
+            }
             Fault::DryRunRefused {
                 operation,
                 code,
@@ -172,6 +182,11 @@ impl Setup {
     /// it there).
     pub fn interruption_queue(&self) -> bool {
         matches!(self.fault, Fault::InstanceTerminated { .. })
+    }
+
+    /// Whether Karpenter gets its credentials through IRSA (and cannot: it exits).
+    pub fn web_identity(&self) -> bool {
+        matches!(self.fault, Fault::WebIdentityRefused { .. })
     }
 }
 
@@ -208,6 +223,8 @@ pub struct Live {
     pub log: PathBuf,
     /// How many DescribeInstances answers the double rewrote.
     pub rewritten: Arc<Mutex<usize>>,
+    /// The cluster's OIDC issuer, where Karpenter uses IRSA.
+    pub issuer: Option<String>,
     pub started: Instant,
 }
 
@@ -244,7 +261,9 @@ impl Live {
             Double::start(&moto.endpoint, move |call| route(call, &setup, &rewritten))
         };
         let dir = kube.dir.clone();
-        let front = build.needs_front().then(|| {
+        // aws-sdk-go-v2's web identity provider asks STS at its own host (no AWS_ENDPOINT_URL):
+        // through aws-front too.
+        let front = (build.needs_front() || setup.web_identity()).then(|| {
             let mut child = Command::new(build.dir.join("aws-front"))
                 .arg(dir.join("aws-front"))
                 .arg(&double.endpoint)
@@ -264,6 +283,9 @@ impl Live {
         });
         kube.apply(&node_class(&setup).to_string());
         kube.apply(&node_pool().to_string());
+        let issuer = setup
+            .web_identity()
+            .then(|| irsa(&kube, &moto, setup.region));
         let log = dir.join("karpenter.log");
         let mut live = Live {
             build: build.clone(),
@@ -275,6 +297,7 @@ impl Live {
             karpenter: None,
             log,
             rewritten,
+            issuer,
             started,
         };
         let proxy_port = front.as_ref().map(|(_, port)| port.clone());
@@ -300,10 +323,8 @@ impl Live {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", &self.kube.dir)
             .env("KUBECONFIG", &self.kube.kubeconfig)
-            .env("SYSTEM_NAMESPACE", "kube-system")
+            .env("SYSTEM_NAMESPACE", KARPENTER_NAMESPACE)
             .env("AWS_REGION", self.setup.region)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdout(file.try_clone().unwrap())
             .stderr(file);
@@ -314,18 +335,32 @@ impl Live {
         if self.setup.interruption_queue() {
             command.args(["--interruption-queue", CLUSTER]);
         }
-        match proxy_port {
-            Some(port) => {
-                command
-                    .env("HTTPS_PROXY", format!("http://127.0.0.1:{port}"))
-                    .env("NO_PROXY", "127.0.0.1,localhost")
-                    .env("AWS_CA_BUNDLE", self.kube.dir.join("aws-front/ca.crt"));
-            }
-            None => {
-                command.env("AWS_ENDPOINT_URL", &self.double.endpoint);
-            }
+        if self.setup.web_identity() {
+            let token = self.kube.dir.join("token");
+            let issuer = self.issuer.as_deref().expect("the cluster's issuer");
+            std::fs::write(&token, web_identity_token(issuer)).unwrap();
+            command
+                .env("AWS_ROLE_ARN", role_arn(self.setup.region, CONTROLLER_ROLE))
+                .env("AWS_WEB_IDENTITY_TOKEN_FILE", token);
+        } else {
+            command
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing");
+        }
+        if let Some(port) = proxy_port {
+            command
+                .env("HTTPS_PROXY", format!("http://127.0.0.1:{port}"))
+                .env("NO_PROXY", "127.0.0.1,localhost")
+                .env("AWS_CA_BUNDLE", self.kube.dir.join("aws-front/ca.crt"));
+        }
+        if !self.build.needs_front() {
+            command.env("AWS_ENDPOINT_URL", &self.double.endpoint);
         }
         self.karpenter = Some(command.spawn().expect("start Karpenter"));
+        if self.setup.web_identity() {
+            self.wait_for_exit(Duration::from_secs(90));
+            return;
+        }
         // Healthy: its health probe answers.
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
@@ -354,6 +389,23 @@ impl Live {
                 self.log_tail(60)
             );
         }
+    }
+
+    /// Waits (at most `wait`) for Karpenter to exit, as it does when it gets no credentials.
+    fn wait_for_exit(&mut self, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        let child = self.karpenter.as_mut().expect("Karpenter started");
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "Karpenter {} still runs after {} s:\n{}",
+                self.build.version,
+                wait.as_secs(),
+                self.log_tail(40)
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        self.karpenter = None;
     }
 
     pub fn log_text(&self) -> String {
@@ -500,6 +552,14 @@ impl Live {
             &self.get("/apis/karpenter.sh/v1/nodepools/default"),
         );
         write("events.json", &self.events());
+        if self.setup.web_identity() {
+            write(
+                "serviceaccount.json",
+                &self.get(&format!(
+                    "/api/v1/namespaces/{KARPENTER_NAMESPACE}/serviceaccounts/karpenter"
+                )),
+            );
+        }
         for (name, output) in aws {
             write(name, output);
         }
@@ -510,7 +570,12 @@ impl Live {
                 "flags": format!("--cluster-name {CLUSTER} --cluster-endpoint https://127.0.0.1:PORT --disable-leader-election --isolated-vpc{}{}",
                     if self.build.version.starts_with("v1.0.") { " --disable-webhook" } else { "" },
                     if self.setup.interruption_queue() { format!(" --interruption-queue {CLUSTER}") } else { String::new() }),
-                "aws": if self.build.needs_front() { "HTTPS_PROXY + AWS_CA_BUNDLE (aws-front), aws-sdk-go v1" } else { "AWS_ENDPOINT_URL, aws-sdk-go-v2" }},
+                "aws": match (self.build.needs_front(), self.setup.web_identity()) {
+                    (true, _) => "HTTPS_PROXY + AWS_CA_BUNDLE (aws-front), aws-sdk-go v1",
+                    (false, true) => "AWS_ENDPOINT_URL, aws-sdk-go-v2; STS (web identity) through HTTPS_PROXY + AWS_CA_BUNDLE (aws-front)",
+                    (false, false) => "AWS_ENDPOINT_URL, aws-sdk-go-v2",
+                },
+                "credentials": if self.setup.web_identity() { "IRSA: AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE, as EKS's pod identity webhook sets them" } else { "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" }},
             "kubernetes": {"kube-apiserver": super::kubeapi::kube_version(), "kube-scheduler": super::kubeapi::kube_version()},
             "aws": {"emulator": "moto (server mode) behind tests/common/double.rs", "region": self.setup.region,
                 "account": ACCOUNT, "caller": session_arn(self.setup.region)},
@@ -679,6 +744,92 @@ pub fn seed_aws(moto: &Moto, region: &str) {
     });
 }
 
+/// The namespace Karpenter runs in (`SYSTEM_NAMESPACE`), and its ServiceAccount's.
+pub const KARPENTER_NAMESPACE: &str = "kube-system";
+/// The cluster's OIDC issuer (an EKS issuer's shape), as IAM names its provider.
+pub const OIDC_ISSUER: &str =
+    "oidc.eks.cn-northwest-1.amazonaws.com.cn/id/5C3FE5B1D8E8E6E3F3C2A1B0D9E8F7A6";
+
+/// IRSA as it is set up wrong: Karpenter's ServiceAccount (kube-system/karpenter) names the
+/// controller role, whose trust policy lets the ServiceAccount karpenter/karpenter (the
+/// namespace of Karpenter's getting-started guide) assume it through the cluster's OIDC
+/// provider (registered in IAM). Returns the cluster's issuer URL (moto's EKS gives one).
+fn irsa(kube: &KubeApi, moto: &Moto, region: &str) -> String {
+    kube.apply(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "karpenter", "namespace": KARPENTER_NAMESPACE,
+                "annotations": {"eks.amazonaws.com/role-arn": role_arn(region, CONTROLLER_ROLE)}}})
+        .to_string(),
+    );
+    let cluster = aws_cli(
+        &moto.endpoint,
+        region,
+        "eks",
+        "describe_cluster",
+        json!({"name": CLUSTER}),
+    );
+    let issuer = cluster["cluster"]["identity"]["oidc"]["issuer"]
+        .as_str()
+        .expect("moto gives the cluster an issuer")
+        .to_string();
+    let host = issuer.trim_start_matches("https://");
+    let provider = aws_cli(
+        &moto.endpoint,
+        region,
+        "iam",
+        "create_open_id_connect_provider",
+        json!({"Url": issuer, "ClientIDList": ["sts.amazonaws.com"],
+            "ThumbprintList": ["9e99a48a9960b14926bb7f3b02e22da2b0ab7280"]}),
+    );
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Federated": provider["OpenIDConnectProviderArn"]},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            format!("{host}:sub"): "system:serviceaccount:karpenter:karpenter",
+            format!("{host}:aud"): "sts.amazonaws.com"}}}]});
+    aws_cli(
+        &moto.endpoint,
+        region,
+        "iam",
+        "update_assume_role_policy",
+        json!({"RoleName": CONTROLLER_ROLE, "PolicyDocument": trust.to_string()}),
+    );
+    issuer
+}
+
+/// A projected ServiceAccount token as the kubelet writes it for IRSA (a JWT: header, claims,
+/// signature, each base64url): STS here does not verify it.
+fn web_identity_token(issuer: &str) -> String {
+    let claims = json!({"aud": ["sts.amazonaws.com"], "exp": 1717496400, "iat": 1717492800,
+        "iss": issuer, "sub": format!("system:serviceaccount:{KARPENTER_NAMESPACE}:karpenter"),
+        "kubernetes.io": {"namespace": KARPENTER_NAMESPACE, "serviceaccount": {"name": "karpenter"}}});
+    [
+        json!({"alg": "RS256", "kid": "1a2b3c4d"}).to_string(),
+        claims.to_string(),
+        "not a signature".into(),
+    ]
+    .iter()
+    .map(|part| base64url(part.as_bytes()))
+    .collect::<Vec<_>>()
+    .join(".")
+}
+
+/// RFC 4648 §5, without padding (as JWTs have it).
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
 /// The double's answers: the scenario's fault, and what moto lacks for the China regions
 /// (their instance type offerings: moto ships none), else moto's.
 fn route(call: &Call, setup: &Setup, rewritten: &Arc<Mutex<usize>>) -> Reply {
@@ -704,6 +855,9 @@ fn route(call: &Call, setup: &Setup, rewritten: &Arc<Mutex<usize>>) -> Reply {
             },
         ) if op == operation && form_value(&call.body, "DryRun").as_deref() == Some("true") => {
             ec2_error(403, code, &escape(message))
+        }
+        ("AssumeRoleWithWebIdentity", Fault::WebIdentityRefused { code, message }) => {
+            sts_error(403, code, &escape(message))
         }
         ("CreateFleet", Fault::FleetError { code, message }) => {
             xml(create_fleet_errors(&call.body, code, message))
