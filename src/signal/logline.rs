@@ -71,6 +71,11 @@ fn salvaged(json: &str, why: &str) -> Result<LogLine<'static>, String> {
     })
 }
 
+/// Whether `line` opens a JSON log record (behind its prefix), whole or not.
+pub(crate) fn opens_json(line: &str) -> bool {
+    json_part(undecorate(line).trim()).is_some()
+}
+
 /// Whether `line` is a log record of its own: a JSON log line (behind its prefix) or a
 /// console-format line.
 pub(crate) fn is_record(line: &str) -> bool {

@@ -171,6 +171,10 @@ fn candidate(bytes: &[u8], shape: Shape, line: usize, sink: &mut Sink<'_>) {
             joined = record::join(text);
             joined.as_str()
         }
+        Shape::WrappedJson { spaced } => {
+            joined = record::join_wrapped(text, spaced);
+            joined.as_str()
+        }
         Shape::Line | Shape::PrettyJson => text,
     };
     if super::rules::DECODED_LITERALS

@@ -1,5 +1,6 @@
 //! Where one log record begins and ends around a line the prefilter picked: the line itself, a
-//! JSON record pretty-printed over several lines, or a paragraph of wrapped text. Pure.
+//! JSON record pretty-printed over several lines, a one-line JSON record re-wrapped over several,
+//! or a paragraph of wrapped text. Pure.
 //!
 //! Pastes wrap: `jq` and GitHub `<pre>` blocks print a record over many lines, AWS's own
 //! documentation and terminals break the denial sentence, and a user may keep only one member
@@ -24,6 +25,9 @@ pub(crate) enum Shape {
     PrettyJson,
     /// Wrapped text: lines to be joined into one.
     Paragraph,
+    /// A one-line JSON record re-wrapped over lines: joined as they were cut (`spaced`: at
+    /// spaces, which the newlines replaced; else anywhere, at one width).
+    WrappedJson { spaced: bool },
 }
 
 /// The line before the one starting at `line_start`, as a `(start, end)` byte range (the end
@@ -79,6 +83,9 @@ pub(crate) fn span(
             return found;
         }
         return (line_start, line_end, Shape::Line);
+    }
+    if let Some(found) = wrapped_json(region, floor, line_start, line_end) {
+        return found;
     }
     if logline::is_record(line) {
         return (line_start, line_end, Shape::Line);
@@ -173,6 +180,132 @@ fn pretty_json(
         }
     }
     None
+}
+
+/// Where a JSON text stands after some of its bytes: in a string (after a backslash), and how
+/// deep in objects and arrays.
+#[derive(Debug, Default)]
+struct Nesting {
+    depth: usize,
+    string: bool,
+    escaped: bool,
+}
+
+impl Nesting {
+    /// Reads `bytes` on; whether the outermost value closed in them.
+    fn closes(&mut self, bytes: &[u8]) -> bool {
+        for &b in bytes {
+            if self.string {
+                match b {
+                    _ if self.escaped => self.escaped = false,
+                    b'\\' => self.escaped = true,
+                    b'"' => self.string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.depth == 0 {
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+}
+
+/// A JSON record written on one line and re-wrapped over several, the candidate line among
+/// them: from the line that opens it (and does not close it) to the line that closes it, where
+/// the lines joined (as cut anywhere at one width, else at spaces) are JSON. The reach back
+/// goes through lines of one width (a terminal's, `fold`'s), else a paragraph's few lines.
+fn wrapped_json(
+    region: &[u8],
+    floor: usize,
+    line_start: usize,
+    line_end: usize,
+) -> Option<(usize, usize, Shape)> {
+    let width = |(s, e): (usize, usize)| text(&region[s..e]).chars().count();
+    let mut open = (line_start, line_end);
+    let mut reach = 0;
+    while !logline::opens_json(text(&region[open.0..open.1])) {
+        let before = line_before(region, open.0).filter(|&(s, _)| s >= floor)?;
+        reach += 1;
+        let same = width(before) >= MIN_HARD_WRAP && (reach == 1 || width(before) == width(open));
+        if text(&region[before.0..before.1]).is_empty()
+            || (!same && reach > MAX_PARAGRAPH_LINES)
+            || line_start - before.0 > MAX_RECORD_BYTES
+        {
+            return None;
+        }
+        open = before;
+    }
+    // A record written on one line opens with members on its first line (`{` alone opens a
+    // pretty-printed one) and, re-wrapped, does not close on it.
+    let first = text(&region[open.0..open.1]);
+    if first.ends_with(['{', '}']) {
+        return None;
+    }
+    let mut nesting = Nesting::default();
+    if nesting.closes(&first.as_bytes()[first.find('{')?..]) {
+        return None;
+    }
+    let mut end = open.1;
+    loop {
+        let (s, e) = line_after(region, end)?;
+        if e - open.0 > MAX_RECORD_BYTES || text(&region[s..e]).is_empty() {
+            return None;
+        }
+        end = e;
+        if nesting.closes(&region[s..e]) {
+            break;
+        }
+    }
+    if end < line_end {
+        return None;
+    }
+    let lines = std::str::from_utf8(&region[open.0..end]).ok()?;
+    // Lines of one width were cut anywhere; others at spaces. Either way the text must be JSON.
+    let hard = cut_at_one_width(&split_lines(lines), 2);
+    [!hard, hard].into_iter().find_map(|spaced| {
+        let joined = join_wrapped(lines, spaced);
+        let json = &joined[joined.find('{')?..];
+        serde_json::from_str::<serde::de::IgnoredAny>(json)
+            .is_ok()
+            .then_some((open.0, end, Shape::WrappedJson { spaced }))
+    })
+}
+
+/// `text`'s lines, without their line ends.
+fn split_lines(text: &str) -> Vec<&str> {
+    text.split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect()
+}
+
+/// Whether a terminal (or `fold`) cut `lines` anywhere at one width: at least `count` lines,
+/// every one but the last of one width, long enough.
+fn cut_at_one_width(lines: &[&str], count: usize) -> bool {
+    let widths: Vec<usize> = lines.iter().map(|l| l.chars().count()).collect();
+    widths.len() >= count
+        && widths[0] >= MIN_HARD_WRAP
+        && widths[..widths.len() - 1].iter().all(|&w| w == widths[0])
+}
+
+/// A re-wrapped one-line record's lines as one: run on (cut anywhere), or `spaced` (each
+/// newline stood for a space).
+pub(crate) fn join_wrapped(lines: &str, spaced: bool) -> String {
+    let lines = split_lines(lines);
+    if spaced {
+        lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ")
+    } else {
+        lines.concat()
+    }
 }
 
 /// Leading whitespace, in bytes.
@@ -309,14 +442,8 @@ fn paragraph(
 /// width before the last) a line that ends mid-word runs on without a separator; elsewhere the
 /// lines are joined with a space.
 pub(crate) fn join(paragraph: &str) -> String {
-    let lines: Vec<&str> = paragraph
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .collect();
-    let widths: Vec<usize> = lines.iter().map(|l| l.chars().count()).collect();
-    let hard = lines.len() > 2
-        && widths[0] >= MIN_HARD_WRAP
-        && widths[..widths.len() - 1].iter().all(|&w| w == widths[0]);
+    let lines = split_lines(paragraph);
+    let hard = cut_at_one_width(&lines, 3);
     let mut out = String::with_capacity(paragraph.len());
     for (i, line) in lines.iter().enumerate() {
         if i > 0 {
@@ -416,6 +543,58 @@ mod tests {
             (got.as_str(), shape),
             ("{\"error\":\"not authorized\"}", Shape::Line)
         );
+    }
+
+    /// Karpenter v1.15's log line for seed 1 (tests/fixtures/karpenter), shortened.
+    const RECORD: &str = r#"{"level":"ERROR","time":"2026-12-06T23:37:50.709Z","logger":"controller","message":"Reconciler error","controller":"nodeclaim.lifecycle","NodeClaim":{"name":"default-vjsdn"},"aws-error-code":"UnfulfillableCapacity","error":"launching nodeclaim, creating instance, creating nodeclaim, UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws-cn:sts::123456789012:assumed-role/KarpenterController-prod/1717492800123456789 is not authorized to perform: iam:PassRole on resource: arn:aws-cn:iam::123456789012:role/Karpenter-prod-20240604092512345600000001 because no identity-based policy allows the iam:PassRole action."}"#;
+
+    /// `fold -w width`: cut anywhere.
+    fn fold(line: &str, width: usize) -> String {
+        let chars: Vec<char> = line.chars().collect();
+        let lines: Vec<String> = chars.chunks(width).map(|c| c.iter().collect()).collect();
+        lines.join("\n")
+    }
+
+    /// `fmt -w width`: cut at spaces (a word longer than the width keeps its line).
+    fn fmt(line: &str, width: usize) -> String {
+        let mut lines: Vec<String> = vec![String::new()];
+        for word in line.split(' ') {
+            let last = lines.last_mut().unwrap();
+            if !last.is_empty() && last.len() + 1 + word.len() > width {
+                lines.push(word.to_string());
+            } else {
+                if !last.is_empty() {
+                    last.push(' ');
+                }
+                last.push_str(word);
+            }
+        }
+        lines.join("\n")
+    }
+
+    #[test]
+    fn a_one_line_record_rewrapped_is_one_record_again() {
+        for (wrapped, spaced) in [(fold(RECORD, 80), false), (fmt(RECORD, 72), true)] {
+            let text =
+                format!("$ kubectl logs deploy/karpenter\n{wrapped}\n{{\"level\":\"INFO\"}}\n");
+            // From any of its lines, the whole record.
+            let first = text.find('\n').unwrap() + 1;
+            let mut line_start = first;
+            while line_start < first + wrapped.len() {
+                let line_end = line_start + text[line_start..].find('\n').unwrap();
+                let (s, e, shape) = span(text.as_bytes(), 0, line_start, line_end);
+                let line = &text[line_start..line_end];
+                assert_eq!(shape, Shape::WrappedJson { spaced }, "{line}");
+                assert_eq!(join_wrapped(&text[s..e], spaced), RECORD, "{line}");
+                line_start = line_end + 1;
+            }
+        }
+        // Cut short (it never closes), or whole on its line: no re-wrapped record.
+        let cut = fold(&RECORD[..400], 80);
+        let (_, shape) = spans(&format!("{cut}\n\nnext\n"), "horized to");
+        assert_ne!(shape, Shape::WrappedJson { spaced: false });
+        let (got, shape) = spans(&format!("{RECORD}\nUser: x\n"), "horized to");
+        assert_eq!((got.as_str(), shape), (RECORD, Shape::Line));
     }
 
     #[test]

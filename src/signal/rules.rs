@@ -293,6 +293,10 @@ fn phrase_key(phrase: &str) -> String {
 /// Keys only AWS's decoded authorization message has: a text holding one is read as it.
 pub(crate) const DECODED_LITERALS: [&str; 2] = ["DecodedMessage", "explicitDeny"];
 
+/// How Karpenter's JSON error records open: a record re-wrapped at a width may have every rule
+/// literal it holds cut in two by a line end, and is still read (`record::span`).
+const RECORD_OPENERS: [&str; 1] = ["{\"level\":\"ERROR\""];
+
 impl RuleSet {
     /// Parses, compiles and validates a rules file, then checks every rule against its
     /// examples.
@@ -320,14 +324,16 @@ impl RuleSet {
         let literals = AhoCorasick::new(&literal_texts)
             .map_err(|e| RuleError::File(format!("literals: {e}")))?;
         // AWS's decoded authorization message pasted among log lines is read too
-        // (`logs::candidate`): its keys are literals of the prefilter, no rule's.
+        // (`logs::candidate`): its keys are literals of the prefilter, no rule's; and so is
+        // every Karpenter error record.
         let prefilter = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostFirst)
             .build(
                 literal_texts
                     .iter()
                     .map(String::as_str)
-                    .chain(DECODED_LITERALS),
+                    .chain(DECODED_LITERALS)
+                    .chain(RECORD_OPENERS),
             )
             .map_err(|e| RuleError::File(format!("literals: {e}")))?;
         let mut trailers = Vec::new();
