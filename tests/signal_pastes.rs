@@ -93,6 +93,7 @@ fn every_shape_of_the_issue_has_a_positive_paste() {
     for shape in [
         "pretty-printed JSON record",
         "cut short",
+        "re-wrapped",
         "tool prefix",
         "tabs turned into spaces",
         "escapes left in text",
