@@ -293,9 +293,11 @@ fn phrase_key(phrase: &str) -> String {
 /// Keys only AWS's decoded authorization message has: a text holding one is read as it.
 pub(crate) const DECODED_LITERALS: [&str; 2] = ["DecodedMessage", "explicitDeny"];
 
-/// How Karpenter's JSON error records open: a record re-wrapped at a width may have every rule
-/// literal it holds cut in two by a line end, and is still read (`record::span`).
-const RECORD_OPENERS: [&str; 1] = ["{\"level\":\"ERROR\""];
+/// How Karpenter's JSON error records open (zap, every version: `{"level":"ERROR","time":"…`):
+/// a record re-wrapped at a width may have every rule literal it holds cut in two by a line
+/// end, and is still read (`record::span`). Not `{"level":"`, which opens every line and would
+/// slow the prefilter on all of them.
+const RECORD_OPENERS: [&str; 1] = ["ERROR\",\"time\":\""];
 
 impl RuleSet {
     /// Parses, compiles and validates a rules file, then checks every rule against its
