@@ -311,6 +311,16 @@ fn pasted_shapes_of_a_record_say_what_the_record_says() {
                     "{prefixed}"
                 );
             }
+            // Re-wrapped by a terminal at its width (cut anywhere, as `fold` does): one record
+            // again, the same signals and no warning (issue 26 §1).
+            for width in [60, 80, 100, 132] {
+                let chars: Vec<char> = line.chars().collect();
+                let rows: Vec<String> = chars.chunks(width).map(|c| c.iter().collect()).collect();
+                let folded = rows.join("\n");
+                let out = scan_checked(folded.as_bytes()).unwrap();
+                assert_eq!(said(&out), said(&whole), "{folded}");
+                assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+            }
             // Broken as JSON (a member's colon lost, as a user re-wrapping it may): still read
             // as text, for the same failures (issue 26 §1), with a warning.
             if let Some(at) = line.find("\"error\":").or(line.find("\"msg\":")) {
