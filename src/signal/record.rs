@@ -255,10 +255,17 @@ fn wrapped_json(
     if nesting.closes(&first.as_bytes()[first.find('{')?..]) {
         return None;
     }
+    // On to the line that closes it; a blank line, or a record line not of the opener's width
+    // (a record cut short, the next one after it), ends the reach.
     let mut end = open.1;
-    loop {
+    for lines in 0.. {
         let (s, e) = line_after(region, end)?;
-        if e - open.0 > MAX_RECORD_BYTES || text(&region[s..e]).is_empty() {
+        let t = text(&region[s..e]);
+        if lines == MAX_RECORD_LINES
+            || e - open.0 > MAX_RECORD_BYTES
+            || t.is_empty()
+            || (logline::is_record(t) && width((s, e)) != width(open))
+        {
             return None;
         }
         end = e;
