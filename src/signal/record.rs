@@ -126,19 +126,12 @@ fn string_open(member: &str) -> bool {
     let Some(value) = rest.trim_start().strip_prefix(':').map(str::trim_start) else {
         return false;
     };
-    let Some(mut chars) = value.strip_prefix('"').map(str::chars) else {
+    if !value.starts_with('"') {
         return false;
-    };
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                chars.next();
-            }
-            '"' => return false,
-            _ => {}
-        }
     }
-    true
+    let mut nesting = Nesting::default();
+    nesting.closes(value.as_bytes());
+    nesting.string
 }
 
 /// The `{ … }` record whose member the candidate line is, if its first and last lines are in
@@ -230,7 +223,8 @@ fn wrapped_json(
     line_start: usize,
     line_end: usize,
 ) -> Option<(usize, usize, Shape)> {
-    let width = |(s, e): (usize, usize)| text(&region[s..e]).chars().count();
+    // Columns as the wrap counted them (untrimmed, as `cut_at_one_width` counts them).
+    let width = |(s, e): (usize, usize)| columns(std::str::from_utf8(&region[s..e]).unwrap_or(""));
     let mut open = (line_start, line_end);
     let mut reach = 0;
     while !logline::opens_json(text(&region[open.0..open.1])) {
@@ -295,10 +289,15 @@ fn split_lines(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// A line's width in characters, its line end left out and nothing trimmed.
+fn columns(line: &str) -> usize {
+    line.strip_suffix('\r').unwrap_or(line).chars().count()
+}
+
 /// Whether a terminal (or `fold`) cut `lines` anywhere at one width: at least `count` lines,
 /// every one but the last of one width, long enough.
 fn cut_at_one_width(lines: &[&str], count: usize) -> bool {
-    let widths: Vec<usize> = lines.iter().map(|l| l.chars().count()).collect();
+    let widths: Vec<usize> = lines.iter().map(|l| columns(l)).collect();
     widths.len() >= count
         && widths[0] >= MIN_HARD_WRAP
         && widths[..widths.len() - 1].iter().all(|&w| w == widths[0])
