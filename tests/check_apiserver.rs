@@ -673,6 +673,25 @@ fn preflight_reads_the_running_karpenter_and_predicts_seed_1_before_any_launch()
     ] {
         assert!(text.stdout.contains(said), "{said:?} in\n{}", text.stdout);
     }
+    // An image named by its digest alone: the chart's labels on the Deployment name the version.
+    kube.apply(
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "karpenter", "namespace": "kube-system",
+            "labels": {"app.kubernetes.io/name": "karpenter", "helm.sh/chart": "karpenter-1.8.2", "app.kubernetes.io/version": "1.8.2"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app.kubernetes.io/name": "karpenter"}},
+                "template": {"metadata": {"labels": {"app.kubernetes.io/name": "karpenter"}},
+                    "spec": {"serviceAccountName": "karpenter",
+                        "containers": [{"name": "controller",
+                            "image": "public.ecr.aws/karpenter/controller@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                            "env": [{"name": "AWS_REGION", "value": "cn-northwest-1"}]}]}}}})
+        .to_string(),
+    );
+    let digest = preflight(&alice, &moto.endpoint, &["-o", "json"]);
+    let said = "Evaluated: Karpenter v1.8.2 (the Deployment's label app.kubernetes.io/version)";
+    assert!(
+        digest.stderr.contains(said),
+        "{said:?} in\n{}",
+        digest.stderr
+    );
     let (made, refused) = requests(&kube, ALICE);
     assert!(refused.is_empty(), "{refused:#?}");
     for (_, _, resource) in &made {

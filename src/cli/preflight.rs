@@ -12,7 +12,7 @@ use crate::diagnose::model::Diagnosis;
 use crate::facts::iam_snapshot::IamSnapshot;
 use crate::partition::Partition;
 use crate::preflight::catalog::{Catalogue, Version};
-use crate::preflight::running::{self, Given, NEWEST, Running};
+use crate::preflight::running::{self, Given, NEWEST, Running, VersionFrom};
 use crate::preflight::{self, Matrix, Row, Settings, Verdict, policy_file};
 use crate::signal::{Observations, Scanner};
 use clap::Args;
@@ -40,7 +40,8 @@ pub struct PreflightArgs {
     #[arg(long = "policy", value_name = "FILE")]
     pub policies: Vec<String>,
     /// The Karpenter version whose requests are evaluated [default: the running Karpenter's
-    /// image tag; v1.15.0 offline].
+    /// image tag, else the version its chart labelled its Deployment or ServiceAccount with;
+    /// else v1.15.0].
     #[arg(long, value_name = "V", value_parser = parse_version)]
     pub karpenter_version: Option<Version>,
     /// Also evaluate version V, and lead with what it needs that the policies refuse.
@@ -158,7 +159,7 @@ pub fn findings(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Found, F
     } else {
         (ClusterSays::default(), None)
     };
-    let settings = settings(args, &obs, &says)?;
+    let (settings, version_from) = settings(args, &obs, &says)?;
     if !args.policies.is_empty() {
         let mut found = Vec::new();
         for path in &args.policies {
@@ -212,7 +213,7 @@ pub fn findings(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Found, F
             .as_ref()
             .is_some_and(|t| t.refused().next().is_some())
         || !items.is_empty();
-    let head = head.map(|h| h + &settings_text(&settings, &says, live));
+    let head = head.map(|h| h + &settings_text(&settings, version_from, &says, live));
     Ok(Found {
         now,
         target,
@@ -254,12 +255,15 @@ async fn read_cluster(
         )));
     }
     crate::cluster::observe::read(scanner, &reading.objects(), obs);
-    let controller = reading
-        .deployments
-        .iter()
-        .find_map(|d| d.controller.as_ref());
+    let deployment = reading.deployments.iter().find(|d| d.controller.is_some());
+    let controller = deployment.and_then(|d| d.controller.as_ref());
     let says = ClusterSays {
-        running: controller.map(running::read).unwrap_or_default(),
+        running: Running {
+            chart_version: deployment
+                .and_then(|d| d.chart_version.as_deref())
+                .and_then(Version::parse),
+            ..controller.map(running::read).unwrap_or_default()
+        },
         image: controller.map(|c| c.image.clone()),
         endpoint_region: Partition::region_of_eks_endpoint(&url),
     };
@@ -290,13 +294,13 @@ async fn read_cluster(
 }
 
 /// What was evaluated, and where each value came from, for the head of the report.
-fn settings_text(settings: &Settings, says: &ClusterSays, live: bool) -> String {
-    let version = match (says.running.version, &says.image) {
-        (Some(v), _) if v == settings.version => format!("{v} (the image's tag)"),
-        (None, Some(image)) if settings.version == NEWEST => {
+fn settings_text(settings: &Settings, from: VersionFrom, says: &ClusterSays, live: bool) -> String {
+    let version = match (from, &says.image) {
+        (VersionFrom::Given, _) => settings.version.to_string(),
+        (VersionFrom::Newest, Some(image)) => {
             format!("{NEWEST} (the image {image} names no version; --karpenter-version)")
         }
-        _ => settings.version.to_string(),
+        (from, _) => format!("{} ({from})", settings.version),
     };
     let from = |flag: bool, what: &str| {
         if flag {
@@ -329,12 +333,13 @@ fn settings_text(settings: &Settings, says: &ClusterSays, live: bool) -> String 
     )
 }
 
-/// What the flags give, over what the cluster and the inputs say (`running::settings`).
+/// What the flags give, over what the cluster and the inputs say (`running::settings`), and
+/// where the version evaluated comes from.
 fn settings(
     args: &PreflightArgs,
     obs: &Observations,
     says: &ClusterSays,
-) -> Result<Settings, Failure> {
+) -> Result<(Settings, VersionFrom), Failure> {
     let partition = match &args.partition {
         Some(id) => Some(
             Partition::by_id(id)
@@ -355,7 +360,9 @@ fn settings(
         disable_dry_run: args.disable_dry_run,
         feature_gates: args.feature_gates.clone(),
     };
-    running::settings(&given, &says.running, says.endpoint_region.as_deref(), obs).map_err(Failure)
+    let settings = running::settings(&given, &says.running, says.endpoint_region.as_deref(), obs)
+        .map_err(Failure)?;
+    Ok((settings, running::version(&given, &says.running, obs).1))
 }
 
 /// One line per row: verdict, action, the call that carries it, resource, statement.

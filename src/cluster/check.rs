@@ -55,6 +55,8 @@ pub struct DeploymentRead {
     pub desired: i32,
     pub service_account: String,
     pub controller: Option<Container>,
+    /// The Karpenter version its chart labelled it with.
+    pub chart_version: Option<String>,
 }
 
 impl DeploymentRead {
@@ -72,6 +74,9 @@ impl DeploymentRead {
                 .and_then(|p| p.service_account_name.clone())
                 .unwrap_or_else(|| "default".into()),
             controller: pod.and_then(controller_container),
+            chart_version: crate::signal::chart_version(|key| {
+                d.metadata.labels.as_ref()?.get(key).map(String::as_str)
+            }),
         }
     }
 }

@@ -995,6 +995,7 @@ mod tests {
             name: name.into(),
             role: format!("arn:aws:iam::1:role/{role}"),
             audience: None,
+            chart_version: None,
         }
     }
 

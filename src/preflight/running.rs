@@ -57,7 +57,7 @@ pub fn settings(
             .unwrap_or_else(|| Partition::of_region(&region))
     });
     Ok(Settings {
-        version: given.version.or(running.version).unwrap_or(NEWEST),
+        version: version(given, running, obs).0,
         partition,
         region,
         cluster_name: given
@@ -83,6 +83,55 @@ pub fn settings(
     })
 }
 
+/// Where the version a preflight evaluates comes from, in the order it is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionFrom {
+    /// `--karpenter-version`.
+    Given,
+    /// The controller image's tag.
+    ImageTag,
+    /// The chart's labels on Karpenter's Deployment (an image named by digest alone).
+    DeploymentLabel,
+    /// The chart's labels on Karpenter's ServiceAccount.
+    ServiceAccountLabel,
+    /// Nothing names one: the newest in the catalogue.
+    Newest,
+}
+
+impl std::fmt::Display for VersionFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VersionFrom::Given => "--karpenter-version",
+            VersionFrom::ImageTag => "the image's tag",
+            VersionFrom::DeploymentLabel => "the Deployment's label app.kubernetes.io/version",
+            VersionFrom::ServiceAccountLabel => {
+                "the ServiceAccount's label app.kubernetes.io/version"
+            }
+            VersionFrom::Newest => "nothing names a version; --karpenter-version",
+        })
+    }
+}
+
+/// The version a preflight evaluates, and where it comes from: what is given, else the
+/// image's tag, else the labels Karpenter's chart sets on its Deployment and ServiceAccount
+/// (an image named by its digest alone names no version), else the newest.
+pub fn version(given: &Given, running: &Running, obs: &Observations) -> (Version, VersionFrom) {
+    let labelled = || {
+        crate::diagnose::controller_account(obs)
+            .and_then(|a| a.chart_version.as_deref())
+            .and_then(Version::parse)
+    };
+    given
+        .version
+        .map(|v| (v, VersionFrom::Given))
+        .or(running.version.map(|v| (v, VersionFrom::ImageTag)))
+        .or(running
+            .chart_version
+            .map(|v| (v, VersionFrom::DeploymentLabel)))
+        .or_else(|| labelled().map(|v| (v, VersionFrom::ServiceAccountLabel)))
+        .unwrap_or((NEWEST, VersionFrom::Newest))
+}
+
 /// The controller container as its Deployment declares it (only literal `env` values: a value
 /// from a Secret or a ConfigMap is not known here).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -97,6 +146,9 @@ pub struct Container {
 pub struct Running {
     /// From the image's tag (`…/controller:1.15.2@sha256:…`); `None` for a digest alone.
     pub version: Option<Version>,
+    /// From the chart's labels on the Deployment (`signal::kube::chart_version`), where it
+    /// was read.
+    pub chart_version: Option<Version>,
     pub region: Option<String>,
     pub cluster_name: Option<String>,
     pub cluster_endpoint: Option<String>,
@@ -151,6 +203,7 @@ pub fn read(container: &Container) -> Running {
     };
     Running {
         version: image_version(&container.image),
+        chart_version: None,
         region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")),
         cluster_name: text("cluster-name", "CLUSTER_NAME"),
         cluster_endpoint: text("cluster-endpoint", "CLUSTER_ENDPOINT"),
@@ -300,6 +353,78 @@ mod tests {
         }
     }
 
+    /// An image named by its digest alone names no version: the chart's labels do, the
+    /// Deployment's before the ServiceAccount's; what is given wins over all of them.
+    #[test]
+    fn a_digest_alone_takes_the_version_from_the_charts_labels() {
+        let labelled = |name: &str, labels: serde_json::Value| {
+            let mut obs = Observations::default();
+            crate::signal::Scanner::new().unwrap().read_objects(
+                "cluster",
+                [
+                    serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": name, "namespace": "kube-system", "labels": labels,
+                        "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/K"}}}),
+                ],
+                &mut obs,
+            );
+            obs
+        };
+        let chart = serde_json::json!({"helm.sh/chart": "karpenter-1.14.3",
+            "app.kubernetes.io/name": "karpenter", "app.kubernetes.io/version": "1.14.3"});
+        let digest = read(&container(
+            "public.ecr.aws/karpenter/controller@sha256:0c1d",
+            &[],
+            &[],
+        ));
+        let obs = labelled("karpenter", chart.clone());
+        assert_eq!(
+            version(&Given::default(), &digest, &obs),
+            (Version(1, 14, 3), VersionFrom::ServiceAccountLabel)
+        );
+        let deployment = Running {
+            chart_version: Some(Version(1, 12, 0)),
+            ..digest.clone()
+        };
+        assert_eq!(
+            version(&Given::default(), &deployment, &obs),
+            (Version(1, 12, 0), VersionFrom::DeploymentLabel)
+        );
+        let tagged = read(&container("k/controller:1.8.2", &[], &[]));
+        assert_eq!(
+            version(&Given::default(), &tagged, &obs),
+            (Version(1, 8, 2), VersionFrom::ImageTag)
+        );
+        let given = Given {
+            version: Some(Version(1, 0, 8)),
+            ..Given::default()
+        };
+        assert_eq!(
+            version(&given, &deployment, &obs),
+            (Version(1, 0, 8), VersionFrom::Given)
+        );
+        // The chart's version label only: the version in `helm.sh/chart`.
+        let obs = labelled(
+            "karpenter",
+            serde_json::json!({"helm.sh/chart": "karpenter-1.3.3"}),
+        );
+        assert_eq!(
+            version(&Given::default(), &digest, &obs).0,
+            Version(1, 3, 3)
+        );
+        // Another chart's version is not Karpenter's.
+        for labels in [
+            serde_json::json!({"helm.sh/chart": "my-platform-2.4.0", "app.kubernetes.io/version": "2.4.0"}),
+            serde_json::json!({"app.kubernetes.io/version": "1.15.0"}),
+        ] {
+            let obs = labelled("karpenter", labels);
+            assert_eq!(
+                version(&Given::default(), &digest, &obs),
+                (NEWEST, VersionFrom::Newest)
+            );
+        }
+    }
+
     /// The values the Karpenter chart v1.15.0 writes into the Deployment's env.
     #[test]
     fn the_charts_env_gives_the_settings() {
@@ -322,6 +447,7 @@ mod tests {
             running,
             Running {
                 version: Some(Version(1, 15, 0)),
+                chart_version: None,
                 region: None,
                 cluster_name: Some("demo".into()),
                 cluster_endpoint: None,

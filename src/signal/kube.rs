@@ -348,6 +348,19 @@ fn names_karpenter(metadata: &Value) -> bool {
             .is_some_and(|labels| labels.values().filter_map(Value::as_str).any(karpenter))
 }
 
+/// The Karpenter version an object of Karpenter's chart is labelled with (the chart's
+/// `karpenter.labels`): `app.kubernetes.io/version` (its appVersion), else the version in
+/// `helm.sh/chart` (`karpenter-1.15.0`); only where `helm.sh/chart` names Karpenter's chart, so
+/// that another chart's version is never taken for Karpenter's.
+pub fn chart_version<'a>(label: impl Fn(&str) -> Option<&'a str>) -> Option<String> {
+    let chart = label("helm.sh/chart")?.strip_prefix("karpenter-")?;
+    Some(
+        label("app.kubernetes.io/version")
+            .unwrap_or(chart)
+            .to_string(),
+    )
+}
+
 /// A Karpenter pod (alone, or a list item that names Karpenter): the credentials the EKS
 /// webhooks gave its containers.
 fn pod(value: &Value, in_list: bool, sink: &mut Sink<'_>) {
@@ -446,6 +459,12 @@ fn service_account(value: &Value, in_list: bool, sink: &mut Sink<'_>) {
                     .and_then(|a| a.get("eks.amazonaws.com/audience"))
                     .and_then(Value::as_str)
                     .map(str::to_string),
+                chart_version: chart_version(|key| {
+                    metadata
+                        .get("labels")
+                        .and_then(|l| l.get(key))
+                        .and_then(Value::as_str)
+                }),
             });
         }
     }

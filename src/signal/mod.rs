@@ -18,7 +18,9 @@ mod sink;
 pub mod text;
 mod time;
 
-pub use self::kube::{KARPENTER_EVENTS_NAMESPACE, KARPENTER_REPORTER, author, event_author};
+pub use self::kube::{
+    KARPENTER_EVENTS_NAMESPACE, KARPENTER_REPORTER, author, chart_version, event_author,
+};
 pub use rules::RuleError;
 pub use scanner::Scanner;
 pub use sink::MAX_SIGNALS;
@@ -469,4 +471,6 @@ pub struct AccountInfo {
     pub role: String,
     /// `eks.amazonaws.com/audience`: the token's `aud`, where it is not `sts.amazonaws.com`.
     pub audience: Option<String>,
+    /// The Karpenter version its chart labelled it with (`kube::chart_version`).
+    pub chart_version: Option<String>,
 }
