@@ -75,6 +75,18 @@ fn error_lines(live: &Live, text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Asserts that Karpenter logged `message` (AWS's, from `who`) whole, JSON-escaped as its
+/// logger writes it, in an error line that says `under`.
+fn logged_whole(live: &Live, version: &str, under: &str, message: &str, who: &str) {
+    assert!(
+        error_lines(live, under)
+            .iter()
+            .any(|l| l.to_string().contains(&json_escaped(message))),
+        "Karpenter {version} did not log {who}'s message whole under {under:?}:\n{}",
+        live.log_tail(20)
+    );
+}
+
 /// Runs `name` on every version asked for.
 fn run_everywhere(name: &str) {
     for version in versions() {
@@ -146,14 +158,7 @@ fn run(version: &str, s: &Scenario) {
                 },
             );
             // What Karpenter wrote: AWS's whole message in its log.
-            let lines = error_lines(&live, "launching nodeclaim");
-            assert!(
-                lines
-                    .iter()
-                    .any(|l| l.to_string().contains(&json_escaped(message))),
-                "Karpenter {version} did not log AWS's {code} message whole:\n{}",
-                live.log_tail(20)
-            );
+            logged_whole(&live, version, "launching nodeclaim", message, code);
             // Events Karpenter publishes about the failure come with it; let them land.
             std::thread::sleep(Duration::from_secs(2));
             let claims_now = live.node_claims();
@@ -206,13 +211,7 @@ fn run(version: &str, s: &Scenario) {
                         .then_some(())
                 },
             );
-            assert!(
-                error_lines(&live, &said)
-                    .iter()
-                    .any(|l| l.to_string().contains(&json_escaped(message))),
-                "Karpenter {version} did not log AWS's message whole:\n{}",
-                live.log_tail(20)
-            );
+            logged_whole(&live, version, &said, message, "EC2");
             std::thread::sleep(Duration::from_secs(2));
             let claims = live.node_claims();
             assert!(
@@ -225,13 +224,7 @@ fn run(version: &str, s: &Scenario) {
             // No credentials: Karpenter's first AWS call failed and it exited (`Live::start`
             // waited for it), before any NodeClaim.
             let said = "ec2 api connectivity check failed";
-            assert!(
-                error_lines(&live, said)
-                    .iter()
-                    .any(|l| l.to_string().contains(&json_escaped(message))),
-                "Karpenter {version} did not log STS's message under {said:?}:\n{}",
-                live.log_tail(20)
-            );
+            logged_whole(&live, version, said, message, "STS");
             // What the person on call runs next (the remediation's first AWS command).
             let cluster = aws_cli(
                 &live.double.endpoint,
