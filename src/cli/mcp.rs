@@ -218,7 +218,7 @@ pub struct PreflightParams {
     #[serde(default)]
     pub controller_role: Option<String>,
     /// The Karpenter version whose requests are evaluated, like v1.15.0 (default: the running
-    /// Karpenter's image tag, else v1.15.0).
+    /// Karpenter's image tag, else the version its chart labelled it with, else v1.15.0).
     #[serde(default)]
     pub karpenter_version: Option<String>,
     /// Also evaluate this version (an upgrade), like v1.15.0.
