@@ -5,6 +5,7 @@
 //! - `principal`: `WrongPrincipal` (the caller is not the controller role);
 //! - `policies`: the role's policies evaluated, the layer AWS names beyond the facts;
 //! - `statement`: the statement at fault (near miss, matching Deny, elimination);
+//! - `completion`: a cause that holds whatever the resource a cut text left unknown;
 //! - `org`: SCP / RCP documents; `launch`: a validation dry run beside its launch;
 //! - `text`: AWS's sentence alone (always `Inferred`);
 //! - `patch`: the fixes and the evidence lines they share.
@@ -29,6 +30,7 @@ use crate::signal::{OrgPolicyInfo, PodCredentials, PodInfo, PolicyLayer, ROLE_AN
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
+mod completion;
 mod launch;
 mod org;
 mod patch;
@@ -37,6 +39,7 @@ mod principal;
 mod statement;
 mod text;
 
+use self::completion::*;
 use self::launch::*;
 use self::org::*;
 use self::patch::*;

@@ -132,7 +132,10 @@ pub(super) fn confirmed(
         Reason::ResourceNotCovered
             if case.resource.is_none() && !authorized_on_star(case.action) =>
         {
-            return unnamed_resource(case, &role, &denial, source.as_ref(), evidence);
+            return match whatever_the_resource(case, set, &e.statements, &role, evidence) {
+                Ok(found) => found,
+                Err(evidence) => unnamed_resource(case, &role, &denial, source.as_ref(), evidence),
+            };
         }
         Reason::ResourceNotCovered => {
             if case.resource.is_none() {
