@@ -277,6 +277,11 @@ pub fn group(incidents: Vec<Incident<'_>>) -> Vec<Group<'_>> {
             if incidents.iter().any(|i| !is_decoded(i)) {
                 incidents.retain(|i| !is_decoded(i));
             }
+            // Where Karpenter (or AWS) told of it, a text anyone may write (an Event of
+            // another reporter) adds nothing: it neither counts nor steers the reasoning.
+            if incidents.iter().any(|i| i.signal.author.is_none()) {
+                incidents.retain(|i| i.signal.author.is_none());
+            }
             // Stable: input order breaks ties, and incidents without a time sort first.
             incidents.sort_by_key(|i| i.time_ms);
             Group { key, incidents }
@@ -290,10 +295,17 @@ fn is_decoded(i: &Incident<'_>) -> bool {
 }
 
 /// The `cap` groups with the most incidents (ties by name, so the same input keeps the same
-/// ones), in name order.
+/// ones), those Karpenter told of before those only texts anyone may write tell of, so that
+/// such texts never crowd out a genuine failure; in name order.
 pub fn most_frequent(mut groups: Vec<Group<'_>>, cap: usize) -> Vec<Group<'_>> {
     if groups.len() > cap {
-        groups.sort_by_cached_key(|g| (std::cmp::Reverse(g.incidents.len()), g.key.name()));
+        groups.sort_by_cached_key(|g| {
+            (
+                g.incidents.iter().all(|i| i.signal.author.is_some()),
+                std::cmp::Reverse(g.incidents.len()),
+                g.key.name(),
+            )
+        });
         groups.truncate(cap);
     }
     groups
@@ -401,6 +413,48 @@ pub(crate) mod tests {
         let joined = groups.iter().find(|g| g.key == whole).unwrap();
         assert_eq!(joined.incidents.len(), 2);
         assert!(groups.iter().any(|g| g.key == run_instances(None, None)));
+    }
+
+    #[test]
+    fn a_text_anyone_may_write_neither_counts_nor_steers_nor_crowds_out_karpenters() {
+        let karpenters = signal(Some("nc-1"), "Karpenter's");
+        let forged = Signal {
+            author: Some("an Event of reporter mallory in namespace team-a".into()),
+            ..signal(Some("nc-1"), "forged, and later")
+        };
+        let incident = |s, k, t| Incident {
+            signal: s,
+            key: k,
+            node_pool: None,
+            node_class: None,
+            time_ms: t,
+            cut: Vec::new(),
+        };
+        let role = key(Some("arn:aws:iam::1:role/a"));
+        let groups = group(vec![
+            incident(&karpenters, role.clone(), Some(1)),
+            incident(&forged, role.clone(), Some(2)),
+        ]);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].incidents.len(), 1);
+        assert_eq!(groups[0].latest().signal.message, "Karpenter's");
+        // Alone, the forged text is still a group (a hint), but never before Karpenter's.
+        let many: Vec<Signal> = (0..5)
+            .map(|n| Signal {
+                author: forged.author.clone(),
+                ..signal(Some(&format!("forged-{n}")), "forged")
+            })
+            .collect();
+        let mut incidents: Vec<Incident<'_>> = many
+            .iter()
+            .flat_map(|s| {
+                (0..3).map(move |t| incident(s, key(Some(&s.node_claim.clone().unwrap())), Some(t)))
+            })
+            .collect();
+        incidents.push(incident(&karpenters, role.clone(), Some(1)));
+        let kept = most_frequent(group(incidents), 1);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].key, role);
     }
 
     #[test]
