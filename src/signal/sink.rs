@@ -159,26 +159,41 @@ impl<'a> Sink<'a> {
                 time: context.time.clone(),
                 error_code: f.error_code.clone().or_else(|| context.error_code.clone()),
                 layer: f.layer,
-                principal: f.principal.clone(),
-                action: f.action.clone(),
-                resource: f.resource.clone(),
+                principal: named(&f.principal),
+                action: named(&f.action),
+                resource: named(&f.resource),
                 encoded_message: f.encoded_message.clone(),
                 node_claim: context.node_claim.clone(),
                 node_pool: context.node_pool.clone(),
                 node_class: context.node_class.clone(),
                 instance_id: context.instance_id.clone(),
-                kms_key: f.kms_key.clone(),
+                kms_key: named(&f.kms_key),
                 key_state: f.key_state.clone(),
                 partial: f.partial.clone(),
                 author: context.author.clone(),
                 dry_run: f.dry_run || context.dry_run,
-                policy_arn: f.policy_arn.clone(),
+                policy_arn: named(&f.policy_arn),
                 authorization_id: f.authorization_id.clone(),
-                oidc_issuer: f.oidc_issuer.clone(),
+                oidc_issuer: named(&f.oidc_issuer),
                 action_from: f.action_from.clone(),
                 call: f.call.as_ref().map(|c| c.action.clone()),
                 message: cut(text.trim(), MAX_MESSAGE),
             };
+            if [
+                &f.principal,
+                &f.action,
+                &f.resource,
+                &f.kms_key,
+                &f.policy_arn,
+            ]
+            .into_iter()
+            .any(|v| v.is_some() && named(v).is_none())
+            {
+                self.warn(
+                    context.line,
+                    "a value of this failure holds a control character, which no AWS name does: it is not read as a name",
+                );
+            }
             self.out.signals.push(signal);
         }
         if findings.len() == MAX_FINDINGS {
@@ -447,6 +462,13 @@ fn extend_unique(known: &mut Vec<String>, new: Vec<String>) {
     }
 }
 
+/// A name the text gave (an ARN, an action): `None` where it holds a control character, which
+/// no AWS name does, so that a crafted text never puts one into a Diagnosis's spec or a
+/// command (escaping it there would change the name the re-check looks up).
+fn named(value: &Option<String>) -> Option<String> {
+    value.clone().filter(|v| !v.chars().any(char::is_control))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,6 +494,30 @@ mod tests {
             "{}",
             last.message
         );
+    }
+
+    /// A crafted text with terminal escapes inside its ARNs: the failure is read, the names
+    /// are not (none reaches a spec or a command), and a warning says why.
+    #[test]
+    fn a_name_with_a_control_character_is_no_name() {
+        let rules = rules();
+        let mut out = Observations::default();
+        let mut sink = Sink::new("f.log", &rules, &mut out);
+        let text = "UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws:sts::111122223333:assumed-role/Karp\u{1b}]0;PWN\u{7}enter/1 is not authorized to perform: iam:PassRole on resource: arn:aws:iam::111122223333:role/Node\u{1b}[31mRole";
+        assert_eq!(sink.recognise(&Context::new(Source::Log, 1), text), 1);
+        sink.finish();
+        let s = &out.signals[0];
+        assert_eq!((&s.principal, &s.resource), (&None, &None));
+        assert_eq!(s.action.as_deref(), Some("iam:PassRole"));
+        assert!(out.warnings[0].message.contains("control character"));
+        // The same text without them names both.
+        let clean = text.replace(['\u{1b}', '\u{7}'], "");
+        let mut out = Observations::default();
+        let mut sink = Sink::new("f.log", &rules, &mut out);
+        sink.recognise(&Context::new(Source::Log, 1), &clean);
+        sink.finish();
+        assert!(out.signals[0].principal.is_some() && out.signals[0].resource.is_some());
+        assert!(out.warnings.is_empty());
     }
 
     #[test]
