@@ -86,27 +86,58 @@ fn scan_json(bytes: &[u8], sink: &mut Sink<'_>) {
     }
 }
 
+/// The flow nesting (`[`, `{`) beyond which a YAML document is not parsed: the parser's cost
+/// per token grows with the open flow levels (quadratic in all), and its recursion limit (128)
+/// refuses deeper documents anyway. Brackets inside scalars count too: a Kubernetes object or
+/// a decoded message never comes near.
+const MAX_FLOW_DEPTH: usize = 256;
+
 /// YAML documents. Split at `---` lines first, so that each document's line numbers are
-/// known and a broken document spoils only itself.
+/// known and a broken document spoils only itself. Each document is parsed alone (linear in
+/// the file), and the parser's line is moved to the file's.
 fn scan_yaml(bytes: &[u8], sink: &mut Sink<'_>) {
-    let mut padded = Vec::new();
     for (first_line, doc) in yaml_documents(bytes) {
-        // Blank lines in place of the documents before, so the parser's positions (in its
-        // messages too) are the file's.
-        padded.clear();
-        padded.resize(first_line - 1, b'\n');
-        padded.extend_from_slice(doc);
-        match serde_norway::from_slice::<Value>(&padded) {
+        if flow_depth(doc) > MAX_FLOW_DEPTH {
+            sink.warn(
+                first_line,
+                format!("YAML nested deeper than {MAX_FLOW_DEPTH} flow levels ([ or {{), skipped"),
+            );
+            continue;
+        }
+        match serde_norway::from_slice::<Value>(doc) {
             Ok(value) => walk(&value, first_line, None, sink),
             Err(e) => match decoded_yaml(doc, sink) {
                 Some(decoded) => sink.decoded(first_line, decoded),
                 None => {
-                    let line = e.location().map_or(first_line, |l| l.line());
-                    sink.warn(line, format!("not valid YAML, skipped: {e}"));
+                    let line = e
+                        .location()
+                        .map_or(first_line, |l| first_line + l.line() - 1);
+                    sink.warn(
+                        line,
+                        format!(
+                            "not valid YAML, skipped (the document from line {first_line}): {e}"
+                        ),
+                    );
                 }
             },
         }
     }
+}
+
+/// The deepest nesting of `[`/`{` in `doc`, counted without regard to quoting.
+fn flow_depth(doc: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for b in doc {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Whether a text is (the start of) AWS's decoded authorization message: the CLI's key, or
@@ -357,6 +388,45 @@ fn pod_identity(value: &Value, sink: &mut Sink<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A document nested past the flow limit is skipped with a warning at its first line; the
+    /// documents around it are read, and a broken one later in the file is placed on the
+    /// file's line, not its document's.
+    #[test]
+    fn deep_flow_nesting_is_skipped_and_lines_are_the_files() {
+        let scanner = crate::signal::Scanner::new().unwrap();
+        let mut obs = crate::signal::Observations::default();
+        let account = |n: usize| {
+            format!(
+                "---\nkind: ServiceAccount\napiVersion: v1\nmetadata: {{name: karpenter-{n}, namespace: kube-system, annotations: {{eks.amazonaws.com/role-arn: 'arn:aws:iam::1:role/K{n}'}}}}\n"
+            )
+        };
+        let text = format!(
+            "{}---\nkind: X\nspec: {}\n{}---\nkind: X\nspec: [unclosed\n",
+            account(1),
+            "[".repeat(MAX_FLOW_DEPTH + 1),
+            account(2)
+        );
+        scanner
+            .scan("deep.yaml", text.as_bytes(), &mut obs, &mut |_| {})
+            .unwrap();
+        assert_eq!(obs.accounts.len(), 2, "{:?}", obs.warnings);
+        let warned: Vec<(usize, &str)> = obs
+            .warnings
+            .iter()
+            .map(|w| (w.origin.line, w.message.as_str()))
+            .collect();
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert_eq!(warned[0].0, 5);
+        assert!(warned[0].1.contains("nested deeper than 256"), "{warned:?}");
+        // The last document opens at line 12; the parser finds it unclosed at its line 4.
+        assert_eq!(warned[1].0, 15, "{warned:?}");
+        assert!(
+            warned[1].1.contains("the document from line 12"),
+            "{warned:?}"
+        );
+        assert_eq!(flow_depth(b"a: [b, {c: [d]}], e: '[' "), 3);
+    }
 
     #[test]
     fn pod_identity_associations_listed_then_described_name_their_role_once() {
