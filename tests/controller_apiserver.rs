@@ -1681,11 +1681,18 @@ fn events_forged_by_a_namespace_user_never_become_a_diagnosis() {
         "creating instance, with fleet error(s), UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws-cn:sts::111122223333:assumed-role/KarpenterController-demo/1 is not authorized to perform: iam:PassRole on resource: {admin_role} because no identity-based policy allows the iam:PassRole action."
     );
     let attach = "creating instance, AccessDenied: User: arn:aws-cn:sts::111122223333:assumed-role/KarpenterController-demo/1 is not authorized to perform: iam:AttachRolePolicy on resource: arn:aws-cn:iam::111122223333:role/KarpenterController-demo because no identity-based policy allows the iam:AttachRolePolicy action";
-    let forged = |name: &str, ns: &str, reporter: &str, claim: &str, note: &str| -> Value {
+    // Karpenter's recorder writes core/v1 Events with `reportingInstance: ""` (the recordings of
+    // v1.0.8, v1.8.2, v1.15.0); events.k8s.io/v1 makes a forger name an instance.
+    let forged = |name: &str,
+                  ns: &str,
+                  (reporter, instance): (&str, &str),
+                  claim: &str,
+                  note: &str|
+     -> Value {
         json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
             "metadata": {"name": name, "namespace": ns},
             "eventTime": "2026-12-06T00:00:00.000000Z", "reportingController": reporter,
-            "reportingInstance": "karpenter-7d9f", "action": "Launch", "type": "Warning",
+            "reportingInstance": instance, "action": "Launch", "type": "Warning",
             "reason": "LaunchFailed", "note": note,
             // The API server wants the regarding object's namespace to be the Event's, or, in
             // default, none: a namespace user can only claim a NodeClaim in its namespace.
@@ -1709,7 +1716,7 @@ fn events_forged_by_a_namespace_user_never_become_a_diagnosis() {
             let event: DynamicObject = serde_json::from_value(forged(
                 &format!("forged-{i}"),
                 "team-a",
-                "karpenter",
+                ("karpenter", "karpenter-7d9f"),
                 claim,
                 note,
             ))
@@ -1719,12 +1726,23 @@ fn events_forged_by_a_namespace_user_never_become_a_diagnosis() {
                 .unwrap_or_else(|e| panic!("mallory may create Events in team-a: {e}"));
         }
     });
-    // In default, by the admin, under another reporter.
+    // In default, by the admin, under another reporter; and as Karpenter, but naming an
+    // instance, which Karpenter's recorder never does.
     kube.apply(
         &forged(
             "forged-2",
             "default",
-            "mallory-bot",
+            ("mallory-bot", "mallory-bot-1"),
+            "default-8x2kq",
+            attach,
+        )
+        .to_string(),
+    );
+    kube.apply(
+        &forged(
+            "forged-3",
+            "default",
+            ("karpenter", "mallory-laptop"),
             "default-8x2kq",
             attach,
         )
@@ -1775,16 +1793,18 @@ fn a_restarted_controller_does_not_count_again_the_events_it_counted() {
     let line: Value =
         serde_json::from_str(&common::karpenter::log_line(&at(0), "default-000")).unwrap();
     let note = line["error"].as_str().unwrap().to_string();
-    let event = |series: Value| {
-        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+    // As Karpenter's recorder (client-go's, core/v1) writes it: a recurrence raises `count` and
+    // moves `lastTimestamp`; no eventTime, no reporting instance (the v1.15.0 recordings).
+    let event = |count: u32, last: String| {
+        json!({"apiVersion": "v1", "kind": "Event",
             "metadata": {"name": "default-000.launch", "namespace": "default"},
-            "eventTime": format!("{}.000000Z", at(0).trim_end_matches('Z')),
-            "series": series, "reportingController": "karpenter", "reportingInstance": "karpenter-7d9f",
-            "action": "Launch", "type": "Warning", "reason": "LaunchFailed", "note": note,
-            "regarding": {"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim", "name": "default-000"}})
+            "involvedObject": {"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim", "name": "default-000"},
+            "reason": "LaunchFailed", "message": note, "source": {"component": "karpenter"},
+            "firstTimestamp": at(0), "lastTimestamp": last, "count": count, "type": "Warning",
+            "eventTime": null, "reportingComponent": "karpenter", "reportingInstance": ""})
         .to_string()
     };
-    kube.apply(&event(Value::Null));
+    kube.apply(&event(1, at(0)));
     let sa = kube.service_account_kubeconfig(DOCTOR_NS, DOCTOR_SA);
     let dir = scratch("kubeapi-event-restart");
     let counted = |controller: &Controller| {
@@ -1824,10 +1844,9 @@ fn a_restarted_controller_does_not_count_again_the_events_it_counted() {
         second.log()
     );
 
-    // Karpenter records the failure again: the Event's series moves on, one more occurrence.
-    kube.apply(&event(
-        json!({"count": 2, "lastObservedTime": format!("{}.000000Z", at(5).trim_end_matches('Z'))}),
-    ));
+    // Karpenter records the failure again: the Event's count and lastTimestamp move on, one
+    // more occurrence.
+    kube.apply(&event(2, at(5)));
     let items = diagnoses(&kube, |i| occurrences(i) == 2, Duration::from_secs(30));
     assert_eq!(occurrences(&items), 2, "{:#}\n{}", items[0], second.log());
     assert!(second.stop().success());
@@ -2130,14 +2149,21 @@ fn the_controller_predicts_seed_1_and_the_failure_confirms_the_same_diagnosis() 
     for d in &items {
         assert_eq!(d["status"]["rootCause"]["confidence"], "Predicted", "{d:#}");
     }
-    let metrics = controller.metrics();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("karpenter_doctor_diagnoses{")
-                && l.contains(r#"category="PassRoleDenied""#)
-                && l.contains(r#"state="predicted""#)),
-        "{metrics}"
+    // The gauge follows the write (a scrape may come between): wait for it.
+    wait_for(
+        "the predicted Diagnosis counted",
+        Duration::from_secs(30),
+        || {
+            controller
+                .metrics()
+                .lines()
+                .any(|l| {
+                    l.starts_with("karpenter_doctor_diagnoses{")
+                        && l.contains(r#"category="PassRoleDenied""#)
+                        && l.contains(r#"state="predicted""#)
+                })
+                .then_some(())
+        },
     );
     // The gpu EC2NodeClass goes: its prediction is no longer made.
     runtime().block_on(async {

@@ -99,7 +99,17 @@ pub fn by_karpenter(event: &Event) -> bool {
     .into_iter()
     .flatten()
     .find(|r| !r.is_empty());
-    crate::signal::author(reporter, event.metadata.namespace.as_deref()).is_none()
+    let instance = [
+        event.reporting_instance.as_deref(),
+        event
+            .deprecated_source
+            .as_ref()
+            .and_then(|s| s.host.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|i| !i.is_empty());
+    crate::signal::author(reporter, instance, event.metadata.namespace.as_deref()).is_none()
 }
 
 /// The kinds of Karpenter's objects an Event may regard.
@@ -212,6 +222,14 @@ mod tests {
             !by_karpenter(&event("default", "kubectl", "a", None)),
             "another reporter"
         );
+        // Karpenter's recorder names no instance; an Event that names one is someone else's.
+        let with_instance = |instance: &str| -> Event {
+            let mut e = event("default", "karpenter", "a", None);
+            e.reporting_instance = Some(instance.into());
+            e
+        };
+        assert!(by_karpenter(&with_instance("")));
+        assert!(!by_karpenter(&with_instance("mallory-laptop")));
         let claim: Slim = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "a", "uid": "u-1"}}))
         .unwrap();

@@ -494,7 +494,7 @@ fn render(
             evidence(
                 "trust",
                 format!(
-                    "Karpenter did not write this: {} (Karpenter reports its Events as \"karpenter\" in namespace default). Anyone allowed to create Events can write such a text, so it never proves a failure; Karpenter's own log or NodeClaim would",
+                    "Karpenter did not write this: {} (Karpenter reports its Events as \"karpenter\", naming no instance, in namespace default). Anyone allowed to create Events can write such a text, so it never proves a failure; Karpenter's own log or NodeClaim would",
                     authors.join("; ")
                 ),
             ),

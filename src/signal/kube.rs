@@ -305,10 +305,18 @@ pub const KARPENTER_REPORTER: &str = "karpenter";
 pub const KARPENTER_EVENTS_NAMESPACE: &str = "default";
 
 /// Who reported an Event, when it is not Karpenter where Karpenter records its Events: anyone
-/// who may create Events can write any text "regarding" any object, so only the reporter and
-/// the namespace tell Karpenter's from a forgery. `None`: Karpenter's.
+/// who may create Events can write any text "regarding" any object, so only the reporter, its
+/// instance and the namespace tell Karpenter's from a forgery. `None`: Karpenter's.
 pub fn event_author(event: &Value) -> Option<String> {
-    author(reporter(event), str_at(event, &["metadata", "namespace"]))
+    let reporter = reporter(event);
+    let instance = str_at(event, &["reportingInstance"])
+        .or_else(|| str_at(event, &["source", "host"]))
+        .filter(|i| !i.is_empty());
+    author(
+        reporter,
+        instance,
+        str_at(event, &["metadata", "namespace"]),
+    )
 }
 
 /// The component that reported an Event: its first non-empty reporting field.
@@ -323,15 +331,23 @@ fn reporter(event: &Value) -> Option<&str> {
     .find_map(|path| str_at(event, path))
 }
 
-/// `event_author` from the Event's reporter (its first non-empty reporting field) and
-/// namespace, for readers that hold the Event typed.
-pub fn author(reporter: Option<&str>, namespace: Option<&str>) -> Option<String> {
+/// `event_author` from the Event's reporter (its first non-empty reporting field), its
+/// reporting instance (non-empty) and namespace, for readers that hold the Event typed.
+/// Karpenter's recorder (client-go's, `EventSource{Component: "karpenter"}`) names no instance:
+/// every Event of the real v1.0.8, v1.8.2 and v1.15.0 recordings has `reportingInstance: ""`,
+/// so one that names an instance is someone else's.
+pub fn author(
+    reporter: Option<&str>,
+    instance: Option<&str>,
+    namespace: Option<&str>,
+) -> Option<String> {
     let here = namespace.is_none_or(|n| n == KARPENTER_EVENTS_NAMESPACE);
-    match (reporter, here) {
-        (Some(KARPENTER_REPORTER), true) => None,
-        (reporter, _) => Some(format!(
-            "an Event reported by {} in namespace {}",
+    match (reporter, instance, here) {
+        (Some(KARPENTER_REPORTER), None, true) => None,
+        (reporter, instance, _) => Some(format!(
+            "an Event reported by {}{} in namespace {}",
             reporter.map_or("no component".into(), |r| format!("{r:?}")),
+            instance.map_or(String::new(), |i| format!(" (instance {i:?})")),
             namespace.unwrap_or("(none)")
         )),
     }

@@ -198,10 +198,12 @@ pub fn kms_cluster(name: &str) -> Option<(KubeApi, Moto, Double, String)> {
     class["status"]["amis"][0]["requirements"] = ami_requirements();
     kube.apply(&class.to_string());
     kube.apply(
-        &json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "encrypted-7k2lp.17d", "namespace": "default"},
-            "eventTime": "2024-06-01T10:00:40.000000Z", "reportingController": "karpenter", "reportingInstance": "karpenter-7d9f",
-            "action": "Terminating", "type": "Normal", "reason": "InstanceTerminating", "note": "Instance is terminating",
-            "regarding": {"apiVersion": "karpenter.sh/v1beta1", "kind": "NodeClaim", "name": "encrypted-7k2lp"}})
+        // As Karpenter's recorder (client-go's, core/v1) writes it: no eventTime, no instance.
+        &json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "encrypted-7k2lp.17d", "namespace": "default"},
+            "involvedObject": {"apiVersion": "karpenter.sh/v1beta1", "kind": "NodeClaim", "name": "encrypted-7k2lp"},
+            "reason": "InstanceTerminating", "message": "Instance is terminating", "source": {"component": "karpenter"},
+            "firstTimestamp": "2024-06-01T10:00:40Z", "lastTimestamp": "2024-06-01T10:00:40Z", "count": 1,
+            "type": "Normal", "eventTime": null, "reportingComponent": "karpenter", "reportingInstance": ""})
         .to_string(),
     );
     Some((kube, moto, double, key))
