@@ -200,6 +200,8 @@ fn path(
     } else if action.eq_ignore_ascii_case("eks-auth:AssumeRoleForPodIdentity") {
         Some(CredentialsPath::PodIdentity)
     } else if action.to_ascii_lowercase().starts_with("sts:assumerole")
+        // Session tags on an assumed role are asked with the AssumeRole call: the same chain.
+        || action.eq_ignore_ascii_case("sts:TagSession")
         || matches!(
             layer,
             Some(PolicyLayer::NoTrustPolicy | PolicyLayer::TrustExplicitDeny)
