@@ -6,7 +6,9 @@
 //! diagnosed with the fixture's other inputs and snapshots, in process. For every cut:
 //! - no Diagnosis names a partial value (a value the cut ends inside of) in `spec`, its
 //!   `policyPatch` or its `commands`: whatever is there continues as the whole value did;
-//! - no NodeClaim gets more Diagnoses than it had with the whole message.
+//! - no NodeClaim gets more Diagnoses than it had with the whole message;
+//! - no Diagnosis is `Confirmed` with a category and reason the whole input does not confirm
+//!   (a cut proves nothing the whole text does not).
 //!
 //! `CUT_STEP` (default 1) takes every n-th byte instead, for a quicker local run.
 
@@ -263,6 +265,13 @@ fn fields(d: &Diagnosis) -> Vec<(String, String)> {
     out
 }
 
+/// `category reason` of a Confirmed Diagnosis.
+fn confirmed(d: &Diagnosis) -> Option<String> {
+    let root = &d.status.root_cause;
+    (root.confidence == diagnose::model::Confidence::Confirmed)
+        .then(|| format!("{:?} {:?}", d.spec.category, root.reason))
+}
+
 /// Whether `field` holds a cut form of `whole`: at some occurrence of `kept`, the value there
 /// (the run of value characters around it) is a strict prefix of `whole`, or that prefix made a
 /// pattern (`…/Karp*`). Another whole value that begins the same (`role/KarpenterController`
@@ -312,6 +321,8 @@ fn no_partial_value_becomes_a_fact_whatever_byte_the_cut_falls_on() {
         // `role/X-v2`): the same field from the cut input is no cut form.
         let whole_fields: std::collections::BTreeSet<String> =
             whole.iter().flat_map(fields).map(|(_, v)| v).collect();
+        let whole_confirmed: std::collections::BTreeSet<String> =
+            whole.iter().filter_map(confirmed).collect();
         for (input, (name, bytes)) in case.inputs.iter().enumerate() {
             for (message, slot) in messages(bytes) {
                 messages_cut += 1;
@@ -355,6 +366,16 @@ fn no_partial_value_becomes_a_fact_whatever_byte_the_cut_falls_on() {
                                         ));
                                     }
                                 }
+                            }
+                        }
+                        // A cut never proves what the whole text does not.
+                        for d in &items {
+                            if let Some(c) = confirmed(d).filter(|c| !whole_confirmed.contains(c)) {
+                                problems.push(format!(
+                                    "{}: {} is Confirmed {c}, which the whole text is not",
+                                    what(),
+                                    d.metadata.name
+                                ));
                             }
                         }
                         for (claim, n) in per_claim(&items) {
