@@ -89,27 +89,21 @@ pub fn about_karpenter(event: &Event) -> bool {
 /// Whether Karpenter reported an Event, where it records them (`signal::event_author`): no
 /// other Event is kept, so none proves, pages or takes a Diagnosis's place under the cap.
 pub fn by_karpenter(event: &Event) -> bool {
-    let reporter = [
+    let source = event.deprecated_source.as_ref();
+    let reporter = first([
         event.reporting_controller.as_deref(),
-        event
-            .deprecated_source
-            .as_ref()
-            .and_then(|s| s.component.as_deref()),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|r| !r.is_empty());
-    let instance = [
+        source.and_then(|s| s.component.as_deref()),
+    ]);
+    let instance = first([
         event.reporting_instance.as_deref(),
-        event
-            .deprecated_source
-            .as_ref()
-            .and_then(|s| s.host.as_deref()),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|i| !i.is_empty());
+        source.and_then(|s| s.host.as_deref()),
+    ]);
     crate::signal::author(reporter, instance, event.metadata.namespace.as_deref()).is_none()
+}
+
+/// The first of `fields` that is there and not empty.
+fn first(fields: [Option<&str>; 2]) -> Option<&str> {
+    fields.into_iter().flatten().find(|v| !v.is_empty())
 }
 
 /// The kinds of Karpenter's objects an Event may regard.
