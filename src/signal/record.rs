@@ -272,7 +272,13 @@ fn wrapped_json(
     }
     let lines = std::str::from_utf8(&region[open.0..end]).ok()?;
     // Lines of one width were cut anywhere; others at spaces. Either way the text must be JSON.
-    let hard = cut_at_one_width(&split_lines(lines), 2);
+    // Two lines are of one width whatever cut them: where the spaced join reads more of AWS's
+    // sentence (`…is not authorized` / `to perform: …` broken by hand), it was a space.
+    let split = split_lines(lines);
+    let hard = cut_at_one_width(&split, 2)
+        && !(split.len() == 2
+            && sentence_phrases(&join_wrapped(lines, true))
+                > sentence_phrases(&join_wrapped(lines, false)));
     [!hard, hard].into_iter().find_map(|spaced| {
         let joined = join_wrapped(lines, spaced);
         let json = &joined[joined.find('{')?..];
@@ -280,6 +286,18 @@ fn wrapped_json(
             .is_ok()
             .then_some((open.0, end, Shape::WrappedJson { spaced }))
     })
+}
+
+/// How many of the phrases of AWS's denial sentence that span a space `text` holds.
+fn sentence_phrases(text: &str) -> usize {
+    const PHRASES: [&str; 5] = [
+        "is not authorized to perform",
+        "not authorized to perform this operation",
+        "on resource: ",
+        "because no ",
+        "with an explicit deny",
+    ];
+    PHRASES.iter().map(|p| text.matches(p).count()).sum()
 }
 
 /// `text`'s lines, without their line ends.
@@ -601,6 +619,23 @@ mod tests {
         assert_ne!(shape, Shape::WrappedJson { spaced: false });
         let (got, shape) = spans(&format!("{RECORD}\nUser: x\n"), "horized to");
         assert_eq!((got.as_str(), shape), (RECORD, Shape::Line));
+    }
+
+    /// Two lines are of one width whatever cut them. Broken by hand where a space was (inside
+    /// AWS's sentence), they join at a space; cut by a terminal mid-word, they run on.
+    #[test]
+    fn a_record_in_two_lines_joins_as_the_sentence_reads() {
+        let at = RECORD.find("authorized to perform").unwrap() + "authorized".len();
+        assert_eq!(&RECORD[at..at + 1], " ");
+        let by_hand = format!("{}\n{}", &RECORD[..at], &RECORD[at + 1..]);
+        let (got, shape) = spans(&format!("{by_hand}\n"), "to perform");
+        assert_eq!(shape, Shape::WrappedJson { spaced: true });
+        assert_eq!(join_wrapped(&got, true), RECORD);
+        let mid_word = at - 4;
+        let by_terminal = format!("{}\n{}", &RECORD[..mid_word], &RECORD[mid_word..]);
+        let (got, shape) = spans(&format!("{by_terminal}\n"), "to perform");
+        assert_eq!(shape, Shape::WrappedJson { spaced: false });
+        assert_eq!(join_wrapped(&got, false), RECORD);
     }
 
     #[test]
