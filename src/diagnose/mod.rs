@@ -130,12 +130,18 @@ pub fn questions(
     let (controller, incidents) = resolve(obs, facts, controller_role);
     let mut q = Questions::default();
     q.principals.extend(controller.clone());
+    // AWS is asked only about what Karpenter wrote: the principals, keys, images and messages
+    // a text anyone may post names (an Event of another reporter) are never looked up.
     q.images = incidents
         .iter()
+        .filter(|i| i.signal.author.is_none())
         .filter(|i| i.key.category == Category::KmsKeyUnusable && i.key.kms_key.is_none())
         .filter_map(|i| image_of(i, obs))
         .collect();
     for g in group::group(incidents) {
+        if g.incidents.iter().all(|i| i.signal.author.is_some()) {
+            continue;
+        }
         let (partition, _) = place(&g, obs);
         q.principals.extend(g.key.principal.clone());
         q.keys.extend(g.key.kms_key.clone());
@@ -146,8 +152,6 @@ pub fn questions(
                 .clone()
                 .filter(|r| Arn::parse(r).is_some_and(|a| a.service == "kms")),
         );
-        // AWS is asked to decode or explain only what Karpenter wrote, never a text anyone
-        // may post (an Event of another reporter).
         let karpenters = || {
             g.incidents
                 .iter()
@@ -987,6 +991,38 @@ fn source_word(s: &Signal) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::controller_account;
+
+    /// Only what Karpenter wrote is looked up: a forged Event's principal is never asked about.
+    #[test]
+    fn aws_is_asked_only_about_what_karpenter_wrote() {
+        let denial = |role: &str| {
+            format!(
+                "UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws:sts::111122223333:assumed-role/{role}/1 is not authorized to perform: ec2:CreateFleet on resource: arn:aws:ec2:us-east-1:111122223333:fleet/*"
+            )
+        };
+        let forged = serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "e", "namespace": "team-a"}, "reportingController": "karpenter",
+            "reason": "LaunchFailed", "note": denial("Forged"),
+            "regarding": {"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim", "name": "a"}});
+        let log = serde_json::json!({"level": "ERROR", "time": "2026-01-01T00:00:00Z",
+            "message": "failed launching nodeclaim", "NodeClaim": {"name": "b"},
+            "error": format!("launching nodeclaim, creating instance, {}", denial("Karpenter"))});
+        let scanner = crate::signal::Scanner::new().unwrap();
+        let mut obs = Observations::default();
+        for (name, text) in [
+            ("event.json", forged.to_string()),
+            ("k.log", log.to_string()),
+        ] {
+            scanner
+                .scan(name, text.as_bytes(), &mut obs, &mut |_| {})
+                .unwrap();
+        }
+        assert_eq!(obs.signals.len(), 2, "{:?}", obs.warnings);
+        let facts = crate::facts::SnapshotFacts::default();
+        let q = super::questions(&obs, &facts, None);
+        let asked: Vec<&String> = q.principals.iter().collect();
+        assert_eq!(asked, ["arn:aws:iam::111122223333:role/Karpenter"], "{q:?}");
+    }
     use crate::signal::{AccountInfo, Observations, PodCredentials, PodInfo};
 
     fn account(name: &str, role: &str) -> AccountInfo {
