@@ -308,12 +308,16 @@ pub const KARPENTER_EVENTS_NAMESPACE: &str = "default";
 /// who may create Events can write any text "regarding" any object, so only the reporter, its
 /// instance and the namespace tell Karpenter's from a forgery. `None`: Karpenter's.
 pub fn event_author(event: &Value) -> Option<String> {
-    let reporter = reporter(event);
-    let instance = str_at(event, &["reportingInstance"])
-        .or_else(|| str_at(event, &["source", "host"]))
-        .filter(|i| !i.is_empty());
+    let instance = first_at(
+        event,
+        &[
+            &["reportingInstance"],
+            &["source", "host"],
+            &["deprecatedSource", "host"],
+        ],
+    );
     author(
-        reporter,
+        reporter(event),
         instance,
         str_at(event, &["metadata", "namespace"]),
     )
@@ -321,14 +325,21 @@ pub fn event_author(event: &Value) -> Option<String> {
 
 /// The component that reported an Event: its first non-empty reporting field.
 fn reporter(event: &Value) -> Option<&str> {
-    [
-        &["reportingController"][..],
-        &["reportingComponent"],
-        &["source", "component"],
-        &["deprecatedSource", "component"],
-    ]
-    .iter()
-    .find_map(|path| str_at(event, path))
+    first_at(
+        event,
+        &[
+            &["reportingController"],
+            &["reportingComponent"],
+            &["source", "component"],
+            &["deprecatedSource", "component"],
+        ],
+    )
+}
+
+/// The first of an Event's fields at `paths` that is there and not empty (core/v1 and
+/// events.k8s.io/v1 name the reporter and its instance in several places).
+fn first_at<'v>(event: &'v Value, paths: &[&[&str]]) -> Option<&'v str> {
+    paths.iter().find_map(|path| str_at(event, path))
 }
 
 /// `event_author` from the Event's reporter (its first non-empty reporting field), its
@@ -510,6 +521,23 @@ mod tests {
         assert!(event_author(&event("shop", "karpenter")).is_some());
         assert!(event_author(&event("shop", "someone")).is_some());
         assert_eq!(event_author(&event("default", "karpenter")), None);
+        // Karpenter's recorder names no instance, in any of the places an Event keeps one.
+        let host = |h: &str| serde_json::json!({"host": h});
+        for (field, named, empty) in [
+            (
+                "reportingInstance",
+                serde_json::json!("mallory-laptop"),
+                serde_json::json!(""),
+            ),
+            ("source", host("mallory-laptop"), host("")),
+            ("deprecatedSource", host("mallory-laptop"), host("")),
+        ] {
+            let mut e = event("default", "karpenter");
+            e[field] = named;
+            assert!(event_author(&e).is_some(), "{field}");
+            e[field] = empty;
+            assert_eq!(event_author(&e), None, "{field} empty");
+        }
     }
 
     #[test]

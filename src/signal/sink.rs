@@ -185,6 +185,7 @@ impl<'a> Sink<'a> {
                 &f.resource,
                 &f.kms_key,
                 &f.policy_arn,
+                &f.oidc_issuer,
             ]
             .into_iter()
             .any(|v| v.is_some() && named(v).is_none())

@@ -7,7 +7,7 @@
 
 use super::*;
 use crate::policy::Effect;
-use crate::policy::statement::StatementTrace;
+use crate::policy::statement::{ConditionTrace, StatementTrace};
 
 /// The `PassedToServiceMismatch` that holds whatever the resource, where every identity Allow
 /// statement for the action failed on a decided `iam:PassedToService` condition; `None`
@@ -27,12 +27,7 @@ pub(super) fn whatever_the_resource(
                 && t.action_matched
         })
         .collect();
-    let fails_on_service = |t: &StatementTrace| {
-        t.conditions.iter().any(|c| {
-            !c.matched && !c.undecided() && c.key.eq_ignore_ascii_case("iam:PassedToService")
-        })
-    };
-    if !case.is_pass_role() || allows.is_empty() || !allows.iter().all(|t| fails_on_service(t)) {
+    if !case.is_pass_role() || allows.is_empty() || !allows.iter().all(|t| failed(t).is_some()) {
         return Err(evidence);
     }
     let needed = ec2_principals(case.partition);
@@ -47,11 +42,7 @@ pub(super) fn whatever_the_resource(
         else {
             return Err(evidence);
         };
-        let failed = t
-            .conditions
-            .iter()
-            .find(|c| !c.matched && c.key.eq_ignore_ascii_case("iam:PassedToService"))
-            .expect("a failed iam:PassedToService condition");
+        let failed = failed(t).expect("every one fails on iam:PassedToService");
         named.push(match &t.sid {
             Some(sid) => format!("statement \"{sid}\" of {}", policy.name),
             None => format!("statement #{} of {}", t.index, policy.name),
@@ -63,13 +54,8 @@ pub(super) fn whatever_the_resource(
             patched: with_condition_values(&st.source, &failed.operator, &failed.key, &needed),
         });
     }
-    let passed = allows[0]
-        .conditions
-        .iter()
-        .find(|c| c.key.eq_ignore_ascii_case("iam:PassedToService"))
-        .and_then(|c| c.request_values.clone())
-        .unwrap_or_default()
-        .join(", ");
+    let first = failed(allows[0]).expect("every one fails on iam:PassedToService");
+    let passed = first.request_values.clone().unwrap_or_default().join(", ");
     evidence.push(super::evidence(
         "policy evaluation",
         format!(
@@ -87,12 +73,7 @@ pub(super) fn whatever_the_resource(
         premises: vec![Premise::of(What::Policies, role.to_string(), true)],
         summary: format!(
             "whatever role was passed, no statement of {role}'s policies allows iam:PassRole to {passed}: each requires iam:PassedToService {}",
-            allows[0]
-                .conditions
-                .iter()
-                .find(|c| c.key.eq_ignore_ascii_case("iam:PassedToService"))
-                .map(|c| c.values.join(", "))
-                .unwrap_or_default()
+            first.values.join(", ")
         ),
         evidence,
         statement: if allows.len() == 1 { statement } else { None },
@@ -102,4 +83,11 @@ pub(super) fn whatever_the_resource(
             Fix::Layers(fixes)
         },
     })
+}
+
+/// The statement's `iam:PassedToService` condition that failed on the request's decided value.
+fn failed(t: &StatementTrace) -> Option<&ConditionTrace> {
+    t.conditions
+        .iter()
+        .find(|c| !c.matched && !c.undecided() && c.key.eq_ignore_ascii_case("iam:PassedToService"))
 }
