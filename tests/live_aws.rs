@@ -101,11 +101,7 @@ fn a_key_pending_deletion_named_by_the_node_class_is_confirmed_from_live_kms() {
 #[test]
 fn a_denied_or_unreachable_aws_leaves_the_diagnosis_inferred_and_says_why() {
     // Nothing listens on this port: every lookup fails fast, nothing panics, the text decides.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let dir = scratch("unreachable");
     let log = china_log(&dir, 2);
     let out = Command::new(BIN)

@@ -40,8 +40,10 @@ pub struct Double {
 impl Double {
     /// Starts on a free loopback port; `upstream` is moto's endpoint (`http://127.0.0.1:P`).
     pub fn start(upstream: &str, route: impl Fn(&Call) -> Reply + Send + Sync + 'static) -> Double {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
+        // Through `free_port`, so no server of this process is handed the same port.
+        let (listener, port) = std::iter::repeat_with(super::free_port)
+            .find_map(|p| TcpListener::bind(("127.0.0.1", p)).ok().map(|l| (l, p)))
+            .unwrap();
         let upstream = upstream.trim_start_matches("http://").to_string();
         let calls = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));

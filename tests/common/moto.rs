@@ -1,7 +1,6 @@
 //! moto in server mode on a free loopback port, installed on first use into `.venv-moto/`
 //! (tests/aws/install-moto.sh, pinned). Its request log counts what the doctor asked of AWS.
 
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,28 +17,40 @@ impl Moto {
         let venv =
             std::env::var_os("MOTO_VENV").map_or_else(|| root.join(".venv-moto"), PathBuf::from);
         super::install("aws/install-moto.sh", &venv);
-        let port = super::free_port();
-        let log =
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("moto-{name}-{port}.log"));
-        let child = Command::new(venv.join("bin/moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start moto_server");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        // A port is free only when asked: another listener (a double, another test's server)
+        // may take it before moto binds, and a connect would then reach that listener. So wait
+        // for moto's own "Running on" line, and start again on another port if moto exits.
+        for _ in 0..5 {
+            let port = super::free_port();
+            let log =
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("moto-{name}-{port}.log"));
+            let mut child = Command::new(venv.join("bin/moto_server"))
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("start moto_server");
+            let running = format!("Running on http://127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if std::fs::read_to_string(&log).is_ok_and(|l| l.contains(&running)) {
+                    return Moto {
+                        child,
+                        endpoint: format!("http://127.0.0.1:{port}"),
+                        log,
+                    };
+                }
+                if child.try_wait().is_ok_and(|s| s.is_some()) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "moto did not start on port {port}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
-        Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            log,
-        }
+        panic!("moto exited five times at start; see target/tmp/moto-{name}-*.log")
     }
 
     /// Requests moto has served so far (its access log, one line per request).
