@@ -17,6 +17,8 @@ pub struct Incident<'a> {
     pub time_ms: Option<i64>,
     /// What the signal's text held only in part, and what completed it (`partial`).
     pub cut: Vec<String>,
+    /// The resource is the EC2NodeClass's node role completing a cut text (`partial`).
+    pub resource_by_class: bool,
 }
 
 impl Incident<'_> {
@@ -360,6 +362,7 @@ pub(crate) mod tests {
             node_class: None,
             time_ms: Some(t),
             cut: Vec::new(),
+            resource_by_class: false,
         };
         let groups = group(vec![
             incident(&anonymous, key(None), 2),
@@ -399,6 +402,7 @@ pub(crate) mod tests {
             node_class: Some(class.into()),
             time_ms: None,
             cut: Vec::new(),
+            resource_by_class: false,
         };
         let whole = run_instances(
             Some("arn:aws:iam::1:role/ctrl"),
@@ -429,6 +433,7 @@ pub(crate) mod tests {
             node_class: None,
             time_ms: t,
             cut: Vec::new(),
+            resource_by_class: false,
         };
         let role = key(Some("arn:aws:iam::1:role/a"));
         let groups = group(vec![
@@ -471,6 +476,7 @@ pub(crate) mod tests {
             node_class: None,
             time_ms: t,
             cut: Vec::new(),
+            resource_by_class: false,
         };
         let groups = group(vec![
             incident(&a, Some(1)),
@@ -503,6 +509,7 @@ pub(crate) mod tests {
             node_class: None,
             time_ms: None,
             cut: Vec::new(),
+            resource_by_class: false,
         };
         let groups = group(vec![
             incident(&cut, key(role)),

@@ -433,6 +433,7 @@ fn incident<'a>(
         node_class,
         time_ms: s.time.as_deref().and_then(crate::policy::typed::date),
         cut: whole.notes,
+        resource_by_class: whole.resource_by_class,
     }
 }
 
@@ -785,6 +786,8 @@ fn reason(
                 role,
                 action,
                 resource: key.resource.as_deref(),
+                // No text of the failure names the role whole: the class's role stands in.
+                resource_assumed: g.incidents.iter().all(|i| i.resource_by_class),
                 layer: latest.layer,
                 partition,
                 node_roles: &node_roles,

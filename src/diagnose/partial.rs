@@ -3,7 +3,8 @@
 //! prefix is never a value. The whole value of the same failure wins where the input has it:
 //! another signal about the same NodeClaim (its log line, a condition, an Event) that is whole
 //! and begins with the prefix, or, for `iam:PassRole`, the node role of the NodeClaim's
-//! EC2NodeClass (the role every launch of that class passes). Else the value stays unknown.
+//! EC2NodeClass (the role its instance profile holds: likely the role passed, not proven, as a
+//! profile made before `spec.role` changed holds the old one). Else the value stays unknown.
 
 use crate::policy::arn::Arn;
 use crate::signal::{Category, Observations, Signal};
@@ -16,6 +17,9 @@ pub struct Completed {
     pub action: Option<String>,
     pub resource: Option<String>,
     pub kms_key: Option<String>,
+    /// The resource is the EC2NodeClass's node role, not a value any sighting of the failure
+    /// holds whole: likely the role passed, not proven to be.
+    pub resource_by_class: bool,
     /// For evidence: what was cut, and what completed it.
     pub notes: Vec<String>,
 }
@@ -121,9 +125,10 @@ impl<'a> Sightings<'a> {
                 }
                 (None, Some((role, arn))) => {
                     let note = format!(
-                        "the text is cut inside the role passed ({prefix}…); the NodeClaim's EC2NodeClass names its node role {role}, whose ARN {arn} begins so: every launch of that class passes it"
+                        "the text is cut inside the role passed ({prefix}…); the NodeClaim's EC2NodeClass names its node role {role}, whose ARN {arn} begins so: likely the role passed (the class's instance profile holds it, unless spec.role changed since the profile was made), but no text of the failure names it whole, so a cause that depends on the role is not proven"
                     );
                     *slot = Some(arn);
+                    out.resource_by_class = true;
                     note
                 }
                 (None, None) => format!(

@@ -57,6 +57,9 @@ pub struct IamCase<'a> {
     pub role: &'a str,
     pub action: &'a str,
     pub resource: Option<&'a str>,
+    /// `resource` is the EC2NodeClass's node role standing in for a role a cut text left
+    /// unknown: likely, not read from the failure (`partial`).
+    pub resource_assumed: bool,
     pub layer: Option<PolicyLayer>,
     pub partition: &'static Partition,
     /// Node roles named by EC2NodeClasses (`spec.role`, a name or ARN).

@@ -24,6 +24,14 @@ pub(super) fn confirmed(
             .map(|s| s.source.clone())
     });
     let role = policies.arn.clone();
+    // The role stands in for one a cut text left unknown: a cause that holds whatever the
+    // role is proven; any other rests on the stand-in.
+    if case.resource_assumed && e.decision != Decision::ExplicitDeny {
+        match whatever_the_resource(case, set, &e.statements, &role, evidence) {
+            Ok(found) => return found,
+            Err(back) => evidence = back,
+        }
+    }
     // Conditions on keys the request did not carry (request tags, say) may hold in the real
     // request, `Null` tests included, and an unknown operator is AWS's to decide: then the near
     // miss is likely, not proven.
@@ -237,9 +245,16 @@ pub(super) fn confirmed(
             },
         ),
     };
+    let mut premises = vec![premise];
+    if case.resource_assumed {
+        premises.push(Premise::undecided(
+            What::Failure,
+            "the role passed: the EC2NodeClass's spec.role, standing in for the role a cut text left unknown",
+        ));
+    }
     Finding {
         reason,
-        premises: vec![premise],
+        premises,
         summary: denial.summary.clone(),
         evidence,
         statement: denial.statement,
