@@ -9,6 +9,7 @@
 use super::observe::{self, Kind, Objects};
 use super::slim::Slim;
 use super::table::Table;
+use crate::signal::pending::MAX_PODS;
 use crate::signal::{NodeClaimInfo, Nomination, Observations, PodRef, Scanner};
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
@@ -84,8 +85,9 @@ impl Default for Index {
             classes: Table::default(),
             events: Table::bounded(MAX_EVENTS),
             accounts: Table::default(),
-            pending: Table::namespaced(),
-            nominations: Table::namespaced(),
+            // Pods and nominations in every namespace: as many as an input keeps at most.
+            pending: Table::namespaced(MAX_PODS),
+            nominations: Table::namespaced(MAX_PODS),
             pods_watched: false,
             names: HashSet::new(),
         }

@@ -4,7 +4,7 @@
 
 use kube::Resource;
 use kube::runtime::watcher;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The rows of one resource, by name (`namespace/name` when the watch spans namespaces).
 #[derive(Debug)]
@@ -15,6 +15,8 @@ pub struct Table<V> {
     /// Bumped on every insertion: the lowest is the oldest row, the first to go over `cap`.
     seq: u64,
     cap: usize,
+    /// The rows by insertion (`seq`), kept only when bounded: the first goes first.
+    order: BTreeMap<u64, Box<str>>,
     synced: bool,
     /// Rows are named `namespace/name` (a watch of every namespace).
     namespaced: bool,
@@ -53,16 +55,16 @@ impl<V: PartialEq> Table<V> {
                 };
                 match keep(o) {
                     Some(value) => self.insert(name, value),
-                    None => self.rows.remove(&name).is_some(),
+                    None => self.remove(&name),
                 }
             }
-            watcher::Event::Delete(o) => self
-                .key(&o)
-                .is_some_and(|name| self.rows.remove(&name).is_some()),
+            watcher::Event::Delete(o) => self.key(&o).is_some_and(|name| self.remove(&name)),
             watcher::Event::InitDone => {
                 let before = self.rows.len();
                 let epoch = self.epoch;
                 self.rows.retain(|_, row| row.epoch == epoch);
+                let rows = &self.rows;
+                self.order.retain(|_, name| rows.contains_key(name));
                 let first = !self.synced;
                 self.synced = true;
                 first || self.rows.len() != before
@@ -87,17 +89,29 @@ impl<V: PartialEq> Table<V> {
             epoch: self.epoch,
             seq: self.seq,
         };
-        self.rows.insert(name, row);
+        if self.cap < usize::MAX {
+            self.order.insert(self.seq, name.clone());
+        }
+        if let Some(old) = self.rows.insert(name, row) {
+            self.order.remove(&old.seq);
+        }
         if self.rows.len() > self.cap
-            && let Some(oldest) = self
-                .rows
-                .iter()
-                .min_by_key(|(_, row)| row.seq)
-                .map(|(name, _)| name.clone())
+            && let Some((_, oldest)) = self.order.pop_first()
         {
             self.rows.remove(&oldest);
         }
         changed
+    }
+
+    /// Removes the row `name`; whether there was one.
+    fn remove(&mut self, name: &str) -> bool {
+        match self.rows.remove(name) {
+            Some(row) => {
+                self.order.remove(&row.seq);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -109,16 +123,18 @@ impl<V> Table<V> {
             epoch: 0,
             seq: 0,
             cap,
+            order: BTreeMap::new(),
             synced: false,
             namespaced: false,
         }
     }
 
-    /// A table of a watch of every namespace: rows are named `namespace/name`.
-    pub fn namespaced() -> Table<V> {
+    /// A table of a watch of every namespace, of at most `cap` rows: rows are named
+    /// `namespace/name`.
+    pub fn namespaced(cap: usize) -> Table<V> {
         Table {
             namespaced: true,
-            ..Table::bounded(usize::MAX)
+            ..Table::bounded(cap)
         }
     }
 
@@ -228,5 +244,23 @@ mod tests {
         feed(&mut t, Event::Apply(object("a", "2")));
         feed(&mut t, Event::Apply(object("c", "1")));
         assert_eq!(names(&t), [("a", "2"), ("c", "1")]);
+        // A deleted row, or one the re-list swept, no longer counts as the oldest.
+        feed(&mut t, Event::Delete(object("a", "2")));
+        feed(&mut t, Event::Apply(object("d", "1")));
+        assert_eq!(names(&t), [("c", "1"), ("d", "1")]);
+        feed(&mut t, Event::Init);
+        feed(&mut t, Event::InitApply(object("d", "1")));
+        feed(&mut t, Event::InitDone);
+        feed(&mut t, Event::Apply(object("e", "1")));
+        feed(&mut t, Event::Apply(object("f", "1")));
+        assert_eq!(names(&t), [("e", "1"), ("f", "1")]);
+        assert_eq!(t.order.len(), t.rows.len());
+        // Namespaced and bounded alike.
+        let mut wide = Table::namespaced(1);
+        let mut cm = object("g", "1");
+        cm.metadata.namespace = Some("ns".into());
+        feed(&mut wide, Event::Apply(cm));
+        feed(&mut wide, Event::Apply(object("h", "1")));
+        assert_eq!(names(&wide), [("h", "1")]);
     }
 }
