@@ -321,6 +321,11 @@ impl Live {
             .permissions_boundary()
             .and_then(|b| b.permissions_boundary_arn())
             .map(str::to_string);
+        let tags: Vec<(String, String)> = role
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
         let name = name.as_str();
         let inline = every_page(|marker| async move {
             let page = self
@@ -387,6 +392,8 @@ impl Live {
             identity,
             boundary,
             trust,
+            // GetRole answers with every tag of the role (none listed: it has none).
+            tags: Some(tags),
             source: "live IAM".into(),
         })
     }

@@ -14,6 +14,9 @@ pub struct PrincipalPolicies {
     pub boundary: Option<Policy>,
     /// A role's trust policy (`AssumeRolePolicyDocument`); `None` for users, or when not given.
     pub trust: Option<Policy>,
+    /// The principal's tags (key, value), where the source shows them (GetRole answers with
+    /// every tag; a snapshot's `Tags` list, present); `None` when it does not.
+    pub tags: Option<Vec<(String, String)>>,
     /// Where the facts come from (`iam snapshot FILE`, `live IAM`), for evidence lines.
     pub source: String,
 }
@@ -149,11 +152,27 @@ impl IamSnapshot {
             )?),
             _ => None,
         };
+        let tags = match entry.get("Tags") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(
+                array(entry, "Tags", &path)?
+                    .iter()
+                    .enumerate()
+                    .map(|(j, t)| {
+                        let text = |k: &str| t.get(k).and_then(Value::as_str).map(str::to_string);
+                        text("Key")
+                            .zip(text("Value"))
+                            .ok_or_else(|| err(&format!("{path}.Tags[{j}]"), "needs Key and Value"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
         Ok(PrincipalPolicies {
             arn,
             identity,
             boundary,
             trust,
+            tags,
             source: "iam snapshot".into(),
         })
     }
@@ -294,6 +313,35 @@ mod tests {
                 .is_none()
         );
         assert_eq!(snap.role_arns().len(), 1);
+    }
+
+    #[test]
+    fn a_roles_tags_are_known_only_where_the_snapshot_lists_them() {
+        let session = "arn:aws-cn:sts::111122223333:assumed-role/ctrl/1";
+        let tags = |snapshot: &str| {
+            IamSnapshot::parse(snapshot)
+                .unwrap()
+                .principal(session)
+                .unwrap()
+                .tags
+        };
+        assert_eq!(tags(SNAPSHOT), None);
+        let listed = |list: &str| {
+            SNAPSHOT.replace(
+                r#""Path": "/eks/","#,
+                &format!(r#""Path": "/eks/", "Tags": {list},"#),
+            )
+        };
+        assert_eq!(tags(&listed("[]")), Some(Vec::new()));
+        assert_eq!(
+            tags(&listed(r#"[{"Key": "team", "Value": "infra"}]"#)),
+            Some(vec![("team".to_string(), "infra".to_string())])
+        );
+        let bad = listed(r#"[{"Key": "team"}]"#);
+        let e = IamSnapshot::parse(&bad)
+            .and_then(|s| s.principal_at("RoleDetailList", 0))
+            .unwrap_err();
+        assert_eq!(e.path, "$.RoleDetailList[0].Tags[0]");
     }
 
     #[test]

@@ -59,9 +59,16 @@ pub fn analyse(cause: Cause, traces: &[StatementTrace], req: &Request) -> Denial
     let what = format!("{} on {}", req.action, req.resource);
     match cause {
         Cause::ExplicitDeny(layer) => {
-            let deny = traces
-                .iter()
-                .find(|t| t.policy_type == layer && t.effect == Effect::Deny && t.matched);
+            // Of the Deny statements that match, one whose match rests on nothing unknown
+            // proves the deny: it is named first.
+            let matching = || {
+                traces.iter().filter(move |t| {
+                    t.policy_type == layer && t.effect == Effect::Deny && t.matched
+                })
+            };
+            let deny = matching()
+                .find(|t| !t.undecided())
+                .or_else(|| matching().next());
             let reason = match layer {
                 PolicyType::Identity => Reason::IdentityPolicyExplicitDeny,
                 PolicyType::PermissionsBoundary => Reason::PermissionsBoundaryDeny,

@@ -4,10 +4,17 @@
 use super::arn::Arn;
 
 /// The request context: condition keys with their values. Keys compare case-insensitively, as
-/// IAM's do; a key with several values is a multi-valued key.
+/// IAM's do; a key with several values is a multi-valued key. A key not in it is absent from
+/// the request as the doctor knows it: the real request may carry it, unless the facts show it
+/// does not (`mark_absent`: a role's tags read whole, and a credential path that adds none).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
     entries: Vec<ContextEntry>,
+    /// Keys known to be absent, in lower case; one ending in `/` stands for every key it
+    /// begins (`aws:principaltag/`).
+    absent: Vec<String>,
+    /// Keys the request carries with values the doctor does not know: never known absent.
+    unknown: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +64,41 @@ impl Context {
             .iter()
             .find(|e| e.lower == lower)
             .map(|e| e.values.as_slice())
+    }
+
+    /// Marks `key` (or, ending in `/`, every key it begins) as known to be absent: the facts
+    /// show the request cannot carry it. Keys inserted, or marked unknown, stay as they are.
+    pub fn mark_absent(&mut self, key: &str) {
+        let lower = key.to_ascii_lowercase();
+        if !self.absent.contains(&lower) {
+            self.absent.push(lower);
+        }
+    }
+
+    /// Marks `key` as carried with values the doctor does not know (a session tag it cannot
+    /// read): never known absent, whatever `mark_absent` covers.
+    pub fn mark_unknown(&mut self, key: &str) {
+        let lower = key.to_ascii_lowercase();
+        if !self.unknown.contains(&lower) {
+            self.unknown.push(lower);
+        }
+    }
+
+    /// Whether the facts show the request does not carry `key`.
+    pub fn known_absent(&self, key: &str) -> bool {
+        let lower = key.to_ascii_lowercase();
+        self.get_lower(&lower).is_none()
+            && !self.unknown.contains(&lower)
+            && self
+                .absent
+                .iter()
+                .any(|a| *a == lower || (a.ends_with('/') && lower.starts_with(a.as_str())))
+    }
+
+    /// Takes `other`'s absent and unknown marks (its keys are merged by the caller).
+    pub fn mark_as(&mut self, other: &Context) {
+        other.absent.iter().for_each(|k| self.mark_absent(k));
+        other.unknown.iter().for_each(|k| self.mark_unknown(k));
     }
 
     /// The keys and values as given, in insertion order.

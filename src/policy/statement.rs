@@ -58,6 +58,9 @@ pub struct ConditionTrace {
     pub values: Vec<String>,
     /// The request's values for the key; `None` when the key is not in the request.
     pub request_values: Option<Vec<String>>,
+    /// The key is not in the request, and the facts show it cannot be (`Context::mark_absent`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub known_absent: bool,
     pub matched: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
@@ -73,9 +76,10 @@ impl StatementTrace {
 
 impl ConditionTrace {
     /// The doctor cannot tell how AWS decided this condition: its key is not in the request as
-    /// the doctor knows it (the real request may carry it), or its operator is unknown.
+    /// the doctor knows it (the real request may carry it, unless the facts show it cannot), or
+    /// its operator is unknown.
     pub fn undecided(&self) -> bool {
-        self.request_values.is_none() || self.warning.is_some()
+        (self.request_values.is_none() && !self.known_absent) || self.warning.is_some()
     }
 }
 
@@ -115,6 +119,7 @@ pub fn trace(
                 key: c.key.clone(),
                 values: c.values.clone(),
                 request_values: req.context.get(&c.key).map(<[String]>::to_vec),
+                known_absent: req.context.known_absent(&c.key),
                 matched: c.evaluate(&req.context, policy.variables),
                 warning: unknown.then(|| {
                     format!(
@@ -298,6 +303,37 @@ mod tests {
                 .1
                 .undecided()
         );
+    }
+
+    #[test]
+    fn a_key_the_facts_show_absent_decides_its_condition() {
+        let p = policy(
+            r#"{"Statement": {"Effect": "Deny", "Action": "ec2:RunInstances", "Resource": "*", "Condition": {"StringNotEquals": {"aws:PrincipalTag/team": "infra"}}}}"#,
+        );
+        let traced = |ctx: Context| {
+            let req = Request::new(SESSION, "ec2:RunInstances", "*").with_context(ctx);
+            let (applied, t) = trace(&p, PolicyType::Identity, &p.statements[0], &req);
+            assert_eq!(applied, applies(&p, &p.statements[0], &req));
+            (t.matched, t.undecided())
+        };
+        // Not in the request as the doctor knows it: the real one may carry it.
+        assert_eq!(traced(Context::default()), (true, true));
+        // The role's tags read whole, and a credential path that adds none.
+        let mut absent = Context::default();
+        absent.mark_absent("aws:PrincipalTag/");
+        assert_eq!(traced(absent.clone()), (true, false));
+        // A tag the session carries with a value not known stays undecided.
+        let mut unknown = absent.clone();
+        unknown.mark_unknown("aws:principaltag/TEAM");
+        assert_eq!(traced(unknown), (true, true));
+        // A value the request carries is decided as ever, whatever the marks.
+        let mut tagged = absent;
+        tagged.insert("aws:PrincipalTag/team", "infra");
+        assert_eq!(traced(tagged), (false, false));
+        // One key marked absent leaves the others open.
+        let mut other = Context::default();
+        other.mark_absent("aws:PrincipalTag/owner");
+        assert_eq!(traced(other), (true, true));
     }
 
     #[test]

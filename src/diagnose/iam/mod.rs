@@ -5,6 +5,7 @@
 //! - `principal`: `WrongPrincipal` (the caller is not the controller role);
 //! - `policies`: the role's policies evaluated, the layer AWS names beyond the facts;
 //! - `statement`: the statement at fault (near miss, matching Deny, elimination);
+//! - `tags`: the caller's principal tags, and their known absence (IRSA, Pod Identity);
 //! - `completion`: a cause that holds whatever the resource a cut text left unknown;
 //! - `org`: SCP / RCP documents; `launch`: a validation dry run beside its launch;
 //! - `text`: AWS's sentence alone (always `Inferred`);
@@ -37,6 +38,7 @@ mod patch;
 mod policies;
 mod principal;
 mod statement;
+mod tags;
 mod text;
 
 use self::completion::*;
@@ -46,6 +48,7 @@ use self::patch::*;
 use self::policies::*;
 use self::principal::*;
 use self::statement::*;
+use self::tags::*;
 pub(super) use self::text::from_text;
 
 /// One IAM denial to explain.

@@ -69,6 +69,8 @@ pub(super) fn from_policies(
             }
         ),
     )];
+    let tags = principal_tags(case, policies);
+    evidence_lines.extend(principal_tags_evidence(case, &set, policies, &tags));
     let mut denied: Option<(Explanation, Request)> = None;
     let mut organizations_deny = false;
     // Every request the failure could be was simulated as refused by the SCPs, with every
@@ -91,6 +93,7 @@ pub(super) fn from_policies(
             merge(&mut ctx, &validation::dry_run_context());
         }
         merge(&mut ctx, &region_context(case));
+        merge(&mut ctx, &tags);
         let (e, req) = evaluate_each(&set, case, &ctx);
         if !is_failing {
             // Another path than the failing call's (PassRole to the other EC2 principal):
@@ -424,18 +427,21 @@ pub(super) fn region_context(case: &IamCase<'_>) -> Context {
     ctx
 }
 
-/// Adds the keys of `extra` that `ctx` does not have.
+/// Adds the keys of `extra` that `ctx` does not have, and what `extra` knows to be absent.
 pub(super) fn merge(ctx: &mut Context, extra: &Context) {
     for (key, values) in extra.iter() {
         if ctx.get(key).is_none() {
             ctx.set(key, values.to_vec());
         }
     }
+    ctx.mark_as(extra);
 }
 
-/// Sets every key of `extra` in `ctx`, replacing what it had.
+/// Sets every key of `extra` in `ctx`, replacing what it had, and what `extra` knows to be
+/// absent.
 pub(super) fn merge_over(ctx: &mut Context, extra: &Context) {
     for (key, values) in extra.iter() {
         ctx.set(key, values.to_vec());
     }
+    ctx.mark_as(extra);
 }

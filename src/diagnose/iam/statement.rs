@@ -67,6 +67,34 @@ pub(super) fn confirmed(
             ),
         ));
     }
+    // Other Deny statements that match too, or may: removing the one named leaves them.
+    let others: Vec<String> = e
+        .statements
+        .iter()
+        .filter(|t| t.matched && t.effect == crate::policy::Effect::Deny && !is_denying(&denial, t))
+        .map(|t| {
+            let name = match &t.sid {
+                Some(sid) => format!("statement \"{sid}\" (#{}) of {}", t.index, t.policy),
+                None => format!("statement #{} of {}", t.index, t.policy),
+            };
+            if t.undecided() {
+                format!("{name} (on keys the doctor cannot see)")
+            } else {
+                name
+            }
+        })
+        .collect();
+    if e.decision == Decision::ExplicitDeny && !others.is_empty() {
+        evidence.push(super::evidence(
+            "policy evaluation",
+            format!(
+                "{} also match{} the request as the doctor knows it: once the statement named is gone, {} may deny it next",
+                others.join("; "),
+                if others.len() == 1 { "es" } else { "" },
+                if others.len() == 1 { "it" } else { "they" }
+            ),
+        ));
+    }
     // Decided unless a condition key the request may carry could change the answer.
     let premise = Premise::of(What::Policies, policies.arn.clone(), !unknown_keys);
     let policy = denial

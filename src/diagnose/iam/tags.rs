@@ -1,0 +1,102 @@
+//! The caller's `aws:PrincipalTag/*` keys, where the facts show them whole: the role's tags as
+//! the snapshot or GetRole lists them, plus the session tags its credential path adds. IRSA
+//! (`AssumeRoleWithWebIdentity` with EKS's token, which has no `https://aws.amazon.com/tags`
+//! claim) adds none; EKS Pod Identity adds six documented ones, which replace a role tag of the
+//! same key. A tag key the role lacks and the path does not add is then a known absence, so a
+//! condition on it is decided. Where the path is not known (no pod, or pods that differ), or
+//! the tags were not read, nothing is known and every such key stays open.
+
+use super::*;
+
+/// EKS Pod Identity's session tags (EKS User Guide, "Tag EKS Pod Identity sessions").
+const POD_IDENTITY_TAGS: [&str; 6] = [
+    "eks-cluster-arn",
+    "eks-cluster-name",
+    "kubernetes-namespace",
+    "kubernetes-service-account",
+    "kubernetes-pod-name",
+    "kubernetes-pod-uid",
+];
+
+/// The principal-tag keys of `case`'s caller as the facts show them, with the absence of
+/// every other one marked; an empty context when they are not known.
+pub(super) fn principal_tags(case: &IamCase<'_>, policies: &PrincipalPolicies) -> Context {
+    let mut ctx = Context::default();
+    let Some(tags) = &policies.tags else {
+        return ctx;
+    };
+    // Karpenter's own role, as its pods get it: one path for all of them.
+    let own = case
+        .controller_role
+        .is_some_and(|c| role_name_of(c) == role_name_of(&policies.arn))
+        && role_name_of(case.caller) == role_name_of(&policies.arn);
+    let path = case.pods.first().map(|p| p.credentials);
+    if !own || path.is_none() || case.pods.iter().any(|p| Some(p.credentials) != path) {
+        return ctx;
+    }
+    let key = |k: &str| format!("aws:PrincipalTag/{k}");
+    for (k, v) in tags {
+        ctx.set(&key(k), vec![v.clone()]);
+    }
+    match path {
+        Some(PodCredentials::WebIdentity) => {}
+        Some(PodCredentials::PodIdentity) => {
+            let one = |f: fn(&PodInfo) -> &str| {
+                let first = f(&case.pods[0]);
+                case.pods.iter().all(|p| f(p) == first).then_some(first)
+            };
+            let known = [
+                ("eks-cluster-name", case.cluster),
+                ("kubernetes-namespace", one(|p| &p.namespace)),
+                ("kubernetes-service-account", one(|p| &p.service_account)),
+            ];
+            for tag in POD_IDENTITY_TAGS {
+                match known.iter().find(|(k, _)| *k == tag).and_then(|(_, v)| *v) {
+                    Some(value) => ctx.set(&key(tag), vec![value.to_string()]),
+                    None => ctx.mark_unknown(&key(tag)),
+                }
+            }
+        }
+        _ => return Context::default(),
+    }
+    ctx.mark_absent("aws:PrincipalTag/");
+    ctx
+}
+
+/// Evidence of what `principal_tags` knew, where a condition of `set` asks for a principal tag.
+pub(super) fn principal_tags_evidence(
+    case: &IamCase<'_>,
+    set: &PolicySet,
+    policies: &PrincipalPolicies,
+    ctx: &Context,
+) -> Option<Evidence> {
+    let asks = set
+        .identity
+        .iter()
+        .chain(&set.boundary)
+        .flat_map(|p| &p.statements)
+        .flat_map(|s| &s.conditions)
+        .any(|c| {
+            c.key
+                .get(..17)
+                .is_some_and(|k| k.eq_ignore_ascii_case("aws:PrincipalTag/"))
+        });
+    if !asks || !ctx.known_absent("aws:PrincipalTag/") {
+        return None;
+    }
+    let n = policies.tags.as_ref().map_or(0, Vec::len);
+    let path = match case.pods.first().map(|p| p.credentials) {
+        Some(PodCredentials::PodIdentity) => {
+            "EKS Pod Identity, which adds its six documented session tags (eks-cluster-arn, eks-cluster-name, kubernetes-namespace, kubernetes-service-account, kubernetes-pod-name, kubernetes-pod-uid; those whose values the doctor cannot read stay unknown)"
+        }
+        _ => "IRSA, which adds no session tags",
+    };
+    Some(evidence(
+        policies.source.as_str(),
+        format!(
+            "{} has {n} tag{}, and Karpenter's pods get its credentials through {path}: any other principal tag is absent from the request, not unknown",
+            policies.arn,
+            if n == 1 { "" } else { "s" }
+        ),
+    ))
+}
