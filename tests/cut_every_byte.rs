@@ -1,5 +1,6 @@
 //! A cut value is not a fact (issue 24 §2): every failure message of every `explain` fixture
-//! (NodeClaim condition messages, the `error` of JSON log lines) is cut at every byte, as
+//! (NodeClaim condition messages, Event messages and notes, the `error` of JSON log lines) is
+//! cut at every byte, as
 //! Karpenter cuts it (the first bytes, then `...`: 300 bytes in v1.0–v1.14, 1021 in v1.15) and
 //! with no marker where the input shows the cut (a log line as a terminal cuts it, the record's
 //! text ending inside the message; a NodeClaim message of Karpenter v1.0's 300 characters), and
@@ -81,11 +82,12 @@ fn diagnose(scanner: &Scanner, case: &Case, inputs: &[(String, Vec<u8>)]) -> Vec
 enum Slot {
     /// A JSON log line (`line` of the input) whose `error` is the message.
     LogLine { line: usize, record: Value },
-    /// A NodeClaim (JSON or YAML document, or an item of a List) condition's message.
-    Condition {
+    /// A NodeClaim condition's message, or an Event's `message` (core/v1) or `note`
+    /// (events.k8s.io/v1), in a JSON or YAML document or an item of a List: at `pointer`.
+    Field {
         doc: Value,
         yaml: bool,
-        path: Vec<usize>,
+        pointer: String,
     },
 }
 
@@ -104,32 +106,36 @@ fn messages(bytes: &[u8]) -> Vec<(String, Slot)> {
         (None, false)
     };
     if let Some(doc) = doc {
-        let claims: Vec<(Option<usize>, &Value)> = match doc["items"].as_array() {
+        let objects: Vec<(String, &Value)> = match doc["items"].as_array() {
             Some(items) => items
                 .iter()
                 .enumerate()
-                .map(|(i, v)| (Some(i), v))
+                .map(|(i, v)| (format!("/items/{i}"), v))
                 .collect(),
-            None => vec![(None, &doc)],
+            None => vec![(String::new(), &doc)],
         };
-        for (item, obj) in claims {
-            if obj["kind"] != "NodeClaim" {
-                continue;
-            }
-            for (c, cond) in obj["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .enumerate()
-            {
-                if let Some(m) = cond["message"].as_str().filter(|m| m.len() > 40) {
-                    let path = item.into_iter().chain([c]).collect();
+        for (at, obj) in objects {
+            let fields: Vec<String> = match obj["kind"].as_str() {
+                Some("NodeClaim") => {
+                    (0..obj["status"]["conditions"].as_array().map_or(0, Vec::len))
+                        .map(|c| format!("{at}/status/conditions/{c}/message"))
+                        .collect()
+                }
+                Some("Event") => vec![format!("{at}/message"), format!("{at}/note")],
+                _ => Vec::new(),
+            };
+            for pointer in fields {
+                if let Some(m) = doc
+                    .pointer(&pointer)
+                    .and_then(Value::as_str)
+                    .filter(|m| m.len() > 40)
+                {
                     out.push((
                         m.to_string(),
-                        Slot::Condition {
+                        Slot::Field {
                             doc: doc.clone(),
                             yaml,
-                            path,
+                            pointer,
                         },
                     ));
                 }
@@ -182,14 +188,9 @@ fn with_message(bytes: &[u8], slot: &Slot, message: &str) -> Vec<u8> {
                 .collect();
             (lines.join("\n") + "\n").into_bytes()
         }
-        Slot::Condition { doc, yaml, path } => {
+        Slot::Field { doc, yaml, pointer } => {
             let mut doc = doc.clone();
-            let obj = match path.as_slice() {
-                [item, _] => &mut doc["items"][*item],
-                _ => &mut doc,
-            };
-            let c = *path.last().unwrap();
-            obj["status"]["conditions"][c]["message"] = Value::String(message.to_string());
+            *doc.pointer_mut(pointer).unwrap() = Value::String(message.to_string());
             if *yaml {
                 serde_norway::to_string(&doc).unwrap().into_bytes()
             } else {
@@ -316,6 +317,7 @@ fn no_partial_value_becomes_a_fact_whatever_byte_the_cut_falls_on() {
         .unwrap_or(1);
     let scanner = Scanner::new().unwrap();
     let (mut runs, mut messages_cut, mut problems) = (0usize, 0usize, Vec::new());
+    let mut events_cut = 0usize;
     for dir in case_dirs() {
         let case = load(&dir);
         let whole = diagnose(&scanner, &case, &case.inputs);
@@ -329,6 +331,9 @@ fn no_partial_value_becomes_a_fact_whatever_byte_the_cut_falls_on() {
         for (input, (name, bytes)) in case.inputs.iter().enumerate() {
             for (message, slot) in messages(bytes) {
                 messages_cut += 1;
+                events_cut += usize::from(
+                    matches!(&slot, Slot::Field { pointer, .. } if !pointer.contains("/conditions/")),
+                );
                 let bounds: Vec<usize> = (1..message.len())
                     .filter(|&b| message.is_char_boundary(b))
                     .step_by(step)
@@ -338,8 +343,12 @@ fn no_partial_value_becomes_a_fact_whatever_byte_the_cut_falls_on() {
                     // record broken off (a terminal), a NodeClaim message of Karpenter v1.0's
                     // 300 characters. A shorter message cut by hand reads as whole: AWS's older
                     // sentences do end in the action or the resource.
-                    let markers: &[&str] = match slot {
-                        Slot::Condition { .. } if message[..at].chars().count() < 295 => &["..."],
+                    // An Event's text shows a cut only by Karpenter's marker.
+                    let markers: &[&str] = match &slot {
+                        Slot::Field { pointer, .. } if !pointer.contains("/conditions/") => {
+                            &["..."]
+                        }
+                        Slot::Field { .. } if message[..at].chars().count() < 295 => &["..."],
                         _ => &["...", ""],
                     };
                     for &marker in markers {
@@ -395,8 +404,9 @@ fn no_partial_value_becomes_a_fact_whatever_byte_the_cut_falls_on() {
             }
         }
     }
-    println!("{messages_cut} messages cut, {runs} diagnoses run");
+    println!("{messages_cut} messages cut ({events_cut} of Events), {runs} diagnoses run");
     assert!(messages_cut >= 20, "the fixtures hold failure messages");
+    assert!(events_cut >= 2, "the fixtures hold Events' failure texts");
     problems.dedup();
     assert!(
         problems.is_empty(),
