@@ -14,7 +14,45 @@ pub(super) fn from_policies(
     facts: &dyn Facts,
     recorded: Recorded<'_>,
 ) -> Finding {
-    let source = policies.source.as_str();
+    let set = policy_set(case, policies, facts);
+    let contexts = request_contexts(case.action, case.partition, None);
+    let failing = failing_requests(case, recorded, &contexts);
+    let call_known = failing.len() < contexts.len();
+    let run = evaluate(case, policies, facts, recorded, &set, contexts, &failing);
+    let scp_named = matches!(
+        case.layer,
+        Some(PolicyLayer::ScpExplicitDeny | PolicyLayer::NoScp)
+    );
+    if run.organizations_deny && (run.denied.is_none() || scp_named) {
+        return organizations_refuse(case, policies, run);
+    }
+    if let Some(layer) = case.layer.filter(|l| {
+        beyond_the_facts(
+            *l,
+            run.denied.as_ref().map(|(e, _)| e),
+            set.resource.is_some(),
+        )
+    }) {
+        return layer_beyond_the_facts(case, policies, &set, layer, run.denied, run.evidence);
+    }
+    let Some((explanation, req)) = run.denied else {
+        return policies_allow(case, policies, run.evidence);
+    };
+    let mut evidence_lines = run.evidence;
+    evidence_lines.extend(which_request(case, call_known, run.allowed_somewhere));
+    let mut finding = confirmed(case, policies, &set, explanation, &req, evidence_lines);
+    if run.disagrees || (!call_known && run.allowed_somewhere) {
+        // The simulation disagrees, or some request the failure could be is allowed.
+        finding
+            .premises
+            .push(Premise::undecided(What::Policies, "the failing request"));
+    }
+    beside_the_launch(case, &set, &req, finding)
+}
+
+/// The policies AWS evaluated, as far as the facts hold them: the role's identity policies and
+/// boundary, and a KMS key's policy where the resource is a key the facts hold.
+fn policy_set(case: &IamCase<'_>, policies: &PrincipalPolicies, facts: &dyn Facts) -> PolicySet {
     // A KMS key's policy, where the facts hold it, is the resource's policy AWS evaluated.
     let key_policy = case
         .resource
@@ -23,13 +61,22 @@ pub(super) fn from_policies(
             Lookup::Found(k) => k.policy,
             _ => None,
         });
-    let set = PolicySet {
+    PolicySet {
         identity: policies.identity.clone(),
         boundary: policies.boundary.clone(),
         scps: None,
         resource: key_policy,
-    };
-    let contexts = request_contexts(case.action, case.partition, None);
+    }
+}
+
+/// The requests of `contexts` the failing call made: those passing the role to the service
+/// AWS's record names (`iam:PassedToService`), else those of the call the text names (all of
+/// them when it names none).
+fn failing_requests(
+    case: &IamCase<'_>,
+    recorded: Recorded<'_>,
+    contexts: &[(String, Context)],
+) -> Vec<(String, Context)> {
     // AWS's record of the request, where given, says what the role was passed to.
     let passed_to = recorded
         .and_then(|c| c.get("iam:PassedToService"))
@@ -45,14 +92,92 @@ pub(super) fn from_policies(
             .collect(),
         None => Vec::new(),
     };
-    let failing = if failing.is_empty() {
+    if failing.is_empty() {
         request_contexts(case.action, case.partition, case.call)
     } else {
         failing
+    }
+}
+
+/// The role's policies evaluated in every request context the failure could be, with IAM's
+/// simulation of each failing one.
+struct Evaluation {
+    /// The first failing request the role's policies refuse, with the engine's explanation.
+    denied: Option<(Explanation, Request)>,
+    /// IAM's simulation says the organization's SCPs refuse some failing request.
+    organizations_deny: bool,
+    /// Every request the failure could be was simulated as refused by the SCPs, with every
+    /// context key the simulation asked for.
+    organizations_deny_each: bool,
+    /// IAM's simulation and the engine decide some failing request differently.
+    disagrees: bool,
+    /// With the call unknown, a cause holds only if every request it could be is denied.
+    allowed_somewhere: bool,
+    /// The role's policies, its principal tags, and each request's evaluation and simulation.
+    evidence: Vec<Evidence>,
+}
+
+/// Evaluates the role's policies in each of `contexts`, and looks up IAM's simulation of each
+/// one the failing call made (`failing`); another request is only warned of, where refused.
+fn evaluate(
+    case: &IamCase<'_>,
+    policies: &PrincipalPolicies,
+    facts: &dyn Facts,
+    recorded: Recorded<'_>,
+    set: &PolicySet,
+    contexts: Vec<(String, Context)>,
+    failing: &[(String, Context)],
+) -> Evaluation {
+    let mut run = Evaluation {
+        denied: None,
+        organizations_deny: false,
+        organizations_deny_each: true,
+        disagrees: false,
+        allowed_somewhere: false,
+        evidence: vec![policies_evidence(policies)],
     };
-    let call_known = failing.len() < contexts.len();
-    let mut evidence_lines = vec![evidence(
-        source,
+    let tags = principal_tags(case, policies);
+    run.evidence
+        .extend(principal_tags_evidence(case, set, policies, &tags));
+    for (label, asked) in contexts {
+        let is_failing = failing.iter().any(|(l, _)| *l == label);
+        let ctx = request_context(case, recorded.filter(|_| is_failing), &asked, &tags);
+        let (e, req) = evaluate_each(set, case, &ctx);
+        if !is_failing {
+            // Another path than the failing call's (PassRole to the other EC2 principal):
+            // not this failure's cause, but a defect the fix should cover too.
+            if e.decision != Decision::Allowed {
+                run.evidence.push(other_path_denied(case, failing, &label));
+            }
+            continue;
+        }
+        run.allowed_somewhere |= e.decision == Decision::Allowed;
+        let verdict = match &e.denial {
+            None => "allowed".to_string(),
+            Some(d) => format!(
+                "{} ({:?}): {}",
+                decision_word(e.decision),
+                d.reason,
+                d.summary
+            ),
+        };
+        run.evidence.push(evidence(
+            "policy evaluation",
+            format!("{} on {}{label}: {verdict}", case.action, req.resource),
+        ));
+        let key = simulation_key(&policies.arn, case.action, case.resource, &asked);
+        run.simulated(facts.simulation(&key), &label, e.decision);
+        if e.decision != Decision::Allowed && run.denied.is_none() {
+            run.denied = Some((e, req));
+        }
+    }
+    run
+}
+
+/// The first evidence line: how many identity policies the role has, and whether a boundary.
+fn policies_evidence(policies: &PrincipalPolicies) -> Evidence {
+    evidence(
+        policies.source.as_str(),
         format!(
             "{} has {} identity {} and {} permissions boundary",
             policies.arn,
@@ -68,265 +193,297 @@ pub(super) fn from_policies(
                 "no"
             }
         ),
-    )];
-    let tags = principal_tags(case, policies);
-    evidence_lines.extend(principal_tags_evidence(case, &set, policies, &tags));
-    let mut denied: Option<(Explanation, Request)> = None;
-    let mut organizations_deny = false;
-    // Every request the failure could be was simulated as refused by the SCPs, with every
-    // context key the simulation asked for.
-    let mut organizations_deny_each = true;
-    let mut disagrees = false;
-    // With the call unknown, a cause holds only if every request it could be is denied.
-    let mut allowed_somewhere = false;
+    )
+}
+
+/// The context a request (`asked`) is evaluated in: the keys AWS recorded for it (`recorded`,
+/// the failing request's only), a validation dry run's keys, the region of the resource AWS
+/// named, and the caller's principal tags (`tags`); each where the request lacks the key.
+fn request_context(
+    case: &IamCase<'_>,
+    recorded: Recorded<'_>,
+    asked: &Context,
+    tags: &Context,
+) -> Context {
     // The keys AWS recorded for the failing request are decided, whatever the doctor would
     // have guessed.
-    for (label, asked) in contexts {
-        let is_failing = failing.iter().any(|(l, _)| *l == label);
-        let mut ctx = asked.clone();
-        for (key, values) in recorded.into_iter().flatten().filter(|_| is_failing) {
-            if ctx.get(key).is_none() {
-                values.iter().for_each(|v| ctx.insert(key, v.clone()));
-            }
+    let mut ctx = asked.clone();
+    for (key, values) in recorded.into_iter().flatten() {
+        if ctx.get(key).is_none() {
+            values.iter().for_each(|v| ctx.insert(key, v.clone()));
         }
-        if dry_run_differs(case) {
-            merge(&mut ctx, &validation::dry_run_context());
-        }
-        merge(&mut ctx, &region_context(case));
-        merge(&mut ctx, &tags);
-        let (e, req) = evaluate_each(&set, case, &ctx);
-        if !is_failing {
-            // Another path than the failing call's (PassRole to the other EC2 principal):
-            // not this failure's cause, but a defect the fix should cover too.
-            if e.decision != Decision::Allowed {
-                evidence_lines.push(evidence(
-                    "policy evaluation",
-                    format!(
-                        "warning: not this failure's cause (the failing call {} passes the role to {}), but {} on {}{label} is denied too: Karpenter's other path (CreateFleet, or the EC2NodeClass instance profile) would fail as well, so the fix allows both",
-                        case.call.unwrap_or("?"),
-                        failing
-                            .iter()
-                            .map(|(l, _)| l.trim_start_matches(" with iam:PassedToService="))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        case.action,
-                        case.resource()
-                    ),
-                ));
-            }
-            continue;
-        }
-        allowed_somewhere |= e.decision == Decision::Allowed;
-        let verdict = match &e.denial {
-            None => "allowed".to_string(),
-            Some(d) => format!(
-                "{} ({:?}): {}",
-                decision_word(e.decision),
-                d.reason,
-                d.summary
-            ),
-        };
-        evidence_lines.push(evidence(
-            "policy evaluation",
-            format!("{} on {}{label}: {verdict}", case.action, req.resource),
-        ));
-        match facts.simulation(&simulation_key(&policies.arn, case.action, case.resource, &asked)) {
+    }
+    if dry_run_differs(case) {
+        merge(&mut ctx, &validation::dry_run_context());
+    }
+    merge(&mut ctx, &region_context(case));
+    merge(&mut ctx, tags);
+    ctx
+}
+
+/// The warning that a request the failing call did not make (`label`: PassRole to the other
+/// EC2 principal) is refused too.
+fn other_path_denied(case: &IamCase<'_>, failing: &[(String, Context)], label: &str) -> Evidence {
+    evidence(
+        "policy evaluation",
+        format!(
+            "warning: not this failure's cause (the failing call {} passes the role to {}), but {} on {}{label} is denied too: Karpenter's other path (CreateFleet, or the EC2NodeClass instance profile) would fail as well, so the fix allows both",
+            case.call.unwrap_or("?"),
+            failing
+                .iter()
+                .map(|(l, _)| l.trim_start_matches(" with iam:PassedToService="))
+                .collect::<Vec<_>>()
+                .join(", "),
+            case.action,
+            case.resource()
+        ),
+    )
+}
+
+impl Evaluation {
+    /// Adds IAM's simulation of a failing request (`label`), where looked up: whether the SCPs
+    /// refuse it, and whether it disagrees with the engine's `decision`.
+    fn simulated(&mut self, lookup: Lookup<Simulation>, label: &str, decision: Decision) {
+        match lookup {
             Lookup::Found(sim) => {
                 let refused = sim.allowed_by_organizations == Some(false);
-                organizations_deny |= refused;
-                organizations_deny_each &= refused && sim.missing_context_values.is_empty();
-                evidence_lines.push(evidence("iam:SimulatePrincipalPolicy", simulation_line(&sim, &label)));
-                if (sim.decision == "allowed") != (e.decision == Decision::Allowed) {
-                    disagrees = true;
-                    evidence_lines.push(evidence(
+                self.organizations_deny |= refused;
+                self.organizations_deny_each &= refused && sim.missing_context_values.is_empty();
+                self.evidence.push(evidence(
+                    "iam:SimulatePrincipalPolicy",
+                    simulation_line(&sim, label),
+                ));
+                if (sim.decision == "allowed") != (decision == Decision::Allowed) {
+                    self.disagrees = true;
+                    self.evidence.push(evidence(
                         "iam:SimulatePrincipalPolicy",
                         format!(
                             "IAM's simulation{label} ({}) disagrees with the engine's evaluation of the fetched documents ({}): a layer the documents do not show, or facts that changed",
                             sim.decision,
-                            decision_word(e.decision)
+                            decision_word(decision)
                         ),
                     ));
                 }
             }
-            Lookup::Unknown(why) => evidence_lines.push(evidence(
-                "iam:SimulatePrincipalPolicy",
-                format!("unavailable ({why}); the decision above is the engine's, on the fetched policy documents"),
-            )),
-            Lookup::Absent(_) => {}
-        }
-        if e.decision != Decision::Allowed && denied.is_none() {
-            denied = Some((e, req));
+            Lookup::Unknown(why) => {
+                // A request not simulated is not known to be refused by the SCPs.
+                self.organizations_deny_each = false;
+                self.evidence.push(evidence(
+                    "iam:SimulatePrincipalPolicy",
+                    format!("unavailable ({why}); the decision above is the engine's, on the fetched policy documents"),
+                ));
+            }
+            Lookup::Absent(_) => self.organizations_deny_each = false,
         }
     }
-    let scp_named = matches!(
-        case.layer,
-        Some(PolicyLayer::ScpExplicitDeny | PolicyLayer::NoScp)
-    );
-    if organizations_deny && (denied.is_none() || scp_named) {
-        if !organizations_deny_each {
-            evidence_lines.push(evidence(
-                "iam:SimulatePrincipalPolicy",
-                "the simulation refuses only some of the requests the failure could be, or lacked context values it asked for: the SCPs' refusal of the request that failed is not proven",
-            ));
-        }
-        return Finding {
-            reason: ReasonCode::ServiceControlPolicyDeny,
-            premises: vec![Premise::of(
-                What::Organization,
-                "iam:SimulatePrincipalPolicy",
-                organizations_deny_each,
-            )],
-            summary: format!(
-                "the organization's SCPs do not allow {} on {} for {}{}",
-                case.action,
-                case.resource(),
-                policies.arn,
-                if denied.is_none() {
-                    ", although the role's own policies do"
-                } else {
-                    ""
-                }
-            ),
-            evidence: evidence_lines,
-            statement: case.policy_arn.map(|policy| crate::policy::StatementRef {
-                policy: policy.to_string(),
-                sid: None,
-                index: None,
-            }),
-            fix: Fix::Organization {
-                kind: OrgPolicy::ServiceControl,
-                account: account_of(&policies.arn),
-                action: case.action.into(),
-                policy: case.policy_arn.map(str::to_string),
-            },
-        };
+}
+
+/// `ServiceControlPolicyDeny`: IAM's simulation refuses the request for the organization's
+/// SCPs, where the role's own policies allow it or AWS names the SCP layer. Proven only where
+/// the simulation refused every request the failure could be, with every context value it asked
+/// for (premise: the organization).
+fn organizations_refuse(
+    case: &IamCase<'_>,
+    policies: &PrincipalPolicies,
+    run: Evaluation,
+) -> Finding {
+    // The policy AWS names is an SCP where AWS names the SCP layer, or the ARN is one.
+    let scp_arn = case.policy_arn.filter(|p| {
+        matches!(case.layer, Some(PolicyLayer::ScpExplicitDeny))
+            || p.contains("/service_control_policy/")
+    });
+    let mut evidence_lines = run.evidence;
+    if !run.organizations_deny_each {
+        evidence_lines.push(evidence(
+            "iam:SimulatePrincipalPolicy",
+            "the simulation refuses only some of the requests the failure could be, or lacked context values it asked for: the SCPs' refusal of the request that failed is not proven",
+        ));
     }
-    if let Some(layer) = case
-        .layer
-        .filter(|l| beyond_the_facts(*l, denied.as_ref().map(|(e, _)| e), set.resource.is_some()))
-    {
-        let mut finding = from_text(case);
-        match denied {
-            // AWS names one layer only: the role's own policies refuse too, and are next.
-            Some((e, req)) => {
-                let own = confirmed(case, policies, &set, e, &req, Vec::new());
-                if !own.proven() {
-                    // A near miss on keys the request may carry: not known to refuse.
-                    evidence_lines.push(evidence(
-                        "policy evaluation",
-                        format!(
-                            "AWS names {layer:?}, a layer the doctor's facts do not show; the role's own policies may refuse the request too ({}: {}), on keys the doctor cannot see, so that is not known",
-                            own.reason.as_str(),
-                            own.summary
-                        ),
-                    ));
-                    evidence_lines.append(&mut finding.evidence);
-                    finding.evidence = evidence_lines;
-                    return finding;
-                }
+    Finding {
+        reason: ReasonCode::ServiceControlPolicyDeny,
+        premises: vec![Premise::of(
+            What::Organization,
+            "iam:SimulatePrincipalPolicy",
+            run.organizations_deny_each,
+        )],
+        summary: format!(
+            "the organization's SCPs do not allow {} on {} for {}{}",
+            case.action,
+            case.resource(),
+            policies.arn,
+            if run.denied.is_none() {
+                ", although the role's own policies do"
+            } else {
+                ""
+            }
+        ),
+        evidence: evidence_lines,
+        statement: scp_arn.map(|policy| crate::policy::StatementRef {
+            policy: policy.to_string(),
+            sid: None,
+            index: None,
+        }),
+        fix: Fix::Organization {
+            kind: OrgPolicy::ServiceControl,
+            account: account_of(&policies.arn),
+            action: case.action.into(),
+            policy: scp_arn.map(str::to_string),
+        },
+    }
+}
+
+/// AWS names a layer the doctor's facts do not show (`layer`): the cause is AWS's sentence's
+/// (`from_text`). Where the role's own policies refuse the request too (`denied`), and provably,
+/// they are next, and the fix lists both; where they only may, that is said and not fixed.
+fn layer_beyond_the_facts(
+    case: &IamCase<'_>,
+    policies: &PrincipalPolicies,
+    set: &PolicySet,
+    layer: PolicyLayer,
+    denied: Option<(Explanation, Request)>,
+    mut evidence_lines: Vec<Evidence>,
+) -> Finding {
+    let mut finding = from_text(case);
+    match denied {
+        // AWS names one layer only: the role's own policies refuse too, and are next.
+        Some((e, req)) => {
+            let own = confirmed(case, policies, set, e, &req, Vec::new());
+            if !own.proven() {
+                // A near miss on keys the request may carry: not known to refuse.
                 evidence_lines.push(evidence(
                     "policy evaluation",
                     format!(
-                        "AWS names {layer:?}, a layer the doctor's facts do not show; the role's own policies refuse the request too ({}: {}): once the {layer:?} layer allows it, they would deny it next, so the fix lists both",
+                        "AWS names {layer:?}, a layer the doctor's facts do not show; the role's own policies may refuse the request too ({}: {}), on keys the doctor cannot see, so that is not known",
                         own.reason.as_str(),
                         own.summary
                     ),
                 ));
-                let first = std::mem::replace(&mut finding.fix, Fix::Layers(Vec::new()));
-                finding.fix = Fix::Layers(vec![first, own.fix]);
+                return evidence_first(evidence_lines, finding);
             }
-            None => evidence_lines.push(evidence(
+            evidence_lines.push(evidence(
                 "policy evaluation",
                 format!(
-                    "AWS names {layer:?}, a layer the doctor's facts do not show: the role's own policies allow the request, so that layer alone refuses it"
+                    "AWS names {layer:?}, a layer the doctor's facts do not show; the role's own policies refuse the request too ({}: {}): once the {layer:?} layer allows it, they would deny it next, so the fix lists both",
+                    own.reason.as_str(),
+                    own.summary
                 ),
-            )),
+            ));
+            let first = std::mem::replace(&mut finding.fix, Fix::Layers(Vec::new()));
+            finding.fix = Fix::Layers(vec![first, own.fix]);
         }
-        evidence_lines.append(&mut finding.evidence);
-        finding.evidence = evidence_lines;
-        return finding;
-    }
-    let Some((explanation, req)) = denied else {
-        let mut finding = from_text(case);
-        evidence_lines.push(evidence(
+        None => evidence_lines.push(evidence(
             "policy evaluation",
-            "the role's identity policies and boundary allow this request: the denial comes from another layer (an SCP, a session policy) or the facts are stale",
-        ));
-        if matches!(
-            finding.reason,
-            ReasonCode::ActionNotAllowed | ReasonCode::PassedToServiceMismatch
-        ) {
-            finding.reason = ReasonCode::Undetermined;
-            finding.summary = format!(
-                "AWS denied {} on {}, but {}'s policies allow it",
-                case.action,
-                case.resource(),
-                policies.arn
-            );
-            finding.fix = Fix::Investigate {
-                role: Some(policies.arn.clone()),
-                action: Some(case.action.into()),
-                resource: case.resource.map(str::to_string),
-            };
-        }
-        evidence_lines.append(&mut finding.evidence);
-        finding.evidence = evidence_lines;
-        return finding;
-    };
+            format!(
+                "AWS names {layer:?}, a layer the doctor's facts do not show: the role's own policies allow the request, so that layer alone refuses it"
+            ),
+        )),
+    }
+    evidence_first(evidence_lines, finding)
+}
+
+/// The role's identity policies and boundary allow the request: the cause is AWS's sentence's
+/// (`from_text`), except that one naming the role's own policies is `Undetermined`.
+fn policies_allow(
+    case: &IamCase<'_>,
+    policies: &PrincipalPolicies,
+    mut evidence_lines: Vec<Evidence>,
+) -> Finding {
+    let mut finding = from_text(case);
+    evidence_lines.push(evidence(
+        "policy evaluation",
+        "the role's identity policies and boundary allow this request: the denial comes from another layer (an SCP, a session policy) or the facts are stale",
+    ));
+    if matches!(
+        finding.reason,
+        ReasonCode::ActionNotAllowed | ReasonCode::PassedToServiceMismatch
+    ) {
+        finding.reason = ReasonCode::Undetermined;
+        finding.summary = format!(
+            "AWS denied {} on {}, but {}'s policies allow it",
+            case.action,
+            case.resource(),
+            policies.arn
+        );
+        finding.fix = Fix::Investigate {
+            role: Some(policies.arn.clone()),
+            action: Some(case.action.into()),
+            resource: case.resource.map(str::to_string),
+        };
+    }
+    evidence_first(evidence_lines, finding)
+}
+
+/// `finding` with `evidence_lines` before its own evidence.
+fn evidence_first(mut evidence_lines: Vec<Evidence>, mut finding: Finding) -> Finding {
+    evidence_lines.append(&mut finding.evidence);
+    finding.evidence = evidence_lines;
+    finding
+}
+
+/// Which request the refusal is of: the failing call's, where the text names it; else a
+/// warning where the action is allowed in one of the requests the failure could be.
+fn which_request(
+    case: &IamCase<'_>,
+    call_known: bool,
+    allowed_somewhere: bool,
+) -> Option<Evidence> {
     if call_known {
-        evidence_lines.push(evidence(
+        Some(evidence(
             "error message",
             format!(
                 "the failing call is {}: the request AWS evaluated is the one above",
                 case.call.unwrap_or("?")
             ),
-        ));
+        ))
     } else if allowed_somewhere {
-        evidence_lines.push(evidence(
+        Some(evidence(
             "policy evaluation",
             format!(
                 "the text does not say which call failed, and {} is allowed in one of the requests it could be: the cause is not proven for the request that failed",
                 case.action
             ),
-        ));
+        ))
+    } else {
+        None
     }
-    // Validation's dry run refused: does the launch's request fare better?
-    let launch = case.validation.filter(|_| dry_run_differs(case)).map(|v| {
-        let mut ctx = req.context.clone();
-        merge_over(&mut ctx, &validation::launch_context(&v));
-        (v, evaluate_each(&set, case, &ctx).0)
-    });
-    let mut finding = confirmed(case, policies, &set, explanation, &req, evidence_lines);
-    if disagrees || (!call_known && allowed_somewhere) {
-        // The simulation disagrees, or some request the failure could be is allowed.
-        finding
-            .premises
-            .push(Premise::undecided(What::Policies, "the failing request"));
-    }
-    match launch {
-        Some((v, e)) if e.decision == Decision::Allowed => dry_run_only(
+}
+
+/// Validation's dry run refused (`req`): does the launch's request fare better? Allowed, the
+/// refusal is the dry run's only (`dry_run_only`); refused whatever the doctor does not know,
+/// no artefact; else whether the launch is refused too is not known.
+fn beside_the_launch(
+    case: &IamCase<'_>,
+    set: &PolicySet,
+    req: &Request,
+    mut finding: Finding,
+) -> Finding {
+    let Some(v) = case.validation.filter(|_| dry_run_differs(case)) else {
+        return finding;
+    };
+    let mut ctx = req.context.clone();
+    merge_over(&mut ctx, &validation::launch_context(&v));
+    let (e, _) = evaluate_each(set, case, &ctx);
+    if e.decision == Decision::Allowed {
+        return dry_run_only(
             case,
             finding,
             &v,
             "the role's identity policies and boundary allow",
-        ),
-        Some((v, e)) => {
-            if refusal_decided(&e) {
-                launch_refused_too(
-                    case,
-                    &mut finding,
-                    &v,
-                    "policy evaluation",
-                    "the role's policies refuse",
-                );
-            } else {
-                let why = e.denial.map(|d| d.summary).unwrap_or_default();
-                launch_unknown(case, &mut finding, &v, &why);
-            }
-            finding
-        }
-        None => finding,
+        );
     }
+    if refusal_decided(&e) {
+        launch_refused_too(
+            case,
+            &mut finding,
+            &v,
+            "policy evaluation",
+            "the role's policies refuse",
+        );
+    } else {
+        let why = e.denial.map(|d| d.summary).unwrap_or_default();
+        launch_unknown(case, &mut finding, &v, &why);
+    }
+    finding
 }
 
 /// The request with `ctx`, evaluated: on the resource AWS named, else, for validation's dry
