@@ -602,3 +602,109 @@ pub(super) fn merge_over(ctx: &mut Context, extra: &Context) {
     }
     ctx.mark_as(extra);
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::model::{Confidence, Diagnosis, ReasonCode};
+    use crate::facts::fetched::{Simulation, SimulationKey};
+    use crate::facts::iam_snapshot::PrincipalPolicies;
+    use crate::facts::kms_snapshot::KeyFacts;
+    use crate::facts::{Facts, Lookup};
+    use crate::policy::Policy;
+    use std::cell::Cell;
+
+    const ROLE: &str = "arn:aws-cn:iam::111122223333:role/KarpenterController";
+
+    /// A role whose own policy allows PassRole everywhere, and IAM's simulation: the first
+    /// request asked refused by the SCPs, each later one answered as `later` says.
+    struct Simulated {
+        asked: Cell<usize>,
+        later: Option<bool>,
+    }
+
+    impl Facts for Simulated {
+        fn principal(&self, _arn: &str) -> Lookup<PrincipalPolicies> {
+            let allow = r#"{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}}"#;
+            Lookup::Found(PrincipalPolicies {
+                arn: ROLE.into(),
+                identity: vec![Policy::parse("inline:allow", allow).unwrap()],
+                boundary: None,
+                trust: None,
+                tags: None,
+                source: "live IAM".into(),
+            })
+        }
+
+        fn key(&self, key: &str) -> Lookup<KeyFacts> {
+            Lookup::Absent(key.into())
+        }
+
+        fn simulation(&self, _key: &SimulationKey) -> Lookup<Simulation> {
+            let n = self.asked.replace(self.asked.get() + 1);
+            let refused = |by_orgs: bool| {
+                Lookup::Found(Simulation {
+                    decision: if by_orgs { "implicitDeny" } else { "allowed" }.into(),
+                    allowed_by_organizations: Some(!by_orgs),
+                    allowed_by_boundary: None,
+                    matched_statements: Vec::new(),
+                    missing_context_values: Vec::new(),
+                })
+            };
+            match (n, self.later) {
+                (0, _) => refused(true),
+                (_, Some(by_orgs)) => refused(by_orgs),
+                (_, None) => Lookup::Unknown("Throttling: Rate exceeded".into()),
+            }
+        }
+    }
+
+    /// A PassRole refusal in aws-cn whose call is not named (both EC2 principals are requests it
+    /// could be), AWS naming the layer `layer`.
+    fn diagnosed(layer: &str, later: Option<bool>) -> Diagnosis {
+        let line = serde_json::json!({"level": "ERROR", "time": "2026-01-01T00:00:00Z",
+            "message": "failed launching nodeclaim", "NodeClaim": {"name": "a"},
+            "error": format!("UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws-cn:sts::111122223333:assumed-role/KarpenterController/1 is not authorized to perform: iam:PassRole on resource: arn:aws-cn:iam::111122223333:role/KarpenterNode {layer}")});
+        let scanner = crate::signal::Scanner::new().unwrap();
+        let mut obs = crate::signal::Observations::default();
+        scanner
+            .scan("k.log", line.to_string().as_bytes(), &mut obs, &mut |_| {})
+            .unwrap();
+        let facts = Simulated {
+            asked: Cell::new(0),
+            later,
+        };
+        let mut all = crate::diagnose::diagnose(&obs, &facts, Some(ROLE));
+        assert_eq!(all.len(), 1, "{all:#?}");
+        assert!(facts.asked.get() >= 2, "both requests were simulated");
+        all.remove(0)
+    }
+
+    #[test]
+    fn an_scp_refusal_is_proven_only_where_every_request_it_could_be_was_simulated_refused() {
+        let scp = "with an explicit deny in a service control policy: arn:aws-cn:organizations::999988887777:policy/o-a1b2c3d4e5/service_control_policy/p-abcd1234";
+        let d = diagnosed(scp, Some(true));
+        let root = &d.status.root_cause;
+        assert_eq!(root.reason, ReasonCode::ServiceControlPolicyDeny);
+        assert_eq!(root.confidence, Confidence::Confirmed, "{root:#?}");
+        // One request refused, the other not simulated (throttled): not known.
+        let d = diagnosed(scp, None);
+        let root = &d.status.root_cause;
+        assert_eq!(root.reason, ReasonCode::ServiceControlPolicyDeny);
+        assert_eq!(root.confidence, Confidence::Inferred, "{root:#?}");
+    }
+
+    #[test]
+    fn the_scp_finding_names_no_policy_aws_named_for_another_layer() {
+        let identity = "with an explicit deny in an identity-based policy: arn:aws-cn:iam::111122223333:policy/DenyPassRole";
+        let d = diagnosed(identity, Some(true));
+        let root = &d.status.root_cause;
+        assert_eq!(
+            root.reason,
+            ReasonCode::ServiceControlPolicyDeny,
+            "{root:#?}"
+        );
+        assert!(root.statement.is_none(), "{root:#?}");
+        let fix = serde_json::to_string(&d.status.remediation).unwrap();
+        assert!(!fix.contains("policy/DenyPassRole"), "{fix}");
+    }
+}
