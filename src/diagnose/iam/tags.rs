@@ -2,8 +2,9 @@
 //! the snapshot or GetRole lists them, plus the session tags its credential path adds. IRSA
 //! (`AssumeRoleWithWebIdentity` with EKS's token, which has no `https://aws.amazon.com/tags`
 //! claim) adds none; EKS Pod Identity adds six documented ones, which replace a role tag of the
-//! same key. A tag key the role lacks and the path does not add is then a known absence, so a
-//! condition on it is decided. Where the path is not known (no pod, or pods that differ), or
+//! same key, unless the association disables them (`disableSessionTags`, which the doctor does
+//! not read): those six stay unknown, whatever their values would be. A tag key the role lacks
+//! and the path cannot add is then a known absence, so a condition on it is decided. Where the path is not known (no pod, or pods that differ), or
 //! the tags were not read, nothing is known and every such key stays open.
 
 use super::*;
@@ -35,26 +36,20 @@ pub(super) fn principal_tags(case: &IamCase<'_>, policies: &PrincipalPolicies) -
         return ctx;
     }
     let key = |k: &str| format!("aws:PrincipalTag/{k}");
-    for (k, v) in tags {
+    let pod_identity = path == Some(PodCredentials::PodIdentity);
+    // A session tag replaces the role's tag of the same key.
+    for (k, v) in tags.iter().filter(|(k, _)| {
+        !(pod_identity && POD_IDENTITY_TAGS.iter().any(|t| t.eq_ignore_ascii_case(k)))
+    }) {
         ctx.set(&key(k), vec![v.clone()]);
     }
     match path {
         Some(PodCredentials::WebIdentity) => {}
         Some(PodCredentials::PodIdentity) => {
-            let one = |f: fn(&PodInfo) -> &str| {
-                let first = f(&case.pods[0]);
-                case.pods.iter().all(|p| f(p) == first).then_some(first)
-            };
-            let known = [
-                ("eks-cluster-name", case.cluster),
-                ("kubernetes-namespace", one(|p| &p.namespace)),
-                ("kubernetes-service-account", one(|p| &p.service_account)),
-            ];
+            // Present with values the doctor could guess, or absent where the association
+            // disables session tags: not known either way.
             for tag in POD_IDENTITY_TAGS {
-                match known.iter().find(|(k, _)| *k == tag).and_then(|(_, v)| *v) {
-                    Some(value) => ctx.set(&key(tag), vec![value.to_string()]),
-                    None => ctx.mark_unknown(&key(tag)),
-                }
+                ctx.mark_unknown(&key(tag));
             }
         }
         _ => return Context::default(),
@@ -87,7 +82,7 @@ pub(super) fn principal_tags_evidence(
     let n = policies.tags.as_ref().map_or(0, Vec::len);
     let path = match case.pods.first().map(|p| p.credentials) {
         Some(PodCredentials::PodIdentity) => {
-            "EKS Pod Identity, which adds its six documented session tags (eks-cluster-arn, eks-cluster-name, kubernetes-namespace, kubernetes-service-account, kubernetes-pod-name, kubernetes-pod-uid; those whose values the doctor cannot read stay unknown)"
+            "EKS Pod Identity, which adds its six documented session tags (eks-cluster-arn, eks-cluster-name, kubernetes-namespace, kubernetes-service-account, kubernetes-pod-name, kubernetes-pod-uid; unknown here, as an association may disable them)"
         }
         _ => "IRSA, which adds no session tags",
     };
