@@ -317,9 +317,14 @@ fn may_signal(scanner: &Scanner, mut event: Event) -> Option<Event> {
     if !(observe::about_karpenter(&event) && observe::by_karpenter(&event)) {
         return None;
     }
-    event.metadata.managed_fields = None;
-    if let Some(note) = event.note.as_mut() {
-        bound_note(note);
+    // Kept: what the reading takes, each text bounded; a poster's padding elsewhere is not.
+    let meta = &mut event.metadata;
+    (meta.managed_fields, meta.annotations, meta.labels) = (None, None, None);
+    (meta.owner_references, meta.finalizers, event.related) = (None, None, None);
+    for text in [&mut event.note, &mut event.reason, &mut event.action] {
+        if let Some(text) = text.as_mut() {
+            bound_note(text);
+        }
     }
     let mut read = Observations::default();
     scanner.read_objects("event", [observe::kinded(&event, "Event")], &mut read);
@@ -327,12 +332,15 @@ fn may_signal(scanner: &Scanner, mut event: Event) -> Option<Event> {
 }
 
 /// Cuts `note` to `MAX_EVENT_NOTE` bytes, `...` after the cut as Karpenter marks its own: the
-/// `...` marks whatever it was cut inside as partial.
+/// `...` marks whatever it was cut inside as partial. A new string, not the old one truncated:
+/// truncating keeps the whole allocation (a 1 MB note would still cost 1 MB).
 fn bound_note(note: &mut String) {
     if note.len() > MAX_EVENT_NOTE {
         let end = crate::signal::text::floor(note, MAX_EVENT_NOTE - 3);
-        note.truncate(end);
-        note.push_str("...");
+        let mut cut = String::with_capacity(end + 3);
+        cut.push_str(&note[..end]);
+        cut.push_str("...");
+        *note = cut;
     }
 }
 
@@ -595,6 +603,8 @@ mod tests {
         let mut note = format!("x{}", "é".repeat(300_000));
         bound_note(&mut note);
         assert!(note.len() <= MAX_EVENT_NOTE && note.ends_with("..."));
+        // What is kept is what it costs: not the huge note's allocation.
+        assert!(note.capacity() <= MAX_EVENT_NOTE, "{}", note.capacity());
         let mut short = "UnauthorizedOperation".to_string();
         bound_note(&mut short);
         assert_eq!(short, "UnauthorizedOperation");
