@@ -2122,8 +2122,13 @@ fn the_controller_predicts_seed_1_and_the_failure_confirms_the_same_diagnosis() 
         "doctor-0",
         &[],
     );
+    // Each with its status: the controller applies spec and status in two writes, and a read
+    // may come between them.
     let both = |i: &[Value]| {
-        pass_role_of(i, NODE_ROLE).len() == 1 && pass_role_of(i, "KarpenterNodeRole-gpu").len() == 1
+        [NODE_ROLE, "KarpenterNodeRole-gpu"].iter().all(|role| {
+            let found = pass_role_of(i, role);
+            found.len() == 1 && !found[0]["status"]["rootCause"]["confidence"].is_null()
+        })
     };
     let items = diagnoses(&kube, both, Duration::from_secs(60));
     assert!(both(&items), "{items:#?}\n{}", controller.log());
