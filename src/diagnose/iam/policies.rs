@@ -138,7 +138,7 @@ fn evaluate(
     };
     let tags = principal_tags(case, policies);
     run.evidence
-        .extend(principal_tags_evidence(case, set, policies, &tags));
+        .extend(principal_tags_evidence(case, set, policies));
     for (label, asked) in contexts {
         let is_failing = failing.iter().any(|(l, _)| *l == label);
         let ctx = request_context(case, recorded.filter(|_| is_failing), &asked, &tags);
