@@ -141,11 +141,12 @@ pub async fn gather_for_specs<'a>(
     facts
 }
 
-/// Fetches what `preflight` evaluates: the controller role's policies, the AMIs' snapshot
-/// keys of the EC2NodeClasses, then every key their launches use (each once).
+/// Fetches what `preflight` evaluates: the policies of `roles` (the controller role's, and
+/// the node roles with their paths), the AMIs' snapshot keys of the EC2NodeClasses, then every
+/// key their launches use (each once).
 pub async fn gather_for_preflight(
     live: &Live,
-    controller_role: &str,
+    roles: std::collections::BTreeSet<String>,
     obs: &Observations,
 ) -> FetchedFacts {
     let images: std::collections::BTreeSet<String> = obs
@@ -155,9 +156,7 @@ pub async fn gather_for_preflight(
         .collect();
     let mut facts = FetchedFacts::default();
     (facts.principals, facts.images) = tokio::join!(
-        all([controller_role.to_string()], |p| async move {
-            live.principal(&p).await
-        }),
+        all(roles, |p| async move { live.principal(&p).await }),
         all(images, |i| async move { live.image_keys(&i).await }),
     );
     let keys: std::collections::BTreeSet<String> = obs

@@ -13,7 +13,7 @@ use crate::facts::iam_snapshot::IamSnapshot;
 use crate::partition::Partition;
 use crate::preflight::catalog::{Catalogue, Version};
 use crate::preflight::running::{self, Given, NEWEST, Running, VersionFrom};
-use crate::preflight::{self, Matrix, Row, Settings, Verdict, policy_file};
+use crate::preflight::{self, Matrix, Row, Settings, Verdict, own_policy, policy_file};
 use crate::signal::{Observations, Scanner};
 use clap::Args;
 use std::io::Write;
@@ -80,6 +80,11 @@ pub struct PreflightArgs {
     /// Exit with status 3 when any request would be refused.
     #[arg(long)]
     pub exit_code: bool,
+    /// Print the doctor's own IAM policy for this cluster instead: manifests/iam-policy.json's
+    /// reads, on Karpenter's controller and node roles, the keys its launches use and the
+    /// cluster only (what it cannot name goes to standard error).
+    #[arg(long, conflicts_with_all = ["target_version", "exit_code"])]
+    pub doctor_policy: bool,
 }
 
 fn parse_version(text: &str) -> Result<Version, String> {
@@ -89,6 +94,10 @@ fn parse_version(text: &str) -> Result<Version, String> {
 /// Runs `preflight`; `Ok(true)` when a request would be refused.
 pub fn run(args: &PreflightArgs, out: &mut impl Write) -> Result<bool, Failure> {
     let sources: Vec<Source<'_>> = args.inputs.iter().map(|n| Source::File(n)).collect();
+    if args.doctor_policy {
+        doctor_policy(args, &sources, out)?;
+        return Ok(false);
+    }
     let found = findings(args, &sources)?;
     match args.output {
         Output::Text => {
@@ -140,9 +149,31 @@ fn reads_cluster(args: &PreflightArgs, sources: &[Source<'_>]) -> bool {
             && !args.live)
 }
 
-/// Reads `sources` (the inputs), the cluster where it is read, and the snapshots and policies
-/// `args` name, and evaluates. The one function behind `preflight` and the `mcp` tool.
-pub fn findings(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Found, Failure> {
+/// What `preflight` read: the inputs and the cluster, the settings, the snapshots and
+/// `--policy` files, and what live AWS answered.
+struct Read {
+    obs: Observations,
+    settings: Settings,
+    version_from: VersionFrom,
+    says: ClusterSays,
+    head: Option<String>,
+    live: bool,
+    facts: crate::facts::SnapshotFacts,
+    fetched: crate::facts::fetched::FetchedFacts,
+}
+
+impl Read {
+    fn facts(&self) -> crate::facts::Overlay<'_> {
+        crate::facts::Overlay {
+            first: &self.facts,
+            then: &self.fetched,
+        }
+    }
+}
+
+/// Reads `sources` (the inputs), the cluster where it is read, the snapshots and policies
+/// `args` name, and, live, the roles, images and keys the classes name.
+fn read(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Read, Failure> {
     let scanner = std::sync::Arc::new(
         Scanner::new()
             .map_err(|e| Failure(format!("the shipped recognition rules are invalid: {e}")))?,
@@ -181,47 +212,86 @@ pub fn findings(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Found, F
             options.region = Some(settings.region.clone());
             options.cluster_name = settings.cluster_name.clone();
             let live = crate::aws::live::Live::connect(&options).await;
-            crate::aws::gather::gather_for_preflight(&live, &settings.controller_role, &obs).await
+            let roles = preflight::roles(&obs, &settings);
+            crate::aws::gather::gather_for_preflight(&live, roles, &obs).await
         })
     } else {
         crate::facts::fetched::FetchedFacts::default()
     };
-    let facts = crate::facts::Overlay {
-        first: &facts,
-        then: &fetched,
-    };
-    let catalogue = Catalogue::shipped();
-    let now = preflight::evaluate(&catalogue, &obs, &settings, &facts);
-    let target = args.target_version.map(|version| {
-        let s = Settings {
-            version,
-            ..settings.clone()
-        };
-        preflight::evaluate(&catalogue, &obs, &s, &facts)
-    });
-    let mut items = preflight::predicted(&now, &obs, &facts, &settings);
-    if let Some(t) = &target {
-        for d in preflight::predicted(t, &obs, &facts, &settings) {
-            if !items.iter().any(|i| i.metadata.name == d.metadata.name) {
-                items.push(d);
+    Ok(Read {
+        obs,
+        settings,
+        version_from,
+        says,
+        head,
+        live,
+        facts,
+        fetched,
+    })
+}
+
+/// Reads as `preflight` does, and evaluates. The one function behind `preflight` and the
+/// `mcp` tool.
+pub fn findings(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Found, Failure> {
+    let read = read(args, sources)?;
+    let (now, target, items) = {
+        let (facts, obs, settings) = (read.facts(), &read.obs, &read.settings);
+        let catalogue = Catalogue::shipped();
+        let now = preflight::evaluate(&catalogue, obs, settings, &facts);
+        let target = args.target_version.map(|version| {
+            let s = Settings {
+                version,
+                ..settings.clone()
+            };
+            preflight::evaluate(&catalogue, obs, &s, &facts)
+        });
+        let mut items = preflight::predicted(&now, obs, &facts, settings);
+        if let Some(t) = &target {
+            for d in preflight::predicted(t, obs, &facts, settings) {
+                if !items.iter().any(|i| i.metadata.name == d.metadata.name) {
+                    items.push(d);
+                }
             }
+            items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         }
-        items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    }
+        (now, target, items)
+    };
     let refused = now.refused().next().is_some()
         || target
             .as_ref()
             .is_some_and(|t| t.refused().next().is_some())
         || !items.is_empty();
-    let head = head.map(|h| h + &settings_text(&settings, version_from, &says, live));
+    let head = read.head.as_ref().map(|h| {
+        h.clone() + &settings_text(&read.settings, read.version_from, &read.says, read.live)
+    });
     Ok(Found {
         now,
         target,
         items,
-        obs,
+        obs: read.obs,
         refused,
         head,
     })
+}
+
+/// `--doctor-policy`: the doctor's own IAM policy for this cluster (`own_policy`), as JSON on
+/// standard output; what was read and what the policy leaves out go to standard error.
+fn doctor_policy(
+    args: &PreflightArgs,
+    sources: &[Source<'_>],
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let read = read(args, sources)?;
+    let scope = own_policy::scope(&read.obs, &read.settings, &read.facts()).map_err(Failure)?;
+    let rendered = own_policy::render(&scope).map_err(Failure)?;
+    let mut said = read.head.clone().unwrap_or_default();
+    for note in &rendered.notes {
+        said += &format!("note: {note}\n");
+    }
+    super::finish(std::io::stderr().write_all(said.as_bytes()))?;
+    let json = serde_json::to_string_pretty(&rendered.policy)
+        .map_err(|e| Failure(format!("cannot write the policy: {e}")))?;
+    super::finish(out.write_all((json + "\n").as_bytes()))
 }
 
 /// Reads the cluster's configuration into `obs`, and what its Karpenter Deployment and

@@ -99,8 +99,12 @@ async fn predict(
         .map(|c| running::read(&c))
         .unwrap_or_default();
     let settings = running::settings(given, &running, None, obs)?;
-    let fetched =
-        crate::aws::gather::gather_for_preflight(live, &settings.controller_role, obs).await;
+    let fetched = crate::aws::gather::gather_for_preflight(
+        live,
+        crate::preflight::roles(obs, &settings),
+        obs,
+    )
+    .await;
     let facts = Overlay {
         first: snapshots,
         then: &fetched,

@@ -5,6 +5,7 @@
 //! (`predict`), so it carries that failure's fingerprint and remediation. Pure.
 
 pub mod catalog;
+pub mod own_policy;
 pub mod policy_file;
 mod predict;
 pub mod running;
@@ -111,6 +112,18 @@ pub fn node_role(class: &NodeClassInfo, settings: &Settings, facts: &dyn Facts) 
         Lookup::Found(p) => p.arn,
         _ => arn,
     })
+}
+
+/// The roles `preflight` reads: the controller role and each EC2NodeClass's node role.
+pub fn roles(obs: &Observations, settings: &Settings) -> std::collections::BTreeSet<String> {
+    let none = crate::facts::SnapshotFacts::default();
+    std::iter::once(settings.controller_role.clone())
+        .chain(
+            classes(obs, settings)
+                .iter()
+                .filter_map(|c| node_role(c, settings, &none)),
+        )
+        .collect()
 }
 
 /// The placeholder values for one class (rules/requests.json `placeholders`).
