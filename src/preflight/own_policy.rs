@@ -284,9 +284,10 @@ mod tests {
     }
 
     fn observations(classes: Vec<NodeClassInfo>) -> Observations {
-        let mut obs = Observations::default();
-        obs.node_classes = classes;
-        obs
+        Observations {
+            node_classes: classes,
+            ..Observations::default()
+        }
     }
 
     fn statement<'a>(policy: &'a Value, sid: &str) -> Option<&'a Value> {
