@@ -136,3 +136,123 @@ fn the_policy_works_in_every_partition_and_grants_no_writes() {
         }
     }
 }
+
+/// `preflight --doctor-policy` on the seed-2 cluster (offline): the shipped policy's reads,
+/// scoped to that cluster's roles, key and EKS cluster.
+fn rendered_for_seed_2() -> (serde_json::Value, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_karpenter-doctor"))
+        .current_dir(ROOT)
+        .args([
+            "preflight",
+            "--doctor-policy",
+            "examples/cross-account-cmk/ec2nodeclass.yaml",
+            "examples/cross-account-cmk/serviceaccount.yaml",
+            "--iam-snapshot",
+            "examples/cross-account-cmk/iam-snapshot.json",
+            "--kms-snapshot",
+            "examples/cross-account-cmk/kms-snapshot.json",
+            "--region",
+            "us-east-1",
+            "--cluster-name",
+            "demo",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    (serde_json::from_slice(&out.stdout).unwrap(), stderr)
+}
+
+#[test]
+fn the_policy_rendered_for_one_cluster_reads_only_its_roles_keys_and_cluster() {
+    let (rendered, notes) = rendered_for_seed_2();
+    // Across accounts the other side allows (a key policy, a reader role's trust), so that the
+    // identity side decides.
+    let other_side = Policy::parse(
+        "allows-the-doctor",
+        r#"{"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "*", "Resource": "*"}]}"#,
+    )
+    .unwrap();
+    let decide = |identity: &Policy, request: &Request| {
+        PolicySet {
+            identity: vec![identity.clone()],
+            resource: request.is_cross_account().then(|| other_side.clone()),
+            ..PolicySet::default()
+        }
+        .decide(request)
+    };
+    let scoped = Policy::from_value("rendered", &rendered).unwrap();
+    let (shipped, declared) = manifest();
+    let actions: BTreeSet<String> = rendered["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap().clone())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        actions, declared,
+        "the same operations as the shipped policy"
+    );
+    let doctor = "arn:aws:sts::111122223333:assumed-role/karpenter-doctor/1";
+    let controller = "arn:aws:iam::111122223333:role/KarpenterController-demo";
+    let node = "arn:aws:iam::111122223333:role/KarpenterNodeRole-demo";
+    let key = "arn:aws:kms:us-east-1:444455556666:key/1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
+    let cluster = "arn:aws:eks:us-east-1:111122223333:cluster/demo";
+    let reader = "arn:aws:iam::444455556666:role/karpenter-doctor-kms-reader";
+    let allowed = [
+        ("iam:GetRole", controller),
+        ("iam:SimulatePrincipalPolicy", controller),
+        ("iam:ListAttachedRolePolicies", node),
+        (
+            "iam:GetPolicyVersion",
+            "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+        ),
+        ("kms:DescribeKey", key),
+        ("kms:ListGrants", key),
+        ("eks:DescribeCluster", cluster),
+        ("eks:ListPodIdentityAssociations", cluster),
+        ("ec2:DescribeImages", "*"),
+        ("sts:AssumeRole", reader),
+    ];
+    let refused = [
+        ("iam:GetRole", "arn:aws:iam::111122223333:role/Admin"),
+        (
+            "iam:SimulatePrincipalPolicy",
+            "arn:aws:iam::999988887777:role/KarpenterController-demo",
+        ),
+        (
+            "kms:DescribeKey",
+            "arn:aws:kms:us-east-1:111122223333:key/another",
+        ),
+        (
+            "eks:DescribeCluster",
+            "arn:aws:eks:us-east-1:111122223333:cluster/prod",
+        ),
+        (
+            "sts:AssumeRole",
+            "arn:aws:iam::999988887777:role/karpenter-doctor-kms-reader",
+        ),
+        ("iam:GetPolicy", "arn:aws:iam::999988887777:policy/Other"),
+    ];
+    for (action, resource) in allowed.iter().chain(&refused) {
+        let request = Request::new(doctor, action, resource);
+        let scoped_says = decide(&scoped, &request);
+        // Never more than the shipped policy allows.
+        if scoped_says == Decision::Allowed {
+            assert_eq!(
+                decide(&shipped, &request),
+                Decision::Allowed,
+                "{action} {resource}"
+            );
+        }
+        assert_eq!(
+            scoped_says == Decision::Allowed,
+            allowed.contains(&(action, resource)),
+            "{action} on {resource}"
+        );
+    }
+    // The AMI's snapshot keys are not known offline: said, not widened to key/*.
+    assert!(notes.contains("the AMI ami-0a1b2c3d4e5f60718"), "{notes}");
+    assert!(!rendered.to_string().contains("key/*"), "{rendered:#}");
+}

@@ -69,3 +69,77 @@ fn a_node_class_key_pending_deletion_is_predicted_from_live_kms() {
     assert_eq!(rc["reason"], "KeyPendingDeletion");
     assert_eq!(rc["confidence"], "Predicted");
 }
+
+/// The doctor's policy for one cluster, rendered from live IAM and KMS: the node role with
+/// the path IAM gives it (a role ARN without it would not match GetRole's resource), the
+/// key the EC2NodeClass names by alias, as its ARN.
+#[test]
+fn the_doctors_policy_names_the_roles_and_keys_as_live_aws_resolves_them() {
+    let moto = Moto::start("preflight-doctor-policy");
+    let key = runtime().block_on(async {
+        let aws = config(&moto, "us-east-1").await;
+        let iam = aws_sdk_iam::Client::new(&aws);
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        for (role, path) in [(CONTROLLER, "/"), ("KarpenterNodeRole-demo", "/karpenter/")] {
+            iam.create_role()
+                .role_name(role)
+                .path(path)
+                .assume_role_policy_document(trust)
+                .send()
+                .await
+                .unwrap();
+        }
+        let kms = aws_sdk_kms::Client::new(&aws);
+        let key = kms.create_key().description("ebs").send().await.unwrap();
+        let meta = key.key_metadata().unwrap();
+        kms.create_alias()
+            .alias_name("alias/ebs-demo")
+            .target_key_id(meta.key_id())
+            .send()
+            .await
+            .unwrap();
+        meta.arn().unwrap().to_string()
+    });
+    let dir = scratch("preflight-doctor-policy");
+    let class = seed2_node_class(&dir, Some("alias/ebs-demo"));
+    let controller = format!("arn:aws:iam::{ACCOUNT}:role/{CONTROLLER}");
+    let (policy, notes) = live_at(
+        "preflight",
+        &moto.endpoint,
+        "us-east-1",
+        &[
+            "--doctor-policy",
+            &class,
+            "--controller-role",
+            &controller,
+            "--cluster-name",
+            "demo",
+            "--aws-max-attempts",
+            "1",
+        ],
+    );
+    let resources = |sid: &str| {
+        policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .map(|s| s["Resource"].clone())
+    };
+    assert_eq!(
+        resources("ReadRoles"),
+        Some(serde_json::json!([
+            controller,
+            format!("arn:aws:iam::{ACCOUNT}:role/karpenter/KarpenterNodeRole-demo")
+        ])),
+        "{policy:#}"
+    );
+    assert_eq!(
+        resources("ReadKmsKeys"),
+        Some(Value::String(key)),
+        "{notes}"
+    );
+    // One account: no reader role of another account to assume.
+    assert_eq!(resources("ReadKeysOfOtherAccounts"), None, "{policy:#}");
+    assert!(notes.contains("the AMI ami-0a1b2c3d4e5f60718"), "{notes}");
+}

@@ -155,12 +155,14 @@ impl Request {
     }
 
     /// The account owning the resource: given explicitly, else from the ARN, else the principal's.
+    /// An AWS managed policy (`arn:aws:iam::aws:policy/…`) is every account's own: reading it
+    /// takes the identity policy alone.
     pub fn resource_owner(&self) -> &str {
         if let Some(account) = &self.resource_account {
             return account;
         }
         match Arn::parse(&self.resource) {
-            Some(arn) if !arn.account.is_empty() => arn.account,
+            Some(arn) if !arn.account.is_empty() && arn.account != "aws" => arn.account,
             _ => self.principal_account(),
         }
     }
@@ -206,5 +208,11 @@ mod tests {
         let bucket = Request::new(p, "s3:GetObject", "arn:aws:s3:::b/k")
             .with_resource_account(Some("222222222222".into()));
         assert!(bucket.is_cross_account());
+        let managed = Request::new(
+            p,
+            "iam:GetPolicyVersion",
+            "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+        );
+        assert!(!managed.is_cross_account());
     }
 }
