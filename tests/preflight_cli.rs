@@ -330,3 +330,89 @@ fn an_scp_refuses_what_it_denies_and_one_that_cannot_be_read_is_said() {
         "{text}"
     );
 }
+
+/// The seed-2 EC2NodeClass with `edit` applied, in a scratch directory; its path.
+fn node_class_edited(name: &str, edit: impl Fn(&str) -> String) -> String {
+    let dir = std::env::temp_dir().join(format!("preflight-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(format!(
+        "{ROOT}/examples/cross-account-cmk/ec2nodeclass.yaml"
+    ))
+    .unwrap();
+    let path = dir.join("ec2nodeclass.yaml");
+    std::fs::write(&path, edit(&text)).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// A volume that is encrypted and names no key is encrypted with the region's default EBS key
+/// (Karpenter's default root volume is one): a disabled default key kills every launch, and
+/// preflight says so before the first. A volume naming its key, or a Custom AMI's own volumes
+/// where encryption by default is not known to be on, do not use it.
+#[test]
+fn a_disabled_default_ebs_key_is_predicted_where_a_volume_names_no_key() {
+    const DEFAULT_KEY: &str =
+        "arn:aws:kms:us-east-1:111122223333:key/6f0d9a4e-2c1b-4e8f-a7d3-5b9c0e1f2a34";
+    let dir = std::env::temp_dir().join(format!("preflight-cli-ebs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kms = dir.join("kms-snapshot.json");
+    let disabled = std::fs::read_to_string(format!(
+        "{ROOT}/tests/fixtures/explain/KeyDisabled/kms-snapshot.json"
+    ))
+    .unwrap()
+    .replace("315690842217", "111122223333")
+    .replace("eu-north-1", "us-east-1");
+    std::fs::write(&kms, disabled).unwrap();
+    let kms = kms.to_string_lossy().into_owned();
+    let no_key = node_class_edited("no-key", |t| {
+        t.lines()
+            .filter(|l| !l.contains("kmsKeyID"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    });
+    let keyed = node_class_edited("keyed", |t| t.to_string());
+    let custom = node_class_edited("custom", |t| {
+        let head = &t[..t.find("  blockDeviceMappings:").unwrap()];
+        head.replace("spec:\n", "spec:\n  amiFamily: Custom\n")
+    });
+    let run_with = |class: &str, flag: bool| {
+        let mut args = vec![
+            class,
+            "examples/cross-account-cmk/serviceaccount.yaml",
+            "--iam-snapshot",
+            "examples/cross-account-cmk/iam-snapshot.json",
+            "--kms-snapshot",
+            &kms,
+            "--region",
+            "us-east-1",
+            "--cluster-name",
+            "demo",
+        ];
+        if flag {
+            args.extend(["--ebs-default-key", DEFAULT_KEY]);
+        }
+        items("preflight", &args)
+            .into_iter()
+            .filter(|d| d["spec"]["kmsKeyArn"] == DEFAULT_KEY)
+            .collect::<Vec<Value>>()
+    };
+    let found = run_with(&no_key, true);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(cause(&found[0]), ("KeyDisabled", "Predicted"));
+    assert!(
+        found[0].to_string().contains("default EBS key"),
+        "{:#}",
+        found[0]
+    );
+    for (class, flag, why) in [
+        (&no_key, false, "the default key is not known"),
+        (&keyed, true, "every volume names its key"),
+        (
+            &custom,
+            true,
+            "a Custom AMI's volumes, encryption by default not known",
+        ),
+    ] {
+        let found = run_with(class, flag);
+        assert!(found.is_empty(), "{why}: {found:#?}");
+    }
+}

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::double::{Double, Reply};
 use common::live::*;
 use common::moto::Moto;
 use serde_json::Value;
@@ -142,4 +143,60 @@ fn the_doctors_policy_names_the_roles_and_keys_as_live_aws_resolves_them() {
     // One account: no reader role of another account to assume.
     assert_eq!(resources("ReadKeysOfOtherAccounts"), None, "{policy:#}");
     assert!(notes.contains("the AMI ami-0a1b2c3d4e5f60718"), "{notes}");
+}
+
+/// The region's default EBS key, read live: EBS encryption by default is on (moto), and the
+/// default key (`GetEbsDefaultKmsKeyId`, which moto lacks: a double answers with EC2's
+/// documented shape) is pending deletion. An EC2NodeClass whose volume names no key is
+/// predicted to die of it, and the doctor's policy names it.
+#[test]
+fn the_default_ebs_key_is_read_live_and_its_state_predicted() {
+    let moto = Moto::start("preflight-ebs-default");
+    let key = pending_deletion_key(&moto, "us-east-1");
+    runtime().block_on(async {
+        let ec2 = aws_sdk_ec2::Client::new(&config(&moto, "us-east-1").await);
+        ec2.enable_ebs_encryption_by_default().send().await.unwrap();
+    });
+    let answer = format!(
+        "<GetEbsDefaultKmsKeyIdResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>5e3bf8e2-0000-4e55-8d0c-000000000001</requestId><kmsKeyId>{key}</kmsKeyId></GetEbsDefaultKmsKeyIdResponse>"
+    );
+    let double = Double::start(&moto.endpoint, move |call| match call.operation.as_str() {
+        "GetEbsDefaultKmsKeyId" => Reply::Respond(200, "text/xml;charset=UTF-8", answer.clone()),
+        _ => Reply::Forward,
+    });
+    let dir = scratch("preflight-ebs-default");
+    let class = seed2_node_class(&dir, None);
+    let controller = format!("arn:aws:iam::{ACCOUNT}:role/{CONTROLLER}");
+    let args = [
+        "--controller-role",
+        controller.as_str(),
+        "--cluster-name",
+        "demo",
+    ];
+    let (list, _) = live_at(
+        "preflight",
+        &double.endpoint,
+        "us-east-1",
+        &[&[class.as_str(), "--aws-max-attempts", "1"], &args[..]].concat(),
+    );
+    let items = list["items"].as_array().unwrap();
+    let rc = only(items, |d| d["spec"]["kmsKeyArn"] == key.as_str());
+    assert_eq!(rc["reason"], "KeyPendingDeletion");
+    assert_eq!(rc["confidence"], "Predicted");
+    assert!(rc.to_string().contains("default EBS key"), "{rc:#}");
+    assert_eq!(double.count("GetEbsEncryptionByDefault"), 1);
+    assert_eq!(double.count("GetEbsDefaultKmsKeyId"), 1);
+    let (policy, _) = live_at(
+        "preflight",
+        &double.endpoint,
+        "us-east-1",
+        &[&["--doctor-policy", class.as_str()], &args[..]].concat(),
+    );
+    let keys = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "ReadKmsKeys")
+        .map(|s| s["Resource"].clone());
+    assert_eq!(keys, Some(Value::String(key)), "{policy:#}");
 }

@@ -58,7 +58,7 @@ fn facts(partition: &str, name: &str, doc: &Value) -> SnapshotFacts {
             name.into(),
             IamSnapshot::parse(&snapshot.to_string()).unwrap(),
         )],
-        kms: Vec::new(),
+        ..SnapshotFacts::default()
     }
 }
 

@@ -2,8 +2,8 @@
 //! each yields as signals and objects, and how bad input becomes warnings, never a crash.
 
 use karpenter_doctor::signal::{
-    Category, InstanceInfo, NodeClaimInfo, NodeClassInfo, NodePoolInfo, Observations, PolicyLayer,
-    Scanner, Signal, Source,
+    Category, DefaultKeyUse, InstanceInfo, NodeClaimInfo, NodeClassInfo, NodePoolInfo,
+    Observations, PolicyLayer, Scanner, Signal, Source,
 };
 
 const CTRL: &str = "arn:aws:sts::111122223333:assumed-role/KarpenterController-demo/1717236000";
@@ -387,6 +387,8 @@ fn ec2nodeclasses() {
                     "ami-0fedcba9876543210".into()
                 ],
                 http_tokens: None,
+                // No mappings: Karpenter's default root volume, encrypted, names no key.
+                default_ebs_key: DefaultKeyUse::Always,
             },
             NodeClassInfo {
                 name: "encrypted".into(),
@@ -395,6 +397,7 @@ fn ec2nodeclasses() {
                 kms_key_ids: vec![key.into()],
                 ami_ids: vec!["ami-0a1b2c3d4e5f60718".into()],
                 http_tokens: None,
+                default_ebs_key: DefaultKeyUse::Never,
             },
         ]
     );
@@ -402,6 +405,7 @@ fn ec2nodeclasses() {
     let out = clean("awsnodetemplate-v1alpha1.yaml");
     assert!(out.signals.is_empty());
     assert_eq!(out.node_classes[0].kms_key_ids, ["alias/ebs-cmk"]);
+    assert_eq!(out.node_classes[0].default_ebs_key, DefaultKeyUse::Never);
 }
 
 #[test]

@@ -142,8 +142,8 @@ pub async fn gather_for_specs<'a>(
 }
 
 /// Fetches what `preflight` evaluates: the policies of `roles` (the controller role's, and
-/// the node roles with their paths), the AMIs' snapshot keys of the EC2NodeClasses, then every
-/// key their launches use (each once).
+/// the node roles with their paths), the AMIs' snapshot keys of the EC2NodeClasses and the
+/// region's default EBS key, then every key their launches use (each once).
 pub async fn gather_for_preflight(
     live: &Live,
     roles: std::collections::BTreeSet<String>,
@@ -155,15 +155,19 @@ pub async fn gather_for_preflight(
         .flat_map(|c| c.ami_ids.iter().cloned())
         .collect();
     let mut facts = FetchedFacts::default();
-    (facts.principals, facts.images) = tokio::join!(
+    let ebs_default;
+    (facts.principals, facts.images, ebs_default) = tokio::join!(
         all(roles, |p| async move { live.principal(&p).await }),
         all(images, |i| async move { live.image_keys(&i).await }),
+        live.ebs_default(),
     );
+    facts.ebs_default = Some(ebs_default.map_err(|e| e.to_string()));
     let keys: std::collections::BTreeSet<String> = obs
         .node_classes
         .iter()
         .flat_map(|c| c.kms_key_ids.iter().cloned())
         .chain(facts.images.values().flatten().flatten().cloned())
+        .chain(facts.ebs_default.iter().flatten().map(|d| d.key.clone()))
         .collect();
     facts.keys = all(keys, |k| async move { live.key(&k).await }).await;
     facts

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 /// Every AWS operation the doctor can call, as `service:Operation` (the IAM action it needs).
 /// `manifests/iam-policy.json` must allow exactly these (a test checks).
-pub const OPERATIONS: [&str; 21] = [
+pub const OPERATIONS: [&str; 23] = [
     "iam:GetRole",
     "iam:ListRolePolicies",
     "iam:GetRolePolicy",
@@ -38,6 +38,8 @@ pub const OPERATIONS: [&str; 21] = [
     "ec2:DescribeInstances",
     "ec2:DescribeImages",
     "ec2:DescribeSnapshots",
+    "ec2:GetEbsEncryptionByDefault",
+    "ec2:GetEbsDefaultKmsKeyId",
     "iam:ListOpenIDConnectProviders",
     "eks:DescribeCluster",
     "eks:ListPodIdentityAssociations",
@@ -75,6 +77,7 @@ pub struct Live {
     providers: Cache<Vec<String>>,
     associations: Cache<Vec<PodIdentityInfo>>,
     authorizations: Cache<AuthorizationDetails>,
+    ebs_defaults: Cache<crate::facts::EbsDefault>,
 }
 
 impl Live {
@@ -119,6 +122,7 @@ impl Live {
             providers: Cache::new(ttl, error_ttl),
             associations: Cache::new(ttl, error_ttl),
             authorizations: Cache::new(ttl, error_ttl),
+            ebs_defaults: Cache::new(ttl, error_ttl),
         }
     }
 
@@ -130,6 +134,33 @@ impl Live {
         self.simulations.clear();
         self.providers.clear();
         self.associations.clear();
+        self.ebs_defaults.clear();
+    }
+
+    /// The region's default EBS key, and whether EBS encryption by default is on
+    /// (`ec2:GetEbsDefaultKmsKeyId`, `ec2:GetEbsEncryptionByDefault`).
+    pub async fn ebs_default(&self) -> Result<crate::facts::EbsDefault, AwsError> {
+        self.ebs_defaults
+            .get("", || async {
+                let on = self
+                    .guard
+                    .call("ec2", "GetEbsEncryptionByDefault", || {
+                        self.ec2.get_ebs_encryption_by_default().send()
+                    })
+                    .await?;
+                let key = self
+                    .guard
+                    .call("ec2", "GetEbsDefaultKmsKeyId", || {
+                        self.ec2.get_ebs_default_kms_key_id().send()
+                    })
+                    .await?;
+                Ok(crate::facts::EbsDefault {
+                    // Until an account sets one, EC2 uses the AWS managed key.
+                    key: key.kms_key_id().unwrap_or("alias/aws/ebs").to_string(),
+                    by_default: on.ebs_encryption_by_default(),
+                })
+            })
+            .await
     }
 
     /// The OIDC issuer of an EKS cluster's ServiceAccount tokens (`eks:DescribeCluster`).

@@ -60,6 +60,11 @@ pub struct PreflightArgs {
     /// The node role, where no EC2NodeClass input names one.
     #[arg(long, value_name = "ARN")]
     pub node_role: Option<String>,
+    /// The region's default EBS key (aws ec2 get-ebs-default-kms-key-id), where no live lookup
+    /// gives it: the key of every volume that is encrypted and names no kmsKeyID (Karpenter's
+    /// default root volume is one).
+    #[arg(long, value_name = "ARN")]
+    pub ebs_default_key: Option<String>,
     /// Karpenter's interruption queue (settings.interruptionQueue), where one is configured.
     #[arg(long, value_name = "NAME")]
     pub interruption_queue: Option<String>,
@@ -180,6 +185,13 @@ fn read(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Read, Failure> {
     );
     let mut obs = super::explain::scan(&scanner, sources)?;
     let mut facts = args.facts.load()?;
+    facts.ebs_default = args
+        .ebs_default_key
+        .as_ref()
+        .map(|key| crate::facts::EbsDefault {
+            key: key.clone(),
+            by_default: None,
+        });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

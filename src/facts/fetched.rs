@@ -40,6 +40,8 @@ pub struct FetchedFacts {
     pub images: BTreeMap<String, Result<Vec<String>, String>>,
     /// Access Troubleshooter details, by authorization id.
     pub authorizations: BTreeMap<String, Result<AuthorizationDetails, String>>,
+    /// The region's default EBS key, where asked.
+    pub ebs_default: Option<Result<super::EbsDefault, String>>,
 }
 
 fn lookup<T: Clone>(found: Option<&Result<T, String>>, what: &str) -> Lookup<T> {
@@ -95,5 +97,9 @@ impl Facts for FetchedFacts {
             self.authorizations.get(id),
             &format!("authorization id {id}"),
         )
+    }
+
+    fn ebs_default(&self) -> Lookup<super::EbsDefault> {
+        lookup(self.ebs_default.as_ref(), "the account's default EBS key")
     }
 }

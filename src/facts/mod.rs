@@ -45,13 +45,30 @@ pub trait Facts {
     fn authorization(&self, _id: &str) -> Lookup<authorization::AuthorizationDetails> {
         Lookup::Absent("no live AWS lookups (--live)".into())
     }
+    /// The region's default EBS key and whether EBS encryption by default is on
+    /// (`ec2:GetEbsDefaultKmsKeyId`, `ec2:GetEbsEncryptionByDefault`).
+    fn ebs_default(&self) -> Lookup<EbsDefault> {
+        Lookup::Unknown("the account's default EBS key was not looked up (--live)".into())
+    }
 }
 
-/// Facts from snapshot files (`--iam-snapshot`, `--kms-snapshot`).
+/// The key EC2 encrypts a volume with when the launch names none: the region's default EBS
+/// key; every new volume is encrypted with it where encryption by default is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EbsDefault {
+    /// `GetEbsDefaultKmsKeyId`'s `KmsKeyId` (an ARN; `alias/aws/ebs` until one is set).
+    pub key: String,
+    /// `GetEbsEncryptionByDefault`; `None`: not known (the key given by hand).
+    pub by_default: Option<bool>,
+}
+
+/// Facts from snapshot files (`--iam-snapshot`, `--kms-snapshot`), and the default EBS key
+/// given by hand (`preflight --ebs-default-key`).
 #[derive(Debug, Default)]
 pub struct SnapshotFacts {
     pub iam: Vec<(String, IamSnapshot)>,
     pub kms: Vec<(String, Vec<KeyFacts>)>,
+    pub ebs_default: Option<EbsDefault>,
 }
 
 impl Facts for SnapshotFacts {
@@ -92,6 +109,16 @@ impl Facts for SnapshotFacts {
                 "{key} is in none of the KMS snapshots ({})",
                 names(&self.kms)
             )),
+        }
+    }
+
+    fn ebs_default(&self) -> Lookup<EbsDefault> {
+        match &self.ebs_default {
+            Some(d) => Lookup::Found(d.clone()),
+            None => Lookup::Unknown(
+                "the account's default EBS key was not looked up (--live, --ebs-default-key)"
+                    .into(),
+            ),
         }
     }
 }
@@ -139,5 +166,12 @@ impl Facts for Overlay<'_> {
 
     fn authorization(&self, id: &str) -> Lookup<authorization::AuthorizationDetails> {
         self.then.authorization(id)
+    }
+
+    fn ebs_default(&self) -> Lookup<EbsDefault> {
+        match self.first.ebs_default() {
+            Lookup::Found(d) => Lookup::Found(d),
+            _ => self.then.ebs_default(),
+        }
     }
 }

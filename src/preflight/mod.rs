@@ -81,6 +81,8 @@ fn classes(obs: &Observations, settings: &Settings) -> Vec<NodeClassInfo> {
             kms_key_ids: Vec::new(),
             ami_ids: Vec::new(),
             http_tokens: None,
+            // Karpenter's default root volume is encrypted and names no key.
+            default_ebs_key: crate::signal::DefaultKeyUse::Always,
         });
     }
     classes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -112,6 +114,21 @@ pub fn node_role(class: &NodeClassInfo, settings: &Settings, facts: &dyn Facts) 
         Lookup::Found(p) => p.arn,
         _ => arn,
     })
+}
+
+/// The region's default EBS key, where `class`'s launches encrypt a volume with it and the
+/// facts know the key.
+pub fn default_ebs_key(class: &NodeClassInfo, facts: &dyn Facts) -> Option<String> {
+    use crate::signal::DefaultKeyUse;
+    let Lookup::Found(default) = facts.ebs_default() else {
+        return None;
+    };
+    let used = match class.default_ebs_key {
+        DefaultKeyUse::Always => true,
+        DefaultKeyUse::WhenEncryptedByDefault => default.by_default == Some(true),
+        DefaultKeyUse::Never => false,
+    };
+    used.then_some(default.key)
 }
 
 /// The roles `preflight` reads: the controller role and each EC2NodeClass's node role.

@@ -71,13 +71,25 @@ pub fn scope(obs: &Observations, settings: &Settings, facts: &dyn Facts) -> Resu
                     .map_or(String::new(), |p| format!(" {p}"))
             )),
         }
+        let of = format!("EC2NodeClass {}", class.name);
         for key in &class.kms_key_ids {
-            add_key(
+            add_key(&mut scope, facts, key, &of);
+        }
+        match super::default_ebs_key(&class, facts) {
+            Some(key) => add_key(
                 &mut scope,
                 facts,
-                key,
-                &format!("EC2NodeClass {}", class.name),
-            );
+                &key,
+                &format!("{of} (the default EBS key)"),
+            ),
+            None if class.default_ebs_key != crate::signal::DefaultKeyUse::Never => {
+                if let Lookup::Absent(why) | Lookup::Unknown(why) = facts.ebs_default() {
+                    scope.notes.push(format!(
+                        "{of}: a volume names no kmsKeyID, and the region's default EBS key is not known ({why}): the doctor will not read it"
+                    ));
+                }
+            }
+            None => {}
         }
         for image in &class.ami_ids {
             match facts.image_keys(image) {
@@ -266,6 +278,7 @@ mod tests {
             kms_key_ids: keys.iter().map(|k| k.to_string()).collect(),
             ami_ids: amis.iter().map(|a| a.to_string()).collect(),
             http_tokens: None,
+            default_ebs_key: crate::signal::DefaultKeyUse::Never,
         }
     }
 

@@ -114,20 +114,35 @@ fn describe(row: &Row, version: &str) -> String {
 }
 
 /// The KMS keys an EC2NodeClass's launches use, each once: its block device mappings', then
-/// those of its AMIs' snapshots (any account) where the facts know them; with where each is from.
+/// those of its AMIs' snapshots (any account) where the facts know them, then the region's
+/// default EBS key where a volume names none; with where each is from. An AWS managed key
+/// (`aws/ebs`) is left out: EC2 may always use it in its own account.
 fn keys_of(class: &NodeClassInfo, facts: &dyn Facts) -> Vec<(String, String)> {
     let mut keys: Vec<(String, String)> = class
         .kms_key_ids
         .iter()
         .map(|k| (k.clone(), "blockDeviceMappings".to_string()))
         .collect();
+    let mut add = |key: String, whose: String| {
+        if !keys.iter().any(|(k, _)| k == &key) {
+            keys.push((key, whose));
+        }
+    };
     for image in &class.ami_ids {
         if let Lookup::Found(found) = facts.image_keys(image) {
             for key in found {
-                if !keys.iter().any(|(k, _)| k == &key) {
-                    keys.push((key, format!("the snapshots of {image}")));
-                }
+                add(key, format!("the snapshots of {image}"));
             }
+        }
+    }
+    if let Some(key) = super::default_ebs_key(class, facts) {
+        let managed = key.ends_with("alias/aws/ebs")
+            || matches!(facts.key(&key), Lookup::Found(k) if k.manager.as_deref() == Some("AWS"));
+        if !managed {
+            add(
+                key,
+                "the region's default EBS key: a volume names no kmsKeyID".to_string(),
+            );
         }
     }
     keys

@@ -3,7 +3,7 @@
 //! pods and Karpenter's nominations of them; failure texts and links.
 
 use super::sink::{Context, Sink};
-use super::{NodeClaimInfo, NodeClassInfo, NodePoolInfo, ROLE_ANNOTATION, Source};
+use super::{DefaultKeyUse, NodeClaimInfo, NodeClassInfo, NodePoolInfo, ROLE_ANNOTATION, Source};
 use serde_json::Value;
 
 /// Reads one object; objects of other kinds are ignored. `list` is set when the object is a
@@ -206,8 +206,34 @@ fn node_class(value: &Value, line: usize, sink: &mut Sink<'_>) {
         kms_key_ids,
         ami_ids,
         http_tokens: owned(value, &["spec", "metadataOptions", "httpTokens"]),
+        default_ebs_key: default_key_use(value),
         name,
     });
+}
+
+/// Whether an EC2NodeClass's volumes use the default EBS key (`DefaultKeyUse`): its mappings
+/// that name no key; without mappings, Karpenter's default root volume (encrypted, no key), or
+/// for the Custom family the AMI's own volumes.
+fn default_key_use(value: &Value) -> DefaultKeyUse {
+    let spec = value.get("spec");
+    let mappings = match spec.and_then(|s| s.get("blockDeviceMappings")) {
+        Some(Value::Array(m)) if !m.is_empty() => m,
+        _ if spec.and_then(|s| str_at(s, &["amiFamily"])) == Some("Custom") => {
+            return DefaultKeyUse::WhenEncryptedByDefault;
+        }
+        _ => return DefaultKeyUse::Always,
+    };
+    mappings
+        .iter()
+        .filter_map(|m| m.get("ebs"))
+        .filter(|ebs| ebs.get("kmsKeyID").is_none_or(Value::is_null))
+        .map(|ebs| match ebs.get("encrypted") {
+            Some(Value::Bool(true)) => DefaultKeyUse::Always,
+            Some(Value::String(s)) if s == "true" => DefaultKeyUse::Always,
+            _ => DefaultKeyUse::WhenEncryptedByDefault,
+        })
+        .max()
+        .unwrap_or_default()
 }
 
 /// core/v1 (`involvedObject`, `message`) and events.k8s.io/v1 (`regarding`, `note`) events.

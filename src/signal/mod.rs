@@ -245,6 +245,23 @@ pub struct NodeClassInfo {
     /// `spec.metadataOptions.httpTokens` (`required` or `optional`; Karpenter's default, when
     /// unset, is `required`): what its launch template asks of IMDS.
     pub http_tokens: Option<String>,
+    /// Whether its launches encrypt a volume with the region's default EBS key.
+    pub default_ebs_key: DefaultKeyUse,
+}
+
+/// Whether an EC2NodeClass's launches use the region's default EBS key: a volume that names
+/// no `kmsKeyID` is encrypted with it where the mapping says `encrypted: true` (Karpenter's
+/// default root volume of every AMI family but Custom, pkg/providers/amifamily `DefaultEBS`,
+/// is one), and where EBS encryption by default is on otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum DefaultKeyUse {
+    /// Every volume names its key.
+    #[default]
+    Never,
+    /// Only where encryption by default is on.
+    WhenEncryptedByDefault,
+    /// A volume is encrypted and names no key.
+    Always,
 }
 
 /// A NodePool as `kubectl get nodepools -o json|yaml` shows it.

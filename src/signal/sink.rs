@@ -240,6 +240,7 @@ impl<'a> Sink<'a> {
                 fill(&mut known.http_tokens, info.http_tokens);
                 extend_unique(&mut known.kms_key_ids, info.kms_key_ids);
                 extend_unique(&mut known.ami_ids, info.ami_ids);
+                known.default_ebs_key = known.default_ebs_key.max(info.default_ebs_key);
             }
             None => self.out.node_classes.push(info),
         }
