@@ -183,3 +183,44 @@ fn pod_identity_without_tag_session_is_confirmed_from_the_live_association_and_t
         1
     );
 }
+
+/// `preflight --live` checks the credential path before Karpenter runs: the trust policy (live
+/// IAM) refuses the token of Karpenter's ServiceAccount (the cluster's issuer from live EKS),
+/// so the failure `explain` later confirms is predicted, under the same name.
+#[test]
+fn preflight_predicts_the_irsa_trust_mismatch_from_live_eks_and_iam() {
+    let moto = Moto::start("credentials-preflight");
+    let issuer = create_cluster(&moto);
+    create_role(&moto, &irsa_trust(&issuer, "karpenter"), Some(&issuer));
+    let dir = scratch("credentials-preflight");
+    let objects = karpenter_objects(&dir, &[]);
+    let (predicted, stderr) = live_at(
+        "preflight",
+        &moto.endpoint,
+        REGION,
+        &[
+            &objects,
+            "--cluster-name",
+            "prod",
+            "--aws-max-attempts",
+            "1",
+        ],
+    );
+    let credentials: Vec<&Value> = predicted["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["spec"]["category"] == "CredentialsDenied")
+        .collect();
+    assert_eq!(credentials.len(), 1, "{predicted:#}\n{stderr}");
+    let rc = &credentials[0]["status"]["rootCause"];
+    assert_eq!(rc["reason"], "TrustPolicyMismatch", "{rc:#}");
+    assert_eq!(rc["confidence"], "Predicted", "{rc:#}");
+    assert_eq!(rc["statement"]["sid"], "KarpenterIRSA");
+    let log = web_identity_log(&dir);
+    let (failure, _) = explain_live(&moto, REGION, &[&log, &objects]);
+    assert_eq!(
+        credentials[0]["metadata"]["name"], failure["items"][0]["metadata"]["name"],
+        "the name of the failure it predicts"
+    );
+}

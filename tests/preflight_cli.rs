@@ -416,3 +416,77 @@ fn a_disabled_default_ebs_key_is_predicted_where_a_volume_names_no_key() {
         assert!(found.is_empty(), "{why}: {found:#?}");
     }
 }
+
+/// The credentials Diagnoses `preflight` predicts from an explain fixture's cluster objects and
+/// facts (its log left out: no failure yet).
+fn predicted_credentials(fixture: &str) -> Vec<Value> {
+    let dir = format!("tests/fixtures/explain/{fixture}");
+    let mut args: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(format!("{ROOT}/{dir}")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        match name.as_str() {
+            "iam-snapshot.json" => args.extend(["--iam-snapshot".into(), format!("{dir}/{name}")]),
+            "args" | "expect.json" | "expected-output.json" | "pod-credentials.txt" => {}
+            _ if name.ends_with(".log") => {}
+            _ => args.push(format!("{dir}/{name}")),
+        }
+    }
+    args.extend(["--region", "us-east-1", "--cluster-name", "prod"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    items("preflight", &args)
+        .into_iter()
+        .filter(|d| d["spec"]["category"] == "CredentialsDenied")
+        .collect()
+}
+
+/// The credential path is checked before Karpenter runs: IRSA (the trust policy against
+/// Karpenter's ServiceAccount token, the issuer among the account's OIDC providers) and Pod
+/// Identity (the association's role trusting pods.eks.amazonaws.com with sts:TagSession). A
+/// refusal the facts prove is predicted under the name of the failure `explain` confirms; a
+/// path the facts allow, or cannot check, predicts nothing.
+#[test]
+fn the_credential_path_is_predicted_where_the_facts_prove_it_refused() {
+    for (fixture, reason) in [
+        ("TrustPolicyMismatch-wrong-namespace", "TrustPolicyMismatch"),
+        ("TrustPolicyMismatch-wrong-audience", "TrustPolicyMismatch"),
+        ("OidcProviderMissing-confirmed", "OidcProviderMissing"),
+        (
+            "TrustPolicyMismatch-pod-identity-no-tagsession",
+            "TrustPolicyMismatch",
+        ),
+        (
+            "TrustPolicyMismatch-pod-identity-get-role",
+            "TrustPolicyMismatch",
+        ),
+    ] {
+        let predicted = predicted_credentials(fixture);
+        assert_eq!(predicted.len(), 1, "{fixture}: {predicted:#?}");
+        assert_eq!(cause(&predicted[0]), (reason, "Predicted"), "{fixture}");
+        let args = std::fs::read_to_string(format!("{ROOT}/tests/fixtures/explain/{fixture}/args"))
+            .unwrap();
+        let inputs: Vec<String> = args
+            .split_whitespace()
+            .map(|a| match a.starts_with("--") {
+                true => a.to_string(),
+                false => format!("tests/fixtures/explain/{fixture}/{a}"),
+            })
+            .collect();
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let f = failure(&inputs, |d| d["spec"]["category"] == "CredentialsDenied");
+        assert_eq!(cause(&f).1, "Confirmed", "{fixture}");
+        assert_eq!(
+            predicted[0]["metadata"]["name"], f["metadata"]["name"],
+            "{fixture}"
+        );
+    }
+    for fixture in [
+        // The trust policy lets the token in: nothing to predict.
+        "Undetermined-irsa-annotated-audience-trusted",
+        // No trust policy known: not checked, not predicted.
+        "TrustPolicyMismatch-pod-identity-inferred",
+        "TrustPolicyMismatch-inferred",
+    ] {
+        let predicted = predicted_credentials(fixture);
+        assert!(predicted.is_empty(), "{fixture}: {predicted:#?}");
+    }
+}

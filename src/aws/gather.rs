@@ -143,12 +143,15 @@ pub async fn gather_for_specs<'a>(
 
 /// Fetches what `preflight` evaluates: the policies of `roles` (the controller role's, and
 /// the node roles with their paths), the AMIs' snapshot keys of the EC2NodeClasses and the
-/// region's default EBS key, then every key their launches use (each once).
+/// region's default EBS key, then every key their launches use (each once); into `obs`, what
+/// Karpenter's credential path needs (`diagnose::preflight_questions`).
 pub async fn gather_for_preflight(
     live: &Live,
     roles: std::collections::BTreeSet<String>,
-    obs: &Observations,
+    obs: &mut Observations,
 ) -> FetchedFacts {
+    with_cluster_name(live, obs);
+    credential_facts(live, obs, &diagnose::preflight_questions(obs)).await;
     let images: std::collections::BTreeSet<String> = obs
         .node_classes
         .iter()

@@ -225,7 +225,7 @@ fn read(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Read, Failure> {
             options.cluster_name = settings.cluster_name.clone();
             let live = crate::aws::live::Live::connect(&options).await;
             let roles = preflight::roles(&obs, &settings);
-            crate::aws::gather::gather_for_preflight(&live, roles, &obs).await
+            crate::aws::gather::gather_for_preflight(&live, roles, &mut obs).await
         })
     } else {
         crate::facts::fetched::FetchedFacts::default()

@@ -99,6 +99,9 @@ async fn predict(
         .map(|c| running::read(&c))
         .unwrap_or_default();
     let settings = running::settings(given, &running, None, obs)?;
+    // The credential path's facts (the cluster's issuer, the OIDC providers, the association)
+    // are read into a copy, as `check` reads them into its inputs.
+    let obs = &mut obs.clone();
     let fetched = crate::aws::gather::gather_for_preflight(
         live,
         crate::preflight::roles(obs, &settings),

@@ -184,6 +184,18 @@ pub fn questions(
     q
 }
 
+/// What checking Karpenter's credential path before any failure needs that no input gave:
+/// IRSA's (its ServiceAccount names a role) or else Pod Identity's, as for a failure of it.
+pub fn preflight_questions(obs: &Observations) -> Questions {
+    let path = match controller_account(obs) {
+        Some(a) if !a.role.is_empty() => finding::CredentialsPath::WebIdentity,
+        _ => finding::CredentialsPath::PodIdentity,
+    };
+    let mut q = Questions::default();
+    credential_needs(obs, &[path], &mut q);
+    q
+}
+
 /// What re-checking stored credentials Diagnoses needs: as for their failures seen afresh.
 pub fn recheck_questions<'a>(
     obs: &Observations,

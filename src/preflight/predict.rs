@@ -7,7 +7,7 @@
 
 use super::{Matrix, Row, Settings, Verdict};
 use crate::diagnose::diagnose;
-use crate::diagnose::model::{Diagnosis, Evidence, ReasonCode};
+use crate::diagnose::model::{Confidence, Diagnosis, Evidence, ReasonCode};
 use crate::diagnose::premise::PREDICTED_RULE;
 use crate::facts::{Facts, Lookup};
 use crate::policy::{Decision, PolicyType};
@@ -159,6 +159,7 @@ pub fn predicted(
     let mut signals: Vec<Signal> = matrix
         .refused()
         .filter_map(|row| refusal(row, &version))
+        .chain(credentials(obs, &version))
         .collect();
     for class in &obs.node_classes {
         for (key, whose) in keys_of(class, facts) {
@@ -185,8 +186,43 @@ pub fn predicted(
     diagnose(&predicted_obs, facts, Some(&settings.controller_role))
         .into_iter()
         .filter(|d| d.status.root_cause.reason != ReasonCode::Undetermined)
+        // A credential path is predicted to fail only where the facts prove it: one that
+        // cannot be checked is not a refusal.
+        .filter(|d| {
+            d.spec.category != Category::CredentialsDenied
+                || d.status.root_cause.confidence == Confidence::Predicted
+        })
         .map(as_predicted)
         .collect()
+}
+
+/// The failure Karpenter would log if the credential path its pods are given were refused:
+/// IRSA where Karpenter's ServiceAccount names a role (STS `AssumeRoleWithWebIdentity` with
+/// its token), else EKS Pod Identity where an association names one (EKS Auth
+/// `AssumeRoleForPodIdentity`). Diagnosed, the trust policy, the cluster's issuer and the
+/// account's OIDC providers (IRSA) or the association (Pod Identity) decide.
+fn credentials(obs: &Observations, version: &str) -> Option<Signal> {
+    let irsa = crate::diagnose::controller_account(obs).is_some_and(|a| !a.role.is_empty());
+    let pod_identity =
+        crate::diagnose::credentials::karpenter_association(obs).is_some_and(|a| a.role.is_some());
+    let (action, how) = match (irsa, pod_identity) {
+        (true, _) => (
+            "sts:AssumeRoleWithWebIdentity",
+            "IRSA (STS AssumeRoleWithWebIdentity with its ServiceAccount's token)",
+        ),
+        (false, true) => (
+            "eks-auth:AssumeRoleForPodIdentity",
+            "EKS Pod Identity (EKS Auth AssumeRoleForPodIdentity)",
+        ),
+        (false, false) => return None,
+    };
+    let mut s = signal(
+        format!("Karpenter {version} will get its AWS credentials through {how}"),
+        Category::CredentialsDenied,
+    );
+    s.action = Some(action.into());
+    s.error_code = Some("AccessDenied".into());
+    Some(s)
 }
 
 /// A diagnosed prediction as it is written: no failure seen, the request as its evidence.

@@ -32,7 +32,8 @@ pub struct Given {
 
 /// The settings a preflight evaluates: what is given wins over what runs (`running`, and the
 /// region of the cluster's EKS endpoint), which wins over what the inputs say (`obs`: the
-/// controller role of Karpenter's ServiceAccount, a cluster name). An error names what is
+/// controller role of Karpenter's ServiceAccount or of its Pod Identity association, a cluster
+/// name). An error names what is
 /// missing.
 pub fn settings(
     given: &Given,
@@ -44,7 +45,10 @@ pub fn settings(
         .controller_role
         .clone()
         .or_else(|| crate::diagnose::controller_account(obs).map(|a| a.role.clone()))
-        .ok_or("the controller role is not known: give --controller-role ARN or Karpenter's ServiceAccount (annotated eks.amazonaws.com/role-arn)")?;
+        .or_else(|| {
+            crate::diagnose::credentials::karpenter_association(obs).and_then(|a| a.role.clone())
+        })
+        .ok_or("the controller role is not known: give --controller-role ARN, Karpenter's ServiceAccount (annotated eks.amazonaws.com/role-arn) or its Pod Identity association")?;
     let region = given
         .region
         .clone()
