@@ -227,6 +227,7 @@ mod tests {
                     trust: None,
                     tags: None,
                     source: "live IAM".into(),
+                    sizes: None,
                 }),
                 false => Lookup::Unknown("not asked".into()),
             }
@@ -260,7 +261,9 @@ mod tests {
         NodeClassInfo {
             name: name.into(),
             role: role.map(str::to_string),
-            instance_profile: role.is_none().then(|| "KarpenterNodeInstanceProfile".into()),
+            instance_profile: role
+                .is_none()
+                .then(|| "KarpenterNodeInstanceProfile".into()),
             kms_key_ids: keys.iter().map(|k| k.to_string()).collect(),
             ami_ids: amis.iter().map(|a| a.to_string()).collect(),
             http_tokens: None,
