@@ -490,3 +490,158 @@ fn the_credential_path_is_predicted_where_the_facts_prove_it_refused() {
         assert!(predicted.is_empty(), "{fixture}: {predicted:#?}");
     }
 }
+
+/// A cluster in aws-cn whose controller role allows everything, with the node role snapshot
+/// `snapshot` (tests/fixtures/preflight): only the node role's trust can be refused.
+fn node_trust(snapshot: &str) -> Vec<String> {
+    [
+        "--iam-snapshot",
+        &format!("tests/fixtures/preflight/{snapshot}"),
+        "--controller-role",
+        "arn:aws-cn:iam::111122223333:role/KarpenterController-demo",
+        "--node-role",
+        "KarpenterNodeRole-demo",
+        "--region",
+        "cn-northwest-1",
+        "--cluster-name",
+        "demo",
+        "--exit-code",
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// The lines of the matrix's checks (after its `Checks:` heading) that name `what`.
+fn check_line<'a>(text: &'a str, what: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("Checks:"))
+        .skip(1)
+        .filter(|l| l.contains(what))
+        .collect()
+}
+
+#[test]
+fn a_node_role_trusting_only_the_global_ec2_principal_is_refused_in_aws_cn() {
+    let args = node_trust("node-role-trusts-global-ec2.aws-cn.json");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run("preflight", &args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    // No request is refused: the trust alone fails the run.
+    assert!(text.contains(" 0 refused, "), "{text}");
+    let line = check_line(&text, "node role trust");
+    assert_eq!(line.len(), 1, "{text}");
+    assert!(
+        line[0].trim_start().starts_with("REFUSED")
+            && line[0].contains("arn:aws-cn:iam::111122223333:role/KarpenterNodeRole-demo")
+            && line[0].contains("ec2.amazonaws.com.cn may not sts:AssumeRole")
+            && line[0].contains("statement 0 (EKSNodeAssumeRole) names Service ec2.amazonaws.com,"),
+        "{text}"
+    );
+    // No Diagnosis for it (no contract reason names it); standard error says why it exits 3.
+    let json = run("preflight", &[args.as_slice(), &["-o", "json"]].concat());
+    assert_eq!(json.status.code(), Some(3));
+    let list: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(list["items"], json!([]));
+    let err = String::from_utf8_lossy(&json.stderr);
+    assert!(
+        err.contains("REFUSED") && err.contains("node role trust"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_node_role_trusting_the_partitions_ec2_principal_is_allowed() {
+    let args = node_trust("node-role-trusts-both-ec2.aws-cn.json");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run("preflight", &args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let line = check_line(&text, "node role trust");
+    assert_eq!(line.len(), 1, "{text}");
+    assert!(
+        line[0].trim_start().starts_with("allowed")
+            && line[0].contains("statement 0 (EKSNodeAssumeRole)")
+            && line[0].contains("lets ec2.amazonaws.com.cn sts:AssumeRole"),
+        "{text}"
+    );
+    // Seed 1's example: its node role trusts aws-cn's EC2 principal.
+    let out = run("preflight", &china_before());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = check_line(&text, "node role trust");
+    assert!(
+        line.len() == 1 && line[0].trim_start().starts_with("allowed"),
+        "{text}"
+    );
+}
+
+/// An allow-all controller policy padded with `n` more actions, pretty-printed when `pretty`.
+fn padded_policy(name: &str, n: usize, pretty: bool) -> (String, usize) {
+    let pad: Vec<String> = (0..n)
+        .map(|i| format!("ec2:DescribePadding{i:04}"))
+        .collect();
+    let doc = json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "All", "Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Sid": "Padding", "Effect": "Allow", "Action": pad, "Resource": "*"}]});
+    let compact = doc.to_string().len();
+    let text = if pretty {
+        serde_json::to_string_pretty(&doc).unwrap()
+    } else {
+        doc.to_string()
+    };
+    let path = std::env::temp_dir().join(format!(
+        "karpenter-doctor-limits-{}-{name}.json",
+        std::process::id()
+    ));
+    std::fs::write(&path, &text).unwrap();
+    (path.display().to_string(), compact)
+}
+
+#[test]
+fn a_policy_over_6144_characters_without_whitespace_is_refused_before_deploy() {
+    let args = |file: &str| {
+        run(
+            "preflight",
+            &[
+                "--policy",
+                file,
+                "--controller-role",
+                "arn:aws:iam::111122223333:role/KarpenterController-demo",
+                "--node-role",
+                "arn:aws:iam::111122223333:role/KarpenterNodeRole-demo",
+                "--region",
+                "us-east-1",
+                "--cluster-name",
+                "demo",
+                "--exit-code",
+            ],
+        )
+    };
+    // 250 actions of 26 characters and their quotes: well over 6,144 characters.
+    let (over, size) = padded_policy("over", 250, false);
+    assert!(size > 6_144, "{size}");
+    let out = args(&over);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    let line = check_line(&text, "managed policy size");
+    assert_eq!(line.len(), 1, "{text}");
+    assert!(
+        line[0].trim_start().starts_with("REFUSED")
+            && line[0].contains("over IAM's limit of 6,144"),
+        "{text}"
+    );
+    // Whitespace is not counted: pretty-printed, its text is over the limit, its policy not.
+    let (under, size) = padded_policy("under", 190, true);
+    assert!(size < 6_144 * 9 / 10, "{size}");
+    assert!(std::fs::read_to_string(&under).unwrap().len() > 6_144);
+    let out = args(&under);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let line = check_line(&text, "managed policy size");
+    assert!(
+        line.len() == 1 && line[0].trim_start().starts_with("allowed"),
+        "{text}"
+    );
+    std::fs::remove_file(over).ok();
+    std::fs::remove_file(under).ok();
+}

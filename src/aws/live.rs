@@ -8,7 +8,7 @@ use super::guard::{AwsError, Guard};
 use super::{AwsOptions, sdk_config};
 use crate::facts::authorization::AuthorizationDetails;
 use crate::facts::fetched::{Simulation, SimulationKey};
-use crate::facts::iam_snapshot::PrincipalPolicies;
+use crate::facts::iam_snapshot::{PolicyKind, PolicySize, PrincipalPolicies};
 use crate::facts::kms_snapshot::{Grant, KeyFacts};
 use crate::policy::Policy;
 use crate::policy::arn::{Arn, role_name_of};
@@ -374,6 +374,7 @@ impl Live {
         })
         .await?;
         let mut identity = Vec::new();
+        let mut sizes = Vec::new();
         for policy_name in inline {
             let doc = self
                 .guard
@@ -385,11 +386,17 @@ impl Live {
                         .send()
                 })
                 .await?;
-            identity.push(document(
+            let (policy, chars) = document(
                 &format!("inline:{policy_name}"),
                 doc.policy_document(),
                 "GetRolePolicy",
-            )?);
+            )?;
+            sizes.push(PolicySize {
+                name: policy.name.clone(),
+                kind: PolicyKind::Inline,
+                chars: Some(chars),
+            });
+            identity.push(policy);
         }
         let attached = every_page(|marker| async move {
             let page = self
@@ -412,10 +419,16 @@ impl Live {
         })
         .await?;
         for policy_arn in attached {
-            identity.push(self.managed_policy(&policy_arn).await?);
+            let (policy, chars) = self.managed_policy(&policy_arn).await?;
+            sizes.push(PolicySize {
+                name: policy_arn.clone(),
+                kind: PolicyKind::Managed,
+                chars: Some(chars),
+            });
+            identity.push(policy);
         }
         let boundary = match boundary {
-            Some(b) => Some(self.managed_policy(&b).await?),
+            Some(b) => Some(self.managed_policy(&b).await?.0),
             None => None,
         };
         Ok(PrincipalPolicies {
@@ -426,10 +439,12 @@ impl Live {
             // GetRole answers with every tag of the role (none listed: it has none).
             tags: Some(tags),
             source: "live IAM".into(),
+            sizes: Some(sizes),
         })
     }
 
-    async fn managed_policy(&self, policy_arn: &str) -> Result<Policy, AwsError> {
+    /// A managed policy's default version, and its size.
+    async fn managed_policy(&self, policy_arn: &str) -> Result<(Policy, usize), AwsError> {
         let policy = self
             .guard
             .call("iam", "GetPolicy", || {
@@ -735,14 +750,27 @@ impl Live {
 }
 
 /// A policy document as the raw API returns it: URL-encoded JSON.
-fn document(name: &str, encoded: &str, operation: &'static str) -> Result<Policy, AwsError> {
+/// A policy document as IAM answers it (URL-encoded JSON), and its size
+/// (`iam_snapshot::chars_without_whitespace`).
+fn document(
+    name: &str,
+    encoded: &str,
+    operation: &'static str,
+) -> Result<(Policy, usize), AwsError> {
     let decoded = percent_encoding::percent_decode_str(encoded).decode_utf8_lossy();
-    Policy::parse(name, &decoded).map_err(|e| AwsError {
+    let unreadable = |e: String| AwsError {
         service: "iam",
         operation,
         outcome: super::guard::Outcome::Error,
         message: format!("{name}: unreadable policy document: {e}"),
-    })
+    };
+    let policy = Policy::parse(name, &decoded).map_err(|e| unreadable(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&decoded).map_err(|e| unreadable(e.to_string()))?;
+    Ok((
+        policy,
+        crate::facts::iam_snapshot::chars_without_whitespace(&value),
+    ))
 }
 
 /// Every item of a paginated listing: `page(token)` fetches the page `token` names (the first

@@ -13,7 +13,9 @@ use crate::facts::iam_snapshot::IamSnapshot;
 use crate::partition::Partition;
 use crate::preflight::catalog::{Catalogue, Version};
 use crate::preflight::running::{self, Given, NEWEST, Running, VersionFrom};
-use crate::preflight::{self, Matrix, Row, Settings, Verdict, own_policy, policy_file};
+use crate::preflight::{
+    self, Check, Matrix, Row, Settings, Status, Verdict, limits, own_policy, policy_file,
+};
 use crate::signal::{Observations, Scanner};
 use clap::Args;
 use std::io::Write;
@@ -82,7 +84,8 @@ pub struct PreflightArgs {
     pub feature_gates: Vec<String>,
     #[arg(short, long, value_enum, default_value = "text")]
     pub output: Output,
-    /// Exit with status 3 when any request would be refused.
+    /// Exit with status 3 when any request would be refused, or a check (node role trust, IAM
+    /// size limits) is.
     #[arg(long)]
     pub exit_code: bool,
     /// Print the doctor's own IAM policy for this cluster instead: manifests/iam-policy.json's
@@ -114,9 +117,19 @@ pub fn run(args: &PreflightArgs, out: &mut impl Write) -> Result<bool, Failure> 
             super::finish(out.write_all((head + &text).as_bytes()))?;
         }
         other => {
-            // Standard output is the Diagnosis list only; what was read goes to standard error.
+            // Standard output is the Diagnosis list only; what was read goes to standard error,
+            // and so do the checks no Diagnosis names that fail or are near a limit.
             if let Some(head) = &found.head {
                 super::finish(std::io::stderr().write_all(head.as_bytes()))?;
+            }
+            let failing = found
+                .now
+                .checks
+                .iter()
+                .filter(|c| matches!(c.status, Status::Refused | Status::Near));
+            let text = checks_text(failing);
+            if !text.is_empty() {
+                super::finish(std::io::stderr().write_all(format!("Checks:\n{text}").as_bytes()))?;
             }
             print(&found.items, &found.obs, other, out)?
         }
@@ -165,6 +178,8 @@ struct Read {
     live: bool,
     facts: crate::facts::SnapshotFacts,
     fetched: crate::facts::fetched::FetchedFacts,
+    /// The `--policy` documents, for IAM's size limits (`limits::given`).
+    given: Vec<limits::Given>,
 }
 
 impl Read {
@@ -203,11 +218,20 @@ fn read(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Read, Failure> {
         (ClusterSays::default(), None)
     };
     let (settings, version_from) = settings(args, &obs, &says)?;
+    let mut given = Vec::new();
     if !args.policies.is_empty() {
         let mut found = Vec::new();
         for path in &args.policies {
             found.extend(policy_file::policies(path, &read_file(path)?).map_err(Failure)?);
         }
+        given = found
+            .iter()
+            .map(|(name, doc)| limits::Given {
+                name: name.clone(),
+                kind: policy_file::kind(name),
+                chars: crate::facts::iam_snapshot::chars_without_whitespace(doc),
+            })
+            .collect();
         let doc = policy_file::snapshot(&settings.controller_role, &found);
         let snapshot = IamSnapshot::parse(&doc.to_string())
             .map_err(|e| Failure(format!("--policy: invalid policy: {e}")))?;
@@ -239,6 +263,7 @@ fn read(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Read, Failure> {
         live,
         facts,
         fetched,
+        given,
     })
 }
 
@@ -249,14 +274,23 @@ pub fn findings(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Found, F
     let (now, target, items) = {
         let (facts, obs, settings) = (read.facts(), &read.obs, &read.settings);
         let catalogue = Catalogue::shipped();
-        let now = preflight::evaluate(&catalogue, obs, settings, &facts);
-        let target = args.target_version.map(|version| {
+        let mut now = preflight::evaluate(&catalogue, obs, settings, &facts);
+        let mut target = args.target_version.map(|version| {
             let s = Settings {
                 version,
                 ..settings.clone()
             };
             preflight::evaluate(&catalogue, obs, &s, &facts)
         });
+        // The `--policy` documents are the controller role's policies: their kinds and sizes
+        // are as given (the snapshot they are evaluated from holds them all inline).
+        if !read.given.is_empty() {
+            let checks = limits::given(&settings.controller_role, &read.given);
+            for m in std::iter::once(&mut now).chain(target.as_mut()) {
+                m.checks.retain(|c| !limits::is_limit(c));
+                m.checks.extend(checks.iter().cloned());
+            }
+        }
         let mut items = preflight::predicted(&now, obs, &facts, settings);
         if let Some(t) = &target {
             for d in preflight::predicted(t, obs, &facts, settings) {
@@ -269,6 +303,7 @@ pub fn findings(args: &PreflightArgs, sources: &[Source<'_>]) -> Result<Found, F
         (now, target, items)
     };
     let refused = now.refused().next().is_some()
+        || now.refused_checks().next().is_some()
         || target
             .as_ref()
             .is_some_and(|t| t.refused().next().is_some())
@@ -489,8 +524,35 @@ fn label(s: &crate::policy::StatementRef) -> String {
     }
 }
 
-/// The report: the upgrade's needs first (with a target), the matrix, what was left out, and
-/// each predicted Diagnosis with its fix.
+/// One line per check beyond the requests, under its EC2NodeClass or the controller role.
+fn checks_text<'a>(checks: impl Iterator<Item = &'a Check>) -> String {
+    let mut out = String::new();
+    let mut under = None;
+    for c in checks {
+        let heading = match &c.node_class {
+            Some(class) => format!("EC2NodeClass {class}"),
+            None => "controller role".to_string(),
+        };
+        if under.as_ref() != Some(&heading) {
+            out += &format!("  {heading}:\n");
+            under = Some(heading);
+        }
+        let status = match c.status {
+            Status::Allowed => "allowed",
+            Status::Near => "NEAR",
+            Status::Refused => "REFUSED",
+            Status::Unknown => "unknown",
+        };
+        out += &format!(
+            "    {status:<8} {:<34} {}  [{}]\n",
+            c.what, c.subject, c.detail
+        );
+    }
+    out
+}
+
+/// The report: the upgrade's needs first (with a target), the matrix, what was left out, the
+/// checks beyond the requests, and each predicted Diagnosis with its fix.
 fn matrix_text(now: &Matrix, target: Option<&Matrix>, items: &[Diagnosis]) -> String {
     let mut out = String::new();
     if let Some(t) = target {
@@ -522,6 +584,18 @@ fn matrix_text(now: &Matrix, target: Option<&Matrix>, items: &[Diagnosis]) -> St
             out += &format!("  note: {note}\n");
         }
         out += "\n";
+    }
+    // The same for every version: the version evaluated's.
+    if !now.checks.is_empty() {
+        out += &format!(
+            "Checks: node role trust, IAM size limits ({} refused, {} near a limit)\n{}\n",
+            now.refused_checks().count(),
+            now.checks
+                .iter()
+                .filter(|c| c.status == Status::Near)
+                .count(),
+            checks_text(now.checks.iter())
+        );
     }
     out += &super::report::sections(items, super::report::Style { colour: false });
     out

@@ -563,7 +563,7 @@ fn web_identity(
 
 /// The trust policy of `role` and where it was read (the facts, else `aws iam get-role`
 /// output); what is missing otherwise.
-fn trust_policy(
+pub(crate) fn trust_policy(
     role: Option<&str>,
     facts: &dyn Facts,
     trusts: &[RoleTrust],
@@ -788,7 +788,11 @@ fn corrected(
 /// Where a trust policy's refusal rests only on conditions the doctor cannot decide (a key
 /// STS's request may carry that the doctor does not know of, an unknown operator): what would
 /// decide each. Empty when the refusal is proven by what is known.
-fn undecided_refusal(explanation: &Explanation, known: &str, source: &str) -> Vec<String> {
+pub(crate) fn undecided_refusal(
+    explanation: &Explanation,
+    known: &str,
+    source: &str,
+) -> Vec<String> {
     let trust = explanation.statements.iter().filter(|t| {
         t.policy_type == PolicyType::ResourcePolicy && t.action_matched && t.resource_matched
     });
@@ -844,7 +848,7 @@ fn undecided_refusal(explanation: &Explanation, known: &str, source: &str) -> Ve
 }
 
 /// `statement N (Sid)` of a trust policy.
-fn statement_label(t: &StatementTrace) -> String {
+pub(crate) fn statement_label(t: &StatementTrace) -> String {
     format!(
         "statement {}{}",
         t.index,

@@ -19,6 +19,36 @@ pub struct PrincipalPolicies {
     pub tags: Option<Vec<(String, String)>>,
     /// Where the facts come from (`iam snapshot FILE`, `live IAM`), for evidence lines.
     pub source: String,
+    /// Every inline and attached managed policy with its size, for IAM's size limits
+    /// (`preflight::limits`); `None` where the source does not record them.
+    pub sizes: Option<Vec<PolicySize>>,
+}
+
+/// How a policy is attached to its principal: IAM limits each kind apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyKind {
+    Inline,
+    Managed,
+}
+
+/// One policy of a principal, as IAM counts it against its limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySize {
+    /// `inline:NAME`, or the managed policy's ARN (as `Policy::name`).
+    pub name: String,
+    pub kind: PolicyKind,
+    /// Characters without whitespace (`chars_without_whitespace`); `None` where the document
+    /// is not known (an AWS-managed policy a snapshot does not hold).
+    pub chars: Option<usize>,
+}
+
+/// A policy document's size as IAM counts it against its limits: characters, whitespace not
+/// counted (the document in its compact JSON form, so a JSON object and its text count alike).
+pub fn chars_without_whitespace(doc: &Value) -> usize {
+    doc.to_string()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .count()
 }
 
 /// A loaded snapshot: the raw detail lists, read lazily per principal.
@@ -109,6 +139,7 @@ impl IamSnapshot {
             "UserPolicyList"
         };
         let mut identity = Vec::new();
+        let mut sizes = Vec::new();
         for (j, p) in array(entry, inline_key, &path)?.iter().enumerate() {
             let ppath = format!("{path}.{inline_key}[{j}]");
             let name = p
@@ -118,11 +149,17 @@ impl IamSnapshot {
             let doc = p
                 .get("PolicyDocument")
                 .ok_or_else(|| err(&ppath, "missing PolicyDocument"))?;
-            identity.push(document(
+            let (policy, chars) = document(
                 &format!("inline:{name}"),
                 doc,
                 &format!("{ppath}.PolicyDocument"),
-            )?);
+            )?;
+            sizes.push(PolicySize {
+                name: policy.name.clone(),
+                kind: PolicyKind::Inline,
+                chars: Some(chars),
+            });
+            identity.push(policy);
         }
         for (j, a) in array(entry, "AttachedManagedPolicies", &path)?
             .iter()
@@ -133,7 +170,13 @@ impl IamSnapshot {
                 .get("PolicyArn")
                 .and_then(Value::as_str)
                 .ok_or_else(|| err(&apath, "missing PolicyArn"))?;
-            if let Some(p) = self.managed(policy_arn)? {
+            let found = self.managed(policy_arn)?;
+            sizes.push(PolicySize {
+                name: policy_arn.to_string(),
+                kind: PolicyKind::Managed,
+                chars: found.as_ref().map(|(_, chars)| *chars),
+            });
+            if let Some((p, _)) = found {
                 identity.push(p);
             }
         }
@@ -142,7 +185,7 @@ impl IamSnapshot {
             .and_then(|b| b.get("PermissionsBoundaryArn"))
             .and_then(Value::as_str)
         {
-            Some(b) => self.managed(b)?,
+            Some(b) => self.managed(b)?.map(|(p, _)| p),
             None => None,
         };
         let trust = match entry.get("AssumeRolePolicyDocument") {
@@ -174,12 +217,14 @@ impl IamSnapshot {
             trust,
             tags,
             source: "iam snapshot".into(),
+            sizes: Some(sizes),
         })
     }
 
     /// The default version of a managed policy, named by its ARN; `None` when the snapshot does
-    /// not hold it (AWS-managed policies are listed only with `--filter AWSManagedPolicy`).
-    fn managed(&self, policy_arn: &str) -> Result<Option<Policy>, ParseError> {
+    /// not hold it (AWS-managed policies are listed only with `--filter AWSManagedPolicy`);
+    /// with its size (`chars_without_whitespace`).
+    fn managed(&self, policy_arn: &str) -> Result<Option<(Policy, usize)>, ParseError> {
         let Some(i) = self
             .list("Policies")
             .iter()
@@ -237,7 +282,8 @@ pub fn trust_document(doc: &Value, path: &str) -> Result<Policy, ParseError> {
     })
 }
 
-fn document(name: &str, doc: &Value, path: &str) -> Result<Policy, ParseError> {
+/// A policy document given as a JSON object or a (URL-encoded) JSON string, and its size.
+fn document(name: &str, doc: &Value, path: &str) -> Result<(Policy, usize), ParseError> {
     let reroot = |e: ParseError| {
         err(
             &format!("{path}{}", e.path.trim_start_matches('$')),
@@ -249,9 +295,15 @@ fn document(name: &str, doc: &Value, path: &str) -> Result<Policy, ParseError> {
             let decoded = percent_encoding::percent_decode_str(text)
                 .decode_utf8()
                 .map_err(|_| err(path, "URL-encoded document is not UTF-8"))?;
-            Policy::parse(name, &decoded).map_err(reroot)
+            let policy = Policy::parse(name, &decoded).map_err(reroot)?;
+            let value: Value = serde_json::from_str(&decoded)
+                .map_err(|e| err(path, format!("not valid JSON: {e}")))?;
+            Ok((policy, chars_without_whitespace(&value)))
         }
-        v => Policy::from_value(name, v).map_err(reroot),
+        v => Ok((
+            Policy::from_value(name, v).map_err(reroot)?,
+            chars_without_whitespace(v),
+        )),
     }
 }
 
@@ -342,6 +394,45 @@ mod tests {
             .and_then(|s| s.principal_at("RoleDetailList", 0))
             .unwrap_err();
         assert_eq!(e.path, "$.RoleDetailList[0].Tags[0]");
+    }
+
+    #[test]
+    fn each_policy_is_recorded_with_its_kind_and_size_without_whitespace() {
+        let snap = IamSnapshot::parse(SNAPSHOT).unwrap();
+        let sizes = snap
+            .principal("arn:aws-cn:iam::111122223333:role/eks/ctrl")
+            .unwrap()
+            .sizes
+            .unwrap();
+        let inline = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"ec2:*","Resource":"*"}}"#;
+        let managed = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:PassRole","Resource":"*"}]}"#;
+        assert_eq!(
+            sizes,
+            [
+                PolicySize {
+                    name: "inline:inline1".into(),
+                    kind: PolicyKind::Inline,
+                    chars: Some(inline.len()),
+                },
+                PolicySize {
+                    name: "arn:aws-cn:iam::111122223333:policy/m".into(),
+                    kind: PolicyKind::Managed,
+                    chars: Some(managed.len()),
+                },
+                // Attached, not held: counted, its size not known.
+                PolicySize {
+                    name: "arn:aws-cn:iam::aws:policy/NotInSnapshot".into(),
+                    kind: PolicyKind::Managed,
+                    chars: None,
+                },
+            ]
+        );
+        // Spaces and line breaks, inside strings too, are not counted; other characters are.
+        let spaced = serde_json::json!({"Sid": "a b\nc", "x": "é"});
+        assert_eq!(
+            chars_without_whitespace(&spaced),
+            r#"{"Sid":"ab\nc","x":"é"}"#.chars().count()
+        );
     }
 
     #[test]

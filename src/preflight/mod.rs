@@ -2,13 +2,17 @@
 //! (`catalog`, rules/requests.json), filled with the cluster's names and evaluated with the
 //! policy engine against the controller role's real policies, its permissions boundary and
 //! the SCP documents given; every refusal is then diagnosed as the failure it predicts
-//! (`predict`), so it carries that failure's fingerprint and remediation. Pure.
+//! (`predict`), so it carries that failure's fingerprint and remediation. Beyond the
+//! requests, `checks`: each node role's trust for EC2 (`trust`) and IAM's size limits on the
+//! controller role's policies (`limits`). Pure.
 
 pub mod catalog;
+pub mod limits;
 pub mod own_policy;
 pub mod policy_file;
 mod predict;
 pub mod running;
+pub mod trust;
 
 use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
@@ -68,6 +72,34 @@ pub struct Matrix {
     pub rows: Vec<Row>,
     /// Requests left out, and why (a setting not known to hold).
     pub notes: Vec<String>,
+    /// What is checked beyond the requests (the same for every version): each EC2NodeClass's
+    /// node role trust, the controller role's size limits.
+    pub checks: Vec<Check>,
+}
+
+/// A check beyond the requests: no contract reason code names it, so it is in the matrix only
+/// (no Diagnosis); a `Refused` one makes `preflight` fail as a refused request does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// The EC2NodeClass it is about; `None`: the controller role.
+    pub node_class: Option<String>,
+    /// What is checked (`node role trust`, `managed policy size`, …).
+    pub what: &'static str,
+    /// The role or policy checked.
+    pub subject: String,
+    pub status: Status,
+    /// Why: the statement, the numbers, or what is not known.
+    pub detail: String,
+}
+
+/// A check's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Allowed,
+    /// Within the limit but near it (90 % or more).
+    Near,
+    Refused,
+    Unknown,
 }
 
 /// The EC2NodeClasses to evaluate: those given, else one named `default` with `--node-role`.
@@ -344,10 +376,16 @@ pub fn evaluate(
             });
         }
     }
+    let mut checks: Vec<Check> = classes(obs, settings)
+        .iter()
+        .map(|class| trust::check(class, obs, settings, facts))
+        .collect();
+    checks.extend(limits::controller_role(settings, facts));
     Matrix {
         version: settings.version,
         rows,
         notes: notes.into_iter().collect(),
+        checks,
     }
 }
 
@@ -414,6 +452,11 @@ impl Matrix {
         self.rows
             .iter()
             .filter(|r| matches!(r.verdict, Verdict::Refused(..)))
+    }
+
+    /// The checks beyond the requests that fail.
+    pub fn refused_checks(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.status == Status::Refused)
     }
 
     /// What an upgrade from `before` newly needs and the policies refuse: refused requests

@@ -239,6 +239,7 @@ mod tests {
                     trust: None,
                     tags: None,
                     source: "live IAM".into(),
+                    sizes: None,
                 }),
                 false => Lookup::Unknown("not asked".into()),
             }

@@ -4,6 +4,7 @@
 //! document the controller's policies are those that allow `ec2:CreateFleet` (Karpenter's
 //! launch; no node role or other policy does), each once. Pure.
 
+use crate::facts::iam_snapshot::PolicyKind;
 use serde_json::{Value, json};
 
 /// The policies a file holds: (name, document).
@@ -84,6 +85,28 @@ fn launches(policy: &Value) -> bool {
         })
 }
 
+/// How a policy `policies` found is to be attached, by the Terraform resource type its address
+/// names (`[module.M.]…TYPE.NAME`): `aws_iam_policy` managed, `aws_iam_role_policy` inline;
+/// `None` for a document (a file, or `aws_iam_policy_document`, which may become either).
+pub fn kind(name: &str) -> Option<PolicyKind> {
+    let mut parts = name.split('.');
+    let ty = loop {
+        match parts.next()? {
+            "module" => {
+                parts.next()?;
+            }
+            "data" => return None,
+            ty => break ty,
+        }
+    };
+    parts.next()?;
+    match ty {
+        "aws_iam_policy" => Some(PolicyKind::Managed),
+        "aws_iam_role_policy" => Some(PolicyKind::Inline),
+        _ => None,
+    }
+}
+
 fn name_of(file: &str) -> String {
     std::path::Path::new(file)
         .file_name()
@@ -161,6 +184,25 @@ mod tests {
             let e = policies("f.json", text).unwrap_err();
             assert!(e.contains(says), "{e}");
         }
+    }
+
+    #[test]
+    fn the_kind_is_the_terraform_resource_types() {
+        assert_eq!(
+            kind("module.karpenter.aws_iam_policy.controller[0]"),
+            Some(PolicyKind::Managed)
+        );
+        assert_eq!(kind("aws_iam_role_policy.c"), Some(PolicyKind::Inline));
+        assert_eq!(
+            kind("module.aws_iam_role_policy.aws_iam_policy.c"),
+            Some(PolicyKind::Managed)
+        );
+        assert_eq!(
+            kind("module.karpenter.data.aws_iam_policy_document.controller[0]"),
+            None
+        );
+        assert_eq!(kind("controller.json"), None);
+        assert_eq!(kind("aws_iam_policy"), None);
     }
 
     #[test]

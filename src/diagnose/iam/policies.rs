@@ -632,6 +632,7 @@ mod tests {
                 trust: None,
                 tags: None,
                 source: "live IAM".into(),
+                sizes: None,
             })
         }
 
