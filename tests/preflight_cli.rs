@@ -645,3 +645,63 @@ fn a_policy_over_6144_characters_without_whitespace_is_refused_before_deploy() {
     std::fs::remove_file(over).ok();
     std::fs::remove_file(under).ok();
 }
+
+/// Spot launches need the key for the Spot service-linked role as well as the caller, so the
+/// capacity types the EC2NodeClass's NodePools allow decide: a key granted to the caller
+/// alone is predicted to kill the spot launches only.
+#[test]
+fn a_key_the_spot_role_cannot_use_is_predicted_only_where_a_node_pool_allows_spot() {
+    const FIXTURE: &str = "tests/fixtures/explain/KeyAccessNotGranted-spot";
+    let dir = std::env::temp_dir().join(format!("preflight-cli-spot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The fixture's cross-account key, granted to the controller role too.
+    let mut kms: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{ROOT}/{FIXTURE}/kms-snapshot.json")).unwrap(),
+    )
+    .unwrap();
+    let mut grant = kms["Keys"][0]["Grants"][0].clone();
+    grant["GrantId"] = json!("0c0ffee0");
+    grant["GranteePrincipal"] =
+        json!("arn:aws:iam::381492650173:role/KarpenterController-payments");
+    kms["Keys"][0]["Grants"].as_array_mut().unwrap().push(grant);
+    let snapshot = dir.join("kms-snapshot.json");
+    std::fs::write(&snapshot, kms.to_string()).unwrap();
+    let pool = |capacity: &str| {
+        let path = dir.join(format!("nodepool-{capacity}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata:\n  name: payments\nspec:\n  template:\n    spec:\n      nodeClassRef:\n        group: karpenter.k8s.aws\n        kind: EC2NodeClass\n        name: pci-encrypted\n      requirements:\n        - key: karpenter.sh/capacity-type\n          operator: In\n          values: [{capacity}]\n"
+            ),
+        )
+        .unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let kms_predicted = |pool: Option<String>| {
+        let snapshot = snapshot.to_string_lossy().into_owned();
+        let class = format!("{FIXTURE}/ec2nodeclass.yaml");
+        let account = format!("{FIXTURE}/serviceaccount.yaml");
+        let mut args = vec![class, account, "--kms-snapshot".into(), snapshot];
+        args.extend(pool);
+        args.extend(["--region", "us-west-2", "--cluster-name", "payments"].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        items("preflight", &args)
+            .into_iter()
+            .filter(|d| d["spec"]["category"] == "KmsKeyUnusable")
+            .filter(|d| d["status"]["rootCause"]["confidence"] == "Predicted")
+            .collect::<Vec<Value>>()
+    };
+    let spot = kms_predicted(Some(pool("spot")));
+    assert_eq!(spot.len(), 1, "{spot:#?}");
+    assert_eq!(cause(&spot[0]).0, "KeyAccessNotGranted");
+    let commands = spot[0]["status"]["remediation"]["commands"].to_string();
+    assert!(
+        commands.contains("--grantee-principal arn:aws:iam::381492650173:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot"),
+        "{commands}"
+    );
+    let on_demand = kms_predicted(Some(pool("on-demand")));
+    assert!(
+        on_demand.is_empty(),
+        "the caller may use the key: {on_demand:#?}"
+    );
+}

@@ -389,6 +389,8 @@ fn ec2nodeclasses() {
                 http_tokens: None,
                 // No mappings: Karpenter's default root volume, encrypted, names no key.
                 default_ebs_key: DefaultKeyUse::Always,
+                ami_aliases: vec!["al2023@latest".into()],
+                capacity_reservations: false,
             },
             NodeClassInfo {
                 name: "encrypted".into(),
@@ -398,6 +400,8 @@ fn ec2nodeclasses() {
                 ami_ids: vec!["ami-0a1b2c3d4e5f60718".into()],
                 http_tokens: None,
                 default_ebs_key: DefaultKeyUse::Never,
+                ami_aliases: vec!["bottlerocket@latest".into()],
+                capacity_reservations: false,
             },
         ]
     );
@@ -577,6 +581,7 @@ fn nodepools_give_their_node_class_and_registration_health_but_no_signal() {
             name: "default".into(),
             node_class: Some("default".into()),
             registration_unhealthy: true,
+            capacity_types: vec!["on-demand".into()],
         }]
     );
     assert_eq!(
@@ -976,4 +981,71 @@ fn an_elided_principal_is_never_the_principal() {
             Some("arn:aws:iam::111122223333:role/KarpenterNodeRole-demo")
         );
     }
+}
+
+/// What changes the keys, AMIs and capacity a launch uses: a volume encrypted with no key uses
+/// the region's default EBS key, an unencrypted one only where encryption by default is on, a
+/// Custom AMI family's own volumes likewise; an alias (or, without AMI terms, the family)
+/// means SSM parameters; the capacity-type requirements narrow Karpenter's three, and none
+/// means on-demand.
+#[test]
+fn launch_settings_of_node_classes_and_node_pools() {
+    let out = clean("ec2nodeclasses-launch-settings.yaml");
+    let class = |name: &str| {
+        out.node_classes
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let summary = |name: &str| {
+        let c = class(name);
+        (
+            c.default_ebs_key,
+            c.ami_aliases.clone(),
+            c.capacity_reservations,
+        )
+    };
+    assert_eq!(
+        summary("keyless"),
+        (
+            DefaultKeyUse::Always,
+            vec!["bottlerocket@latest".to_string()],
+            true
+        )
+    );
+    assert_eq!(class("keyless").kms_key_ids, ["alias/ebs-cmk"]);
+    assert_eq!(
+        summary("unencrypted"),
+        (
+            DefaultKeyUse::WhenEncryptedByDefault,
+            vec!["al2023@latest".to_string()],
+            false
+        )
+    );
+    assert_eq!(
+        summary("custom"),
+        (DefaultKeyUse::WhenEncryptedByDefault, vec![], false)
+    );
+    assert_eq!(
+        summary("legacy"),
+        (DefaultKeyUse::Always, vec!["al2@latest".to_string()], false)
+    );
+    let pools: Vec<(&str, Vec<&str>)> = out
+        .node_pools
+        .iter()
+        .map(|p| {
+            (
+                p.name.as_str(),
+                p.capacity_types.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pools,
+        [
+            ("spot-only", vec!["spot"]),
+            ("not-spot", vec!["on-demand", "reserved"]),
+            ("unsaid", vec!["on-demand"]),
+        ]
+    );
 }

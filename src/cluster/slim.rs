@@ -22,8 +22,9 @@ pub struct Slim {
 }
 
 /// NodeClaim `nodeClassRef` (v0.3x Machine `machineTemplateRef`); EC2NodeClass `role`,
-/// `instanceProfile`, `blockDeviceMappings[].ebs.kmsKeyID`, `metadataOptions.httpTokens`;
-/// NodePool `template`.
+/// `instanceProfile`, `amiFamily`, `amiSelectorTerms[].alias`,
+/// `blockDeviceMappings[].ebs.{kmsKeyID,encrypted}`, `metadataOptions.httpTokens`,
+/// `capacityReservationSelectorTerms` (how many); NodePool `template`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Spec {
@@ -31,10 +32,30 @@ pub struct Spec {
     pub machine_template_ref: Name,
     pub role: Option<String>,
     pub instance_profile: Option<String>,
+    pub ami_family: Option<String>,
+    pub ami_selector_terms: Vec<AmiTerm>,
     pub block_device_mappings: Vec<BlockDeviceMapping>,
     pub metadata_options: MetadataOptions,
-    /// A NodePool's NodeClaim template: its `spec.nodeClassRef`.
+    pub capacity_reservation_selector_terms: Vec<Term>,
+    /// A NodePool's NodeClaim template: its `spec.nodeClassRef` and requirements.
     pub template: Template,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AmiTerm {
+    pub alias: Option<String>,
+}
+
+/// A selector term, kept only to be counted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Term {}
+
+/// A NodePool requirement (`karpenter.sh/capacity-type In [spot]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Requirement {
+    pub key: Option<String>,
+    pub operator: Option<String>,
+    pub values: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -46,6 +67,7 @@ pub struct Template {
 #[serde(rename_all = "camelCase")]
 pub struct TemplateSpec {
     pub node_class_ref: Name,
+    pub requirements: Vec<Requirement>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -68,6 +90,7 @@ pub struct BlockDeviceMapping {
 pub struct Ebs {
     #[serde(rename = "kmsKeyID")]
     pub kms_key_id: Option<String>,
+    pub encrypted: Option<bool>,
 }
 
 /// NodeClaim `providerID`, `imageID`; EC2NodeClass `instanceProfile`, `amis[].id`; conditions.
@@ -138,19 +161,43 @@ impl<'de> Deserialize<'de> for Slim {
                 machine_template_ref: name(&["spec", "machineTemplateRef", "name"]),
                 role: text(&v, &["spec", "role"]),
                 instance_profile: text(&v, &["spec", "instanceProfile"]),
+                ami_family: text(&v, &["spec", "amiFamily"]),
+                ami_selector_terms: items(&v, &["spec", "amiSelectorTerms"], |t| AmiTerm {
+                    alias: text(t, &["alias"]),
+                }),
                 block_device_mappings: items(&v, &["spec", "blockDeviceMappings"], |m| {
                     BlockDeviceMapping {
                         ebs: Ebs {
                             kms_key_id: text(m, &["ebs", "kmsKeyID"]),
+                            encrypted: m
+                                .get("ebs")
+                                .and_then(|e| e.get("encrypted"))
+                                .and_then(Value::as_bool),
                         },
                     }
                 }),
                 metadata_options: MetadataOptions {
                     http_tokens: text(&v, &["spec", "metadataOptions", "httpTokens"]),
                 },
+                capacity_reservation_selector_terms: items(
+                    &v,
+                    &["spec", "capacityReservationSelectorTerms"],
+                    |_| Term {},
+                ),
                 template: Template {
                     spec: TemplateSpec {
                         node_class_ref: name(&["spec", "template", "spec", "nodeClassRef", "name"]),
+                        requirements: items(
+                            &v,
+                            &["spec", "template", "spec", "requirements"],
+                            |r| Requirement {
+                                key: text(r, &["key"]),
+                                operator: text(r, &["operator"]),
+                                values: items(r, &["values"], |x| {
+                                    x.as_str().unwrap_or_default().to_string()
+                                }),
+                            },
+                        ),
                     },
                 },
             },
@@ -273,6 +320,7 @@ mod tests {
             "ec2nodeclasses.yaml",
             "awsnodetemplate-v1alpha1.yaml",
             "nodepools.yaml",
+            "ec2nodeclasses-launch-settings.yaml",
         ] {
             for (i, whole) in objects(file).into_iter().enumerate() {
                 let mut slim: Slim = serde_json::from_value(whole.clone()).unwrap();

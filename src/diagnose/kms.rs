@@ -227,6 +227,22 @@ pub fn reason(case: &KmsCase<'_>, facts: &dyn Facts) -> Finding {
             ),
         };
     }
+    // The caller may use the key; for Spot, AWS requires the Spot service-linked role to as
+    // well, and the key side refuses it.
+    if let Some(spot) = spot_fix {
+        return Finding {
+            reason: ReasonCode::KeyAccessNotGranted,
+            premises: vec![Premise::of(What::Key, "the key policy and grants", true)],
+            summary: format!(
+                "the key policy or grants of {} let {principal} use it, but not the Spot service-linked role {spot_role}, which AWS requires for Spot Instances: {}",
+                found.arn,
+                spot_denied.join(", ")
+            ),
+            evidence: lines,
+            statement: None,
+            fix: spot,
+        };
+    }
     match facts.principal(principal) {
         Lookup::Found(policies) => {
             let set = PolicySet {

@@ -18,7 +18,7 @@ use crate::facts::{Facts, Lookup};
 use crate::partition::Partition;
 use crate::policy::arn::Arn;
 use crate::policy::{Context, Decision, Denial, Policy, PolicySet, Request, StatementRef};
-use crate::signal::{NodeClassInfo, Observations};
+use crate::signal::{NodeClassInfo, NodePoolInfo, Observations};
 use catalog::{Catalogue, Template, Version, When, fill};
 use std::collections::BTreeMap;
 
@@ -115,6 +115,8 @@ fn classes(obs: &Observations, settings: &Settings) -> Vec<NodeClassInfo> {
             http_tokens: None,
             // Karpenter's default root volume is encrypted and names no key.
             default_ebs_key: crate::signal::DefaultKeyUse::Always,
+            ami_aliases: Vec::new(),
+            capacity_reservations: false,
         });
     }
     classes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -122,14 +124,13 @@ fn classes(obs: &Observations, settings: &Settings) -> Vec<NodeClassInfo> {
 }
 
 /// The NodePools whose `nodeClassRef` names `class`, by name.
-fn pools_of<'a>(obs: &'a Observations, class: &str) -> Vec<&'a str> {
-    let mut pools: Vec<&str> = obs
+fn pools_of<'a>(obs: &'a Observations, class: &str) -> Vec<&'a NodePoolInfo> {
+    let mut pools: Vec<&NodePoolInfo> = obs
         .node_pools
         .iter()
         .filter(|p| p.node_class.as_deref() == Some(class))
-        .map(|p| p.name.as_str())
         .collect();
-    pools.sort();
+    pools.sort_by(|a, b| a.name.cmp(&b.name));
     pools
 }
 
@@ -223,14 +224,35 @@ fn values(
         ("nodeClassUID", "uid-preflight"),
         ("nodeClaim", "preflight"),
         ("nodeName", "preflight"),
-        (
-            "ssmParameter",
-            "aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/standard/recommended/image_id",
-        ),
     ] {
         v.insert(name, id.to_string());
     }
+    let alias = class
+        .ami_aliases
+        .first()
+        .map_or("al2023@latest", String::as_str);
+    v.insert("ssmParameter", ssm_parameter(alias));
     v
+}
+
+/// The public SSM parameter Karpenter reads for an AMI alias (`family@version`; the
+/// Kubernetes version and architecture stand in: policies scope these by prefix).
+fn ssm_parameter(alias: &str) -> String {
+    let family = alias.split('@').next().unwrap_or(alias);
+    match family {
+        "al2" => "/aws/service/eks/optimized-ami/1.33/amazon-linux-2/recommended/image_id".into(),
+        "bottlerocket" => "/aws/service/bottlerocket/aws-k8s-1.33/x86_64/latest/image_id".into(),
+        "ubuntu" => {
+            "/aws/service/canonical/ubuntu/eks/20.04/1.33/stable/current/amd64/hvm/ebs-gp2/ami-id"
+                .into()
+        }
+        windows if windows.starts_with("windows") => format!(
+            "/aws/service/ami-windows-latest/Windows_Server-{}-English-Core-EKS_Optimized-1.33/image_id",
+            &windows["windows".len()..]
+        ),
+        _ => "/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/standard/recommended/image_id"
+            .into(),
+    }
 }
 
 /// The region Karpenter's pricing client calls (pkg/providers/pricing: ap-south-1 for ap-,
@@ -247,9 +269,32 @@ fn pricing_region(region: &str) -> &'static str {
     }
 }
 
+/// What is known of an EC2NodeClass beyond its own fields: its NodePools, and whether it was
+/// given (not the stand-in `--node-role` makes, whose AMIs and capacity are not known).
+struct Around<'a> {
+    pools: Vec<&'a NodePoolInfo>,
+    given: bool,
+}
+
+impl Around<'_> {
+    /// Whether one of its NodePools allows `capacity`; not known without a NodePool.
+    fn allows(&self, capacity: &str) -> Option<bool> {
+        (!self.pools.is_empty()).then(|| {
+            self.pools
+                .iter()
+                .any(|p| p.capacity_types.iter().any(|c| c == capacity))
+        })
+    }
+}
+
 /// Whether a setting holds for `class`: `Some(false)` leaves the request out, `None` (not
 /// known) too, with a note.
-fn holds(when: When, class: &NodeClassInfo, settings: &Settings) -> Option<bool> {
+fn holds(
+    when: When,
+    class: &NodeClassInfo,
+    around: &Around<'_>,
+    settings: &Settings,
+) -> Option<bool> {
     match when {
         When::NodeClassRole => Some(class.role.is_some() || class.instance_profile.is_none()),
         When::NodeClassInstanceProfile => Some(class.instance_profile.is_some()),
@@ -257,7 +302,10 @@ fn holds(when: When, class: &NodeClassInfo, settings: &Settings) -> Option<bool>
         When::NoClusterEndpoint => Some(!settings.cluster_endpoint),
         When::NotIsolatedVpc => Some(!settings.isolated_vpc),
         When::DryRunValidation => Some(!settings.disable_dry_run),
-        When::OnDemand => Some(true),
+        When::OnDemand => Some(around.allows("on-demand").unwrap_or(true)),
+        When::Spot => around.allows("spot"),
+        When::CapacityReservations => around.given.then_some(class.capacity_reservations),
+        When::AmiAlias => around.given.then_some(!class.ami_aliases.is_empty()),
         // The last word on the gate wins (the running Karpenter's, then the flags').
         When::RebootForRepair => Some(
             settings
@@ -267,7 +315,6 @@ fn holds(when: When, class: &NodeClassInfo, settings: &Settings) -> Option<bool>
                 .find(|g| g.split('=').next() == Some("RebootForRepair"))
                 .is_some_and(|g| g == "RebootForRepair=true" || g == "RebootForRepair"),
         ),
-        When::Spot | When::CapacityReservations | When::AmiAlias => None,
     }
 }
 
@@ -320,14 +367,17 @@ pub fn evaluate(
     let mut rows = Vec::new();
     let mut notes: std::collections::BTreeSet<String> = unread.into_iter().collect();
     for class in classes(obs, settings) {
-        let pools = pools_of(obs, &class.name);
-        let pool = pools.first().copied();
+        let around = Around {
+            pools: pools_of(obs, &class.name),
+            given: !obs.node_classes.is_empty(),
+        };
+        let pool = around.pools.first().map(|p| p.name.as_str());
         let values = values(&class, pool, settings, facts);
         for t in catalogue.of(settings.version) {
             let answers: Vec<(When, Option<bool>)> = t
                 .when
                 .iter()
-                .map(|w| (*w, holds(*w, &class, settings)))
+                .map(|w| (*w, holds(*w, &class, &around, settings)))
                 .collect();
             if answers.iter().any(|(_, holds)| *holds == Some(false)) {
                 continue;
@@ -468,5 +518,144 @@ impl Matrix {
                 .iter()
                 .any(|b| b.node_class == row.node_class && b.request == row.request)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::SnapshotFacts;
+    use crate::facts::iam_snapshot::IamSnapshot;
+    use crate::partition::Partition;
+
+    const CONTROLLER: &str = "arn:aws:iam::111122223333:role/KarpenterController-demo";
+
+    /// The controller role allowed everything: every request evaluated is allowed.
+    fn allow_all() -> SnapshotFacts {
+        let doc = serde_json::json!({"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+        let snapshot = policy_file::snapshot(CONTROLLER, &[("all".into(), doc)]);
+        SnapshotFacts {
+            iam: vec![(
+                "s".into(),
+                IamSnapshot::parse(&snapshot.to_string()).unwrap(),
+            )],
+            ..SnapshotFacts::default()
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            version: Version::parse("v1.15.0").unwrap(),
+            partition: Partition::by_id("aws").unwrap(),
+            region: "us-east-1".into(),
+            cluster_name: Some("demo".into()),
+            controller_role: CONTROLLER.into(),
+            node_role: None,
+            interruption_queue: None,
+            cluster_endpoint: false,
+            isolated_vpc: false,
+            disable_dry_run: false,
+            feature_gates: Vec::new(),
+        }
+    }
+
+    fn observations(pools: &[&[&str]]) -> Observations {
+        Observations {
+            node_classes: vec![NodeClassInfo {
+                name: "default".into(),
+                role: Some("KarpenterNodeRole-demo".into()),
+                instance_profile: None,
+                kms_key_ids: Vec::new(),
+                ami_ids: Vec::new(),
+                http_tokens: None,
+                default_ebs_key: crate::signal::DefaultKeyUse::Never,
+                ami_aliases: vec!["bottlerocket@latest".into()],
+                capacity_reservations: false,
+            }],
+            node_pools: pools
+                .iter()
+                .enumerate()
+                .map(|(i, types)| NodePoolInfo {
+                    name: format!("pool-{i}"),
+                    node_class: Some("default".into()),
+                    registration_unhealthy: false,
+                    capacity_types: types.iter().map(|t| t.to_string()).collect(),
+                })
+                .collect(),
+            ..Observations::default()
+        }
+    }
+
+    fn resources(m: &Matrix, action: &str) -> Vec<String> {
+        m.rows
+            .iter()
+            .filter(|r| r.template.action == action)
+            .filter_map(|r| r.request.as_ref().map(|q| q.resource.clone()))
+            .collect()
+    }
+
+    /// The NodePools decide the spot requests, the class its SSM parameters (by alias) and
+    /// capacity reservations; without a NodePool, whether spot is launched is not known.
+    #[test]
+    fn the_node_pools_and_the_class_decide_spot_aliases_and_reservations() {
+        let catalogue = Catalogue::shipped();
+        let evaluate = |pools: &[&[&str]]| {
+            evaluate(&catalogue, &observations(pools), &settings(), &allow_all())
+        };
+        let spot = evaluate(&[&["on-demand"], &["spot"]]);
+        assert!(
+            resources(&spot, "ec2:CreateFleet")
+                .iter()
+                .any(|r| r.contains(":spot-instances-request/")),
+            "{:?}",
+            resources(&spot, "ec2:CreateFleet")
+        );
+        assert_eq!(
+            resources(&spot, "ssm:GetParameter"),
+            [
+                "arn:aws:ssm:us-east-1::parameter/aws/service/bottlerocket/aws-k8s-1.33/x86_64/latest/image_id"
+            ]
+        );
+        assert!(resources(&spot, "ec2:DescribeCapacityReservations").is_empty());
+        assert!(
+            spot.notes
+                .iter()
+                .all(|n| !n.contains("Spot") && !n.contains("AmiAlias")),
+            "{:?}",
+            spot.notes
+        );
+        let on_demand = evaluate(&[&["on-demand"]]);
+        assert!(
+            !resources(&on_demand, "ec2:CreateFleet")
+                .iter()
+                .any(|r| r.contains(":spot-instances-request/"))
+        );
+        let unknown = evaluate(&[]);
+        assert!(
+            unknown.notes.iter().any(|n| n.contains("[Spot]")),
+            "{:?}",
+            unknown.notes
+        );
+    }
+
+    #[test]
+    fn each_alias_family_reads_its_own_parameter() {
+        for (alias, parameter) in [
+            (
+                "al2023@v20240807",
+                "/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/standard/recommended/image_id",
+            ),
+            (
+                "al2@latest",
+                "/aws/service/eks/optimized-ami/1.33/amazon-linux-2/recommended/image_id",
+            ),
+            (
+                "windows2022@latest",
+                "/aws/service/ami-windows-latest/Windows_Server-2022-English-Core-EKS_Optimized-1.33/image_id",
+            ),
+        ] {
+            assert_eq!(ssm_parameter(alias), parameter, "{alias}");
+        }
     }
 }

@@ -280,6 +280,8 @@ mod tests {
             ami_ids: amis.iter().map(|a| a.to_string()).collect(),
             http_tokens: None,
             default_ebs_key: crate::signal::DefaultKeyUse::Never,
+            ami_aliases: Vec::new(),
+            capacity_reservations: false,
         }
     }
 

@@ -11,7 +11,9 @@ use crate::diagnose::model::{Confidence, Diagnosis, Evidence, ReasonCode};
 use crate::diagnose::premise::PREDICTED_RULE;
 use crate::facts::{Facts, Lookup};
 use crate::policy::{Decision, PolicyType};
-use crate::signal::{Category, NodeClassInfo, Observations, Origin, PolicyLayer, Signal, Source};
+use crate::signal::{
+    Category, NodeClaimInfo, NodeClassInfo, Observations, Origin, PolicyLayer, Signal, Source,
+};
 
 /// Where the predicted signals say they come from.
 const ORIGIN: &str = "(preflight)";
@@ -161,7 +163,35 @@ pub fn predicted(
         .filter_map(|row| refusal(row, &version))
         .chain(credentials(obs, &version))
         .collect();
+    let mut claims = Vec::new();
     for class in &obs.node_classes {
+        // Spot launches need the key for the Spot service-linked role as well as the caller;
+        // on-demand ones for the caller alone. A NodeClaim standing for the launches carries
+        // the capacity type the KMS reasoning reads: spot where a NodePool allows it, else
+        // on-demand where the NodePools are known.
+        let pools = super::pools_of(obs, &class.name);
+        let allows = |c: &str| {
+            pools
+                .iter()
+                .any(|p| p.capacity_types.iter().any(|t| t == c))
+        };
+        let capacity = match (pools.is_empty(), allows("spot")) {
+            (true, _) => None,
+            (false, true) => Some("spot"),
+            (false, false) => Some("on-demand"),
+        };
+        let claim = capacity.map(|c| format!("preflight-{c}-{}", class.name));
+        if let Some(name) = &claim {
+            claims.push(NodeClaimInfo {
+                name: name.clone(),
+                node_pool: None,
+                node_class: Some(class.name.clone()),
+                instance_id: None,
+                image_id: None,
+                capacity_type: capacity.map(str::to_string),
+                lost: false,
+            });
+        }
         for (key, whose) in keys_of(class, facts) {
             let mut s = signal(
                 format!(
@@ -173,12 +203,13 @@ pub fn predicted(
             s.error_code = Some("Client.InvalidKMSKey.InvalidState".into());
             s.node_class = Some(class.name.clone());
             s.kms_key = Some(key.clone());
+            s.node_claim = claim.clone();
             signals.push(s);
         }
     }
     let predicted_obs = Observations {
         signals,
-        node_claims: Vec::new(),
+        node_claims: claims,
         instances: Vec::new(),
         warnings: Vec::new(),
         ..obs.clone()

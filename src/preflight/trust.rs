@@ -165,6 +165,8 @@ mod tests {
             ami_ids: Vec::new(),
             http_tokens: None,
             default_ebs_key: crate::signal::DefaultKeyUse::Never,
+            ami_aliases: Vec::new(),
+            capacity_reservations: false,
         }
     }
 

@@ -155,8 +155,49 @@ fn node_pool(value: &Value, line: usize, sink: &mut Sink<'_>) {
     sink.node_pool(NodePoolInfo {
         node_class: owned(value, &["spec", "template", "spec", "nodeClassRef", "name"]),
         registration_unhealthy: condition(value, "NodeRegistrationHealthy") == Some("False"),
+        capacity_types: capacity_types(value),
         name,
     });
+}
+
+/// The capacity types a NodePool allows: every `karpenter.sh/capacity-type` requirement
+/// narrows Karpenter's three (`In`, `NotIn`, `Exists`, `DoesNotExist`); without one, Karpenter
+/// launches on-demand.
+fn capacity_types(value: &Value) -> Vec<String> {
+    const ALL: [&str; 3] = ["on-demand", "reserved", "spot"];
+    let requirements = match value
+        .get("spec")
+        .and_then(|s| s.get("template"))
+        .and_then(|t| t.get("spec"))
+        .and_then(|s| s.get("requirements"))
+    {
+        Some(Value::Array(r)) => r.as_slice(),
+        _ => &[],
+    };
+    let on_capacity: Vec<&Value> = requirements
+        .iter()
+        .filter(|r| str_at(r, &["key"]) == Some("karpenter.sh/capacity-type"))
+        .collect();
+    if on_capacity.is_empty() {
+        return vec!["on-demand".into()];
+    }
+    ALL.iter()
+        .filter(|t| {
+            on_capacity.iter().all(|r| {
+                let listed = match r.get("values") {
+                    Some(Value::Array(v)) => v.iter().any(|x| x.as_str() == Some(**t)),
+                    _ => false,
+                };
+                match str_at(r, &["operator"]) {
+                    Some("In") => listed,
+                    Some("NotIn") => !listed,
+                    Some("DoesNotExist") => false,
+                    _ => true,
+                }
+            })
+        })
+        .map(|t| t.to_string())
+        .collect()
 }
 
 fn node_class(value: &Value, line: usize, sink: &mut Sink<'_>) {
@@ -207,8 +248,41 @@ fn node_class(value: &Value, line: usize, sink: &mut Sink<'_>) {
         ami_ids,
         http_tokens: owned(value, &["spec", "metadataOptions", "httpTokens"]),
         default_ebs_key: default_key_use(value),
+        ami_aliases: ami_aliases(value),
+        capacity_reservations: matches!(
+            value.get("spec").and_then(|s| s.get("capacityReservationSelectorTerms")),
+            Some(Value::Array(terms)) if !terms.is_empty()
+        ),
         name,
     });
+}
+
+/// The AMI aliases an EC2NodeClass selects by (`amiSelectorTerms[].alias`, v1); without AMI
+/// selector terms, its `amiFamily`'s latest (v0.3x/v1beta1: the family's SSM parameters),
+/// unless Custom.
+fn ami_aliases(value: &Value) -> Vec<String> {
+    let spec = value.get("spec");
+    let terms = spec.and_then(|s| s.get("amiSelectorTerms"));
+    if matches!(terms, Some(Value::Array(t)) if !t.is_empty()) {
+        return list_at(value, &["spec", "amiSelectorTerms"], "alias");
+    }
+    match spec.and_then(|s| str_at(s, &["amiFamily"])) {
+        Some(family) if family != "Custom" => vec![format!("{}@latest", family.to_lowercase())],
+        _ => Vec::new(),
+    }
+}
+
+/// The strings at `field` of each item of the array at `path`, in order, without duplicates.
+fn list_at(value: &Value, path: &[&str], field: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    if let Some(Value::Array(items)) = path.iter().try_fold(value, |v, k| v.get(k)) {
+        for item in items.iter().filter_map(|i| owned(i, &[field])) {
+            if !found.contains(&item) {
+                found.push(item);
+            }
+        }
+    }
+    found
 }
 
 /// Whether an EC2NodeClass's volumes use the default EBS key (`DefaultKeyUse`): its mappings

@@ -247,6 +247,10 @@ pub struct NodeClassInfo {
     pub http_tokens: Option<String>,
     /// Whether its launches encrypt a volume with the region's default EBS key.
     pub default_ebs_key: DefaultKeyUse,
+    /// `spec.amiSelectorTerms[].alias` (`al2023@latest`): the AMIs come from SSM parameters.
+    pub ami_aliases: Vec<String>,
+    /// `spec.capacityReservationSelectorTerms` selects capacity reservations.
+    pub capacity_reservations: bool,
 }
 
 /// Whether an EC2NodeClass's launches use the region's default EBS key: a volume that names
@@ -274,6 +278,9 @@ pub struct NodePoolInfo {
     /// `NodeRegistrationHealthy` is `False`: its recent NodeClaims launched but their nodes
     /// never joined (as when the instances die of an unusable KMS key).
     pub registration_unhealthy: bool,
+    /// The capacity types its requirements allow (`karpenter.sh/capacity-type`; Karpenter's
+    /// default, without one, is on-demand), sorted.
+    pub capacity_types: Vec<String>,
 }
 
 /// A NodeClaim's links: its NodePool, EC2NodeClass and instance.

@@ -241,6 +241,8 @@ impl<'a> Sink<'a> {
                 extend_unique(&mut known.kms_key_ids, info.kms_key_ids);
                 extend_unique(&mut known.ami_ids, info.ami_ids);
                 known.default_ebs_key = known.default_ebs_key.max(info.default_ebs_key);
+                extend_unique(&mut known.ami_aliases, info.ami_aliases);
+                known.capacity_reservations |= info.capacity_reservations;
             }
             None => self.out.node_classes.push(info),
         }
@@ -252,6 +254,8 @@ impl<'a> Sink<'a> {
             Some(known) => {
                 fill(&mut known.node_class, info.node_class);
                 known.registration_unhealthy |= info.registration_unhealthy;
+                extend_unique(&mut known.capacity_types, info.capacity_types);
+                known.capacity_types.sort();
             }
             None => self.out.node_pools.push(info),
         }
