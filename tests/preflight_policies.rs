@@ -6,7 +6,8 @@
 //!   partition's EC2 principal, and that refusal is `PassedToServiceMismatch Predicted`;
 //! - Karpenter's own CloudFormation policy of a version allows every request that version
 //!   makes (where its PassRole statement names one EC2 principal only, that path aside);
-//! - the upgrade v1.0 → v1.15 names what the v1.0 policy lacks, and nothing for v1.14's.
+//! - the upgrade v1.0 → v1.15 names what the v1.0 policy lacks, and nothing for v1.14's; every
+//!   real policy's answer is on record (tests/fixtures/policies/UPGRADE-v1.0-v1.15.md).
 
 mod common;
 
@@ -307,4 +308,42 @@ fn the_upgrade_check_names_what_each_policy_lacks() {
     // v1.14's template was written for what v1.14 makes; v1.15 adds only the gated reboot.
     let (_, lacks) = upgrade("cfn-v1.14.aws.json", Version(1, 14, 0));
     assert!(lacks.is_empty(), "{lacks:?}");
+}
+
+/// The upgrade answer v1.0.8 → v1.15.0 for every real policy, on record in
+/// tests/fixtures/policies/UPGRADE-v1.0-v1.15.md (reviewed by hand; `UPDATE_GOLDEN=1` writes
+/// it): what v1.15 newly needs that the policy refuses, by action.
+#[test]
+fn every_real_policy_has_its_upgrade_answer_on_record() {
+    let mut table = String::from(
+        "# What Karpenter v1.15.0 newly needs that each real policy refuses (from v1.0.8)\n\n\
+         Written by `tests/preflight_policies.rs` (`UPDATE_GOLDEN=1`), reviewed by hand: for each\n\
+         controller policy in this directory and `real/`, the requests v1.15.0 makes and v1.0.8\n\
+         did not (for the same EC2NodeClass) that the policy refuses, by action.\n\n\
+         | policy | partition | newly needed and refused |\n|---|---|---|\n",
+    );
+    for (file, partition, doc) in policies() {
+        let lacks = newly_refused(&file, partition, &doc, Version(1, 0, 8), Version(1, 15, 0));
+        let lacks: Vec<String> = lacks.into_iter().map(|a| format!("`{a}`")).collect();
+        table += &format!(
+            "| {file} | {partition} | {} |\n",
+            if lacks.is_empty() {
+                "nothing".to_string()
+            } else {
+                lacks.join(", ")
+            }
+        );
+    }
+    let path = format!(
+        "{}/tests/fixtures/policies/UPGRADE-v1.0-v1.15.md",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &table).unwrap();
+    }
+    let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        recorded, table,
+        "{path} differs (UPDATE_GOLDEN=1 rewrites it)"
+    );
 }

@@ -510,13 +510,24 @@ impl Matrix {
     }
 
     /// What an upgrade from `before` newly needs and the policies refuse: refused requests
-    /// `before` did not make for the same EC2NodeClass (a request with other tags is another).
+    /// `before` did not make for the same EC2NodeClass (a request with other tags is another),
+    /// unless `before` was refused the same action by the same call there too (broken before
+    /// the upgrade, not by it).
     pub fn newly_refused<'a>(&'a self, before: &'a Matrix) -> impl Iterator<Item = &'a Row> {
         self.refused().filter(move |row| {
-            !before
-                .rows
-                .iter()
-                .any(|b| b.node_class == row.node_class && b.request == row.request)
+            let same_class = || {
+                before
+                    .rows
+                    .iter()
+                    .filter(|b| b.node_class == row.node_class)
+            };
+            let made = same_class().any(|b| b.request == row.request);
+            let refused_already = same_class().any(|b| {
+                matches!(b.verdict, Verdict::Refused(..))
+                    && b.template.call == row.template.call
+                    && b.template.action == row.template.action
+            });
+            !made && !refused_already
         })
     }
 }
