@@ -148,10 +148,14 @@ fn seed_2_is_predicted_from_the_node_class_key_before_any_instance_launches() {
     let unknown = items("preflight", &blind);
     let k = unknown
         .iter()
-        .find(|d| d["spec"]["category"] == "KmsKeyUnusable");
-    if let Some(k) = k {
-        assert_ne!(cause(k).1, "Predicted", "{k:#}");
-    }
+        .find(|d| d["spec"]["category"] == "KmsKeyUnusable")
+        .expect("the key is still a finding");
+    assert_eq!(cause(k), ("KeyAccessNotGranted", "Inferred"), "{k:#}");
+    let evidence = k["status"]["rootCause"]["evidence"].to_string();
+    assert!(
+        evidence.contains("no KMS snapshot given (--kms-snapshot)"),
+        "the missing premise is named: {evidence}"
+    );
 }
 
 /// `terraform show -json` of a plan holding terraform-aws-eks v21.19's rendered China policy

@@ -183,10 +183,15 @@ struct Read {
 }
 
 impl Read {
+    /// The snapshots over what live AWS answered; offline, the snapshots alone (so that what
+    /// is unknown says which snapshot is missing, not that nothing was looked up).
     fn facts(&self) -> crate::facts::Overlay<'_> {
         crate::facts::Overlay {
             first: &self.facts,
-            then: &self.fetched,
+            then: match self.live {
+                true => &self.fetched,
+                false => &self.facts,
+            },
         }
     }
 }
