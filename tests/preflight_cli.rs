@@ -290,10 +290,15 @@ fn the_same_inputs_give_the_same_bytes() {
 
 /// `aws organizations describe-policy` output for an SCP holding `document`.
 fn scp(name: &str, document: &Value) -> String {
+    organization_policy(name, "SERVICE_CONTROL_POLICY", document)
+}
+
+/// `aws organizations describe-policy` output for a policy of `kind`, in a scratch file.
+fn organization_policy(name: &str, kind: &str, document: &Value) -> String {
     let path = std::env::temp_dir().join(format!("karpenter-doctor-preflight-{name}.json"));
     let out = json!({"Policy": {
-        "PolicySummary": {"Id": "p-examplescp", "Arn": format!("arn:aws:organizations::111122223333:policy/o-example/service_control_policy/p-{name}"),
-            "Name": name, "Type": "SERVICE_CONTROL_POLICY", "AwsManaged": false},
+        "PolicySummary": {"Id": "p-examplescp", "Arn": format!("arn:aws:organizations::111122223333:policy/o-example/{}/p-{name}", kind.to_lowercase()),
+            "Name": name, "Type": kind, "AwsManaged": false},
         "Content": document.to_string()}});
     std::fs::write(&path, out.to_string()).unwrap();
     path.display().to_string()
@@ -331,6 +336,18 @@ fn an_scp_refuses_what_it_denies_and_one_that_cannot_be_read_is_said() {
     assert!(
         text.contains("note: SCP arn:aws:organizations::111122223333:policy/o-example/service_control_policy/p-broken is not a policy the engine reads")
             && text.contains("a refusal it makes is not predicted"),
+        "{text}"
+    );
+    // An RCP is not applied to the controller's requests: said, not dropped in silence.
+    let rcp = organization_policy(
+        "deny-kms",
+        "RESOURCE_CONTROL_POLICY",
+        &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*"}]}),
+    );
+    let out = run("preflight", &[china_before().as_slice(), &[&rcp]].concat());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("note: RCP arn:aws:organizations::111122223333:policy/o-example/resource_control_policy/p-deny-kms is not applied"),
         "{text}"
     );
 }

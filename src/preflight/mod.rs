@@ -342,6 +342,18 @@ fn policy_set(
             )),
         }
     }
+    // RCPs guard resources (KMS keys, SQS queues, STS) against requests the engine evaluates
+    // as the resource's: not applied to the controller's requests here, and said.
+    for d in obs
+        .org_policies
+        .iter()
+        .filter(|d| d.kind == crate::diagnose::organization::RCP)
+    {
+        unread.push(format!(
+            "RCP {} is not applied: preflight evaluates the requests against the identity policies, boundary and SCPs; a refusal it makes is not predicted",
+            d.arn
+        ));
+    }
     let set = match facts.principal(&settings.controller_role) {
         Lookup::Found(found) => Ok(PolicySet {
             identity: found.identity,
