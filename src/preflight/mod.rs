@@ -301,7 +301,10 @@ fn holds(
         When::InterruptionQueue => Some(settings.interruption_queue.is_some()),
         When::NoClusterEndpoint => Some(!settings.cluster_endpoint),
         When::NotIsolatedVpc => Some(!settings.isolated_vpc),
-        When::DryRunValidation => Some(!settings.disable_dry_run),
+        // `--disable-dry-run` exists from v1.6.2: before it, dry runs cannot be turned off.
+        When::DryRunValidation => {
+            Some(!(settings.disable_dry_run && settings.version >= Version(1, 6, 2)))
+        }
         When::OnDemand => Some(around.allows("on-demand").unwrap_or(true)),
         When::Spot => around.allows("spot"),
         When::CapacityReservations => around.given.then_some(class.capacity_reservations),
@@ -659,6 +662,51 @@ mod tests {
             unknown.notes.iter().any(|n| n.contains("[Spot]")),
             "{:?}",
             unknown.notes
+        );
+    }
+
+    /// Karpenter's settings leave requests out: isolated VPC the pricing API, disabled dry runs
+    /// the validation (from v1.6.2, when the flag exists), and the RebootForRepair gate adds
+    /// ec2:RebootInstances (v1.15).
+    #[test]
+    fn the_settings_leave_out_or_add_what_karpenter_then_calls() {
+        let catalogue = Catalogue::shipped();
+        let obs = observations(&[&["on-demand"]]);
+        let calls = |change: &dyn Fn(&mut Settings)| {
+            let mut s = settings();
+            change(&mut s);
+            let m = evaluate(&catalogue, &obs, &s, &allow_all());
+            m.rows
+                .iter()
+                .map(|r| r.template.action.clone())
+                .collect::<std::collections::BTreeSet<String>>()
+        };
+        let dry_runs = |change: &dyn Fn(&mut Settings)| {
+            let mut s = settings();
+            change(&mut s);
+            evaluate(&catalogue, &obs, &s, &allow_all())
+                .rows
+                .iter()
+                .filter(|r| r.template.id.starts_with("validation-dry-run"))
+                .count()
+        };
+        let plain = calls(&|_| {});
+        assert!(plain.contains("pricing:GetProducts"), "{plain:?}");
+        assert!(!plain.contains("ec2:RebootInstances"), "{plain:?}");
+        assert!(!calls(&|s| s.isolated_vpc = true).contains("pricing:GetProducts"));
+        assert!(
+            calls(&|s| s.feature_gates = vec!["RebootForRepair=true".into()])
+                .contains("ec2:RebootInstances")
+        );
+        assert!(dry_runs(&|_| {}) > 0);
+        assert_eq!(dry_runs(&|s| s.disable_dry_run = true), 0);
+        let before_the_flag = |s: &mut Settings| {
+            s.disable_dry_run = true;
+            s.version = Version::parse("v1.5.0").unwrap();
+        };
+        assert!(
+            dry_runs(&before_the_flag) > 0,
+            "v1.5 cannot turn dry runs off"
         );
     }
 
