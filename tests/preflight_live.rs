@@ -200,3 +200,44 @@ fn the_default_ebs_key_is_read_live_and_its_state_predicted() {
         .map(|s| s["Resource"].clone());
     assert_eq!(keys, Some(Value::String(key)), "{policy:#}");
 }
+
+/// The AMI's snapshot key, read live before any launch: the EC2NodeClass names no key, its
+/// AMI's snapshot is encrypted with a key pending deletion (DescribeImages and DescribeSnapshots
+/// in EC2's documented shapes, from the double), so every launch is predicted to die of it.
+#[test]
+fn an_amis_snapshot_key_is_read_live_and_its_state_predicted() {
+    let moto = Moto::start("preflight-ami-key");
+    let key = pending_deletion_key(&moto, "us-east-1");
+    let served = key.clone();
+    let double = Double::start(&moto.endpoint, move |call| {
+        common::double::kms_ec2(call, &served)
+    });
+    let dir = scratch("preflight-ami-key");
+    let class = seed2_node_class(&dir, None);
+    let controller = format!("arn:aws:iam::{ACCOUNT}:role/{CONTROLLER}");
+    let (list, _) = live_at(
+        "preflight",
+        &double.endpoint,
+        "us-east-1",
+        &[
+            &class,
+            "--controller-role",
+            &controller,
+            "--cluster-name",
+            "demo",
+            "--aws-max-attempts",
+            "1",
+        ],
+    );
+    let items = list["items"].as_array().unwrap();
+    let rc = only(items, |d| d["spec"]["kmsKeyArn"] == key.as_str());
+    assert_eq!(rc["reason"], "KeyPendingDeletion");
+    assert_eq!(rc["confidence"], "Predicted");
+    assert!(
+        rc.to_string()
+            .contains("the snapshots of ami-0a1b2c3d4e5f60718"),
+        "{rc:#}"
+    );
+    assert_eq!(double.count("DescribeImages"), 1);
+    assert_eq!(double.count("DescribeSnapshots"), 1);
+}

@@ -388,6 +388,7 @@ pub fn evaluate(
         };
         let pool = around.pools.first().map(|p| p.name.as_str());
         let values = values(&class, pool, settings, facts);
+        notes.extend(image_key_notes(&class, around.given, facts));
         for t in catalogue.of(settings.version) {
             let answers: Vec<(When, Option<bool>)> = t
                 .when
@@ -452,6 +453,28 @@ pub fn evaluate(
         notes: notes.into_iter().collect(),
         checks,
     }
+}
+
+/// What is not known of the keys of `class`'s AMIs' snapshots (their KMS checks are then not
+/// made): an AMI whose snapshots were not read, or no AMI resolved yet (`status.amis`).
+fn image_key_notes(class: &NodeClassInfo, given: bool, facts: &dyn Facts) -> Vec<String> {
+    if given && class.ami_ids.is_empty() {
+        return vec![format!(
+            "EC2NodeClass {}: no AMI is resolved yet (status.amis): the keys of its AMIs' snapshots are not checked",
+            class.name
+        )];
+    }
+    class
+        .ami_ids
+        .iter()
+        .filter_map(|image| match facts.image_keys(image) {
+            Lookup::Found(_) => None,
+            Lookup::Absent(why) | Lookup::Unknown(why) => Some(format!(
+                "EC2NodeClass {}: the snapshot keys of {image} are not known ({why}): a key they use is not checked",
+                class.name
+            )),
+        })
+        .collect()
 }
 
 /// The request a template stands for, or which value it lacks.
