@@ -137,3 +137,53 @@ fn key(obs: &Observations, pods: &[Pod]) -> u64 {
     }
     h.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::NodePoolInfo;
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
+
+    fn pod(image: &str) -> Pod {
+        Pod {
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "controller".into(),
+                    image: Some(image.into()),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    fn pools(capacity: &str) -> Observations {
+        Observations {
+            node_pools: vec![NodePoolInfo {
+                name: "default".into(),
+                node_class: Some("default".into()),
+                registration_unhealthy: false,
+                capacity_types: vec![capacity.into()],
+            }],
+            ..Observations::default()
+        }
+    }
+
+    /// A run re-runs when what it reads changes: a NodePool's capacity types (spot requests,
+    /// the Spot role's key access), the controller's image (the version), not otherwise.
+    #[test]
+    fn a_node_pool_or_an_image_change_re_runs_the_preflight() {
+        let image = "public.ecr.aws/karpenter/controller:1.8.2";
+        let before = key(&pools("on-demand"), &[pod(image)]);
+        assert_eq!(before, key(&pools("on-demand"), &[pod(image)]));
+        assert_ne!(before, key(&pools("spot"), &[pod(image)]));
+        assert_ne!(
+            before,
+            key(
+                &pools("on-demand"),
+                &[pod("public.ecr.aws/karpenter/controller:1.15.0")]
+            )
+        );
+    }
+}
