@@ -391,11 +391,7 @@ impl Live {
                 doc.policy_document(),
                 "GetRolePolicy",
             )?;
-            sizes.push(PolicySize {
-                name: policy.name.clone(),
-                kind: PolicyKind::Inline,
-                chars: Some(chars),
-            });
+            sizes.push(PolicySize::inline(&policy, chars));
             identity.push(policy);
         }
         let attached = every_page(|marker| async move {

@@ -42,6 +42,17 @@ pub struct PolicySize {
     pub chars: Option<usize>,
 }
 
+impl PolicySize {
+    /// An inline policy of `chars` characters without whitespace.
+    pub fn inline(policy: &Policy, chars: usize) -> PolicySize {
+        PolicySize {
+            name: policy.name.clone(),
+            kind: PolicyKind::Inline,
+            chars: Some(chars),
+        }
+    }
+}
+
 /// A policy document's size as IAM counts it against its limits: characters, whitespace not
 /// counted (the document in its compact JSON form, so a JSON object and its text count alike).
 pub fn chars_without_whitespace(doc: &Value) -> usize {
@@ -154,11 +165,7 @@ impl IamSnapshot {
                 doc,
                 &format!("{ppath}.PolicyDocument"),
             )?;
-            sizes.push(PolicySize {
-                name: policy.name.clone(),
-                kind: PolicyKind::Inline,
-                chars: Some(chars),
-            });
+            sizes.push(PolicySize::inline(&policy, chars));
             identity.push(policy);
         }
         for (j, a) in array(entry, "AttachedManagedPolicies", &path)?

@@ -44,6 +44,26 @@ pub struct Settings {
     pub feature_gates: Vec<String>,
 }
 
+#[cfg(test)]
+impl Settings {
+    /// Settings for unit tests: Karpenter v1.15.0, cluster `demo`, nothing else set.
+    pub(crate) fn example(partition: &str, region: &str, controller_role: &str) -> Settings {
+        Settings {
+            version: Version(1, 15, 0),
+            partition: Partition::by_id(partition).expect("a partition"),
+            region: region.into(),
+            cluster_name: Some("demo".into()),
+            controller_role: controller_role.into(),
+            node_role: None,
+            interruption_queue: None,
+            cluster_endpoint: false,
+            isolated_vpc: false,
+            disable_dry_run: false,
+            feature_gates: Vec::new(),
+        }
+    }
+}
+
 /// The answer for one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
@@ -575,7 +595,6 @@ mod tests {
     use super::*;
     use crate::facts::SnapshotFacts;
     use crate::facts::iam_snapshot::IamSnapshot;
-    use crate::partition::Partition;
 
     const CONTROLLER: &str = "arn:aws:iam::111122223333:role/KarpenterController-demo";
 
@@ -594,19 +613,7 @@ mod tests {
     }
 
     fn settings() -> Settings {
-        Settings {
-            version: Version::parse("v1.15.0").unwrap(),
-            partition: Partition::by_id("aws").unwrap(),
-            region: "us-east-1".into(),
-            cluster_name: Some("demo".into()),
-            controller_role: CONTROLLER.into(),
-            node_role: None,
-            interruption_queue: None,
-            cluster_endpoint: false,
-            isolated_vpc: false,
-            disable_dry_run: false,
-            feature_gates: Vec::new(),
-        }
+        Settings::example("aws", "us-east-1", CONTROLLER)
     }
 
     fn observations(pools: &[&[&str]]) -> Observations {

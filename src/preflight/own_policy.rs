@@ -218,8 +218,6 @@ mod tests {
     use super::*;
     use crate::facts::iam_snapshot::PrincipalPolicies;
     use crate::facts::kms_snapshot::KeyFacts;
-    use crate::partition::Partition;
-    use crate::preflight::catalog::Version;
     use crate::signal::NodeClassInfo;
 
     const CONTROLLER: &str = "arn:aws:iam::111122223333:role/KarpenterController-demo";
@@ -287,17 +285,8 @@ mod tests {
 
     fn settings(cluster: Option<&str>) -> Settings {
         Settings {
-            version: Version::parse("v1.15.0").unwrap(),
-            partition: Partition::by_id("aws").unwrap(),
-            region: "us-east-1".into(),
             cluster_name: cluster.map(str::to_string),
-            controller_role: CONTROLLER.into(),
-            node_role: None,
-            interruption_queue: None,
-            cluster_endpoint: false,
-            isolated_vpc: false,
-            disable_dry_run: false,
-            feature_gates: Vec::new(),
+            ..Settings::example("aws", "us-east-1", CONTROLLER)
         }
     }
 

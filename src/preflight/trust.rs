@@ -134,26 +134,16 @@ mod tests {
     use super::*;
     use crate::facts::SnapshotFacts;
     use crate::facts::iam_snapshot::IamSnapshot;
-    use crate::partition::Partition;
-    use crate::preflight::catalog::Version;
     use serde_json::{Value, json};
 
     const NODE_ROLE: &str = "arn:aws-cn:iam::111122223333:role/KarpenterNodeRole-demo";
 
     fn settings(partition: &str) -> Settings {
-        Settings {
-            version: Version(1, 15, 0),
-            partition: Partition::by_id(partition).unwrap(),
-            region: "cn-northwest-1".into(),
-            cluster_name: Some("demo".into()),
-            controller_role: "arn:aws-cn:iam::111122223333:role/KarpenterController-demo".into(),
-            node_role: None,
-            interruption_queue: None,
-            cluster_endpoint: false,
-            isolated_vpc: false,
-            disable_dry_run: false,
-            feature_gates: Vec::new(),
-        }
+        Settings::example(
+            partition,
+            "cn-northwest-1",
+            "arn:aws-cn:iam::111122223333:role/KarpenterController-demo",
+        )
     }
 
     fn class(role: Option<&str>) -> NodeClassInfo {
