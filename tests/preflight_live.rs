@@ -241,3 +241,44 @@ fn an_amis_snapshot_key_is_read_live_and_its_state_predicted() {
     assert_eq!(double.count("DescribeImages"), 1);
     assert_eq!(double.count("DescribeSnapshots"), 1);
 }
+
+/// Live AWS requests grow with the distinct roles and keys, not with the EC2NodeClasses: ten
+/// classes sharing one node role and one key ask AWS what one class asks.
+#[test]
+fn live_requests_grow_with_roles_and_keys_not_with_node_classes() {
+    let moto = Moto::start("preflight-scale");
+    seed_china(&moto);
+    let dir = scratch("preflight-scale");
+    let key = format!("arn:aws-cn:kms:cn-northwest-1:{ACCOUNT}:key/1a2b3c4d");
+    let one = seed2_node_class(&dir, Some(&key));
+    let text = std::fs::read_to_string(&one).unwrap();
+    let ten: String = (0..10)
+        .map(|i| text.replace("name: encrypted", &format!("name: encrypted-{i}")))
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    let many = format!("{dir}/ten-classes.yaml");
+    std::fs::write(&many, ten).unwrap();
+    let controller = format!("arn:aws-cn:iam::{ACCOUNT}:role/{CONTROLLER}");
+    let asked = |class: &str| {
+        let before = moto.requests().len();
+        let (list, _) = live_at(
+            "preflight",
+            &moto.endpoint,
+            "cn-northwest-1",
+            &[
+                class,
+                "--controller-role",
+                &controller,
+                "--cluster-name",
+                "demo",
+                "--aws-max-attempts",
+                "1",
+            ],
+        );
+        assert!(list["items"].is_array(), "{list:#}");
+        moto.requests().len() - before
+    };
+    let for_one = asked(&one);
+    assert!(for_one > 0);
+    assert_eq!(asked(&many), for_one, "ten classes, one role and key");
+}
