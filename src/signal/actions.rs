@@ -8,7 +8,7 @@
 
 use regex::Regex;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// One wrapper as the rules file lists it.
 #[derive(Deserialize)]
@@ -52,7 +52,13 @@ pub(crate) struct Operations {
     wrapper_actions: Vec<Inferred>,
     /// SDK operation name (`DescribeImages`) → action, from the wrappers' `operation`.
     by_operation: HashMap<String, String>,
+    /// Every action Karpenter is known to call, lowercase: its wrappers' and its requests'
+    /// (rules/requests.json), so that an action a text ends inside (`ec2:Run`) is told from one.
+    known: HashSet<String>,
 }
+
+/// The actions of rules/requests.json, every Karpenter version's requests.
+const REQUESTS: &str = include_str!("../../rules/requests.json");
 
 /// Regex source of a wrapper text: literal, with Go's verbs as the values they print.
 fn wrapper_pattern(text: &str) -> String {
@@ -132,10 +138,23 @@ impl Operations {
                 .iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
                 .collect(),
+            known: wrapper_actions
+                .iter()
+                .map(|w| w.action.to_ascii_lowercase())
+                .chain(requested_actions())
+                .collect(),
             wrappers,
             wrapper_actions,
             by_operation,
         })
+    }
+
+    /// Whether `action` is the start of an action Karpenter is known to call and not that
+    /// action itself (`ec2:Run`, `ec2:RunInst` of `ec2:RunInstances`): a word a cut ended inside.
+    /// Case is not significant, as in IAM.
+    pub(crate) fn cut_inside(&self, action: &str) -> bool {
+        let action = action.to_ascii_lowercase();
+        !self.known.contains(&action) && self.known.iter().any(|k| k.starts_with(&action))
     }
 
     /// The action of the last SDK operation named in `before`, else of Karpenter's last wrapper.
@@ -180,6 +199,20 @@ fn is_action(text: &str) -> bool {
             && !name.is_empty()
             && name.bytes().all(|b| b.is_ascii_alphanumeric())
     })
+}
+
+/// The actions rules/requests.json names, lowercase (none if it does not parse: its own
+/// loader reports that).
+fn requested_actions() -> impl Iterator<Item = String> {
+    let doc: serde_json::Value = serde_json::from_str(REQUESTS).unwrap_or_default();
+    let actions: Vec<String> = doc["requests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["action"].as_str())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    actions.into_iter()
 }
 
 #[cfg(test)]

@@ -109,6 +109,10 @@ struct Rule {
     /// Groups the sentence always goes on after (EC2's `Not authorized for images: [ami-…]`):
     /// one running right up to the end of a text is cut.
     continues_after: Vec<String>,
+    /// Action groups a text may end with, cut where they are the start of an action Karpenter
+    /// is known to call and not that action (`…perform: ec2:Run`; `ec2:RunInstances` and an
+    /// action Karpenter never calls, `secretsmanager:GetSecretValue`, are whole).
+    known_at_end: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -183,6 +187,9 @@ struct RawRule {
     /// Groups the sentence always goes on after (see `Rule::continues_after`).
     #[serde(default, rename = "continuesAfter")]
     continues_after: Vec<String>,
+    /// Action groups whole at a text's end only when known (see `Rule::known_at_end`).
+    #[serde(default, rename = "knownAtEnd")]
+    known_at_end: Vec<String>,
     examples: Vec<RawExample>,
 }
 
@@ -477,15 +484,26 @@ impl RuleSet {
         cut_at: (usize, bool),
     ) -> Finding {
         let continues = |name: &str| rule.continues_after.iter().any(|g| g == name);
+        // A text's end not known to be a cut still cuts a value the sentence goes on after,
+        // and an action it ends inside (`…perform: ec2:Run`).
+        let unknown_at_end = |name: &str, m: &regex::Match<'_>| {
+            rule.known_at_end.iter().any(|g| g == name) && self.operations.cut_inside(m.as_str())
+        };
         let is_cut = |name: &str, m: &regex::Match<'_>| match cut_at {
             (at, true) => runs_into_cut(text, m, at),
-            (at, false) => continues(name) && m.end() >= at,
+            (at, false) => m.end() >= at && (continues(name) || unknown_at_end(name, m)),
         };
-        // A value in inline code (`` `arn:…` ``) without its closing backtick.
+        // A value in inline code (`` `arn:…` ``, or a code span that opened earlier,
+        // `` `User: … resource: arn:…` ``) without its closing backtick: a trailing backtick with
+        // no partner in the value (a placeholder such as `` `role-name` `` has its pair).
         let unquoted = |m: regex::Match<'_>| {
             let v = m.as_str();
             match v.strip_suffix('`') {
-                Some(inner) if text[..m.start()].ends_with('`') => inner.to_string(),
+                Some(inner)
+                    if text[..m.start()].ends_with('`') || inner.matches('`').count() % 2 == 0 =>
+                {
+                    inner.to_string()
+                }
                 _ => v.to_string(),
             }
         };
@@ -803,15 +821,19 @@ fn compile_rule(
             format!("unknown group {name:?} (known: {})", GROUPS.join(", ")),
         ));
     }
-    if let Some(g) = r
-        .continues_after
-        .iter()
-        .find(|g| !regex.capture_names().flatten().any(|n| n == g.as_str()))
-    {
-        return Err(rule_err(
-            id,
-            format!("continuesAfter names {g:?}, no group of the pattern"),
-        ));
+    for (field, groups) in [
+        ("continuesAfter", &r.continues_after),
+        ("knownAtEnd", &r.known_at_end),
+    ] {
+        if let Some(g) = groups
+            .iter()
+            .find(|g| !regex.capture_names().flatten().any(|n| n == g.as_str()))
+        {
+            return Err(rule_err(
+                id,
+                format!("{field} names {g:?}, no group of the pattern"),
+            ));
+        }
     }
     let continues_after = r.continues_after.clone();
     let category = match r.category.as_str() {
@@ -859,6 +881,7 @@ fn compile_rule(
         dry_run: r.dry_run,
         set,
         continues_after,
+        known_at_end: r.known_at_end.clone(),
     })
 }
 
