@@ -184,12 +184,17 @@ pub fn questions(
     q
 }
 
+/// Whether Karpenter gets its credentials through IRSA: its ServiceAccount names a role.
+pub fn karpenter_uses_irsa(obs: &Observations) -> bool {
+    controller_account(obs).is_some_and(|a| !a.role.is_empty())
+}
+
 /// What checking Karpenter's credential path before any failure needs that no input gave:
 /// IRSA's (its ServiceAccount names a role) or else Pod Identity's, as for a failure of it.
 pub fn preflight_questions(obs: &Observations) -> Questions {
-    let path = match controller_account(obs) {
-        Some(a) if !a.role.is_empty() => finding::CredentialsPath::WebIdentity,
-        _ => finding::CredentialsPath::PodIdentity,
+    let path = match karpenter_uses_irsa(obs) {
+        true => finding::CredentialsPath::WebIdentity,
+        false => finding::CredentialsPath::PodIdentity,
     };
     let mut q = Questions::default();
     credential_needs(obs, &[path], &mut q);

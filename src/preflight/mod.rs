@@ -296,7 +296,15 @@ struct Around<'a> {
     given: bool,
 }
 
-impl Around<'_> {
+impl<'a> Around<'a> {
+    /// What is known around `class` in `obs`.
+    fn of(obs: &'a Observations, class: &NodeClassInfo) -> Around<'a> {
+        Around {
+            pools: pools_of(obs, &class.name),
+            given: !obs.node_classes.is_empty(),
+        }
+    }
+
     /// Whether one of its NodePools allows `capacity`; not known without a NodePool.
     fn allows(&self, capacity: &str) -> Option<bool> {
         (!self.pools.is_empty()).then(|| {
@@ -401,19 +409,17 @@ pub fn evaluate(
     let (set, unread) = policy_set(obs, settings, facts);
     let mut rows = Vec::new();
     let mut notes: std::collections::BTreeSet<String> = unread.into_iter().collect();
-    for class in classes(obs, settings) {
-        let around = Around {
-            pools: pools_of(obs, &class.name),
-            given: !obs.node_classes.is_empty(),
-        };
+    let classes = classes(obs, settings);
+    for class in &classes {
+        let around = Around::of(obs, class);
         let pool = around.pools.first().map(|p| p.name.as_str());
-        let values = values(&class, pool, settings, facts);
-        notes.extend(image_key_notes(&class, around.given, facts));
+        let values = values(class, pool, settings, facts);
+        notes.extend(image_key_notes(class, around.given, facts));
         for t in catalogue.of(settings.version) {
             let answers: Vec<(When, Option<bool>)> = t
                 .when
                 .iter()
-                .map(|w| (*w, holds(*w, &class, &around, settings)))
+                .map(|w| (*w, holds(*w, class, &around, settings)))
                 .collect();
             if answers.iter().any(|(_, holds)| *holds == Some(false)) {
                 continue;
@@ -462,7 +468,7 @@ pub fn evaluate(
             });
         }
     }
-    let mut checks: Vec<Check> = classes(obs, settings)
+    let mut checks: Vec<Check> = classes
         .iter()
         .map(|class| trust::check(class, obs, settings, facts))
         .collect();

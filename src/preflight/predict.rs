@@ -169,17 +169,9 @@ pub fn predicted(
         // on-demand ones for the caller alone. A NodeClaim standing for the launches carries
         // the capacity type the KMS reasoning reads: spot where a NodePool allows it, else
         // on-demand where the NodePools are known.
-        let pools = super::pools_of(obs, &class.name);
-        let allows = |c: &str| {
-            pools
-                .iter()
-                .any(|p| p.capacity_types.iter().any(|t| t == c))
-        };
-        let capacity = match (pools.is_empty(), allows("spot")) {
-            (true, _) => None,
-            (false, true) => Some("spot"),
-            (false, false) => Some("on-demand"),
-        };
+        let capacity = super::Around::of(obs, class)
+            .allows("spot")
+            .map(|spot| if spot { "spot" } else { "on-demand" });
         let claim = capacity.map(|c| format!("preflight-{c}-{}", class.name));
         if let Some(name) = &claim {
             claims.push(NodeClaimInfo {
@@ -233,7 +225,7 @@ pub fn predicted(
 /// `AssumeRoleForPodIdentity`). Diagnosed, the trust policy, the cluster's issuer and the
 /// account's OIDC providers (IRSA) or the association (Pod Identity) decide.
 fn credentials(obs: &Observations, version: &str) -> Option<Signal> {
-    let irsa = crate::diagnose::controller_account(obs).is_some_and(|a| !a.role.is_empty());
+    let irsa = crate::diagnose::karpenter_uses_irsa(obs);
     let pod_identity =
         crate::diagnose::credentials::karpenter_association(obs).is_some_and(|a| a.role.is_some());
     let (action, how) = match (irsa, pod_identity) {

@@ -22,12 +22,22 @@ pub(crate) fn object(value: &Value, line: usize, list: Option<&str>, sink: &mut 
     }
 }
 
+/// The value at `path`.
+fn value_at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |v, key| v.get(key))
+}
+
+/// The items of the array at `path`; none where there is no array.
+fn items_at<'v>(value: &'v Value, path: &[&str]) -> &'v [Value] {
+    match value_at(value, path) {
+        Some(Value::Array(items)) => items,
+        _ => &[],
+    }
+}
+
 /// The string at `path`, if it is a non-empty string.
 pub(crate) fn str_at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v str> {
-    path.iter()
-        .try_fold(value, |v, key| v.get(key))?
-        .as_str()
-        .filter(|s| !s.is_empty())
+    value_at(value, path)?.as_str().filter(|s| !s.is_empty())
 }
 
 fn owned(value: &Value, path: &[&str]) -> Option<String> {
@@ -165,16 +175,7 @@ fn node_pool(value: &Value, line: usize, sink: &mut Sink<'_>) {
 /// launches on-demand.
 fn capacity_types(value: &Value) -> Vec<String> {
     const ALL: [&str; 3] = ["on-demand", "reserved", "spot"];
-    let requirements = match value
-        .get("spec")
-        .and_then(|s| s.get("template"))
-        .and_then(|t| t.get("spec"))
-        .and_then(|s| s.get("requirements"))
-    {
-        Some(Value::Array(r)) => r.as_slice(),
-        _ => &[],
-    };
-    let on_capacity: Vec<&Value> = requirements
+    let on_capacity: Vec<&Value> = items_at(value, &["spec", "template", "spec", "requirements"])
         .iter()
         .filter(|r| str_at(r, &["key"]) == Some("karpenter.sh/capacity-type"))
         .collect();
@@ -202,27 +203,12 @@ fn capacity_types(value: &Value) -> Vec<String> {
 
 fn node_class(value: &Value, line: usize, sink: &mut Sink<'_>) {
     let Some(name) = name(value) else { return };
-    let mut kms_key_ids: Vec<String> = Vec::new();
-    if let Some(Value::Array(mappings)) =
-        value.get("spec").and_then(|s| s.get("blockDeviceMappings"))
-    {
-        for key in mappings
-            .iter()
-            .filter_map(|m| owned(m, &["ebs", "kmsKeyID"]))
-        {
-            if !kms_key_ids.contains(&key) {
-                kms_key_ids.push(key);
-            }
-        }
-    }
-    let mut ami_ids: Vec<String> = Vec::new();
-    if let Some(Value::Array(amis)) = value.get("status").and_then(|s| s.get("amis")) {
-        for id in amis.iter().filter_map(|a| owned(a, &["id"])) {
-            if !ami_ids.contains(&id) {
-                ami_ids.push(id);
-            }
-        }
-    }
+    let kms_key_ids = list_at(
+        value,
+        &["spec", "blockDeviceMappings"],
+        &["ebs", "kmsKeyID"],
+    );
+    let ami_ids = list_at(value, &["status", "amis"], &["id"]);
     if let Some(message) = instance_profile_not_found(value) {
         sink.warn(
             line,
@@ -261,25 +247,21 @@ fn node_class(value: &Value, line: usize, sink: &mut Sink<'_>) {
 /// selector terms, its `amiFamily`'s latest (v0.3x/v1beta1: the family's SSM parameters),
 /// unless Custom.
 fn ami_aliases(value: &Value) -> Vec<String> {
-    let spec = value.get("spec");
-    let terms = spec.and_then(|s| s.get("amiSelectorTerms"));
-    if matches!(terms, Some(Value::Array(t)) if !t.is_empty()) {
-        return list_at(value, &["spec", "amiSelectorTerms"], "alias");
+    if !items_at(value, &["spec", "amiSelectorTerms"]).is_empty() {
+        return list_at(value, &["spec", "amiSelectorTerms"], &["alias"]);
     }
-    match spec.and_then(|s| str_at(s, &["amiFamily"])) {
+    match str_at(value, &["spec", "amiFamily"]) {
         Some(family) if family != "Custom" => vec![format!("{}@latest", family.to_lowercase())],
         _ => Vec::new(),
     }
 }
 
 /// The strings at `field` of each item of the array at `path`, in order, without duplicates.
-fn list_at(value: &Value, path: &[&str], field: &str) -> Vec<String> {
+fn list_at(value: &Value, path: &[&str], field: &[&str]) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
-    if let Some(Value::Array(items)) = path.iter().try_fold(value, |v, k| v.get(k)) {
-        for item in items.iter().filter_map(|i| owned(i, &[field])) {
-            if !found.contains(&item) {
-                found.push(item);
-            }
+    for item in items_at(value, path).iter().filter_map(|i| owned(i, field)) {
+        if !found.contains(&item) {
+            found.push(item);
         }
     }
     found
@@ -289,14 +271,13 @@ fn list_at(value: &Value, path: &[&str], field: &str) -> Vec<String> {
 /// that name no key; without mappings, Karpenter's default root volume (encrypted, no key), or
 /// for the Custom family the AMI's own volumes.
 fn default_key_use(value: &Value) -> DefaultKeyUse {
-    let spec = value.get("spec");
-    let mappings = match spec.and_then(|s| s.get("blockDeviceMappings")) {
-        Some(Value::Array(m)) if !m.is_empty() => m,
-        _ if spec.and_then(|s| str_at(s, &["amiFamily"])) == Some("Custom") => {
-            return DefaultKeyUse::WhenEncryptedByDefault;
-        }
-        _ => return DefaultKeyUse::Always,
-    };
+    let mappings = items_at(value, &["spec", "blockDeviceMappings"]);
+    if mappings.is_empty() {
+        return match str_at(value, &["spec", "amiFamily"]) {
+            Some("Custom") => DefaultKeyUse::WhenEncryptedByDefault,
+            _ => DefaultKeyUse::Always,
+        };
+    }
     mappings
         .iter()
         .filter_map(|m| m.get("ebs"))
