@@ -351,6 +351,21 @@ impl Controller {
         scrape(served_port(&self.log, "metrics"))
     }
 
+    /// The metrics once they hold every one of `lines` (a reconcile sets its gauges after it
+    /// has written its Diagnoses, so the Diagnosis a test waited for can be seen first), or
+    /// as they stand after `within`.
+    fn metrics_with(&self, lines: &[&str], within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let metrics = self.metrics();
+            let all = lines.iter().all(|w| metrics.lines().any(|l| l == *w));
+            if all || Instant::now() > deadline {
+                return metrics;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn leads(&self) -> bool {
         self.metrics()
             .lines()
@@ -528,12 +543,13 @@ fn the_controller_as_its_service_account_turns_the_seed_1_log_stream_into_one_di
     feed(&kube, 3, 5);
     let items = diagnoses(&kube, |i| occurrences(i) == 5, Duration::from_secs(30));
     assert_eq!(occurrences(&items), 5, "{:#}", items[0]);
-    let metrics = controller.metrics();
-    for line in [
+    let expected = [
         r#"karpenter_doctor_diagnoses{category="PassRoleDenied",nodepool="",reason="PassedToServiceMismatch",state="active"} 1"#,
         r#"karpenter_doctor_signals_total{category="PassRoleDenied",source="log"} 5"#,
         r#"karpenter_doctor_aws_requests_total{operation="GetRole",outcome="ok",service="iam"} 1"#,
-    ] {
+    ];
+    let metrics = controller.metrics_with(&expected, Duration::from_secs(30));
+    for line in expected {
         assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
     }
     assert!(
